@@ -1,0 +1,18 @@
+"""cnnviz: how a convolutional neural network sees, learns and fails.
+
+This file only routes: every page lives in pages/, every computation in cnnviz/.
+Run with:  make run
+"""
+import streamlit as st
+
+st.set_page_config(page_title="cnnviz", page_icon="🧠", layout="wide")
+
+PAGES = {
+    "": [st.Page("pages/home.py", title="Start here", icon="🏠", default=True)],
+    "Learn": [
+        st.Page("pages/neuron.py", title="1 · Neuron and activation", icon="⚡", url_path="neuron"),
+        st.Page("pages/convolution.py", title="2 · Convolution and pooling", icon="🔲", url_path="convolution"),
+    ],
+}
+
+st.navigation(PAGES, expanded=True).run()

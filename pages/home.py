@@ -1,0 +1,32 @@
+"""Home: what cnnviz is, who it is for, and how to use each page in a lecture."""
+import streamlit as st
+
+st.title("cnnviz — how a convolutional neural network sees")
+st.markdown(
+    """
+A convolutional neural network (CNN) turns pixels into a label by stacking many small,
+simple steps. This app lets you **look at every step**, **train one on your own images**,
+and **probe where it fails**.
+
+**Who it is for**
+- *A lecture hall*: each page is one part of a lecture; big pictures, one idea at a time.
+  Settings you change are kept in the address bar, so the same view can be reopened later.
+- *A humanities seminar*: bring your own collection (paintings sorted by topic, say) and ask
+  what the machine's categories do to it — what does it say about an abstract painting,
+  or about something that is not a painting at all?
+- *Visitors of a public demo*: everything you upload or train stays in your browser session
+  and disappears when you leave; nobody else sees it.
+"""
+)
+
+st.subheader("How to use each page")
+st.markdown(
+    """
+1. **Neuron and activation** — one artificial neuron: inputs × weights + bias, then an
+   activation function. Find the weights that turn 3 and 2 into 7.5; see what one neuron
+   cannot learn (XOR) and what two layers can; turn scores into probabilities with softmax.
+2. **Convolution and pooling** — slide a small kernel over a picture: blur, sharpen, find
+   edges. Step through one output pixel by hand, then change stride, padding and pooling.
+"""
+)
+st.info("Start with page 1 in the sidebar. Every page works offline.", icon="👈")

@@ -1,0 +1,43 @@
+"""Shared test set-up.
+
+Keras reads ``KERAS_HOME`` when it is first imported, so the temporary cache is
+made here, at import time, before any test module can import TensorFlow.
+``../shared`` is read-only in CI, hence a copy.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("CNNVIZ_SHARED", ROOT.parent / "shared"))
+SHARED_IMAGES = SHARED / "images"
+
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+_keras_home = Path(tempfile.mkdtemp(prefix="cnnviz-keras-"))
+if (SHARED / "keras-cache").is_dir():
+    shutil.copytree(SHARED / "keras-cache", _keras_home, dirs_exist_ok=True)
+os.environ["KERAS_HOME"] = str(_keras_home)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+KERAS_HOME = _keras_home
+
+
+@pytest.fixture(scope="session")
+def keras_home() -> Path:
+    """The temporary Keras cache every test and subprocess shares."""
+    return KERAS_HOME
+
+
+@pytest.fixture(scope="session")
+def shared_images() -> Path:
+    """Real, openly licensed images (read, never copied into the repo)."""
+    if not SHARED_IMAGES.is_dir():
+        pytest.skip(f"no shared images at {SHARED_IMAGES}")
+    return SHARED_IMAGES

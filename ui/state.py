@@ -1,0 +1,46 @@
+"""Per-visitor stores in ``st.session_state``.
+
+Everything a visitor uploads or trains lives here and nowhere else: no module-level
+dict, no file on disk, so no visitor can ever see another's images or models.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+IMAGES_KEY = "cnnviz_images"
+MODELS_KEY = "cnnviz_user_models"
+
+
+def visitor_images() -> dict[str, np.ndarray]:
+    """This visitor's uploaded/camera images, by name, in upload order (reused by every page)."""
+    return st.session_state.setdefault(IMAGES_KEY, {})
+
+
+def add_visitor_image(name: str, image: np.ndarray) -> str:
+    """Store an image for this visitor and return the (possibly de-duplicated) name it got."""
+    images = visitor_images()
+    base, n, unique = name, 2, name
+    while unique in images and not np.array_equal(images[unique], image):
+        unique = f"{base} ({n})"
+        n += 1
+    images[unique] = image
+    return unique
+
+
+def visitor_models() -> dict[str, dict[str, Any]]:
+    """Models this visitor trained or uploaded: ``{name: {"model": keras.Model, "card": dict}}``."""
+    return st.session_state.setdefault(MODELS_KEY, {})
+
+
+def add_visitor_model(name: str, model: Any, card: dict[str, Any]) -> str:
+    """Store a model for this visitor (trainer, upload); other pages list it from here."""
+    models = visitor_models()
+    unique, n = name, 2
+    while unique in models:
+        unique = f"{name} ({n})"
+        n += 1
+    models[unique] = {"model": model, "card": card}
+    return unique

@@ -1,0 +1,73 @@
+"""Widgets every page shares: the image picker and image display with alt text."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from cnnviz.images import ImageError, load_image, sample_images
+from ui.state import add_visitor_image, visitor_images
+
+
+@st.cache_resource(show_spinner=False)
+def _samples() -> dict[str, np.ndarray]:
+    # Shipped files, identical for every visitor: safe to share across sessions.
+    return sample_images()
+
+
+def image_picker(key: str, *, label: str = "Image", default: str | None = None, query_param: str | None = "image") -> tuple[str, np.ndarray]:
+    """Let the visitor choose a sample, one of their earlier images, an upload or a photo.
+
+    Returns ``(name, rgb_uint8_array)``. Uploads go through :func:`cnnviz.images.load_image`;
+    a bad file shows its message here and the previous choice stays. Uploaded images are
+    kept in this visitor's session, so a picture uploaded on one page is offered on all.
+    With ``query_param`` set, the choice is mirrored in the URL so a lecturer can reopen it.
+    """
+    samples = _samples()
+    with st.expander("➕ Add your own image (upload or camera)", expanded=False):
+        upload = st.file_uploader(
+            "Upload an image (PNG, JPEG, WebP, BMP, GIF, TIFF)",
+            type=["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"],
+            key=f"{key}_upload",
+        )
+        _take_new_image(upload, key)
+        if st.toggle("Use the camera", key=f"{key}_camera_on"):
+            _take_new_image(st.camera_input("Take a photo", key=f"{key}_camera"), key)
+
+    mine = list(visitor_images())
+    options = mine[::-1] + list(samples)  # newest own image first
+    wanted = st.session_state.pop(f"{key}_select_next", None)
+    if wanted is None and query_param and st.query_params.get(query_param) in options:
+        wanted = st.query_params.get(query_param)
+    if wanted is not None and wanted in options:
+        st.session_state[f"{key}_choice"] = wanted
+    if st.session_state.get(f"{key}_choice") not in options:
+        st.session_state[f"{key}_choice"] = default if default in options else options[0]
+    name = st.selectbox(label, options, key=f"{key}_choice")
+    if query_param and name in samples:
+        st.query_params[query_param] = name
+    elif query_param and query_param in st.query_params:
+        del st.query_params[query_param]  # a visitor's own image never goes into a shareable URL
+    image = visitor_images().get(name)
+    return name, (image if image is not None else samples[name])
+
+
+def _take_new_image(uploaded, key: str) -> None:
+    if uploaded is None:
+        return
+    marker = f"{key}_seen_{uploaded.file_id}"
+    if st.session_state.get(marker):
+        return
+    try:
+        image = load_image(uploaded.getvalue(), name=f"“{uploaded.name}”")
+    except ImageError as err:
+        st.error(str(err), icon="🚫")
+        return
+    st.session_state[marker] = True
+    stored = add_visitor_image(uploaded.name or "camera photo", image)
+    st.session_state[f"{key}_select_next"] = stored
+    st.rerun()
+
+
+def show_image(image: np.ndarray, *, alt: str, caption: str | None = None, width: int | str = "stretch") -> None:
+    """``st.image`` that always carries alt text (screen readers, projector captions)."""
+    st.image(image, caption=caption, alt=alt, width=width, clamp=image.dtype != np.uint8)
