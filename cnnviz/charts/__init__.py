@@ -1,0 +1,1 @@
+"""Altair chart builders, one module per area. Each returns an ``alt.Chart``; none imports TensorFlow."""
