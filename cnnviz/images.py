@@ -43,8 +43,10 @@ WORK_SIDE = 1024
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 # Truncated files must fail loudly, never decode half an image silently.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+# Register every plugin now: `Image.open(formats=...)` only knows formats already loaded.
+Image.init()
 
-_FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "BMP", "GIF", "TIFF")
+_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")
 _FORMAT_NAMES = "PNG, JPEG, WebP, BMP, GIF or TIFF"
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "data" / "samples"
 
@@ -91,8 +93,8 @@ def load_image(data: bytes, *, max_side: int | None = WORK_SIDE, name: str = "Th
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(
-            f"{name} claims to be enormous (more than {MAX_PIXELS / 1e6:.0f} megapixels); "
-            "it was refused to protect the server."
+            f"{name} is larger than this app accepts (it claims more than "
+            f"{MAX_PIXELS / 1e6:.0f} megapixels); it was refused to protect the server."
         ) from None
     except Image.UnidentifiedImageError:
         raise ImageError(
