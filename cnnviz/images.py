@@ -100,10 +100,10 @@ def load_image(data: bytes, *, max_side: int | None = WORK_SIDE, name: str = "Th
         raise ImageError(
             f"{name} is not an image this app can read. Please upload a {_FORMAT_NAMES} file."
         ) from None
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError):
         # Pillow reports truncated and corrupt data as OSError/SyntaxError/ValueError.
         raise ImageError(
-            f"{name} looks damaged or incomplete and could not be read ({_short(exc)})."
+            f"{name} looks damaged or incomplete (perhaps the upload was cut off) and could not be read."
         ) from None
     except MemoryError:
         raise ImageError(f"{name} is too large to open on this server.") from None
@@ -187,8 +187,3 @@ def _shrink(img: Image.Image, max_side: int) -> Image.Image:
     if img.mode not in ("RGB", "RGBA", "L", "LA"):
         img = img.convert("RGBA" if "A" in img.getbands() or "transparency" in img.info else "RGB")
     return img.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text[:120]
