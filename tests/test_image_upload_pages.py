@@ -31,4 +31,4 @@ def test_bad_uploads_show_a_message_and_the_page_keeps_working(page):
     at.file_uploader[0].set_value(("mine.png", good_png(), "image/png")).run()
     assert not at.exception
     assert not at.error
-    assert at.selectbox(key="convolution_image_choice").value == "mine.png" if page.endswith("convolution.py") else True
+    assert "mine.png" in [box.value for box in at.selectbox]  # the new image is the one shown
