@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +10,8 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from tests.test_images import BAD_FILES
+
+ROOT = Path(__file__).resolve().parents[1]
 
 PAGES_WITH_IMAGE_PICKER = ["pages/convolution.py"]
 
@@ -21,7 +24,7 @@ def good_png() -> bytes:
 
 @pytest.mark.parametrize("page", PAGES_WITH_IMAGE_PICKER)
 def test_bad_uploads_show_a_message_and_the_page_keeps_working(page):
-    at = AppTest.from_file(page, default_timeout=120).run()
+    at = AppTest.from_file(str(ROOT / page), default_timeout=120).run()
     assert not at.exception
     for kind, (data, phrase) in BAD_FILES.items():
         at.file_uploader[0].set_value((f"{kind}.png", data, "image/png")).run()
