@@ -1,0 +1,255 @@
+"""Measures for auditing a classifier: where does it fail, and does it know?
+
+Pure numpy functions on arrays; nothing here runs a model. Conventions:
+
+- ``probs``: ``(N, C)`` class probabilities (rows sum to 1), one row per image.
+- ``features``: ``(N, D)`` penultimate-layer features (what enters the final Dense layer).
+- An **OOD score** is "higher = more out of distribution": ``1 - max softmax``,
+  entropy, or a feature distance to the reference set. :func:`auroc` then measures how
+  well one score tells a probe set (positives) from the reference set (negatives):
+  1.0 perfectly, 0.5 no better than a coin.
+- ``confidence`` is the maximum softmax probability, in 0–1; ``correct`` is boolean.
+
+Why several scores: a network trained with softmax is often *confidently* wrong on
+images unlike its training data, so confidence alone is not a safety net; distances in
+feature space frequently separate such probes better. A seminar should see both.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "label_distribution",
+    "confidence_histogram",
+    "max_softmax",
+    "entropy",
+    "knn_distance",
+    "fit_mahalanobis",
+    "mahalanobis_distance",
+    "ledoit_wolf_shrinkage",
+    "auroc",
+    "coverage_accuracy",
+    "share_abstained",
+    "per_class_accuracy",
+    "confusion_matrix",
+    "reliability_bins",
+    "expected_calibration_error",
+]
+
+
+def _probs(probs: np.ndarray) -> np.ndarray:
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim != 2 or probs.shape[1] < 1:
+        raise ValueError(f"Expected probabilities of shape (N, C), got {probs.shape}.")
+    return probs
+
+
+def label_distribution(top_classes: np.ndarray, n_classes: int, *, normalize: bool = True) -> np.ndarray:
+    """How often each class was the top prediction: ``(n_classes,)`` counts or shares.
+
+    With ``normalize`` the shares sum to 1 (an empty set gives all zeros). This is the
+    "which topics do abstract works get?" view: a classifier must pick one of its
+    categories for every image, whatever the image is.
+    """
+    top_classes = np.asarray(top_classes, dtype=np.int64).ravel()
+    counts = np.bincount(top_classes, minlength=n_classes)[:n_classes].astype(np.float64)
+    if normalize:
+        total = counts.sum()
+        return counts / total if total else counts
+    return counts
+
+
+def confidence_histogram(confidence: np.ndarray, bins: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Counts of confidences in ``bins`` equal bins over [0, 1]: ``(counts (bins,), edges (bins+1,))``.
+
+    The last bin includes 1.0.
+    """
+    return np.histogram(np.asarray(confidence, dtype=np.float64), bins=bins, range=(0.0, 1.0))
+
+
+def max_softmax(probs: np.ndarray) -> np.ndarray:
+    """Maximum softmax probability per row, ``(N,)`` in [1/C, 1]: the model's "confidence"."""
+    return _probs(probs).max(axis=1)
+
+
+def entropy(probs: np.ndarray) -> np.ndarray:
+    """Shannon entropy per row in nats, ``(N,)``: 0 for one-hot, ``log(C)`` for uniform.
+
+    ``0 · log 0`` counts as 0.
+    """
+    p = _probs(probs)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
+    return -terms.sum(axis=1)
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms > 0, norms, 1.0)
+
+
+def knn_distance(features: np.ndarray, reference: np.ndarray, k: int = 1, *, leave_one_out: bool = False) -> np.ndarray:
+    """Mean cosine distance (``1 - cos``, in [0, 2]) from each row to its ``k`` nearest reference rows.
+
+    ``(N, D), (M, D) -> (N,)``. Use ``leave_one_out=True`` when ``features`` *is*
+    ``reference`` (scoring the reference set itself): each row then ignores itself,
+    otherwise every reference image would trivially be at distance 0.
+    """
+    feats, ref = _unit_rows(features), _unit_rows(reference)
+    if ref.shape[0] - int(leave_one_out) < 1:
+        raise ValueError("The reference set needs more images to measure a distance to it.")
+    distance = 1.0 - feats @ ref.T
+    if leave_one_out:
+        if distance.shape[0] != distance.shape[1]:
+            raise ValueError("leave_one_out needs features and reference to be the same set.")
+        np.fill_diagonal(distance, np.inf)
+    k = int(np.clip(k, 1, ref.shape[0] - int(leave_one_out)))
+    nearest = np.partition(distance, k - 1, axis=1)[:, :k]
+    return np.clip(nearest.mean(axis=1), 0.0, 2.0)
+
+
+def ledoit_wolf_shrinkage(centred: np.ndarray) -> float:
+    """Ledoit–Wolf (2004) optimal shrinkage ``alpha`` in [0, 1] towards ``mu · I``.
+
+    ``centred`` is ``(M, D)`` with column means removed. With few images and many
+    features the sample covariance is singular; shrinking it towards a scaled identity
+    makes it invertible and, by Ledoit–Wolf's estimate, closest to the true covariance.
+    """
+    x = np.asarray(centred, dtype=np.float64)
+    m, d = x.shape
+    if m < 2:
+        return 1.0
+    sample = x.T @ x / m
+    mu = np.trace(sample) / d
+    delta = np.sum((sample - mu * np.eye(d)) ** 2) / d
+    x2 = x**2
+    beta = np.sum(x2.T @ x2 / m - sample**2) / (d * m)
+    beta = min(beta, delta)
+    return float(beta / delta) if delta > 0 else 1.0
+
+
+def fit_mahalanobis(reference: np.ndarray, shrinkage: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean ``(D,)`` and inverse covariance ``(D, D)`` of the reference features.
+
+    The covariance is ``(1 - a) · S + a · mu · I`` with ``S`` the maximum-likelihood
+    sample covariance (divided by ``M``), ``mu = trace(S) / D`` and ``a`` the shrinkage
+    (Ledoit–Wolf estimate when ``None``).
+    """
+    ref = np.asarray(reference, dtype=np.float64)
+    if ref.ndim != 2 or ref.shape[0] < 1:
+        raise ValueError("The reference set needs at least one image with features.")
+    mean = ref.mean(axis=0)
+    centred = ref - mean
+    d = ref.shape[1]
+    sample = centred.T @ centred / ref.shape[0]
+    alpha = ledoit_wolf_shrinkage(centred) if shrinkage is None else float(np.clip(shrinkage, 0, 1))
+    mu = np.trace(sample) / d
+    cov = (1 - alpha) * sample + alpha * (mu if mu > 0 else 1.0) * np.eye(d)
+    return mean, np.linalg.pinv(cov, hermitian=True)
+
+
+def mahalanobis_distance(features: np.ndarray, mean: np.ndarray, precision: np.ndarray) -> np.ndarray:
+    """``sqrt((x - mean)ᵀ · precision · (x - mean))`` per row, ``(N, D) -> (N,)``."""
+    diff = np.asarray(features, dtype=np.float64) - mean
+    squared = np.einsum("nd,de,ne->n", diff, precision, diff)
+    return np.sqrt(np.maximum(squared, 0.0))
+
+
+def _midranks(values: np.ndarray) -> np.ndarray:
+    order = np.argsort(values, kind="mergesort")
+    sorted_values = values[order]
+    ranks = np.empty(len(values), dtype=np.float64)
+    # Tied values share the mean of the ranks they occupy.
+    unique, first, counts = np.unique(sorted_values, return_index=True, return_counts=True)
+    mean_rank = first + (counts + 1) / 2.0
+    ranks[order] = np.repeat(mean_rank, counts)
+    return ranks
+
+
+def auroc(negative_scores: np.ndarray, positive_scores: np.ndarray) -> float:
+    """Area under the ROC curve: P(score of a random positive > a random negative), ties count ½.
+
+    Computed from ranks (Mann–Whitney U). Positives are the probe images, negatives the
+    reference images, scores "higher = more out of distribution". Returns ``nan`` when
+    either set is empty.
+    """
+    neg = np.asarray(negative_scores, dtype=np.float64).ravel()
+    pos = np.asarray(positive_scores, dtype=np.float64).ravel()
+    if len(neg) == 0 or len(pos) == 0:
+        return float("nan")
+    ranks = _midranks(np.concatenate([neg, pos]))
+    u = ranks[len(neg):].sum() - len(pos) * (len(pos) + 1) / 2.0
+    return float(u / (len(neg) * len(pos)))
+
+
+def coverage_accuracy(confidence: np.ndarray, correct: np.ndarray, thresholds: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """For each abstain threshold ``t``: the model answers only when ``confidence >= t``.
+
+    Returns ``{"threshold", "coverage", "accuracy"}`` arrays: coverage is the share of
+    images answered, accuracy the share correct among those answered (``nan`` when none is).
+    Default thresholds: 0, 0.05, …, 1.
+    """
+    conf = np.asarray(confidence, dtype=np.float64).ravel()
+    ok = np.asarray(correct, dtype=bool).ravel()
+    thresholds = np.linspace(0, 1, 21) if thresholds is None else np.asarray(thresholds, dtype=np.float64)
+    answered = conf[None, :] >= thresholds[:, None]
+    n_answered = answered.sum(axis=1)
+    coverage = n_answered / max(len(conf), 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        accuracy = np.where(n_answered > 0, (answered & ok[None, :]).sum(axis=1) / n_answered, np.nan)
+    return {"threshold": thresholds, "coverage": coverage, "accuracy": accuracy}
+
+
+def share_abstained(confidence: np.ndarray, threshold: float) -> float:
+    """Share of images whose confidence is below ``threshold`` (the model says "unsure")."""
+    conf = np.asarray(confidence, dtype=np.float64).ravel()
+    return float((conf < threshold).mean()) if len(conf) else float("nan")
+
+
+def confusion_matrix(true: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
+    """``(n_classes, n_classes)`` counts; row = true class, column = predicted class."""
+    true = np.asarray(true, dtype=np.int64).ravel()
+    predicted = np.asarray(predicted, dtype=np.int64).ravel()
+    matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(matrix, (true, predicted), 1)
+    return matrix
+
+
+def per_class_accuracy(true: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
+    """Recall per true class, ``(n_classes,)``; ``nan`` for classes with no image."""
+    matrix = confusion_matrix(true, predicted, n_classes)
+    totals = matrix.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals > 0, np.diag(matrix) / np.where(totals > 0, totals, 1), np.nan)
+
+
+def reliability_bins(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 10) -> dict[str, np.ndarray]:
+    """Group images into ``n_bins`` equal confidence bins over [0, 1] (right-closed: ``(lo, hi]``, first bin ``[0, hi]``).
+
+    Returns ``{"lower", "upper", "count", "confidence", "accuracy"}`` arrays of length
+    ``n_bins``: mean confidence and accuracy per bin (``nan`` when empty). A calibrated
+    model has accuracy ≈ confidence in every bin.
+    """
+    conf = np.asarray(confidence, dtype=np.float64).ravel()
+    ok = np.asarray(correct, dtype=np.float64).ravel()
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    index = np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, n_bins - 1)
+    count = np.bincount(index, minlength=n_bins).astype(np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_conf = np.bincount(index, weights=conf, minlength=n_bins) / count
+        accuracy = np.bincount(index, weights=ok, minlength=n_bins) / count
+    return {"lower": edges[:-1], "upper": edges[1:], "count": count,
+            "confidence": np.where(count > 0, mean_conf, np.nan),
+            "accuracy": np.where(count > 0, accuracy, np.nan)}
+
+
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 10) -> float:
+    """ECE: ``sum_b (n_b / N) · |accuracy_b - confidence_b|`` over the reliability bins, in [0, 1]."""
+    bins = reliability_bins(confidence, correct, n_bins)
+    total = bins["count"].sum()
+    if total == 0:
+        return float("nan")
+    filled = bins["count"] > 0
+    gaps = np.abs(bins["accuracy"][filled] - bins["confidence"][filled])
+    return float(np.sum(bins["count"][filled] / total * gaps))
