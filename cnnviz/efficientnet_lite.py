@@ -314,6 +314,15 @@ def cache_path() -> Path:
     return folder / CACHE_NAME
 
 
+def cache_path_if_present() -> Path | None:
+    """The cached converted model if it exists (never creates folders)."""
+    home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
+    for folder in (home / "models", Path(tempfile.gettempdir()) / ".keras" / "models"):
+        if (folder / CACHE_NAME).is_file():
+            return folder / CACHE_NAME
+    return None
+
+
 def load_efficientnet_lite0() -> keras.Model:
     """EfficientNet-Lite0 with ImageNet weights: from the cache, or converted once and cached."""
     path = cache_path()
