@@ -1,0 +1,491 @@
+"""Feature maps, receptive fields and Grad-CAM: what every layer of a trained CNN responds to.
+
+The lecture question is "what does the network see, layer by layer?". The answer is the
+output of each convolution, pooling, activation and residual addition for one image.
+
+Speed matters on a 2-core lecture laptop, so all feature maps of an image come from ONE
+multi-output ``keras.Model`` (:func:`feature_model`) run as ONE compiled ``tf.function``
+with a fixed input signature: one forward pass, no per-layer models, no ``predict()``
+(which builds a dataset and an iterator for every call). The compiled functions are kept
+per model object in weak dictionaries: they die with the model and can only be reached by
+whoever holds that model, so one visitor's model never leaks to another.
+
+Conventions: images are ``(H, W, 3)`` RGB ``uint8``; models take raw 0–255 float pixels
+``(1, H, W, C)`` and output class probabilities (see :mod:`cnnviz.models`); feature maps are
+``(H, W, C)`` ``float32`` without the batch axis.
+"""
+from __future__ import annotations
+
+import threading
+import weakref
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import cv2
+import keras
+import numpy as np
+import tensorflow as tf
+
+__all__ = [
+    "feature_layers",
+    "feature_model",
+    "feature_maps",
+    "probabilities",
+    "LayerRow",
+    "layer_table",
+    "receptive_fields",
+    "tile_channels",
+    "tile_images",
+    "colorize",
+    "overlay",
+    "first_layer_kernels",
+    "top_channels",
+    "channel_means",
+    "last_conv_layer",
+    "grad_cam",
+]
+
+# Layer types whose outputs are worth looking at. Batch normalisation, dropout and
+# reshaping layers are left out: they only rescale or move what the layer before computed.
+_CONV = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D,
+         keras.layers.Conv2DTranspose)
+_POOL = (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D)
+_ACTIVATION = (keras.layers.Activation, keras.layers.ReLU, keras.layers.LeakyReLU,
+               keras.layers.PReLU, keras.layers.ELU, keras.layers.Softmax)
+_MERGE = (keras.layers.Add, keras.layers.Multiply, keras.layers.Concatenate)
+_INTERESTING = _CONV + _POOL + _ACTIVATION + _MERGE
+
+# Per-model compiled functions (see module docstring for why weak keys are safe here).
+_LOCK = threading.Lock()
+_FEATURES: "weakref.WeakKeyDictionary[keras.Model, tuple]" = weakref.WeakKeyDictionary()
+_PROBS: "weakref.WeakKeyDictionary[keras.Model, Callable]" = weakref.WeakKeyDictionary()
+_GRAD: "weakref.WeakKeyDictionary[keras.Model, dict]" = weakref.WeakKeyDictionary()
+
+
+# --------------------------------------------------------------------------- feature maps
+def feature_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """The layers whose outputs :func:`feature_maps` returns, in the model's order.
+
+    Conv / depthwise / separable conv, max and average pooling, activations and merges
+    (add, multiply, concatenate) that produce a spatial ``(batch, H, W, C)`` output.
+    """
+    layers = []
+    for layer in model.layers:
+        if not isinstance(layer, _INTERESTING):
+            continue
+        shape = _output_shape(layer)
+        if shape is not None and len(shape) == 4:
+            layers.append(layer)
+    return layers
+
+
+def feature_model(model: keras.Model) -> keras.Model:
+    """ONE ``keras.Model`` from ``model``'s input to the outputs of every :func:`feature_layers` layer.
+
+    Built once per model object and reused. Its outputs are in the order of
+    :func:`feature_layers`; it shares the weights of ``model`` (nothing is copied).
+    """
+    return _feature_entry(model)[0]
+
+
+def feature_maps(model: keras.Model, image: np.ndarray) -> dict[str, np.ndarray]:
+    """All feature maps of one image: ``{layer_name: (H, W, C) float32}`` in layer order.
+
+    ``image`` is an ``(H, W, 3)`` RGB ``uint8`` picture of any size (resized to the model's
+    input, grayed for one-channel models) or an already prepared ``(1, H, W, C)`` float batch.
+    One compiled forward pass computes every map.
+    """
+    fmodel, names, run = _feature_entry(model)
+    outputs = run(_prepare(image, model))
+    if not isinstance(outputs, (list, tuple)):
+        outputs = [outputs]
+    return {name: out.numpy()[0] for name, out in zip(names, outputs)}
+
+
+def probabilities(model: keras.Model, image: np.ndarray) -> np.ndarray:
+    """Class probabilities ``(n_classes,) float32`` for one image (compiled call, no ``predict()``)."""
+    with _LOCK:
+        run = _PROBS.get(model)
+        if run is None:
+            run = _PROBS[model] = _compiled(model)
+    out = run(_prepare(image, model))
+    if isinstance(out, (list, tuple)):
+        out = out[0]
+    return np.asarray(out)[0].astype(np.float32)
+
+
+def _feature_entry(model: keras.Model) -> tuple[keras.Model, list[str], Callable]:
+    with _LOCK:
+        entry = _FEATURES.get(model)
+        if entry is None:
+            layers = feature_layers(model)
+            if not layers:
+                raise ValueError(
+                    f"The model “{model.name}” has no convolution or pooling layers with a picture-shaped output, "
+                    "so there are no feature maps to show."
+                )
+            fmodel = keras.Model(_input(model), [layer.output for layer in layers], name=f"{model.name}_features")
+            entry = (fmodel, [layer.name for layer in layers], _compiled(fmodel))
+            _FEATURES[model] = entry
+    return entry
+
+
+def _compiled(model: keras.Model) -> Callable:
+    """``model(x, training=False)`` traced once into a graph for single images of the model's size."""
+    spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32)
+
+    @tf.function(input_signature=[spec], reduce_retracing=True)
+    def run(x):
+        return model(x, training=False)
+
+    return run
+
+
+def _prepare(image: np.ndarray, model: keras.Model) -> np.ndarray:
+    """``(1, H, W, C) float32`` raw 0–255 pixels at the model's input size."""
+    image = np.asarray(image)
+    if image.ndim == 4:
+        return image.astype(np.float32, copy=False)
+    _, height, width, channels = model.inputs[0].shape
+    img = image
+    if img.ndim == 2:
+        img = img[:, :, None]
+    if channels == 1 and img.shape[2] == 3:
+        img = cv2.cvtColor(np.ascontiguousarray(img.astype(np.uint8)), cv2.COLOR_RGB2GRAY)[:, :, None]
+    elif channels == 3 and img.shape[2] == 1:
+        img = np.repeat(img, 3, axis=2)
+    if height is not None and width is not None and img.shape[:2] != (height, width):
+        shrink = img.shape[0] > height or img.shape[1] > width
+        img = cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        if img.ndim == 2:
+            img = img[:, :, None]
+    return img.astype(np.float32)[None]
+
+
+# --------------------------------------------------------------------------- layer table
+@dataclass(frozen=True)
+class LayerRow:
+    """One row of the layer list. ``receptive_field`` and ``jump`` are in input pixels.
+
+    ``stride`` is the layer's own step; ``jump`` is how far apart (in input pixels) two
+    neighbouring outputs of the layer are; ``receptive_field`` is the side of the input
+    square one output value can see along the main (largest) path.
+    """
+
+    name: str
+    type: str
+    output_shape: tuple
+    params: int
+    stride: int
+    jump: int
+    receptive_field: int
+    has_feature_map: bool
+
+
+def receptive_fields(model: keras.Model) -> dict[str, tuple[int, int]]:
+    """``{layer_name: (receptive_field, jump)}`` through the layer graph, in input pixels.
+
+    Uses the usual recurrence for a layer with kernel ``k`` (dilation ``d``) and stride ``s``:
+    ``rf_out = rf_in + (d·(k−1)) · jump_in`` and ``jump_out = jump_in · s``. Where paths merge
+    (a residual ``Add``) the larger receptive field — the main path — wins. Global pooling,
+    flatten and dense layers see the whole input.
+    """
+    height, width = (model.inputs[0].shape[1:3] if model.inputs else (None, None))
+    whole = max(d for d in (height, width, 1) if d is not None)
+    fields: dict[str, tuple[int, int]] = {}
+    for tensor in model.inputs:
+        fields[tensor._keras_history[0].name] = (1, 1)
+    for layer in model.layers:
+        parents = _parent_names(layer)
+        incoming = [fields[p] for p in parents if p in fields] or [(1, 1)]
+        rf_in, jump_in = max(incoming)
+        kernel, stride, dilation = _window(layer)
+        if kernel is not None:
+            rf, jump = rf_in + dilation * (kernel - 1) * jump_in, jump_in * stride
+        elif isinstance(layer, (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D,
+                                keras.layers.Flatten, keras.layers.Dense)) or (
+                _output_shape(layer) is not None and len(_output_shape(layer)) < 4 and rf_in > 1):
+            rf, jump = max(whole, rf_in), jump_in
+        else:
+            rf, jump = rf_in, jump_in
+        fields[layer.name] = (rf, jump)
+    return {layer.name: fields[layer.name] for layer in model.layers}
+
+
+def layer_table(model: keras.Model) -> list[LayerRow]:
+    """Every layer with its type, output shape (no batch axis), parameters, stride and receptive field."""
+    fields = receptive_fields(model)
+    shown = {layer.name for layer in feature_layers(model)}
+    rows = []
+    for layer in model.layers:
+        shape = _output_shape(layer)
+        _, stride, _ = _window(layer)
+        rf, jump = fields[layer.name]
+        rows.append(LayerRow(
+            name=layer.name,
+            type=type(layer).__name__,
+            output_shape=tuple(shape[1:]) if shape is not None else (),
+            params=int(layer.count_params()) if layer.built else 0,
+            stride=int(stride) if stride else 1,
+            jump=int(jump),
+            receptive_field=int(rf),
+            has_feature_map=layer.name in shown,
+        ))
+    return rows
+
+
+def _window(layer) -> tuple[int | None, int, int]:
+    """(kernel side, stride, dilation) of a sliding-window layer; ``(None, 1, 1)`` otherwise."""
+    kernel = getattr(layer, "kernel_size", None) or getattr(layer, "pool_size", None)
+    if kernel is None or isinstance(layer, (keras.layers.Conv2DTranspose,)):
+        return None, 1, 1
+    strides = getattr(layer, "strides", None) or kernel
+    dilation = getattr(layer, "dilation_rate", 1) or 1
+    first = lambda v: int(v[0] if isinstance(v, (tuple, list)) else v)  # noqa: E731  square windows
+    return first(kernel), first(strides), first(dilation)
+
+
+def _parent_names(layer) -> list[str]:
+    nodes = getattr(layer, "_inbound_nodes", [])
+    if not nodes:
+        return []
+    return [parent.operation.name for parent in nodes[0].parent_nodes]
+
+
+def _output_shape(layer) -> tuple | None:
+    try:
+        out = layer.output
+    except (AttributeError, ValueError):
+        return None
+    if isinstance(out, (list, tuple)):
+        out = out[0]
+    return tuple(out.shape)
+
+
+# --------------------------------------------------------------------------- pictures
+def _lut(name: str) -> np.ndarray:
+    maps = {"viridis": cv2.COLORMAP_VIRIDIS, "magma": cv2.COLORMAP_MAGMA, "inferno": cv2.COLORMAP_INFERNO,
+            "turbo": cv2.COLORMAP_TURBO, "jet": cv2.COLORMAP_JET}
+    bgr = cv2.applyColorMap(np.arange(256, dtype=np.uint8).reshape(1, 256), maps[name])
+    return np.ascontiguousarray(bgr[0, :, ::-1])  # (256, 3) RGB
+
+
+_LUTS = {name: _lut(name) for name in ("viridis", "magma", "inferno", "turbo", "jet")}
+
+
+def colorize(values: np.ndarray, cmap: str = "viridis") -> np.ndarray:
+    """Map values in ``[0, 1]`` (any shape) to RGB ``uint8`` through a perceptual colour map.
+
+    Viridis and magma get brighter monotonically, so brightness reads as "more activation"
+    even in grayscale print or on a washed-out projector.
+    """
+    index = np.clip(np.rint(np.nan_to_num(values) * 255.0), 0, 255).astype(np.uint8)
+    return _LUTS[cmap][index]
+
+
+def _normalise_channels(fmap: np.ndarray) -> np.ndarray:
+    """Scale every channel of ``(H, W, C)`` to ``[0, 1]`` on its own; flat channels become 0."""
+    lo = fmap.min(axis=(0, 1), keepdims=True)
+    span = fmap.max(axis=(0, 1), keepdims=True) - lo
+    return np.where(span > 0, (fmap - lo) / np.where(span > 0, span, 1.0), 0.0).astype(np.float32)
+
+
+def channel_means(fmap: np.ndarray) -> np.ndarray:
+    """Mean activation of every channel of an ``(H, W, C)`` map: ``(C,) float32``."""
+    return np.asarray(fmap, dtype=np.float32).mean(axis=(0, 1))
+
+
+def top_channels(fmap: np.ndarray, k: int | None = None) -> np.ndarray:
+    """Indices of the ``k`` channels with the highest mean activation, strongest first (all if ``None``)."""
+    order = np.argsort(-channel_means(fmap), kind="stable")
+    return order if k is None else order[:k]
+
+
+def tile_images(tiles: np.ndarray | Sequence[np.ndarray], *, columns: int | None = None, gap: int = 2,
+                background: int = 255) -> np.ndarray:
+    """Lay equally sized RGB tiles ``(N, h, w, 3)`` out on a near-square grid separated by ``gap`` pixels."""
+    tiles = np.asarray(tiles)
+    n, h, w = tiles.shape[:3]
+    columns = columns or int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / columns))
+    grid = np.full((rows * h + (rows - 1) * gap, columns * w + (columns - 1) * gap, 3), background, np.uint8)
+    for i in range(n):
+        r, c = divmod(i, columns)
+        grid[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = tiles[i]
+    return grid
+
+
+def tile_channels(fmap: np.ndarray, *, sort: bool = False, order: Sequence[int] | None = None,
+                  columns: int | None = None, cell: int | None = None, gap: int = 2,
+                  cmap: str = "viridis", max_side: int = 1600) -> np.ndarray:
+    """All channels of one ``(H, W, C)`` feature map as ONE tiled RGB ``uint8`` image.
+
+    Each channel is normalised to its own min–max (otherwise a few loud channels would
+    drown the rest in black) and coloured with ``cmap``. ``sort=True`` puts the channels
+    with the highest mean activation first (reading order); ``order`` gives an explicit
+    order instead. Small maps are enlarged to ``cell`` pixels per tile (nearest neighbour,
+    so individual activations stay visible as blocks); the grid is kept under ``max_side``.
+    """
+    fmap = np.asarray(fmap, dtype=np.float32)
+    if fmap.ndim == 2:
+        fmap = fmap[:, :, None]
+    if order is None:
+        order = top_channels(fmap) if sort else np.arange(fmap.shape[2])
+    h, w, n = fmap.shape[0], fmap.shape[1], len(order)
+    columns = columns or int(np.ceil(np.sqrt(n * h / w)))
+    rows = int(np.ceil(n / columns))
+    if cell is None:
+        # Tiles as large as fit under max_side, but never shrink a map: every activation stays a pixel.
+        fit = min((max_side - (columns - 1) * gap) // max(columns, 1), (max_side - (rows - 1) * gap) // max(rows, 1))
+        cell = max(max(h, w), min(fit, 96))
+    scale = max(1, cell // max(h, w))
+    normalised = _normalise_channels(fmap[:, :, list(order)])
+    tiles = colorize(np.moveaxis(normalised, 2, 0), cmap)  # (n, h, w, 3)
+    if scale > 1:
+        tiles = tiles.repeat(scale, axis=1).repeat(scale, axis=2)
+    return tile_images(tiles, columns=columns, gap=gap)
+
+
+def overlay(image: np.ndarray, fmap_channel: np.ndarray, *, alpha: float = 0.5, cmap: str = "magma",
+            normalise: bool = True) -> np.ndarray:
+    """One channel (or a Grad-CAM heat map) coloured and blended over ``image`` at the image's size.
+
+    ``fmap_channel`` is ``(h, w)`` at any resolution; it is stretched (bilinear) to the image,
+    min–max normalised (unless ``normalise=False`` and it is already in ``[0, 1]``), coloured
+    and mixed in with weight ``alpha``. Returns ``(H, W, 3) uint8``.
+    """
+    image = np.asarray(image)
+    if image.ndim == 2 or image.shape[2] == 1:
+        image = np.repeat(image.reshape(image.shape[0], image.shape[1], 1), 3, axis=2)
+    heat = np.asarray(fmap_channel, dtype=np.float32)
+    heat = cv2.resize(heat, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+    if normalise:
+        heat = _normalise_channels(heat[:, :, None])[:, :, 0]
+    colored = colorize(heat, cmap).astype(np.float32)
+    mixed = (1.0 - alpha) * image.astype(np.float32) + alpha * colored
+    return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+
+
+def first_layer_kernels(model: keras.Model, *, scale: int = 8) -> np.ndarray:
+    """The first convolution's kernels as small RGB tiles ``(N, k·scale, k·scale, 3) uint8``.
+
+    Each kernel is scaled symmetrically around zero so that mid-gray means weight 0,
+    bright colours positive and dark ones negative weights — the colours a filter "wants".
+    One-channel kernels are shown in gray. Enlarged with nearest neighbour so each weight is a block.
+    """
+    for layer in model.layers:
+        if isinstance(layer, _CONV):
+            weights = layer.get_weights()
+            if not weights:
+                continue
+            kernel = np.asarray(weights[0], dtype=np.float32)  # (kh, kw, c_in, c_out or multiplier)
+            if kernel.ndim != 4:
+                continue
+            if isinstance(layer, keras.layers.DepthwiseConv2D):
+                kernel = kernel.reshape(kernel.shape[0], kernel.shape[1], 1, -1)
+            if kernel.shape[2] not in (1, 3):
+                kernel = kernel.mean(axis=2, keepdims=True)
+            tiles = np.moveaxis(kernel, 3, 0)  # (n, kh, kw, c_in)
+            limit = np.abs(tiles).max(axis=(1, 2, 3), keepdims=True)
+            tiles = 0.5 + 0.5 * tiles / np.where(limit > 0, limit, 1.0)
+            if tiles.shape[3] == 1:
+                tiles = np.repeat(tiles, 3, axis=3)
+            tiles = np.clip(np.rint(tiles * 255.0), 0, 255).astype(np.uint8)
+            return tiles.repeat(scale, axis=1).repeat(scale, axis=2)
+    raise ValueError(f"The model “{model.name}” has no convolution layer, so it has no kernels to show.")
+
+
+# --------------------------------------------------------------------------- Grad-CAM
+def last_conv_layer(model: keras.Model) -> keras.layers.Layer:
+    """The layer Grad-CAM looks at by default: the last convolution, followed through the
+    batch-norm and activation layers right after it (what the next block actually sees)."""
+    layers = model.layers
+    index = max((i for i, layer in enumerate(layers) if isinstance(layer, _CONV)
+                 and len(_output_shape(layer) or ()) == 4), default=None)
+    if index is None:
+        raise ValueError(f"The model “{model.name}” has no convolution layer, so Grad-CAM cannot be computed.")
+    chosen = layers[index]
+    for layer in layers[index + 1:]:
+        follows = _parent_names(layer) == [chosen.name]
+        if follows and isinstance(layer, (keras.layers.BatchNormalization,) + _ACTIVATION):
+            chosen = layer
+        else:
+            break
+    return chosen
+
+
+def grad_cam(model: keras.Model, image: np.ndarray, class_index: int | None = None, *,
+             layer_name: str | None = None) -> np.ndarray:
+    """Grad-CAM heat map ``(H, W) float32`` in ``[0, 1]`` at ``image``'s own size.
+
+    Where in the picture would more of this layer's activation raise the score of
+    ``class_index`` (the predicted class when ``None``)? Each channel of the last
+    convolutional block (:func:`last_conv_layer`, or ``layer_name``) is weighted by the mean
+    gradient of the class probability with respect to it; the weighted sum, kept where
+    positive, is stretched to the image. It shows where evidence for the class was found
+    at that layer's coarse resolution — not why, and not what a human would call the object.
+    An all-zero map means no positive evidence anywhere.
+    """
+    image = np.asarray(image)
+    run = _grad_function(model, layer_name)
+    cam = run(tf.constant(_prepare(image, model)), tf.constant(-1 if class_index is None else int(class_index)))
+    cam = cam.numpy()
+    height, width = image.shape[1:3] if image.ndim == 4 else image.shape[:2]
+    cam = cv2.resize(cam, (width, height), interpolation=cv2.INTER_LINEAR)
+    top = float(cam.max())
+    return (np.clip(cam, 0.0, None) / top).astype(np.float32) if top > 0 else np.zeros((height, width), np.float32)
+
+
+def _grad_function(model: keras.Model, layer_name: str | None) -> Callable:
+    with _LOCK:
+        per_layer = _GRAD.setdefault(model, {})
+        run = per_layer.get(layer_name)
+        if run is not None:
+            return run
+        layer = model.get_layer(layer_name) if layer_name else last_conv_layer(model)
+        before_softmax, to_logits = _logits(model)
+        grad_model = keras.Model(_input(model), [layer.output, before_softmax], name=f"{model.name}_gradcam")
+        spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32)
+
+        @tf.function(input_signature=[spec, tf.TensorSpec((), tf.int32)], reduce_retracing=True)
+        def run(x, class_index):
+            with tf.GradientTape() as tape:
+                conv_out, pre = grad_model(x, training=False)
+                logits = to_logits(pre)
+                index = tf.where(class_index < 0, tf.argmax(logits[0], output_type=tf.int32), class_index)
+                score = logits[0, index]
+            grads = tape.gradient(score, conv_out)[0]  # (h, w, c)
+            weights = tf.reduce_mean(grads, axis=(0, 1))  # (c,) importance of each channel
+            cam = tf.reduce_sum(conv_out[0] * weights, axis=-1)
+            return tf.nn.relu(cam)
+
+        per_layer[layer_name] = run
+        return run
+
+
+def _logits(model: keras.Model) -> tuple:
+    """The tensor before the final softmax and how to turn it into class scores (logits).
+
+    Grad-CAM differentiates the class *score*, not its probability: a probability close to
+    1 has almost no gradient left (softmax saturates), which would blank the heat map.
+    """
+    last = model.layers[-1]
+    softmax = keras.activations.softmax
+    if isinstance(last, keras.layers.Dense) and last.activation is softmax:
+        kernel, bias = last.kernel, (last.bias if last.use_bias else None)
+
+        def dense_logits(x):
+            out = tf.matmul(x, tf.convert_to_tensor(kernel))
+            return out + tf.convert_to_tensor(bias) if bias is not None else out
+
+        return last.input, dense_logits
+    if isinstance(last, keras.layers.Softmax) or (
+            isinstance(last, keras.layers.Activation) and last.activation is softmax):
+        return last.input, lambda x: x
+    # Unknown head: the log-probability has the same arg-max and does not saturate.
+    return model.outputs[0], lambda p: tf.math.log(tf.maximum(p, 1e-12))
+
+
+def _input(model: keras.Model):
+    # A single tensor, not a one-element list: Keras warns when the call structure differs.
+    return model.inputs[0] if len(model.inputs) == 1 else model.inputs
