@@ -154,29 +154,30 @@ def _bundled_cards(folder: Path = MODELS_DIR) -> list[ModelCard]:
     return cards
 
 
-def available() -> list[ModelCard]:
+def available(models_dir: str | os.PathLike | None = None) -> list[ModelCard]:
     """Every model the app knows, default first; unavailable ones carry ``reason`` (one sentence).
 
+    ``models_dir`` (default ``data/models``) holds the bundled ``<name>.keras`` + ``<name>.json``.
     Only checks that files exist: never downloads, never loads a network.
     """
-    return [_efficientnet_card(), _mobilenet_card(), *_bundled_cards()]
+    return [_efficientnet_card(), _mobilenet_card(), *_bundled_cards(Path(models_dir or MODELS_DIR))]
 
 
-def model_card(name: str) -> ModelCard:
+def model_card(name: str, models_dir: str | os.PathLike | None = None) -> ModelCard:
     """The card of a registry model; :class:`ModelError` for an unknown name."""
-    for card in available():
+    for card in available(models_dir):
         if card["name"] == name:
             return card
     raise ModelError(f"There is no model called “{name}”.")
 
 
-def load_model(name: str = DEFAULT_MODEL) -> keras.Model:
+def load_model(name: str = DEFAULT_MODEL, models_dir: str | os.PathLike | None = None) -> keras.Model:
     """Load a registry model: raw 0-255 pixels ``(None, H, W, C)`` in, probabilities out.
 
     Slow (seconds): callers cache it (``st.cache_resource`` in ``ui.models``). Raises
     :class:`ModelError` with the card's sentence when the model is unavailable.
     """
-    card = model_card(name)
+    card = model_card(name, models_dir)
     if not card["available"]:
         raise ModelError(card["reason"])
     if name == "efficientnet_lite0":

@@ -1,0 +1,113 @@
+"""The model picker every model page shares (feature maps, trainer, audit).
+
+Shipped models (ImageNet networks, bundled CNNs) load once per process with ``st.cache_resource``;
+models a visitor uploads or trains live only in that visitor's ``st.session_state`` (``ui.state``).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from cnnviz import models as registry
+from ui.state import add_visitor_model, visitor_models
+
+_MINE = "mine:"  # option prefix so a visitor's model can never shadow a shipped one
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def shipped_model(name: str):
+    """A registry model, loaded once per process and shared by all visitors (it is read-only)."""
+    return registry.load_model(name)
+
+
+def model_picker(key: str, *, allow_upload: bool = True, label: str = "Model", query_param: str | None = "model") -> tuple[str, Any, dict] | None:
+    """Pick a model: shipped ones, this visitor's own, or a ``.keras`` upload.
+
+    Returns ``(name, keras_model, card)``, or ``None`` when the chosen model cannot be loaded (the
+    reason is shown with ``st.error``). Unavailable shipped models are listed with their one-sentence
+    reason but cannot be chosen. A shipped choice is mirrored in ``st.query_params[query_param]`` so a
+    lecturer can reopen it; a visitor's own model never goes into a shareable URL.
+    """
+    cards = registry.available()
+    usable = {c["name"]: c for c in cards if c["available"]}
+    mine = visitor_models()
+
+    if allow_upload:
+        with st.expander("➕ Upload your own model (.keras)", expanded=False):
+            upload = st.file_uploader(
+                "Upload a Keras model saved with model.save(\"name.keras\")", type=["keras"], key=f"{key}_upload",
+                help="Only built-in Keras layers are accepted (no Lambda layers or custom code); at most 100 MB.",
+            )
+            _take_upload(upload, key)
+
+    options = [_MINE + n for n in list(mine)[::-1]] + list(usable)  # newest own model first
+    if not options:
+        st.error("No model is available on this machine; see the notes below.")
+        _unavailable_notes(cards)
+        return None
+    wanted = st.session_state.pop(f"{key}_select_next", None)
+    if wanted is None and query_param and st.query_params.get(query_param) in usable:
+        wanted = st.query_params.get(query_param)
+    if wanted in options:
+        st.session_state[f"{key}_choice"] = wanted
+    if st.session_state.get(f"{key}_choice") not in options:
+        st.session_state[f"{key}_choice"] = registry.DEFAULT_MODEL if registry.DEFAULT_MODEL in options else options[0]
+
+    def title(option: str) -> str:
+        if option.startswith(_MINE):
+            return f"Your model · {option[len(_MINE):]}"
+        return usable[option].get("title", option)
+
+    choice = st.selectbox(label, options, format_func=title, key=f"{key}_choice")
+    _unavailable_notes(cards)
+
+    if choice.startswith(_MINE):
+        if query_param and query_param in st.query_params:
+            del st.query_params[query_param]
+        name = choice[len(_MINE):]
+        entry = mine[name]
+        return name, entry["model"], entry["card"]
+
+    if query_param:
+        st.query_params[query_param] = choice
+    card = usable[choice]
+    try:
+        with st.spinner(f"Loading {card.get('title', choice)} (the first time takes a few seconds)…"):
+            model = shipped_model(choice)
+    except registry.ModelError as err:
+        st.error(str(err), icon="🚫")
+        return None
+    if card.get("note"):
+        st.caption(card["note"])
+    return choice, model, card
+
+
+def _unavailable_notes(cards: list[dict]) -> None:
+    missing = [c for c in cards if not c["available"]]
+    if missing:
+        st.caption(
+            "Not available here: " + " ".join(f"**{c.get('title', c['name'])}**: {c['reason']}" for c in missing)
+        )
+
+
+def _take_upload(uploaded, key: str) -> None:
+    if uploaded is None:
+        return
+    marker = f"{key}_model_seen_{uploaded.file_id}"
+    if marker in st.session_state:
+        if st.session_state[marker]:
+            st.error(st.session_state[marker], icon="🚫")  # keep the refusal visible on reruns
+        return
+    try:
+        with st.spinner(f"Checking and loading {uploaded.name}…"):
+            model, card = registry.load_uploaded_model(uploaded.getvalue(), uploaded.name)
+    except registry.ModelError as err:
+        st.session_state[marker] = str(err)
+        st.error(str(err), icon="🚫")
+        return
+    st.session_state[marker] = ""
+    stored = add_visitor_model(card["name"], model, dict(card))
+    visitor_models()[stored]["card"]["name"] = stored
+    st.session_state[f"{key}_select_next"] = _MINE + stored
+    st.rerun()
