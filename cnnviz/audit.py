@@ -34,6 +34,9 @@ __all__ = [
     "confusion_matrix",
     "reliability_bins",
     "expected_calibration_error",
+    "OOD_SCORES",
+    "cross_fit_mahalanobis",
+    "evaluate",
 ]
 
 
@@ -253,3 +256,104 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, n_bi
     filled = bins["count"] > 0
     gaps = np.abs(bins["accuracy"][filled] - bins["confidence"][filled])
     return float(np.sum(bins["count"][filled] / total * gaps))
+
+
+# ----------------------------------------------------------------------------- whole audit
+#: Names of the out-of-distribution scores, in the order charts and reports show them.
+OOD_SCORES = ("1 − max softmax", "Entropy", "kNN cosine distance", "Mahalanobis distance")
+
+
+def cross_fit_mahalanobis(reference: np.ndarray, folds: int = 5, shrinkage: float | None = None) -> np.ndarray:
+    """Mahalanobis distance of each reference row to a model fitted *without* it, ``(M,)``.
+
+    Scoring the reference set against a covariance fitted on itself would make reference
+    images look closer than new in-distribution images ever are, and inflate the AUROC;
+    so each of ``folds`` slices is scored against the other slices.
+    """
+    ref = np.asarray(reference, dtype=np.float64)
+    m = len(ref)
+    folds = int(np.clip(folds, 2, m)) if m >= 3 else m
+    out = np.empty(m)
+    if m < 3:  # too few images to hold any out: score in-sample
+        mean, precision = fit_mahalanobis(ref, shrinkage)
+        return mahalanobis_distance(ref, mean, precision)
+    for part in np.array_split(np.arange(m), folds):
+        rest = np.setdiff1d(np.arange(m), part)
+        mean, precision = fit_mahalanobis(ref[rest], shrinkage)
+        out[part] = mahalanobis_distance(ref[part], mean, precision)
+    return out
+
+
+def evaluate(
+    sets: dict[str, dict],
+    reference: str,
+    *,
+    threshold: float = 0.5,
+    k: int = 5,
+    n_bins: int = 10,
+) -> dict:
+    """Every measure of the audit from model outputs, for a reference set and probe sets.
+
+    ``sets`` maps a set name to ``{"probs": (N, C), "features": (N, D), "labels": (N,) | None}``
+    (labels are true class indices, only for sets whose classes the model knows).
+    Returns a JSON-able-ish dict of numpy arrays:
+
+    - ``scores[set]``: ``top_class``, ``confidence``, ``entropy``, ``knn``, ``mahalanobis``,
+      ``abstained`` (confidence below ``threshold``), ``correct`` (or ``None``);
+    - ``auroc[probe_set][score_name]`` for each of :data:`OOD_SCORES` (probe = positive);
+    - ``caught[set]``: share abstained; ``coverage``: :func:`coverage_accuracy` on the
+      reference set (needs labels); ``reliability``/``ece``/``confusion``/``per_class``
+      for the reference set when it has labels.
+    """
+    if reference not in sets:
+        raise ValueError(f"The reference set “{reference}” has no images.")
+    ref_feats = np.asarray(sets[reference]["features"], dtype=np.float64)
+    if len(ref_feats) < 2:
+        raise ValueError("The reference set needs at least two images to compare the others with.")
+    mean, precision = fit_mahalanobis(ref_feats)
+    k_eff = int(min(k, len(ref_feats) - 1))
+    scores: dict[str, dict] = {}
+    for name, data in sets.items():
+        probs = _probs(data["probs"])
+        feats = np.asarray(data["features"], dtype=np.float64)
+        if name == reference:
+            knn = knn_distance(feats, ref_feats, k_eff, leave_one_out=True)
+            maha = cross_fit_mahalanobis(feats)
+        else:
+            knn = knn_distance(feats, ref_feats, k_eff) if len(feats) else np.zeros(0)
+            maha = mahalanobis_distance(feats, mean, precision) if len(feats) else np.zeros(0)
+        conf = max_softmax(probs) if len(probs) else np.zeros(0)
+        top = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
+        labels = data.get("labels")
+        correct = None if labels is None else (np.asarray(labels) == top)
+        scores[name] = {
+            "top_class": top, "confidence": conf, "entropy": entropy(probs) if len(probs) else np.zeros(0),
+            "knn": knn, "mahalanobis": maha, "abstained": conf < threshold, "correct": correct,
+        }
+
+    def ood(s: dict) -> dict[str, np.ndarray]:
+        return dict(zip(OOD_SCORES, (1 - s["confidence"], s["entropy"], s["knn"], s["mahalanobis"])))
+
+    ref_ood = ood(scores[reference])
+    result = {
+        "reference": reference,
+        "threshold": float(threshold),
+        "k": k_eff,
+        "scores": scores,
+        "auroc": {
+            name: {score: auroc(ref_ood[score], values) for score, values in ood(s).items()}
+            for name, s in scores.items() if name != reference
+        },
+        "caught": {name: share_abstained(s["confidence"], threshold) for name, s in scores.items()},
+    }
+    ref = scores[reference]
+    if ref["correct"] is not None:
+        n_classes = _probs(sets[reference]["probs"]).shape[1]
+        labels = np.asarray(sets[reference]["labels"])
+        result["coverage"] = coverage_accuracy(ref["confidence"], ref["correct"])
+        result["reliability"] = reliability_bins(ref["confidence"], ref["correct"], n_bins)
+        result["ece"] = expected_calibration_error(ref["confidence"], ref["correct"], n_bins)
+        result["accuracy"] = float(np.mean(ref["correct"]))
+        result["confusion"] = confusion_matrix(labels, ref["top_class"], n_classes)
+        result["per_class"] = per_class_accuracy(labels, ref["top_class"], n_classes)
+    return result

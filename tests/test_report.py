@@ -1,0 +1,102 @@
+"""The exported report carries the numbers, escapes every visitor-given name, and ends with prompts."""
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+import pytest
+
+from cnnviz import audit, probes, report
+from cnnviz.charts import audit as audit_charts
+
+HOSTILE = '<script>alert("x")</script>.png'
+CLASSES = ["square", "triangle", "circle"]
+
+
+@pytest.fixture(scope="module")
+def run():
+    rng = np.random.default_rng(0)
+    ref_probs = rng.dirichlet([5, 1, 1], 6)
+    probe_probs = rng.dirichlet([1, 1, 1], 4)
+    sets = {
+        "ordinary <b>shapes</b>": {"files": [f"ref{i}.png" for i in range(5)] + [HOSTILE], "probs": ref_probs,
+                                   "features": rng.normal(size=(6, 4)), "labels": np.array([0, 0, 1, 0, 2, 0])},
+        "=cmd|abstract": {"files": [f"probe{i}.png" for i in range(4)], "probs": probe_probs,
+                          "features": rng.normal(3, 1, size=(4, 4)), "labels": None},
+    }
+    evaluation = audit.evaluate(sets, "ordinary <b>shapes</b>", threshold=0.6, k=2)
+    return {"card": {"name": "tiny", "title": "Tiny <i>CNN</i>", "kind": "visitor", "input_size": [32, 32]},
+            "class_names": CLASSES, "sets": sets, "evaluation": evaluation,
+            "settings": {"seed": 42, "threshold": 0.6}}
+
+
+def test_csv_has_one_row_per_image_and_every_column(run):
+    rows = list(csv.DictReader(io.StringIO(report.to_csv(run).decode("utf-8"))))
+    assert len(rows) == 10
+    expected = {"set", "role", "file", "true_class", "top_class", "confidence", "entropy", "knn_distance",
+                "mahalanobis", "abstained", "score: square", "score: triangle", "score: circle"}
+    assert expected <= set(rows[0])
+    first = rows[0]
+    probs = run["sets"]["ordinary <b>shapes</b>"]["probs"][0]
+    assert float(first["score: triangle"]) == pytest.approx(probs[1], rel=1e-5)
+    assert float(first["confidence"]) == pytest.approx(probs.max(), rel=1e-5)
+    assert first["top_class"] == CLASSES[int(probs.argmax())]
+    assert first["abstained"] == str(probs.max() < 0.6)
+    # A set name starting with "=" must not become a spreadsheet formula.
+    assert rows[-1]["set"] == "'=cmd|abstract"
+    assert rows[5]["file"] == HOSTILE
+
+
+def test_html_has_numbers_escaped_names_prompts_and_no_external_resources(run):
+    ev = run["evaluation"]
+    thumbs = {name: [probes.plain_colour((20, 20), i) for i in range(len(d["files"]))] for name, d in run["sets"].items()}
+    table = report.results_table(run)
+    gallery = [dict(row, image=probes.noise((16, 16), 0), heatmap=probes.noise((16, 16), 1))
+               for row in report.most_confident_failures(table, 3).to_dict("records")]
+    charts = {"AUROC": (audit_charts.auroc_comparison(ev["auroc"], audit.OOD_SCORES), "Taller is better.")}
+    page = report.to_html(run, charts=charts, thumbnails=thumbs, gallery=gallery)
+    assert "<script>alert" not in page and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;.png" in page
+    assert "<b>shapes</b>" not in page and "ordinary &lt;b&gt;shapes&lt;/b&gt;" in page
+    assert "Tiny &lt;i&gt;CNN&lt;/i&gt;" in page
+    for value in ev["auroc"]["=cmd|abstract"].values():
+        assert f"{value:.3f}" in page
+    assert f"{ev['ece']:.3f}" in page and f"{ev['accuracy']:.1%}" in page
+    assert "Who chose the categories?" in page and "What did the training images leave out?" in page
+    assert "What does “confidence” mean here?" in page
+    assert "http://" not in page and "https://" not in page and "<script" not in page.lower()
+    assert page.count("data:image/png;base64,") == 10 + 2 * len(gallery)
+    assert "data:image/svg+xml;base64," in page  # the chart, rendered offline
+
+
+def test_most_confident_failures_picks_wrong_and_out_of_scope_sorted(run):
+    table = report.results_table(run)
+    picked = report.most_confident_failures(table, 50)
+    assert list(picked["confidence"]) == sorted(picked["confidence"], reverse=True)
+    assert not picked["abstained"].any()
+    refs = picked[picked["role"] == "reference"]
+    assert (refs["true_class"] != refs["top_class"]).all()
+    expected_probes = table[(table["role"] == "probe") & ~table["abstained"]]
+    assert (picked["role"] == "probe").sum() == len(expected_probes)
+
+
+def test_every_chart_builds(run):
+    ev = run["evaluation"]
+    table = report.results_table(run)
+    sets = list(run["sets"])
+    import pandas as pd
+
+    charts = [
+        audit_charts.label_distribution(table, sets),
+        audit_charts.confidence_histogram(table, sets, threshold=0.6),
+        audit_charts.auroc_comparison(ev["auroc"], audit.OOD_SCORES),
+        audit_charts.coverage_accuracy(ev["coverage"], 0.6),
+        audit_charts.share_caught(ev["caught"], sets, 0.6),
+        audit_charts.reliability_diagram(ev["reliability"]),
+        audit_charts.confusion_matrix(ev["confusion"], CLASSES),
+        audit_charts.transformation_effect(pd.DataFrame({"transformation": ["Original", "Grayscale"], "top_class": ["a", "b"],
+                                                         "confidence": [0.9, 0.4], "changed": [False, True]})),
+    ]
+    for chart in charts:
+        spec = chart.to_dict()
+        assert "$schema" in spec
