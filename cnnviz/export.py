@@ -1,0 +1,198 @@
+"""Take a trained classifier home: one zip with the model in two formats, its labels and a README.
+
+The zip (:func:`export_zip`) holds
+
+* ``model.keras`` — the full model (base + head), raw 0–255 pixels → probabilities,
+  loadable with ``keras.saving.load_model``;
+* ``model.tflite`` — the same model for phones and small boards (LiteRT / TensorFlow Lite);
+* ``labels.txt`` — one class name per line, in output order (Teachable Machine's format);
+* ``metadata.json`` — the fields Teachable Machine writes (``tfjsVersion``,
+  ``tmVersion``, ``packageVersion``, ``packageName``, ``timeStamp``, ``userMetadata``,
+  ``modelName``, ``labels``, ``imageSize``) plus ``baseModel`` and training details;
+* ``README.md`` — what is in the zip and a short Python snippet that uses it.
+
+:func:`import_zip` reads such a zip back, through the registry's safe loader for
+uploaded models (``safe_mode=True`` plus config checks), so it can be tested again later.
+"""
+from __future__ import annotations
+
+import io
+import json
+import tempfile
+import zipfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import cnnviz
+from cnnviz.zips import MAX_RATIO
+
+__all__ = ["ExportError", "export_zip", "import_zip", "tflite_probabilities", "MODEL_FILE", "TFLITE_FILE"]
+
+MODEL_FILE = "model.keras"
+TFLITE_FILE = "model.tflite"
+LABELS_FILE = "labels.txt"
+METADATA_FILE = "metadata.json"
+README_FILE = "README.md"
+#: Largest exported zip accepted back (a Lite0 model is ~ 15 MB in each format).
+MAX_IMPORT_BYTES = 200 * 1024 * 1024
+
+
+class ExportError(ValueError):
+    """An exported zip that cannot be read back. ``str(err)`` is one sentence for the visitor."""
+
+
+def export_zip(model: keras.Model, class_names: Sequence[str], *, base_model: str,
+               model_name: str = "cnnviz classifier", training: dict[str, Any] | None = None,
+               include_tflite: bool = True) -> bytes:
+    """Bytes of a zip holding the model as ``.keras`` and ``.tflite``, labels, metadata and a README.
+
+    ``model`` takes raw 0–255 RGB pixels ``(None, H, W, 3)`` and returns probabilities
+    over ``class_names``. ``base_model`` names the pretrained network inside it;
+    ``training`` (epochs, batch size, learning rate, accuracy, …) goes into the metadata.
+    """
+    height, width = (int(d) for d in model.input_shape[1:3])
+    metadata = {
+        # Teachable Machine's image-model metadata fields:
+        "tfjsVersion": None,
+        "tmVersion": None,
+        "packageVersion": cnnviz.__version__,
+        "packageName": "cnnviz",
+        "timeStamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "userMetadata": {},
+        "modelName": model_name,
+        "labels": list(class_names),
+        "imageSize": height,
+        # What Teachable Machine leaves implicit:
+        "imageHeight": height,
+        "imageWidth": width,
+        "baseModel": base_model,
+        "input": "RGB pixels 0-255 (float32), resized to the image size; preprocessing is inside the model",
+        "output": "one probability per label, in the order of labels.txt",
+        "files": {"keras": MODEL_FILE, "tflite": TFLITE_FILE if include_tflite else None, "labels": LABELS_FILE},
+        "versions": {"keras": keras.__version__, "tensorflow": tf.__version__, "numpy": np.__version__,
+                     "cnnviz": cnnviz.__version__},
+        "training": training or {},
+    }
+    buffer = io.BytesIO()
+    with tempfile.TemporaryDirectory(prefix="cnnviz-export-") as folder:
+        keras_path = Path(folder) / MODEL_FILE
+        model.save(keras_path)
+        tflite_path = Path(folder) / TFLITE_FILE
+        if include_tflite:
+            model.export(str(tflite_path), format="litert", verbose=False)
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.write(keras_path, MODEL_FILE)
+            if include_tflite:
+                archive.write(tflite_path, TFLITE_FILE)
+            archive.writestr(LABELS_FILE, "\n".join(class_names) + "\n")
+            archive.writestr(METADATA_FILE, json.dumps(metadata, indent=2, ensure_ascii=False))
+            archive.writestr(README_FILE, _readme(model_name, class_names, base_model, height, width, include_tflite))
+    return buffer.getvalue()
+
+
+def import_zip(data: bytes, *, filename: str = "the zip") -> tuple[keras.Model, dict[str, Any]]:
+    """Read a zip made by :func:`export_zip`: returns ``(model, card)`` or raises :class:`ExportError`.
+
+    The ``.keras`` inside goes through :func:`cnnviz.models.load_uploaded_model` (file
+    kind, config and layer checks, ``safe_mode=True``); labels come from ``labels.txt``
+    and must match the model's number of outputs.
+    """
+    from cnnviz.models import ModelError, load_uploaded_model
+
+    if not data:
+        raise ExportError(f"{filename} is empty.")
+    if len(data) > MAX_IMPORT_BYTES:
+        raise ExportError(f"{filename} is {len(data) / 1e6:.0f} MB; exported models up to "
+                          f"{MAX_IMPORT_BYTES / 1e6:.0f} MB are accepted.")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = set(archive.namelist())
+            if MODEL_FILE not in names or LABELS_FILE not in names:
+                raise ExportError(f"{filename} is not a model exported by this app "
+                                  f"(it lacks {MODEL_FILE} or {LABELS_FILE}).")
+            for info in archive.infolist():
+                if info.file_size > 1024 * 1024 and info.file_size / max(info.compress_size, 1) > MAX_RATIO:
+                    raise ExportError(f"{filename} contains a part that expands suspiciously much; it was refused.")
+            keras_bytes = archive.read(MODEL_FILE)
+            labels = [line.strip() for line in archive.read(LABELS_FILE).decode("utf-8").splitlines() if line.strip()]
+            metadata = {}
+            if METADATA_FILE in names and archive.getinfo(METADATA_FILE).file_size < 1024 * 1024:
+                try:
+                    metadata = json.loads(archive.read(METADATA_FILE))
+                except ValueError:
+                    metadata = {}
+    except ExportError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError, UnicodeDecodeError):
+        raise ExportError(f"{filename} is not a readable zip file (it may be damaged or incomplete).") from None
+    try:
+        model, card = load_uploaded_model(keras_bytes, MODEL_FILE)
+    except ModelError as err:
+        raise ExportError(str(err)) from None
+    n_outputs = int(model.outputs[0].shape[-1])
+    if len(labels) != n_outputs:
+        raise ExportError(f"labels.txt lists {len(labels)} classes but the model has {n_outputs} outputs.")
+    base = metadata.get("baseModel") if isinstance(metadata, dict) else None
+    name = metadata.get("modelName") if isinstance(metadata, dict) else None
+    card = dict(card)
+    card.update(
+        name=str(name or Path(filename).stem), title=f"Your model · {name or filename}", kind="visitor",
+        classes=labels, base=base,
+        description=f"Imported from {filename}; base model {base or 'unknown'}; trained {metadata.get('timeStamp', '?')}.",
+    )
+    return model, card
+
+
+def tflite_probabilities(tflite_bytes: bytes, batch: np.ndarray) -> np.ndarray:
+    """Run a ``.tflite`` model on float32 ``(N, H, W, 3)`` raw pixels, one image at a time → ``(N, C)``."""
+    interpreter = tf.lite.Interpreter(model_content=tflite_bytes)
+    inp = interpreter.get_input_details()[0]
+    out = interpreter.get_output_details()[0]
+    interpreter.resize_tensor_input(inp["index"], [1, *batch.shape[1:]])
+    interpreter.allocate_tensors()
+    rows = []
+    for image in np.asarray(batch, dtype=np.float32):
+        interpreter.set_tensor(inp["index"], image[None])
+        interpreter.invoke()
+        rows.append(interpreter.get_tensor(out["index"])[0].copy())
+    return np.stack(rows)
+
+
+def _readme(model_name: str, class_names: Sequence[str], base_model: str, height: int, width: int,
+            include_tflite: bool) -> str:
+    labels = ", ".join(class_names)
+    tflite = (
+        f"- `{TFLITE_FILE}`: the same model for phones and small boards (LiteRT / TensorFlow Lite).\n"
+        if include_tflite else ""
+    )
+    return f"""# {model_name}
+
+An image classifier trained in cnnviz by transfer learning: the pretrained **{base_model}**
+network turns each image into 1 280 numbers, and a small head (Dense 100 ReLU → Dense softmax)
+trained on your images turns those into one probability per class.
+
+Classes (in output order): {labels}
+
+## Files
+- `{MODEL_FILE}`: the full Keras model. Input: RGB pixels 0–255, {height} × {width}; output: probabilities.
+{tflite}- `{LABELS_FILE}`: the class names, one per line, in output order.
+- `{METADATA_FILE}`: Teachable-Machine-style metadata (labels, image size, time stamp, versions, base model).
+
+## Use it in Python
+```python
+import keras, numpy as np
+from PIL import Image
+
+model = keras.saving.load_model("{MODEL_FILE}")
+labels = open("{LABELS_FILE}").read().split("\\n")[:-1]
+image = Image.open("my_picture.jpg").convert("RGB").resize(({width}, {height}), Image.BILINEAR)
+probabilities = model.predict(np.asarray(image, dtype="float32")[None])[0]
+print(labels[probabilities.argmax()], probabilities.max())
+```
+The model scales pixels itself: give it 0–255 values, not 0–1.
+"""
