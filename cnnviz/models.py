@@ -254,7 +254,8 @@ def embedding_model(model: keras.Model) -> keras.Model:
     dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
     if not dense:
         raise ModelError("This model has no final Dense layer, so it has no embedding to show.")
-    return keras.Model(model.inputs, dense[-1].input, name=f"{model.name}_embedding")
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs  # a bare tensor in, not a list
+    return keras.Model(inputs, dense[-1].input, name=f"{model.name}_embedding")
 
 
 def top_k(probs: np.ndarray, names: list[str], k: int = 5) -> list[tuple[str, float]]:
