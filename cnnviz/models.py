@@ -427,7 +427,7 @@ def load_uploaded_model(data: bytes, filename: str) -> tuple[keras.Model, ModelC
     note = ""
     last = model.layers[-1]
     if getattr(last, "activation", None) is not None and getattr(last.activation, "__name__", "") == "linear":
-        model = keras.Model(model.inputs, keras.layers.Softmax(name="probabilities")(model.outputs[0]), name=model.name)
+        model = keras.Model(model.inputs[0], keras.layers.Softmax(name="probabilities")(model.outputs[0]), name=model.name)
         note = "The model outputs raw scores (logits), so a softmax was added to show probabilities."
 
     h, w, c = input_shape(model)
