@@ -1,4 +1,284 @@
+"""Page 1 · Neuron and activation.
+
+Lecture outline: a weighted sum, by hand (3 and 2 → 7.5); add an activation; what one neuron
+decides over a plane and why it fails on XOR; two layers succeed; softmax turns scores into
+probabilities. Pure numpy: this page never imports TensorFlow.
+
+Each section is a keyed ``st.fragment``, so moving a slider reruns only its own section.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
 import streamlit as st
 
-st.title("neuron")
-st.info("This page is being built.")
+from cnnviz import neuron
+from cnnviz.charts import neuron as charts
+
+ACTIVATION_NAMES = {"step": "step (threshold)", "linear": "linear (none)", "sigmoid": "sigmoid",
+                    "tanh": "tanh", "relu": "ReLU", "leaky_relu": "leaky ReLU"}
+DATASET_NAMES = {"xor": "XOR (four clouds)", "circles": "circles (disc in a ring)"}
+SOFTMAX_CLASSES = ["portrait", "landscape", "still life", "abstract"]
+TARGET_INPUTS, TARGET = (3.0, 2.0), 7.5
+EXTENT = 5.0  # the input plane shown is [-5, 5]², the sliders' range
+GRID = 31  # heat-map cells per side: smooth enough, small enough to redraw at every slider step
+
+# Settings a lecturer wants to reopen live in the URL: name -> (default, allowed values or (lo, hi)).
+URL_SETTINGS: dict[str, tuple[object, object]] = {
+    "activation": ("sigmoid", tuple(ACTIVATION_NAMES)),
+    "x1": (3.0, (-5.0, 5.0)), "x2": (2.0, (-5.0, 5.0)),
+    "w1": (0.5, (-3.0, 3.0)), "w2": (1.0, (-3.0, 3.0)), "bias": (-1.0, (-5.0, 5.0)),
+    "threshold": (0.0, (-5.0, 5.0)), "alpha": (0.3, (0.0, 1.0)),
+    "data": ("xor", tuple(DATASET_NAMES)), "hidden": (4, (1, 8)),
+    "temperature": (1.0, (0.1, 5.0)),
+    **{f"logit{i + 1}": (v, (-5.0, 5.0)) for i, v in enumerate([2.0, 1.0, 0.1, -1.0])},
+}
+
+
+def _from_url(key: str) -> None:
+    """Seed a widget's value from the URL once per visit (bad values fall back to the default)."""
+    if key in st.session_state:
+        return
+    default, allowed = URL_SETTINGS[key]
+    value = default
+    raw = st.query_params.get(key)
+    if raw is not None:
+        try:
+            parsed = type(default)(raw) if not isinstance(default, str) else raw
+            ok = parsed in allowed if isinstance(default, str) else allowed[0] <= parsed <= allowed[1]
+            value = parsed if ok else default
+        except ValueError:
+            value = default
+    st.session_state[key] = value
+
+
+def _to_url() -> None:
+    """Mirror every non-default setting into the address bar, so the same view can be reopened."""
+    for key, (default, _) in URL_SETTINGS.items():
+        value = st.session_state.get(key, default)
+        if value != default:
+            st.query_params[key] = str(value)
+        elif key in st.query_params:
+            del st.query_params[key]
+
+
+def slider(label: str, key: str, lo: float, hi: float, step: float = 0.1, **kwargs):
+    _from_url(key)
+    return st.slider(label, lo, hi, step=step, key=key, **kwargs)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def trained_pair(dataset: str, hidden: int) -> tuple[neuron.Network, neuron.Network]:
+    """One trained neuron and one trained two-layer network on the same toy data (cached: same for all)."""
+    points, labels = neuron.DATASETS[dataset]()
+    return (neuron.train(points, labels, hidden=None), neuron.train(points, labels, hidden=hidden))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def trained_maps(dataset: str, hidden: int):
+    """The two trained models' decision maps and loss curves as chart specs (cached: rebuilt only for new settings)."""
+    points, labels = neuron.DATASETS[dataset]()
+    single, double = trained_pair(dataset, hidden)
+    acc1, acc2 = neuron.accuracy(single, points, labels), neuron.accuracy(double, points, labels)
+    map1 = charts.decision_map(*neuron.network_grid(single, extent=EXTENT, resolution=GRID), points=points, labels=labels,
+                               value_title="P(class 1)", title=f"One neuron: {acc1:.0%} correct", size=400)
+    map2 = charts.decision_map(*neuron.network_grid(double, extent=EXTENT, resolution=GRID), points=points, labels=labels,
+                               value_title="P(class 1)", title=f"Two layers ({hidden} + 1 neurons): {acc2:.0%} correct",
+                               size=400)
+    losses = charts.loss_curves({"one neuron": single.losses, f"two layers ({hidden} hidden)": double.losses})
+    return map1.to_dict(validate=False), map2.to_dict(validate=False), losses.to_dict(validate=False), acc1, acc2
+
+
+def show_chart(chart, *, alt: str, width: str = "stretch") -> None:
+    """Draw an Altair chart (or its spec) with alt text.
+
+    ``st.altair_chart`` validates every spec against the Vega-Lite JSON schema on every rerun
+    (about 10 ms per layer, most of this page's time); our builders' specs are validated once in
+    tests/test_neuron.py, so the page sends them unvalidated to answer each slider in under 100 ms.
+    """
+    spec = chart if isinstance(chart, dict) else chart.to_dict(validate=False)
+    spec.get("config", {}).pop("view", None)  # Altair's 300 px default; Streamlit sizes charts itself
+    st.vega_lite_chart(spec=spec, width=width, alt=alt)
+
+
+def num(v: float, digits: int = 2) -> str:
+    """A number for LaTeX: negative ones in brackets so ``0.5 × (-1.0)`` reads right."""
+    s = f"{v:.{digits}f}"
+    return f"({s})" if v < 0 else s
+
+
+# ------------------------------------------------------------------------------------------------
+st.title("1 · One neuron: weighted sum, then activation")
+st.markdown(
+    "An artificial neuron multiplies each input by a **weight**, adds a **bias**, and passes "
+    "that *weighted sum* through an **activation function**. A CNN is millions of these."
+)
+
+
+@st.fragment(key="exercise")
+def weights_by_hand() -> None:
+    st.header("Weights by hand: make 3 and 2 give 7.5")
+    st.markdown(
+        "An exercise from *The Programming Historian*: a neuron without activation gets the inputs "
+        "**3** and **2**. Find weights and a bias so that it outputs **7.5**. Training does exactly "
+        "this, with millions of weights and the computer doing the adjusting."
+    )
+    controls, result = st.columns([1, 2], gap="large")
+    with controls:
+        w1 = st.number_input("weight w₁", -10.0, 10.0, 1.0, 0.1, key="ex_w1", format="%.2f")
+        w2 = st.number_input("weight w₂", -10.0, 10.0, 1.0, 0.1, key="ex_w2", format="%.2f")
+        b = st.number_input("bias b", -10.0, 10.0, 0.0, 0.1, key="ex_b", format="%.2f")
+        if st.button("Start again", key="ex_reset"):
+            st.session_state.pop("ex_history", None)
+    out = neuron.weighted_sum(TARGET_INPUTS, [w1, w2], b)
+    error = TARGET - out
+    history = st.session_state.setdefault("ex_history", [])
+    if not history or history[-1][0] != (w1, w2, b):
+        history.append(((w1, w2, b), error))
+    with result:
+        st.latex(rf"y = w_1 \cdot 3 + w_2 \cdot 2 + b = {num(w1)} \times 3 + {num(w2)} \times 2 + {num(b)}"
+                 rf" = \mathbf{{{out:.2f}}}")
+        previous = history[-2][1] if len(history) > 1 else None
+        r1, r2 = st.columns(2)
+        r1.metric("output", f"{out:.2f}")
+        r2.metric("error = 7.5 − output", f"{error:.2f}",
+                  delta=None if previous is None else f"{abs(error) - abs(previous):+.2f} (size of error)",
+                  delta_color="inverse")
+        if abs(error) < 0.005:
+            st.success("Exactly 7.5! Many other weights work too: one example cannot pin down three numbers, "
+                       "which is why a network learns from many examples.", icon="🎯")
+        show_chart(charts.error_history([e for _, e in history], TARGET),
+                   alt=f"Error after each of {len(history)} attempts; the latest error is {error:.2f}.")
+        st.caption("Look at the pink line closing in on the green zero line: each attempt is one step of "
+                   "learning by hand. Gradient descent takes such steps automatically.")
+
+
+@st.fragment(key="neuron")
+def one_neuron() -> None:
+    st.header("Add an activation function")
+    controls, explain = st.columns([1, 2], gap="large")
+    with controls:
+        c1, c2 = st.columns(2)
+        with c1:
+            x1 = slider("input x₁", "x1", -5.0, 5.0)
+            w1 = slider("weight w₁", "w1", -3.0, 3.0)
+        with c2:
+            x2 = slider("input x₂", "x2", -5.0, 5.0)
+            w2 = slider("weight w₂", "w2", -3.0, 3.0)
+        bias = slider("bias b", "bias", -5.0, 5.0)
+        _from_url("activation")
+        activation = st.selectbox("activation function f", list(ACTIVATION_NAMES), key="activation",
+                                  format_func=ACTIVATION_NAMES.get)
+        c1, c2 = st.columns(2)
+        with c1:
+            threshold = slider("threshold θ (step only)", "threshold", -5.0, 5.0, disabled=activation != "step")
+        with c2:
+            alpha = slider("slope α (leaky ReLU only)", "alpha", 0.0, 1.0, 0.05,
+                           disabled=activation != "leaky_relu")
+
+    z, y = neuron.neuron_output([x1, x2], [w1, w2], bias, activation, threshold=threshold, alpha=alpha)
+    with explain:
+        st.latex(rf"z = w_1 x_1 + w_2 x_2 + b = {num(w1)} \times {num(x1)} + {num(w2)} \times {num(x2)}"
+                 rf" + {num(bias)} = \mathbf{{{z:.2f}}}")
+        st.latex(neuron.FORMULAS[activation].replace(r"\theta", num(threshold)).replace(r"\alpha", num(alpha))
+                 + rf", \qquad y = f({z:.2f}) = \mathbf{{{y:.4f}}}")
+        m1, m2 = st.columns(2)
+        m1.metric("weighted sum z", f"{z:.2f}")
+        m2.metric("output y", f"{y:.4f}")
+        show_chart(charts.activation_curve(activation, z, threshold=threshold, alpha=alpha),
+                   alt=f"Curve of the {ACTIVATION_NAMES[activation]} activation with the current point "
+                       f"z = {z:.2f}, y = {y:.4f} marked.")
+        st.caption("Look at the pink dot: across is this neuron's weighted sum, up is its output. Move a "
+                   "weight and the dot slides along the curve; the curve's shape is the activation.")
+
+    st.header("What one neuron decides: a straight line")
+    st.markdown(
+        "Colour every point of the input plane (x₁, x₂) by this neuron's output — same weights, bias "
+        "and activation. The dots are two classes to separate; the black cross is your input above."
+    )
+    _from_url("data")
+    # The trained networks below use the same data, so a new data set reruns their section too.
+    dataset = st.radio("data", list(DATASET_NAMES), key="data", format_func=DATASET_NAMES.get,
+                       horizontal=True, on_change=lambda: st.rerun(["neuron", "two_layers"]))
+    points, labels = neuron.DATASETS[dataset]()
+    correct = float(np.mean(neuron.neuron_fires(points, [w1, w2], bias, activation, threshold=threshold)
+                            == labels.astype(bool)))
+    plane, text = st.columns([3, 2], gap="large")
+    with plane:
+        grid = neuron.decision_grid([w1, w2], bias, activation, extent=EXTENT, resolution=GRID,
+                                    threshold=threshold, alpha=alpha)
+        show_chart(charts.decision_map(*grid, points=points, labels=labels, current=(x1, x2),
+                                       value_title="output y", mid=0.5 if activation in ("sigmoid", "step") else 0.0,
+                                       title="Your neuron over the input plane"),
+                   width="content",
+                   alt=f"Heat map of the neuron's output over the input plane with the {dataset} data; "
+                       f"it classifies {correct:.0%} of the points correctly.")
+    with text:
+        st.metric("points your neuron gets right", f"{correct:.0%}")
+        st.markdown(
+            "Look at the border between blue and orange: whatever you choose, it is a **straight line** "
+            "(the weights turn it, the bias shifts it). On XOR no line does better than **75 %**: "
+            "the orange clouds sit in opposite corners. On circles, no line can cut a disc out of a ring."
+        )
+    _to_url()
+
+
+@st.fragment(key="two_layers")
+def two_layers() -> None:
+    st.header("Two layers can do it")
+    st.markdown(
+        "Both trained by gradient descent on the same data: a single neuron, and a small network whose "
+        "hidden neurons each draw a line that one output neuron then combines."
+    )
+    dataset = st.session_state.get("data", URL_SETTINGS["data"][0])
+    _from_url("hidden")
+    hidden = st.slider("hidden neurons", 1, 8, key="hidden")
+    map1, map2, losses, acc1, acc2 = trained_maps(dataset, hidden)
+    left, right = st.columns(2, gap="large")
+    with left:
+        show_chart(map1, width="content", alt=f"Decision map of one trained neuron on {dataset}: {acc1:.0%} correct.")
+    with right:
+        show_chart(map2, width="content", alt=f"Decision map of a trained two-layer network with {hidden} hidden "
+                                              f"neurons on {dataset}: {acc2:.0%} correct.")
+    st.caption("Look at the shapes: one neuron can only cut the plane into two halves; the two-layer network "
+               "bends its border around the clouds. Try 1 or 2 hidden neurons and watch it struggle.")
+    show_chart(losses, alt=f"Training loss per step: one neuron ends at {acc1:.0%} correct, "
+                           f"two layers at {acc2:.0%}.")
+    st.caption("Look where each loss curve levels off: the single neuron gets stuck high, the two-layer "
+               "network keeps falling towards zero.")
+    _to_url()
+
+
+@st.fragment(key="softmax")
+def softmax_panel() -> None:
+    st.header("From scores to probabilities: softmax")
+    st.markdown(
+        "A classifier's last layer gives one score (*logit*) per class. **Softmax** turns them into "
+        "probabilities that add up to 1; the **temperature** T decides how sure it sounds."
+    )
+    controls, result = st.columns([1, 2], gap="large")
+    with controls:
+        logits = [slider(f"logit for “{name}”", f"logit{i + 1}", -5.0, 5.0) for i, name in enumerate(SOFTMAX_CLASSES)]
+        temperature = slider("temperature T", "temperature", 0.1, 5.0)
+    probs = neuron.softmax(logits, temperature)
+    scaled = np.asarray(logits) / temperature
+    with result:
+        st.latex(r"p_i = \frac{e^{z_i / T}}{\sum_j e^{z_j / T}}, \qquad T = " + f"{temperature:.1f}")
+        st.table(pd.DataFrame({
+            "class": SOFTMAX_CLASSES,
+            "logit z": [f"{v:.2f}" for v in logits],
+            "z / T": [f"{v:.3f}" for v in scaled],
+            "e^(z/T)": [f"{v:.4g}" for v in np.exp(scaled)],
+            "probability": [f"{p:.2%}" for p in probs],
+        }).set_index("class"))
+        show_chart(charts.softmax_bars(SOFTMAX_CLASSES, logits, probs),
+                   alt="Probability of each class: " + ", ".join(f"{c} {p:.1%}" for c, p in zip(SOFTMAX_CLASSES, probs)))
+        st.caption("Look at the bars as you move T: a high temperature evens them out, a low one hands almost "
+                   "everything to the largest logit. The order of the classes never changes.")
+    _to_url()
+
+
+weights_by_hand()
+one_neuron()
+two_layers()
+softmax_panel()

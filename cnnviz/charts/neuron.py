@@ -1,0 +1,137 @@
+"""Altair charts for the neuron page: activation curve, decision heat map, loss curves, softmax bars.
+
+Every builder takes plain numbers/arrays and returns an ``alt.Chart`` (or layered chart)
+with large fonts, because these charts are projected in a lecture hall.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+from cnnviz.neuron import activate
+
+CLASS_COLOURS = ("#1f5fa8", "#d95f02")
+"""Class 0 blue, class 1 orange: the ends of the heat maps' ``blueorange`` scheme."""
+POINT_COLOUR = "#c2185b"
+FONT = 16
+
+
+CONFIG = {
+    "axis": {"labelFontSize": FONT, "titleFontSize": FONT + 2, "grid": True},
+    "legend": {"labelFontSize": FONT, "titleFontSize": FONT},
+    "title": {"fontSize": FONT + 4, "anchor": "start"},
+}
+"""Projector-sized fonts, passed once to the top-level chart (each ``configure_*`` call would copy it)."""
+
+
+def _layer(*layers: alt.Chart, **properties) -> alt.LayerChart:
+    """Layer charts with the projector configuration; one construction, no chained copies."""
+    return alt.LayerChart(layer=list(layers), config=CONFIG, **properties)
+
+
+def activation_curve(name: str, z: float, *, threshold: float = 0.0, alpha: float = 0.3,
+                     z_range: tuple[float, float] = (-6.0, 6.0), height: int = 340) -> alt.LayerChart:
+    """The curve ``y = f(z)`` of activation ``name`` with the neuron's current ``(z, f(z))`` marked.
+
+    The plotted range grows to include ``z`` so the marker never leaves the chart. Horizontal
+    axis: weighted sum ``z``; vertical: output ``y``.
+    """
+    lo, hi = min(z_range[0], np.floor(z) - 1), max(z_range[1], np.ceil(z) + 1)
+    zs = np.linspace(lo, hi, 301)
+    if name == "step":  # draw the jump as a vertical edge exactly at the threshold
+        zs = np.sort(np.concatenate([zs, [threshold, np.nextafter(threshold, -np.inf)]]))
+    curve = pd.DataFrame({"z": zs, "y": activate(zs, name, threshold=threshold, alpha=alpha)})
+    y = float(activate(z, name, threshold=threshold, alpha=alpha))
+    point = pd.DataFrame({"z": [z], "y": [y], "label": [f"z = {z:.2f}, y = {y:.2f}"]})
+    x_enc = alt.X("z:Q", title="weighted sum z", scale=alt.Scale(domain=[lo, hi], nice=False))
+    line = alt.Chart(curve).mark_line(strokeWidth=4, color=CLASS_COLOURS[0]).encode(
+        x=x_enc, y=alt.Y("y:Q", title=f"output y = {name}(z)"))
+    axes = alt.Chart(pd.DataFrame({"v": [0.0]})).mark_rule(color="#888", strokeDash=[4, 4])
+    dot = alt.Chart(point).mark_point(size=400, filled=True, color=POINT_COLOUR, opacity=1).encode(x=alt.X("z:Q"), y=alt.Y("y:Q"))
+    guide = alt.Chart(point).mark_rule(color=POINT_COLOUR, strokeDash=[6, 4], strokeWidth=2).encode(x=alt.X("z:Q"))
+    text = alt.Chart(point).mark_text(align="left", dx=14, dy=-16, fontSize=FONT + 2, fontWeight="bold",
+                                      color=POINT_COLOUR).encode(x=alt.X("z:Q"), y=alt.Y("y:Q"), text=alt.Text("label:N"))
+    return _layer(axes.encode(x=alt.X("v:Q")), axes.encode(y=alt.Y("v:Q")), line, guide, dot, text, height=height)
+
+
+def decision_map(xs: np.ndarray, ys: np.ndarray, values: np.ndarray, *, points: np.ndarray | None = None,
+                 labels: np.ndarray | None = None, current: tuple[float, float] | None = None,
+                 value_title: str = "output", mid: float = 0.5, title: str = "", size: int = 440) -> alt.LayerChart:
+    """A heat map of ``values[i, j]`` at ``(xs[j], ys[i])`` with data points drawn on top.
+
+    ``mid`` is the value drawn white (the decision boundary: 0.5 for probabilities, 0 for
+    tanh/ReLU); below it blue (class 0), above it orange (class 1). ``points (m, 2)`` with
+    ``labels (m,)`` 0/1 are drawn as dots of the class colours; ``current`` as a large cross.
+    """
+    dx, dy = (xs[1] - xs[0]) / 2, (ys[1] - ys[0]) / 2
+    gx, gy = np.meshgrid(xs, ys)
+    cells = pd.DataFrame({"x": gx.ravel() - dx, "x2": gx.ravel() + dx, "y": gy.ravel() - dy,
+                          "y2": gy.ravel() + dy, "v": np.asarray(values, dtype=float).ravel()})
+    domain = [float(xs[0] - dx), float(xs[-1] + dx)]
+    x_scale, y_scale = alt.Scale(domain=domain, nice=False), alt.Scale(domain=[float(ys[0] - dy), float(ys[-1] + dy)], nice=False)
+    vmin, vmax = float(cells.v.min()), float(cells.v.max())
+    colour_domain = [min(vmin, mid - 1e-9), mid, max(vmax, mid + 1e-9)]
+    heat = alt.Chart(cells).mark_rect(opacity=0.85).encode(
+        x=alt.X("x:Q", title="input x₁", scale=x_scale), x2=alt.X2("x2:Q"),
+        y=alt.Y("y:Q", title="input x₂", scale=y_scale), y2=alt.Y2("y2:Q"),
+        color=alt.Color("v:Q", title=value_title,
+                        scale=alt.Scale(domain=colour_domain, range=[CLASS_COLOURS[0], "#ffffff", CLASS_COLOURS[1]]),
+                        legend=alt.Legend(orient="bottom", gradientLength=size - 60, titleOrient="left")),
+    )
+    layers = [heat]
+    if points is not None and labels is not None:
+        dots = pd.DataFrame({"x": points[:, 0], "y": points[:, 1], "class": np.asarray(labels).astype(int).astype(str)})
+        layers.append(alt.Chart(dots).mark_circle(size=70, opacity=1, stroke="white", strokeWidth=1.2).encode(
+            x=alt.X("x:Q", scale=x_scale), y=alt.Y("y:Q", scale=y_scale),
+            color=alt.Color("class:N", scale=alt.Scale(domain=["0", "1"], range=list(CLASS_COLOURS)), legend=None)))
+    if current is not None:
+        here = pd.DataFrame({"x": [current[0]], "y": [current[1]]})
+        layers.append(alt.Chart(here).mark_point(shape="cross", size=500, filled=True, color="#111",
+                                                 stroke="white", strokeWidth=1.5).encode(
+            x=alt.X("x:Q", scale=x_scale), y=alt.Y("y:Q", scale=y_scale)))
+    return _layer(*layers, resolve=alt.Resolve(scale=alt.ScaleResolveMap(color="independent")),
+                  width=size, height=size, title=title)
+
+
+def loss_curves(histories: Mapping[str, Sequence[float]], *, height: int = 300) -> alt.Chart:
+    """Training loss (mean cross-entropy) against gradient-descent step, one line per model."""
+    frames = []
+    for name, h in histories.items():
+        every = max(1, int(np.ceil(len(h) / 300)))  # 300 points per line draw the same curve, faster
+        steps = np.arange(0, len(h), every)
+        frames.append(pd.DataFrame({"step": steps, "loss": np.asarray(h, dtype=float)[steps], "model": name}))
+    data = pd.concat(frames, ignore_index=True)
+    chart = alt.Chart(data).mark_line(strokeWidth=4).encode(
+        x=alt.X("step:Q", title="gradient-descent step"),
+        y=alt.Y("loss:Q", title="loss (cross-entropy)", scale=alt.Scale(zero=True)),
+        color=alt.Color("model:N", title=None, scale=alt.Scale(range=[CLASS_COLOURS[0], CLASS_COLOURS[1]]),
+                        legend=alt.Legend(orient="top-right")),
+    )
+    return _layer(chart, height=height)
+
+
+def error_history(errors: Sequence[float], target: float, *, height: int = 260) -> alt.LayerChart:
+    """The learner's error (target − output) at each attempt, with the zero line to aim for."""
+    data = pd.DataFrame({"attempt": np.arange(1, len(errors) + 1), "error": np.asarray(errors, dtype=float)})
+    zero = alt.Chart(pd.DataFrame({"e": [0.0]})).mark_rule(color="#2e7d32", strokeWidth=3).encode(y=alt.Y("e:Q"))
+    line = alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=120, filled=True), strokeWidth=3,
+                                     color=POINT_COLOUR).encode(
+        x=alt.X("attempt:Q", title="attempt", axis=alt.Axis(tickMinStep=1)),
+        y=alt.Y("error:Q", title=f"error = {target:g} − output"))
+    return _layer(zero, line, height=height)
+
+
+def softmax_bars(labels: Sequence[str], logits: Sequence[float], probabilities: Sequence[float], *,
+                 height: int = 300) -> alt.LayerChart:
+    """Horizontal bars of each class's probability (0–1), labelled with the percentage and its logit."""
+    data = pd.DataFrame({"class": list(labels), "p": np.asarray(probabilities, dtype=float),
+                         "logit": np.asarray(logits, dtype=float)})
+    data["text"] = [f"{p:.1%}  (logit {z:g})" for p, z in zip(data.p, data.logit)]
+    y = alt.Y("class:N", title=None, sort=list(labels), axis=alt.Axis(labelFontSize=FONT + 2))
+    bars = alt.Chart(data).mark_bar(color=CLASS_COLOURS[1], height=34).encode(
+        x=alt.X("p:Q", title="probability", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")), y=y)
+    text = alt.Chart(data).mark_text(align="left", dx=8, fontSize=FONT + 1).encode(x=alt.X("p:Q"), y=y, text=alt.Text("text:N"))
+    return _layer(bars, text, height=height)
