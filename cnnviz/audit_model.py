@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from cnnviz import features as _features
+from cnnviz import models as registry
 
 __all__ = ["embedding_output", "predict_with_features", "grad_cams"]
 
@@ -31,19 +32,10 @@ _RUN: "weakref.WeakKeyDictionary[keras.Model, Callable]" = weakref.WeakKeyDictio
 def embedding_output(model: keras.Model):
     """The tensor entering the model's final Dense layer (its penultimate features).
 
-    Uses :func:`cnnviz.models.embedding_model` when the registry provides it, so every
-    page agrees on what "the features" are; otherwise the input of the last Dense layer.
+    Defined by :func:`cnnviz.models.embedding_model`, so every page agrees on what
+    "the features" are. Raises :class:`cnnviz.models.ModelError` for a model without one.
     """
-    try:
-        from cnnviz.models import embedding_model  # the registry's definition wins
-
-        return embedding_model(model).outputs[0]
-    except (ImportError, AttributeError):
-        pass
-    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
-    if not dense:
-        raise ValueError(f"The model “{model.name}” has no final Dense layer, so it has no features to compare.")
-    return dense[-1].input
+    return registry.embedding_model(model).outputs[0]
 
 
 def _runner(model: keras.Model) -> Callable:
@@ -77,7 +69,7 @@ def predict_with_features(
     n_classes = int(model.outputs[0].shape[-1])
     probs, feats = [], []
     for start in range(0, len(images), batch_size):
-        batch = np.concatenate([_features._prepare(img, model) for img in images[start:start + batch_size]])
+        batch = np.concatenate([registry.prepare(img, model) for img in images[start:start + batch_size]])
         f, p = run(tf.constant(batch))
         feats.append(f.numpy().astype(np.float32))
         probs.append(p.numpy().astype(np.float32))
@@ -107,3 +99,91 @@ def grad_cams(
         if progress is not None:
             progress(i + 1, len(images))
     return maps
+
+
+def run_audit(
+    model: keras.Model,
+    card: dict,
+    class_names: Sequence[str],
+    image_sets: dict[str, dict],
+    reference: str,
+    *,
+    threshold: float = 0.5,
+    k: int = 5,
+    gallery_size: int = 8,
+    gradcam_all: bool = False,
+    settings: dict | None = None,
+    progress: Callable[[float, str], None] | None = None,
+) -> dict:
+    """The whole audit: run the model over every set, score it, and Grad-CAM the worst failures.
+
+    ``image_sets``: ``{set name: {"files": [str], "images": [(H, W, 3) uint8], "labels": [int] | None}}``.
+    Returns the ``run`` dict of :mod:`cnnviz.report` plus ``"gallery"`` (the most confident
+    wrong/out-of-scope images with Grad-CAM overlays) and ``"cams"`` (every image's Grad-CAM
+    when ``gradcam_all``). ``progress(fraction, message)`` reports what is happening.
+    """
+    from cnnviz import audit, report  # pure numpy; imported here to keep this module's header short
+
+    say = progress or (lambda fraction, message: None)
+    total = sum(len(s["images"]) for s in image_sets.values()) or 1
+    done = 0
+    sets: dict[str, dict] = {}
+    for name, data in image_sets.items():
+        def step(n: int, _total: int, name: str = name, start: int = done) -> None:
+            say(0.7 * (start + n) / total, f"Running the model on “{name}” ({n} of {_total} images)")
+
+        probs, feats = predict_with_features(model, data["images"], progress=step)
+        done += len(data["images"])
+        labels = data.get("labels")
+        sets[name] = {"files": list(data["files"]), "probs": probs, "features": feats,
+                      "labels": None if labels is None else np.asarray(labels, dtype=np.int64)}
+    say(0.72, "Measuring confidence, entropy and distances to the reference set")
+    evaluation = audit.evaluate(sets, reference, threshold=threshold, k=k)
+    run = {"card": dict(card), "class_names": list(class_names), "sets": sets, "evaluation": evaluation,
+           "settings": dict(settings or {})}
+    table = report.results_table(run)
+    cams: dict[tuple[str, int], np.ndarray] = {}
+    if gradcam_all:
+        every = [(name, i) for name, data in image_sets.items() for i in range(len(data["images"]))]
+        for j, (name, i) in enumerate(every):
+            top = int(evaluation["scores"][name]["top_class"][i])
+            cams[(name, i)] = _features.grad_cam(model, image_sets[name]["images"][i], top)
+            say(0.75 + 0.25 * (j + 1) / len(every), f"Grad-CAM {j + 1} of {len(every)}")
+    failures = report.most_confident_failures(table, gallery_size)
+    gallery = []
+    index_in_set = table.groupby("set").cumcount()
+    for j, (row_index, row) in enumerate(failures.iterrows()):
+        i = int(index_in_set[row_index])
+        image = image_sets[row["set"]]["images"][i]
+        cam = cams.get((row["set"], i))
+        if cam is None:
+            cam = _features.grad_cam(model, image, int(evaluation["scores"][row["set"]]["top_class"][i]))
+        gallery.append({**row.to_dict(), "image": image, "cam": cam,
+                        "heatmap": _features.overlay(image, cam, alpha=0.5, cmap="magma", normalise=False)})
+        say(0.9 + 0.1 * (j + 1) / max(len(failures), 1), f"Grad-CAM for the gallery ({j + 1} of {len(failures)})")
+    run["gallery"] = gallery
+    run["cams"] = cams
+    return run
+
+
+def transformation_effect(model: keras.Model, image: np.ndarray, class_names: Sequence[str],
+                          names: Sequence[str] | None = None) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """Predict one image under every style transformation of :mod:`cnnviz.probes`.
+
+    Returns ``(rows, images)``: per transformation its ``top_class``, ``confidence``,
+    ``original_class_confidence`` (the probability left for the original's top class) and
+    ``changed`` (top class differs from the original's); ``images`` the transformed pictures.
+    """
+    from cnnviz import probes
+
+    images = probes.transform(image, list(names) if names is not None else None)
+    if "Original" not in images:
+        images = {"Original": image.copy(), **images}
+    probs, _ = predict_with_features(model, list(images.values()))
+    original = int(probs[0].argmax())
+    rows = []
+    for (name, _img), p in zip(images.items(), probs):
+        top = int(p.argmax())
+        rows.append({"transformation": name, "top_class": class_names[top], "confidence": float(p[top]),
+                     "original_class_confidence": float(p[original]), "changed": top != original})
+    return rows, images

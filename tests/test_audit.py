@@ -110,3 +110,75 @@ def test_labels_confusion_and_per_class_accuracy():
     np.testing.assert_array_equal(audit.label_distribution(pred, 3, normalize=False), [2, 4, 0])
     counts, edges = audit.confidence_histogram([0.05, 0.5, 1.0, 0.99], bins=4)
     np.testing.assert_array_equal(counts, [1, 0, 1, 2])
+
+
+def test_evaluate_scores_reference_without_looking_at_itself():
+    rng = np.random.default_rng(3)
+    ref = rng.normal(size=(12, 5))
+    sets = {"ref": {"probs": rng.dirichlet([3, 1], 12), "features": ref, "labels": rng.integers(0, 2, 12)},
+            "copy of ref": {"probs": rng.dirichlet([3, 1], 12), "features": ref.copy(), "labels": None}}
+    result = audit.evaluate(sets, "ref", threshold=0.7, k=1)
+    # The same features as a probe set sit at distance 0; the reference itself is scored leave-one-out.
+    np.testing.assert_allclose(result["scores"]["copy of ref"]["knn"], 0.0, atol=1e-12)
+    assert (result["scores"]["ref"]["knn"] > 0).all()
+    assert result["auroc"]["copy of ref"]["kNN cosine distance"] == 0.0
+    assert set(result["auroc"]["copy of ref"]) == set(audit.OOD_SCORES)
+    conf = sets["ref"]["probs"].max(axis=1)
+    assert result["caught"]["ref"] == pytest.approx((conf < 0.7).mean())
+    assert result["accuracy"] == pytest.approx((sets["ref"]["probs"].argmax(1) == sets["ref"]["labels"]).mean())
+    with pytest.raises(ValueError):
+        audit.evaluate(sets, "missing")
+
+
+# ------------------------------------------------------------- with a real (tiny) Keras model
+@pytest.fixture(scope="module")
+def tiny():
+    from tests.audit_tiny_model import tiny_model
+
+    return tiny_model()
+
+
+def test_runner_matches_keras(tiny):
+    from cnnviz import audit_model, models
+    from tests.audit_tiny_model import styles
+
+    model, _card = tiny
+    images, _ = styles(2, seed=5)
+    probs, feats = audit_model.predict_with_features(model, images, batch_size=4)
+    batch = np.concatenate([models.prepare(img, model) for img in images])
+    np.testing.assert_allclose(probs, model.predict(batch, verbose=0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(feats, models.embedding_model(model).predict(batch, verbose=0), rtol=1e-4, atol=1e-5)
+
+
+def test_far_probe_set_gets_higher_feature_distance_auroc_than_near_one(tiny):
+    from cnnviz import audit_model, probes
+    from tests.audit_tiny_model import SIZE, styles
+
+    model, card = tiny
+    ref_images, ref_labels = styles(15, seed=2)
+    near_images, _ = styles(8, seed=3)  # the same kinds of picture, drawn fresh
+    far = probes.probe_set(["Printed text", "Noise", "Blank page", "Gradient", "Geometric shapes"], 24, size=(SIZE, SIZE), seed=9)
+    image_sets = {
+        "reference": {"files": [f"r{i}" for i in range(len(ref_images))], "images": ref_images, "labels": ref_labels},
+        "near": {"files": [f"n{i}" for i in range(len(near_images))], "images": near_images, "labels": None},
+        "far": {"files": list(far), "images": list(far.values()), "labels": None},
+    }
+    run = audit_model.run_audit(model, card, card["classes"], image_sets, "reference", k=3, gallery_size=4)
+    aurocs = run["evaluation"]["auroc"]
+    assert aurocs["far"]["Mahalanobis distance"] > aurocs["near"]["Mahalanobis distance"] + 0.2, aurocs
+    assert aurocs["far"]["kNN cosine distance"] > aurocs["near"]["kNN cosine distance"], aurocs
+    assert len(run["gallery"]) == 4
+    assert all(g["cam"].shape == g["image"].shape[:2] for g in run["gallery"])
+    assert run["evaluation"]["accuracy"] > 0.9  # the tiny model did learn its three styles
+
+
+def test_transformation_effect_reports_every_transformation(tiny):
+    from cnnviz import audit_model, probes
+    from tests.audit_tiny_model import styles
+
+    model, card = tiny
+    image = styles(1, seed=11)[0][0]
+    rows, images = audit_model.transformation_effect(model, image, card["classes"])
+    assert [r["transformation"] for r in rows] == list(probes.TRANSFORMATIONS)
+    assert rows[0]["changed"] is False and rows[0]["original_class_confidence"] == pytest.approx(rows[0]["confidence"])
+    assert all(img.shape == image.shape for img in images.values())

@@ -186,3 +186,49 @@ def transformation_effect(rows: pd.DataFrame) -> alt.LayerChart:
     ).properties(width=760, height=max(200, 34 * len(data)))
     labels = bars.mark_text(align="left", dx=6, fontSize=FONT - 2).encode(text="top_class:N", color=alt.value("#222"))
     return _big(alt.layer(bars, labels))
+
+
+def audit_charts(run: Mapping, table: pd.DataFrame, score_names: Sequence[str]) -> dict[str, tuple]:
+    """Every chart of a finished audit with the one sentence that says what to look at.
+
+    ``{heading: (chart, sentence)}``, in reading order; shared by the page and the report.
+    """
+    evaluation = run["evaluation"]
+    sets = list(run["sets"])
+    threshold = evaluation["threshold"]
+    charts: dict[str, tuple] = {
+        "Label distribution per set": (
+            label_distribution(table, sets),
+            "Look for probe sets piling onto one or two categories: the model must choose one of its "
+            "classes for every picture, whatever the picture is."),
+        "Confidence per set": (
+            confidence_histogram(table, sets, threshold=threshold),
+            "If the probe sets' bars sit as far to the right as the reference set's, the model is as sure "
+            "about things it was never meant for as about its own domain; the dashed line is the abstain threshold."),
+    }
+    if evaluation["auroc"]:
+        charts["Telling probes from references (AUROC)"] = (
+            auroc_comparison(evaluation["auroc"], score_names),
+            "Compare the grey bars (confidence-based scores) with the blue ones (distances in the network's "
+            "features): the longer bar tells this probe set from the reference set more reliably; 0.5 is chance.")
+    charts["Share the model abstains on"] = (
+        share_caught(evaluation["caught"], sets, threshold),
+        "At this threshold the model would say “unsure” for these shares: ideally high for probe sets and low "
+        "for the reference set.")
+    if "coverage" in evaluation:
+        charts["Coverage against accuracy"] = (
+            coverage_accuracy(evaluation["coverage"], threshold),
+            "Moving left, the model answers fewer reference images; the curve shows whether the answers it still "
+            "gives get more accurate. The red dot is the current threshold.")
+        charts["Reliability diagram"] = (
+            reliability_diagram(evaluation["reliability"]),
+            f"Bars below the dashed diagonal mean over-confidence in that range; the expected calibration error "
+            f"is {evaluation['ece']:.3f} (0 is perfectly calibrated).")
+        # Only classes that occur (a 1000 × 1000 ImageNet matrix would be unreadable).
+        matrix = np.asarray(evaluation["confusion"])
+        used = np.flatnonzero(matrix.sum(axis=0) + matrix.sum(axis=1))
+        if 0 < len(used) <= 30:
+            charts["Confusion matrix"] = (
+                confusion_matrix(matrix[np.ix_(used, used)], [run["class_names"][i] for i in used]),
+                "Off-diagonal cells are mistakes: which true classes does the model mix up?")
+    return charts
