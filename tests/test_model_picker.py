@@ -1,0 +1,74 @@
+"""`ui.models.model_picker` in a real Streamlit script run (AppTest): registry, URL, uploads."""
+from __future__ import annotations
+
+import keras
+import pytest
+from streamlit.testing.v1 import AppTest
+
+
+def _app():
+    import streamlit as st
+
+    from ui.models import model_picker
+
+    picked = model_picker("m")
+    if picked is not None:
+        name, model, card = picked
+        st.markdown(f"picked {name} · {card['kind']} · {tuple(model.input_shape)}")
+
+
+def _run(query=None):
+    at = AppTest.from_function(_app, default_timeout=120)
+    for key, value in (query or {}).items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def _picked(at) -> str:
+    return [m.value for m in at.markdown if m.value.startswith("picked")][0]
+
+
+@pytest.fixture(scope="module")
+def small_keras(tmp_path_factory):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((12, 12, 1)), keras.layers.Rescaling(1 / 255), keras.layers.Conv2D(2, 3),
+                              keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")])
+    path = tmp_path_factory.mktemp("upload") / "tiny.keras"
+    model.save(path)
+    return path.read_bytes()
+
+
+def test_default_is_efficientnet_and_unavailable_models_are_explained():
+    at = _run()
+    assert not at.exception and not at.error
+    assert _picked(at) == "picked efficientnet_lite0 · imagenet · (None, 224, 224, 3)"
+    assert at.query_params["model"] == "efficientnet_lite0"
+    assert "ImageNet · MobileNetV2" not in at.selectbox[0].options  # cannot be chosen ...
+    assert any("MobileNetV2 needs its ImageNet weights" in c.value for c in at.caption)  # ... but is explained
+
+
+def test_an_unavailable_model_in_the_url_falls_back_to_the_default():
+    at = _run({"model": "mobilenet_v2"})
+    assert not at.exception
+    assert _picked(at).startswith("picked efficientnet_lite0")
+
+
+def test_upload_good_model_is_selected_and_kept_out_of_the_url(small_keras):
+    at = _run()
+    at.file_uploader[0].set_value(("tiny.keras", small_keras, "application/octet-stream")).run()
+    assert not at.exception and not at.error
+    assert _picked(at) == "picked tiny · visitor · (None, 12, 12, 1)"
+    assert "model" not in at.query_params
+    # switching back to a shipped model puts it into the URL again; the upload stays on offer
+    at.selectbox[0].set_value("efficientnet_lite0").run()
+    assert _picked(at).startswith("picked efficientnet_lite0")
+    assert at.query_params["model"] == "efficientnet_lite0"
+    assert "Your model · tiny" in at.selectbox[0].options
+
+
+def test_bad_upload_shows_its_sentence_and_the_page_keeps_working():
+    at = _run()
+    at.file_uploader[0].set_value(("notes.keras", b"just text", "application/octet-stream")).run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["“notes.keras” is not a Keras model: a .keras file is a zip archive and this one is not."]
+    assert _picked(at).startswith("picked efficientnet_lite0")
