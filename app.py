@@ -13,6 +13,12 @@ PAGES = {
         st.Page("pages/neuron.py", title="1 · Neuron and activation", icon="⚡", url_path="neuron"),
         st.Page("pages/convolution.py", title="2 · Convolution and pooling", icon="🔲", url_path="convolution"),
     ],
+    "Model": [
+        st.Page("pages/feature_maps.py", title="3 · Feature maps", icon="🔍", url_path="feature-maps"),
+    ],
+    "Train": [
+        st.Page("pages/trainer.py", title="4 · Train your own classifier", icon="🎓", url_path="trainer"),
+    ],
 }
 
 st.navigation(PAGES, expanded=True).run()

@@ -27,6 +27,11 @@ st.markdown(
    cannot learn (XOR) and what two layers can; turn scores into probabilities with softmax.
 2. **Convolution and pooling** — slide a small kernel over a picture: blur, sharpen, find
    edges. Step through one output pixel by hand, then change stride, padding and pooling.
+3. **Feature maps** — a real trained network (ImageNet's EfficientNet-Lite0, the small
+   Fashion-MNIST CNNs, or your own `.keras` model) looks at your image. Read the layer list
+   (shapes, strides, receptive fields), see every channel of a layer as one picture, enlarge a
+   channel over the image, see the first layer's kernels, the top answers, and Grad-CAM: where
+   the evidence for a class was found. Compare two images on the same layer.
 """
 )
 st.info("Start with page 1 in the sidebar. Every page works offline.", icon="👈")

@@ -1,0 +1,230 @@
+"""Page 3 · Feature maps: what does the network see, layer by layer?
+
+Lecture outline: pick a trained network and an image; read its layer list (shapes, strides,
+receptive fields); look at all channels of one layer; enlarge one channel over the picture;
+the first layer's kernels; which channels fire most; what the network answers; Grad-CAM
+(where the evidence for a class was found); the same layer for two images side by side.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from cnnviz import features
+from cnnviz import models as registry
+from cnnviz.charts.features import top_k_chart
+from ui.models import model_picker
+from ui.widgets import image_picker, show_image
+
+TOP_K = 5
+ENLARGED = 448  # pixels: one channel blown up so a lecture hall can see single activations
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _warm_shipped(name: str, _model) -> int:
+    """Build and trace the compiled feature and Grad-CAM functions of a shipped model once per process."""
+    probe = np.zeros((32, 32, 3), np.uint8)
+    features.feature_maps(_model, probe)
+    features.probabilities(_model, probe)
+    features.grad_cam(_model, probe)
+    return len(features.feature_layers(_model))
+
+
+def _url_choice(key: str, param: str, options: list, default, cast=str) -> None:
+    """Seed a widget from the URL on first visit, and repair a value the current model does not offer."""
+    if key not in st.session_state:
+        raw = st.query_params.get(param)
+        try:
+            st.session_state[key] = cast(raw) if raw is not None and cast(raw) in options else default
+        except ValueError:
+            st.session_state[key] = default
+    elif st.session_state[key] not in options:
+        st.session_state[key] = default
+
+
+def _layer_label(name: str, maps: dict[str, np.ndarray], types: dict[str, str]) -> str:
+    h, w, c = maps[name].shape
+    return f"{name} · {types[name]} · {h}×{w}×{c}"
+
+
+def _enlarge(channel: np.ndarray, size: int = ENLARGED) -> np.ndarray:
+    """One channel coloured and blown up with nearest neighbour: every activation stays a visible block."""
+    h, w = channel.shape
+    return features.tile_channels(channel[:, :, None], cell=max(h, w) * max(1, size // max(h, w)))
+
+
+st.title("3 · Feature maps")
+st.markdown(
+    "A convolutional network turns a picture into a stack of **feature maps**: every filter of a layer "
+    "slides over the layer's input and lights up where it finds its pattern. Early layers answer "
+    "*“is there an edge, a colour, a texture here?”*; deeper layers combine those answers into parts "
+    "and objects, at coarser and coarser resolution."
+)
+
+picked = model_picker("fm_model")
+if picked is None:
+    st.stop()
+model_name, model, card = picked
+if not registry.is_image_model(model):
+    st.error("This model does not take pictures as input, so it has no feature maps to show.", icon="🚫")
+    st.stop()
+if card.get("kind") in ("imagenet", "bundled"):
+    with st.status("Preparing the feature-map viewer for this network…", expanded=False) as status:
+        _warm_shipped(model_name, model)
+        status.update(label="Feature-map viewer ready.", state="complete")
+st.caption(card.get("description", ""))
+
+left, right = st.columns([1, 1], gap="large")
+with left:
+    image_name, image = image_picker("fm_image", label="Image")
+    show_image(image, alt=f"The input image: {image_name}.", caption=f"Input: {image_name}")
+try:
+    with st.spinner("Running the network once, keeping every layer's output…"):
+        maps = features.feature_maps(model, image)
+        probs = features.probabilities(model, image)
+except ValueError as err:
+    st.error(str(err), icon="🚫")
+    st.stop()
+names = registry.class_names(card)
+predictions = registry.top_k(probs, names, TOP_K)
+with right:
+    st.subheader(f"What the network answers (top {len(predictions)})")
+    st.altair_chart(top_k_chart(predictions), width="stretch",
+                    alt="Bar chart of the network's most probable classes for this image: "
+                        + ", ".join(f"{n} {100 * p:.1f} %" for n, p in predictions) + ".")
+    st.caption("Look at how the probability is shared: one long bar means a confident network, "
+               "several similar bars mean it is unsure (confident is not the same as right).")
+
+# --- 1. The layer list -------------------------------------------------------------------
+st.header("1 · The layers")
+table = features.layer_table(model)
+types = {row.name: row.type for row in table}
+st.dataframe(
+    pd.DataFrame([{
+        "layer": r.name, "type": r.type, "output (H × W × C)": " × ".join(str(d) for d in r.output_shape),
+        "parameters": r.params, "stride": r.stride, "jump (px)": r.jump, "receptive field (px)": r.receptive_field,
+        "feature maps": "✔" if r.has_feature_map else "",
+    } for r in table]),
+    hide_index=True, height=320, width="stretch",
+    alt="Table of every layer of the network with its type, output shape, parameters, stride, jump and receptive field.",
+)
+st.caption(
+    "Look at the last two columns: every stride multiplies the **jump** (how many input pixels lie between two "
+    "neighbouring outputs) and every window widens the **receptive field** (the square of the input one output "
+    "value can see). Deep layers see large parts of the picture, but coarsely."
+)
+
+# --- 2. One layer, all channels ------------------------------------------------------------
+st.header("2 · One layer, all its channels")
+layer_names = list(maps)
+_url_choice("fm_layer", "layer", layer_names, layer_names[0])
+layer = st.selectbox("Layer", layer_names, key="fm_layer", format_func=lambda n: _layer_label(n, maps, types))
+st.query_params["layer"] = layer
+_url_choice("fm_sort", "sort", [False, True], True, cast=lambda raw: raw == "1")
+sort = st.toggle("Sort channels by mean activation (strongest first)", key="fm_sort")
+st.query_params["sort"] = "1" if sort else "0"
+fmap = maps[layer]
+order = features.top_channels(fmap) if sort else np.arange(fmap.shape[2])
+grid = features.tile_channels(fmap, order=order)
+show_image(grid, alt=f"All {fmap.shape[2]} channels of layer {layer}, each {fmap.shape[0]}×{fmap.shape[1]}, "
+                     "tiled in one image; bright yellow is strong activation, dark purple weak.",
+           caption=f"{layer}: {fmap.shape[2]} channels, {'strongest first' if sort else 'in filter order'} "
+                   "(reading order, left to right)")
+st.caption("Each tile is one filter's answer for the whole picture, scaled on its own from dark (its weakest) "
+           "to yellow (its strongest). Look for tiles that trace edges, fill colour regions or stay dark: a dark "
+           "tile means this filter found nothing it looks for in this image.")
+
+# --- 3. One channel, enlarged -------------------------------------------------------------
+st.header("3 · One channel, enlarged and laid over the picture")
+channels = list(range(fmap.shape[2]))
+_url_choice("fm_channel", "channel", channels, int(order[0]), cast=int)
+channel = st.slider("Channel", 0, fmap.shape[2] - 1, key="fm_channel")
+st.query_params["channel"] = str(channel)
+one = fmap[:, :, channel]
+c1, c2 = st.columns(2, gap="large")
+with c1:
+    show_image(_enlarge(one), alt=f"Channel {channel} of layer {layer}, enlarged: a {one.shape[0]}×{one.shape[1]} grid "
+                                  f"of activations from {one.min():.2f} to {one.max():.2f}.",
+               caption=f"Channel {channel} of {layer} (min {one.min():.2f}, mean {one.mean():.2f}, max {one.max():.2f})")
+with c2:
+    show_image(features.overlay(image, one), alt=f"Channel {channel} of layer {layer} laid over the input image; "
+                                                 "bright areas are where this filter responds.",
+               caption="The same channel stretched over the input image")
+st.caption("Look at where the bright blocks fall on the picture: that is what this one filter responds to. "
+           "Every block covers a receptive field of "
+           f"{next(r.receptive_field for r in table if r.name == layer)} input pixels.")
+
+st.subheader("The most active channels for this image")
+top = features.top_channels(fmap, 8)
+means = features.channel_means(fmap)
+st.image([_enlarge(fmap[:, :, c], 160) for c in top],
+         caption=[f"channel {c} · mean {means[c]:.2f}" for c in top],
+         alt=[f"Channel {c} of layer {layer}, mean activation {means[c]:.2f}." for c in top], width=160)
+st.caption("These filters fired most on average for this picture; set the channel slider to one of their numbers "
+           "to enlarge it. Another picture wakes other channels.")
+
+# --- 4. First-layer kernels ---------------------------------------------------------------
+st.header("4 · What the first layer looks for: its kernels")
+try:
+    kernels = features.first_layer_kernels(model, scale=12)
+    show_image(features.tile_images(kernels, gap=4),
+               alt=f"The {len(kernels)} kernels of the first convolution as small colour squares; "
+                   "gray means weight zero.",
+               caption=f"{len(kernels)} first-layer kernels, each {kernels.shape[1] // 12}×{kernels.shape[2] // 12} weights",
+               width=min(900, 60 * int(np.ceil(np.sqrt(len(kernels)))) * 2))
+    st.caption("Gray is a zero weight; bright colours are what a kernel adds up, dark ones what it subtracts. "
+               "Look for kernels that are half dark, half bright: they are edge detectors, as on page 2.")
+except ValueError as err:
+    st.info(str(err))
+
+# --- 5. Grad-CAM --------------------------------------------------------------------------
+st.header("5 · Grad-CAM: where was the evidence for a class?")
+class_options = [-1] + [int(i) for i in np.argsort(-probs)[:TOP_K]] + list(range(len(names)))
+class_options = list(dict.fromkeys(class_options))
+_url_choice("fm_cam_class", "cam", class_options, -1, cast=int)
+cam_class = st.selectbox(
+    "Class to explain", class_options, key="fm_cam_class",
+    format_func=lambda i: f"the predicted class ({predictions[0][0]})" if i < 0 else f"{names[i]} ({100 * probs[i]:.1f} %)",
+)
+if cam_class < 0:
+    st.query_params.pop("cam", None)
+else:
+    st.query_params["cam"] = str(cam_class)
+explained = names[int(np.argmax(probs))] if cam_class < 0 else names[cam_class]
+with st.spinner("Computing Grad-CAM…"):
+    cam = features.grad_cam(model, image, None if cam_class < 0 else cam_class)
+target = features.last_conv_layer(model)
+g1, g2 = st.columns(2, gap="large")
+with g1:
+    show_image(features.overlay(image, cam, normalise=False, alpha=0.55),
+               alt=f"Grad-CAM heat map for the class {explained} laid over the input image; bright areas raised its score.",
+               caption=f"Grad-CAM for “{explained}” at layer {target.name}")
+with g2:
+    st.altair_chart(top_k_chart(predictions, highlight=explained), width="stretch",
+                    alt=f"The top {len(predictions)} predictions again, with {explained} highlighted if it is among them.")
+    st.markdown(
+        f"**What it shows:** where, in layer *{target.name}* (the last convolutional block, "
+        f"{target.output.shape[1]}×{target.output.shape[2]} positions), more activation would raise the score of "
+        f"“{explained}”. Each channel is weighted by how much the score depends on it, and the positive sum is "
+        "stretched over the picture.\n\n"
+        "**What it does not show:** *why* the network decided, which pixels a person would call the object, or "
+        "whether the evidence is the right kind (a watermark or a background can light up). It is a coarse map "
+        "of one layer's influence, not a proof of understanding."
+    )
+
+# --- 6. Compare two images ----------------------------------------------------------------
+st.header("6 · Two images, the same layer")
+st.caption(f"Both images go through the same network; below is layer {layer} for each, channels in the same order.")
+other_name, other = image_picker("fm_image2", label="Second image", query_param="image2",
+                                 default="Checkerboard" if image_name != "Checkerboard" else "Geometric shapes")
+other_maps = features.feature_maps(model, other)
+a, b = st.columns(2, gap="large")
+with a:
+    show_image(grid, alt=f"All channels of layer {layer} for {image_name}.", caption=f"{image_name}")
+with b:
+    show_image(features.tile_channels(other_maps[layer], order=order),
+               alt=f"All channels of layer {layer} for {other_name}, in the same channel order as the left image.",
+               caption=f"{other_name}")
+st.caption("Look at the same tile position on both sides: it is the same filter. Which filters wake up for one "
+           "picture and stay dark for the other?")
