@@ -19,6 +19,9 @@ PAGES = {
     "Train": [
         st.Page("pages/trainer.py", title="4 · Train your own classifier", icon="🎓", url_path="trainer"),
     ],
+    "Audit": [
+        st.Page("pages/audit.py", title="5 · Audit where it fails", icon="🧪", url_path="audit"),
+    ],
 }
 
 st.navigation(PAGES, expanded=True).run()
