@@ -32,6 +32,12 @@ st.markdown(
    (shapes, strides, receptive fields), see every channel of a layer as one picture, enlarge a
    channel over the image, see the first layer's kernels, the top answers, and Grad-CAM: where
    the evidence for a class was found. Compare two images on the same layer.
+4. **Train your own classifier** — Teachable Machine for your own collection: make a card per
+   class and add images (files, a folder, the webcam, or a zip in the lesson's `training/<class>/`
+   and `testing/` layout), or load the squares-triangles-circles demo. A pretrained network turns
+   each image into 1 280 numbers and a small head learns your classes in seconds; watch loss and
+   accuracy per epoch, read the confusion matrix and the misclassified images, test new images
+   (a folder becomes a CSV of predicted topics), and download the model as `.keras` + `.tflite`.
 """
 )
 st.info("Start with page 1 in the sidebar. Every page works offline.", icon="👈")
