@@ -20,6 +20,7 @@ description, available, reason`` and, for bundled models, ``test_accuracy`` etc.
 """
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -76,15 +77,20 @@ def _cached_file(name: str) -> Path | None:
     return None
 
 
+@functools.lru_cache(maxsize=4)
+def _read_class_index(path: str, mtime_ns: int) -> tuple[str, ...]:
+    # decode_predictions' file: {"281": ["n02123159", "tabby"], ...}; underscores read badly on a slide
+    index = json.loads(Path(path).read_text())
+    return tuple(index[str(i)][1].replace("_", " ") for i in range(1000))
+
+
 def _imagenet_classes() -> tuple[list[str], str]:
     """ImageNet class names (index order) from Keras's class index file, and a note if missing."""
     path = _cached_file(CLASS_INDEX_FILE)
     if path is not None:
         try:
-            index = json.loads(path.read_text())
-            # decode_predictions' file: {"281": ["n02123159", "tabby"], ...}; underscores read badly on a slide
-            return [index[str(i)][1].replace("_", " ") for i in range(1000)], ""
-        except (OSError, ValueError, KeyError, IndexError):
+            return list(_read_class_index(str(path), path.stat().st_mtime_ns)), ""
+        except (OSError, ValueError, KeyError, IndexError, TypeError):
             pass
     return (
         [f"class {i}" for i in range(1000)],

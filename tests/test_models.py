@@ -141,3 +141,35 @@ def test_top_k_orders_by_probability():
     probs = np.array([[0.1, 0.5, 0.05, 0.35]])
     assert models.top_k(probs, ["a", "b", "c", "d"], 2) == [("b", 0.5), ("d", 0.35)]
     assert [n for n, _ in models.top_k(probs[0], ["a", "b", "c", "d"], 10)] == ["b", "d", "a", "c"]
+
+
+def test_mobilenet_v2_when_its_weights_are_in_the_keras_cache(tmp_path):
+    # Offline there are no real ImageNet weights, so a stand-in weight file (random weights, the
+    # real HDF5 layout Keras downloads) checks the wiring: the registry lists the model, and it
+    # equals keras.applications.MobileNetV2 applied to pixels scaled to [-1, 1].
+    script = r"""
+import json, h5py, numpy as np, keras
+from keras.src.legacy.saving.legacy_h5_format import save_weights_to_hdf5_group
+from cnnviz import models
+keras.utils.set_random_seed(0)
+reference = keras.applications.MobileNetV2(weights=None)
+path = models.keras_cache_dir() / "models" / models.MOBILENET_V2_WEIGHTS
+path.parent.mkdir(parents=True)
+with h5py.File(path, "w") as f:
+    save_weights_to_hdf5_group(f, reference)
+card = models.model_card("mobilenet_v2")
+model = models.load_model("mobilenet_v2")
+x = np.random.default_rng(0).uniform(0, 255, (2, 224, 224, 3)).astype("float32")
+diff = float(np.abs(np.asarray(model(x)) - np.asarray(reference(x / 127.5 - 1))).max())
+print(json.dumps({"available": card.available, "diff": diff, "first": model.layers[1].name,
+                  "nested": any(isinstance(l, keras.Model) for l in model.layers),
+                  "shape": list(model.output_shape)}))
+"""
+    env = {**os.environ, "KERAS_HOME": str(tmp_path / "keras"), "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    got = json.loads(run.stdout.strip().splitlines()[-1])
+    assert got["available"] is True
+    assert got["first"] == "rescaling" and got["nested"] is False  # one flat model: every layer visible
+    assert got["shape"] == [None, 1000]
+    assert got["diff"] < 1e-5
