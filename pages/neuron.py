@@ -55,7 +55,9 @@ def _from_url(key: str) -> None:
 def _to_url() -> None:
     """Mirror every non-default setting into the address bar, so the same view can be reopened."""
     for key, (default, _) in URL_SETTINGS.items():
-        value = st.session_state.get(key, default)
+        if key not in st.session_state:
+            continue  # a later section has not read its setting from the URL yet
+        value = st.session_state[key]
         if value != default:
             st.query_params[key] = str(value)
         elif key in st.query_params:
