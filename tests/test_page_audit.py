@@ -1,0 +1,124 @@
+"""The audit page end to end in AppTest: generated abstract probes against generated references, a tiny model."""
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from tests.audit_tiny_model import KINDS, tiny_model
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = str(ROOT / "pages" / "audit.py")
+
+
+def _png(seed: int) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture()
+def app():
+    """The page with the tiny model as this visitor's model, references = its three styles (labelled)."""
+    model, card = tiny_model()
+    at = AppTest.from_file(PAGE, default_timeout=180)
+    at.session_state["cnnviz_user_models"] = {"tiny": {"model": model, "card": card}}
+    at.session_state["audit_model_choice"] = "mine:tiny"
+    at.session_state["audit_ref_source"] = "Generated pictures (seeded)"
+    at.session_state["audit_ref_kinds"] = list(KINDS)
+    at.session_state["audit_ref_count"] = 24
+    at.session_state["audit_probe0_kinds"] = ["Pollock drips", "Printed text", "Noise", "Blank page"]
+    at.session_state["audit_probe0_count"] = 16
+    at.session_state["audit_gallery"] = 4
+    at.session_state["audit_transform_on"] = False  # the style panel has its own test below
+    return at.run()
+
+
+def test_audit_of_generated_probes_shows_measures_charts_gallery_and_report(app):
+    at = app
+    assert not at.exception
+    assert [h.value for h in at.header][:3] == ["1 · The model", "2 · The sets", "3 · Run the audit"]
+    at.button(key="audit_run_button").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    run = at.session_state["audit_result"]
+    assert set(run["sets"]) == {"Reference", "Abstract probes"}
+    assert len(run["sets"]["Reference"]["files"]) == 24 and run["sets"]["Reference"]["labels"] is not None
+    charts = at.get("vega_lite_chart")
+    subheaders = [s.value for s in at.subheader]
+    for heading in ("Label distribution per set", "Confidence per set", "Telling probes from references (AUROC)",
+                    "Share the model abstains on", "Coverage against accuracy", "Reliability diagram", "Confusion matrix"):
+        assert heading in subheaders
+    assert len(charts) >= 7
+    metrics = {m.label: m.value for m in at.metric}
+    ref_conf = run["evaluation"]["scores"]["Reference"]["confidence"].mean()
+    assert metrics["Reference · mean confidence"] == f"{ref_conf:.0%}"
+    assert len(at.get("download_button")) == 2
+    assert len(run["gallery"]) == 4
+    # The settings are in the URL, so a lecturer can reopen this audit.
+    assert at.query_params["audit_probe0_kinds"] == "Pollock drips,Printed text,Noise,Blank page"
+    assert at.query_params["threshold"] == "0.5"
+
+    # The report the download buttons serve has the numbers and the prompts.
+    from cnnviz import report
+
+    csv_text = report.to_csv(run).decode()
+    assert csv_text.count("\n") == 24 + 16 + 1 and "score: Pollock drips" not in csv_text
+    assert all(f"score: {k}" in csv_text for k in KINDS)
+
+    # Moving the threshold re-scores instantly from the stored outputs.
+    at.slider(key="audit_threshold").set_value(0.95).run()
+    assert not at.exception
+    run = at.session_state["audit_result"]
+    conf = run["evaluation"]["scores"]["Abstract probes"]["confidence"]
+    assert run["evaluation"]["caught"]["Abstract probes"] == pytest.approx((conf < 0.95).mean())
+
+
+def test_style_panel_shows_each_transformation(app):
+    at = app
+    at.toggle(key="audit_transform_on").set_value(True).run()
+    assert not at.exception
+    text = " ".join(c.value for c in at.caption)
+    assert "Orange bars are versions" in text
+    assert len(at.get("vega_lite_chart")) >= 1
+
+
+def test_bad_inputs_give_messages_and_the_page_keeps_running(app):
+    at = app
+    # A probe set from uploads: one broken file, one not an image, one good picture.
+    at.selectbox(key="audit_probe0_source").set_value("Upload images or a folder").run()
+    assert not at.exception
+    at.file_uploader(key="audit_probe0_files").set_value([
+        ("broken.png", _png(1)[:60], "image/png"),
+        ("notes.png", b"hello, I am text", "image/png"),
+        ("<b>ok</b>.png", _png(2), "image/png"),
+    ]).run()
+    assert not at.exception
+    errors = " ".join(e.value for e in at.error)
+    assert "broken.png" in errors and "notes.png" in errors
+    at.button(key="audit_run_button").click().run()
+    assert not at.exception
+    assert at.session_state["audit_result"]["sets"]["Abstract probes"]["files"] == ["<b>ok</b>.png"]
+
+    # A zip that is not a zip, and a zip with nothing usable: one sentence each, previous audit kept.
+    at.selectbox(key="audit_probe0_source").set_value("Upload a zip (class folders)").run()
+    at.file_uploader(key="audit_probe0_zipfile").set_value(("broken.zip", b"PK\x03\x04 not really", "application/zip")).run()
+    assert not at.exception and any("zip" in e.value.lower() for e in at.error)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("../../evil.png", _png(3))
+        zf.writestr("readme.txt", "not an image")
+    at.file_uploader(key="audit_probe0_zipfile").set_value(("empty.zip", buf.getvalue(), "application/zip")).run()
+    assert not at.exception and at.error
+    assert "audit_result" in at.session_state  # nothing the visitor made is lost
+
+    # Two sets with the same name are refused with a sentence, not a crash.
+    at.text_input(key="audit_probe0_name").set_value("Reference").run()
+    assert not at.exception
+    assert any("own name" in i.value for i in at.info)
+    assert at.button(key="audit_run_button").disabled
