@@ -15,7 +15,7 @@ from ui.state import add_visitor_model, visitor_models
 _MINE = "mine:"  # option prefix so a visitor's model can never shadow a shipped one
 
 
-@st.cache_resource(show_spinner=False, max_entries=4)
+@st.cache_resource(show_spinner=False, max_entries=8)
 def shipped_model(name: str):
     """A registry model, loaded once per process and shared by all visitors (it is read-only)."""
     return registry.load_model(name)
