@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 import tempfile
+import warnings
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -150,7 +151,10 @@ def import_zip(data: bytes, *, filename: str = "the zip") -> tuple[keras.Model, 
 
 def tflite_probabilities(tflite_bytes: bytes, batch: np.ndarray) -> np.ndarray:
     """Run a ``.tflite`` model on float32 ``(N, H, W, 3)`` raw pixels, one image at a time → ``(N, C)``."""
-    interpreter = tf.lite.Interpreter(model_content=tflite_bytes)
+    with warnings.catch_warnings():
+        # TF 2.21 still ships tf.lite.Interpreter but warns it will move to ai_edge_litert.
+        warnings.simplefilter("ignore", UserWarning)
+        interpreter = tf.lite.Interpreter(model_content=tflite_bytes)
     inp = interpreter.get_input_details()[0]
     out = interpreter.get_output_details()[0]
     interpreter.resize_tensor_input(inp["index"], [1, *batch.shape[1:]])
