@@ -1,4 +1,294 @@
+"""Page 2 · Convolution and pooling: slide a small kernel over a picture, step by step.
+
+Lecture outline: pick a picture and a kernel → slide it (stride, padding, ReLU, pooling)
+→ one output pixel by hand → why it is really cross-correlation → colour channels and
+the Conv2D filter. Every setting lives in the URL. No TensorFlow in this page's imports.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pandas as pd
 import streamlit as st
 
-st.title("convolution")
-st.info("This page is being built.")
+from cnnviz.charts.convolution import kernel_chart, number, step_chart
+from cnnviz.convolution import (
+    convolve2d, feature_map_display, flip_kernel, magnify, outline, output_size,
+    padding_amounts, relu, step_through, to_gray,
+)
+from cnnviz.kernels import presets
+from cnnviz.pooling import pool2d
+from ui.widgets import image_picker, show_image
+
+URL = "query-params"  # every setting below is mirrored in the address bar
+PRESETS = presets()
+CHANNEL_MODES = {
+    "gray": "Gray: 1 channel",
+    "rgb": "Colour: the kernel on each channel",
+    "conv2d": "Colour: one Conv2D filter (summed)",
+}
+SIDE = 480  # pixels each picture is magnified to, so single pixels stay crisp on a projector
+
+
+def shape_text(array: np.ndarray) -> str:
+    """``H × W × C`` of a feature map, as a CNN summary prints it."""
+    dims = array.shape if array.ndim == 3 else array.shape + (1,)
+    return " × ".join(str(d) for d in dims)
+
+
+def picture(fmap: np.ndarray, factor: int) -> tuple[np.ndarray, str]:
+    """Feature map → magnified uint8 picture and what its greys mean."""
+    shown, legend = feature_map_display(fmap)
+    if shown.ndim == 3 and shown.shape[2] == 1:
+        shown = shown[..., 0]
+    return magnify(shown, factor), legend
+
+
+def url_choice(widget, label: str, options: list, key: str, **kwargs):
+    """A choice widget mirrored in the URL by option id (``?kernel=sobel-x``), not by its label."""
+    wanted = st.query_params.get(key)
+    if key not in st.session_state and wanted in [str(o) for o in options]:
+        st.session_state[key] = next(o for o in options if str(o) == wanted)
+    value = widget(label, options, key=key, **kwargs)
+    st.query_params[key] = str(value)
+    return value
+
+
+def forget_custom_weights() -> None:
+    """A new preset starts from its own weights, not from an edited grid in the URL."""
+    st.query_params.pop("weights", None)
+
+
+def size_formula(axis: str, n: int, k: int, s: int, padding: str) -> str:
+    """The output-size formula for one axis with the current numbers, in LaTeX."""
+    out = output_size(n, k, s, padding)
+    if padding == "valid":
+        return rf"\text{{{axis}}}:\ \left\lfloor \frac{{{n} - {k}}}{{{s}}} \right\rfloor + 1 = {out}"
+    before, after = padding_amounts((n, n), (k, k), s, "same")[0]
+    return (rf"\text{{{axis}}}:\ \left\lceil \frac{{{n}}}{{{s}}} \right\rceil = {out}"
+            rf"\quad(\text{{zeros added: {before} before, {after} after}})")
+
+
+st.title("2 · Convolution and pooling")
+st.markdown(
+    "A convolutional layer slides a small grid of numbers — the **kernel** — over the picture. "
+    "At every position it multiplies the pixels under the kernel by the kernel's numbers and adds "
+    "them up: one number per position, together a new picture called a **feature map**."
+)
+
+# ---------------------------------------------------------------- 1. picture and kernel
+st.header("1 · A picture and a kernel")
+col_image, col_kernel, col_about = st.columns([1.1, 1.2, 1], gap="large")
+with col_image:
+    name, image = image_picker("conv")
+    work_side = st.select_slider(
+        "Working size (pixels on the long side)", [16, 24, 32, 48, 64, 96, 128, 192, 256, 384],
+        value=128, key="px", bind=URL,
+        help="Small pictures show single pixels and the stride clearly; large ones show the effect.",
+    )
+    channel_mode = url_choice(st.radio, "Channels", list(CHANNEL_MODES), "channels", format_func=CHANNEL_MODES.get)
+
+with col_kernel:
+    preset_name = url_choice(st.selectbox, "Kernel preset", list(PRESETS), "kernel",
+                             format_func=lambda p: PRESETS[p][3].title, on_change=forget_custom_weights)
+    ksize = url_choice(st.radio, "Kernel size", sorted(PRESETS[preset_name]), "size",
+                       format_func=lambda s: f"{s} × {s}", horizontal=True, on_change=forget_custom_weights)
+    preset = PRESETS[preset_name][ksize]
+    weights = preset.weights
+    divisor_default = float(preset.divisor)
+    custom = st.query_params.get("weights", "")  # an edited grid a lecturer shared: "w,w,…;divisor"
+    try:
+        values, _, div = custom.partition(";")
+        candidate = np.array([float(v) for v in values.split(",")]).reshape(ksize, ksize)
+        weights, divisor_default = candidate, float(div or divisor_default)
+    except ValueError:
+        pass
+    st.caption("Edit any weight, like a photo editor's custom filter. The kernel is the weights ÷ the divisor.")
+    grid = st.data_editor(
+        pd.DataFrame(weights, columns=[str(c + 1) for c in range(ksize)]),
+        key=f"grid_{preset_name}_{ksize}", hide_index=True, width="content",
+        column_config={str(c + 1): st.column_config.NumberColumn(width=70, alignment="center") for c in range(ksize)},
+    )
+    divisor = st.number_input("Divide by", value=divisor_default, step=1.0, format="%g", key=f"divisor_{preset_name}_{ksize}")
+    edited = grid.to_numpy(dtype=np.float64, na_value=0.0)
+    if divisor == 0:
+        st.warning("Dividing by 0 is not possible; the page divides by 1 instead.", icon="⚠️")
+        divisor = 1.0
+    if np.array_equal(edited, preset.weights) and divisor == preset.divisor:
+        forget_custom_weights()
+    else:
+        st.query_params["weights"] = ",".join(number(v) for v in edited.ravel()) + f";{number(divisor)}"
+    kernel = (edited / divisor).astype(np.float32)
+
+with col_about:
+    st.subheader(preset.title if "weights" not in st.query_params else f"{preset.title}, edited")
+    st.markdown(preset.explanation)
+    st.altair_chart(kernel_chart(kernel), alt=f"The {ksize} by {ksize} kernel: " + ", ".join(number(v) for v in kernel.ravel()))
+    st.caption(f"What to look at: the weights add up to **{number(kernel.sum())}** — "
+               "1 keeps the brightness, 0 keeps only changes (edges).")
+
+# Work on a small copy: single pixels, strides and pooling windows become visible.
+scale = min(1.0, work_side / max(image.shape[:2]))
+small = cv2.resize(image, (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))), interpolation=cv2.INTER_AREA) if scale < 1 else image
+x = np.rint(to_gray(small))[..., 0] if channel_mode == "gray" else small.astype(np.float32)
+channel_weights = np.ones(3, np.float32)
+
+# ---------------------------------------------------------------- 2. slide it
+st.header("2 · Slide the kernel over the picture")
+c1, c2, c3, c4, c5, c6 = st.columns(6, gap="medium")
+stride = c1.slider("Stride", 1, 4, 1, key="stride", bind=URL, help="How many pixels the kernel moves each step.")
+padding = c2.radio("Padding", ["valid", "same"], key="padding", bind=URL, horizontal=True,
+                   help="valid: the kernel stays inside the picture. same: zeros around the edge keep the size (÷ stride).")
+use_relu = c3.toggle("ReLU", value=True, help="Rectified linear unit: negative values become 0.", key="relu", bind=URL)
+pool_mode = c4.radio("Pooling", ["none", "max", "avg"], index=1, key="pool", bind=URL, horizontal=True)
+pool_size = c5.slider("Pool size", 2, 4, 2, key="pool_size", bind=URL, disabled=pool_mode == "none")
+pool_stride = c6.slider("Pool stride", 1, 4, 2, key="pool_stride", bind=URL, disabled=pool_mode == "none")
+
+if channel_mode == "conv2d":
+    st.markdown("**One Conv2D filter** has a kernel slice per colour channel. Here each slice is the kernel above times a channel weight:")
+    w1, w2, w3, _ = st.columns([1, 1, 1, 3])
+    channel_weights = np.array([
+        w1.slider("× red", -1.0, 1.0, 1.0, 0.1, key="w_red", bind=URL),
+        w2.slider("× green", -1.0, 1.0, 1.0, 0.1, key="w_green", bind=URL),
+        w3.slider("× blue", -1.0, 1.0, 1.0, 0.1, key="w_blue", bind=URL),
+    ], np.float32)
+filters = kernel[..., None] * channel_weights if channel_mode == "conv2d" else kernel
+
+convolved = convolve2d(x, filters, stride=stride, padding=padding)
+activated = relu(convolved) if use_relu else convolved
+pooled = pool2d(activated, pool_size, pool_stride, pool_mode, "valid") if pool_mode != "none" else activated
+
+h, w = x.shape[:2]
+factor = max(1, SIDE // max(h, w))
+panels = [
+    ("Input", x, "The picture the kernel reads"),
+    ("Convolved", convolved, "Every pixel = sum of (pixels × kernel) around it"),
+    ("Activated" if use_relu else "Activated (ReLU off)", activated, "ReLU keeps positive responses, sets negatives to 0"),
+    (f"{pool_mode.capitalize()}-pooled" if pool_mode != "none" else "Not pooled", pooled,
+     f"Each {pool_size} × {pool_size} window → its {'strongest' if pool_mode == 'max' else 'mean'} value" if pool_mode != "none" else "Pooling is off"),
+]
+columns = st.columns(4, gap="medium")
+for column, (title, fmap, what) in zip(columns, panels):
+    with column:
+        st.subheader(title)
+        st.markdown(f"#### {shape_text(fmap)}")
+        if fmap.size == 0:
+            st.info("Nothing left: the window is larger than the picture. Use 'same' padding or a smaller stride.")
+            continue
+        if title == "Input":
+            shown, legend = magnify(np.clip(fmap, 0, 255).astype(np.uint8).squeeze(), factor), "pixel values 0–255"
+        else:
+            shown, legend = picture(fmap, max(1, SIDE // max(fmap.shape[:2])))
+        show_image(shown, alt=f"{title} feature map of {name}, {shape_text(fmap)}, {legend}", caption=f"{what}. Shown: {legend}.")
+
+st.markdown("**Output size.** With picture size *n*, kernel size *k* and stride *s*:")
+kh = kernel.shape[0]
+formula_cols = st.columns(2)
+with formula_cols[0]:
+    st.markdown("Convolution")
+    st.latex(size_formula("height", h, kh, stride, padding))
+    st.latex(size_formula("width", w, kh, stride, padding))
+with formula_cols[1]:
+    if pool_mode != "none":
+        st.markdown("Pooling (valid: only whole windows)")
+        st.latex(size_formula("height", activated.shape[0], pool_size, pool_stride, "valid"))
+        st.latex(size_formula("width", activated.shape[1], pool_size, pool_stride, "valid"))
+st.caption("What to look at: stride 2 halves each side, 'same' padding keeps the size at stride 1, "
+           "and pooling shrinks the map again while keeping where the strong responses were.")
+
+# ---------------------------------------------------------------- 3. one pixel by hand
+st.header("3 · One output pixel, by hand")
+out_h, out_w = convolved.shape[:2]
+if out_h and out_w:
+    for key, limit in (("row", out_h), ("col", out_w)):
+        if key in st.session_state and st.session_state[key] >= limit:
+            st.session_state[key] = limit - 1  # a smaller output after a setting change: stay inside it
+    r1, r2, _ = st.columns([1, 1, 2])
+    row = r1.slider("Output row", 0, out_h - 1, min(out_h // 2, out_h - 1), key="row", bind=URL)
+    col = r2.slider("Output column", 0, out_w - 1, min(out_w // 2, out_w - 1), key="col", bind=URL)
+    step = step_through(x, filters, row, col, stride=stride, padding=padding)
+    left, right = st.columns([1.4, 2], gap="large")
+    before_col, after_col = left.columns(2)
+    with before_col:
+        base = magnify(np.clip(x, 0, 255).astype(np.uint8).squeeze(), factor)
+        show_image(outline(base, step.top, step.left, kh, kh, factor=factor),
+                   alt=f"Input with a red square on the {kh} by {kh} patch starting at row {step.top}, column {step.left}",
+                   caption=f"The patch under the kernel: rows {step.top}…{step.top + kh - 1}, "
+                           f"columns {step.left}…{step.left + kh - 1} (negative = in the zero padding).")
+    with after_col:
+        f2 = max(1, SIDE // max(out_h, out_w))
+        fmap_shown, legend = picture(convolved, f2)
+        show_image(outline(fmap_shown, row, col, 1, 1, factor=f2),
+                   alt=f"Convolved feature map with a red square on output pixel row {row}, column {col}",
+                   caption=f"…its sum lands at row {row}, column {col} of the convolved map ({legend}).")
+    with right:
+        totals = np.atleast_1d(step.total)
+        if channel_mode == "rgb":
+            sums = " · ".join(f"{c} **{number(t)}**" for c, t in zip(["red", "green", "blue"], totals))
+            st.markdown(f"### Sum of the products, per channel\n### {sums}")
+        elif channel_mode == "conv2d":
+            per_channel = step.products.sum(axis=(0, 1))
+            parts = " + ".join(f"{number(t)} ({c})" for t, c in zip(per_channel, ["red", "green", "blue"]))
+            st.markdown(f"### Sum over all three channels\n### {parts} = **{number(step.total)}**")
+        else:
+            st.markdown(f"### Sum of the products\n### = **{number(step.total)}**")
+        st.markdown(f"That number is output pixel ({row}, {col}). Move the sliders to slide the kernel; "
+                    f"with stride {stride} the patch jumps {stride} input pixel{'s' if stride > 1 else ''} per output pixel.")
+        st.altair_chart(step_chart(step.patch, filters, step.products),
+                        alt="The input patch's numbers, the kernel's numbers and their element-wise products")
+        st.caption("What to look at: each product is the pixel times the kernel weight in the same place; "
+                   "their sum is the one number written into the output pixel.")
+else:
+    st.info("The convolved map is empty at these settings, so there is no pixel to step through.")
+
+# ---------------------------------------------------------------- 4. cross-correlation
+st.header("4 · “Convolution” in deep learning is cross-correlation")
+st.markdown(
+    "In mathematics, convolving flips the kernel by 180° before sliding it. Keras, PyTorch and this page "
+    "do **not** flip: the kernel is laid on the picture exactly as you see it (cross-correlation). "
+    "For symmetric kernels (blur, outline) the two are identical. For Sobel and emboss, flipping turns "
+    "the response around — bright edges become dark. A trained network does not care: it simply learns "
+    "the flipped weights."
+)
+flipped = convolve2d(x, flip_kernel(filters), stride=stride, padding=padding)
+fc1, fc2, _ = st.columns([1, 1, 1], gap="large")
+for column, title, fmap in ((fc1, "As in Keras (no flip)", convolved), (fc2, "Textbook convolution (flipped)", flipped)):
+    with column:
+        st.subheader(title)
+        if fmap.size:
+            shown, legend = picture(fmap, max(1, SIDE // max(fmap.shape[:2])))
+            show_image(shown, alt=f"{title}: feature map of {name}, {legend}", caption=f"Shown: {legend}.")
+same = convolved.size and np.allclose(convolved, flipped, atol=1e-3)
+st.caption("What to look at: " + ("these two are identical, because this kernel is symmetric."
+                                  if same else "the two differ, because this kernel is not symmetric — compare the edges."))
+
+# ---------------------------------------------------------------- 5. colour
+st.header("5 · Colour pictures: three channels")
+rgb = small.astype(np.float32)
+per_channel = convolve2d(rgb, kernel, stride=stride, padding=padding)
+summed = convolve2d(rgb, kernel[..., None] * channel_weights, stride=stride, padding=padding)
+st.markdown(
+    "A colour picture is three stacked pictures: red, green and blue. A photo editor runs the kernel over "
+    "**each channel on its own** and keeps three channels. A Conv2D layer instead holds **one kernel slice per "
+    "channel** (a kh × kw × 3 filter) and **adds** the three results into a single feature map; "
+    "with 64 filters it makes 64 such maps."
+)
+if per_channel.size:
+    cols = st.columns(5, gap="small")
+    f3 = max(1, 360 // max(per_channel.shape[:2]))
+    scale_all = feature_map_display(per_channel)[1]
+    for column, c, label in zip(cols, range(3), ["Red", "Green", "Blue"]):
+        shown, legend = picture(per_channel[..., c], f3)
+        with column:
+            show_image(shown, alt=f"{label} channel filtered, {legend}", caption=f"{label} channel ⋆ kernel · {legend}")
+    with cols[3]:
+        shown, _ = picture(per_channel, f3)
+        show_image(shown, alt=f"The three filtered channels recombined as a colour picture, {scale_all}",
+                   caption=f"Kept as 3 channels: `{shape_text(per_channel)}`")
+    with cols[4]:
+        shown, legend = picture(summed, f3)
+        weights_text = " ".join(f"{number(v)}×{c}" for v, c in zip(channel_weights, "RGB"))
+        show_image(shown, alt=f"Conv2D view: the channels summed into one feature map, {legend}",
+                   caption=f"Conv2D: summed ({weights_text}) into `{shape_text(summed)}`")
+    st.caption("What to look at: the three channel maps differ where the colours differ; the Conv2D map is "
+               "one picture — colour information is mixed into a single number per pixel.")

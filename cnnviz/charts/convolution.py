@@ -1,0 +1,101 @@
+"""Altair charts for the convolution page: grids of numbers you can read from the back row.
+
+Colours are computed here (not by Vega scales) so that each panel gets the scale its
+numbers need: pixels in greys (black 0 … white 255), kernel weights and products in
+blue (negative) / white (0) / red (positive), symmetric around 0.
+"""
+from __future__ import annotations
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+CHANNEL_NAMES = {1: ["gray"], 3: ["red", "green", "blue"]}
+
+
+def number(value: float) -> str:
+    """Short, exact-looking label: integers without decimals, others with 4 significant digits."""
+    value = float(value)
+    if abs(value) < 5e-5:
+        return "0"
+    if value == round(value) and abs(value) < 1e6:
+        return f"{value:.0f}"
+    return f"{value:.4g}"
+
+
+def _grey(value: float) -> tuple[str, str]:
+    level = int(np.clip(round(value), 0, 255))
+    return f"#{level:02x}{level:02x}{level:02x}", "#000000" if level > 110 else "#ffffff"
+
+
+def _diverging(value: float, limit: float) -> tuple[str, str]:
+    t = 0.0 if limit == 0 else float(np.clip(value / limit, -1, 1))
+    end = np.array([178, 24, 43]) if t > 0 else np.array([33, 102, 172])
+    rgb = np.rint(255 + (end - 255) * abs(t) * 0.9).astype(int)
+    return "#" + "".join(f"{c:02x}" for c in rgb), "#ffffff" if abs(t) > 0.6 else "#000000"
+
+
+def step_chart(patch: np.ndarray, kernel: np.ndarray, products: np.ndarray, *, cell: int = 58) -> alt.Chart:
+    """Input patch × kernel = products, as three grids of numbers side by side.
+
+    ``patch``, ``kernel`` and ``products`` are ``(kh, kw)`` or ``(kh, kw, C)``; a 2-D kernel
+    next to a colour patch is shown in every channel's row. One row of grids per channel.
+    """
+    patch = np.atleast_3d(np.asarray(patch, np.float32))
+    products = np.atleast_3d(np.asarray(products, np.float32))
+    kernel = np.asarray(kernel, np.float32)
+    kernel = np.repeat(kernel[..., None], patch.shape[2], axis=2) if kernel.ndim == 2 else kernel
+    channels = patch.shape[2]
+    names = CHANNEL_NAMES.get(channels, [f"channel {c}" for c in range(channels)])
+    k_lim = float(np.abs(kernel).max())
+    p_lim = float(np.abs(products).max())
+    rows = []
+    for c in range(channels):
+        for panel, grid in (("input patch", patch), ("× kernel", kernel), ("= products", products)):
+            for (r, q), v in np.ndenumerate(grid[..., c]):
+                if panel == "input patch":
+                    fill, ink = _grey(v)
+                else:
+                    fill, ink = _diverging(v, k_lim if panel == "× kernel" else p_lim)
+                rows.append((names[c], panel, r, q, number(v), fill, ink))
+    data = pd.DataFrame(rows, columns=["channel", "panel", "row", "col", "label", "fill", "ink"])
+    kh, kw = patch.shape[:2]
+    size = cell if max(kh, kw) <= 3 else int(cell * 0.8)
+    font = 18 if max(kh, kw) <= 3 else 14
+    base = alt.Chart(data).encode(
+        x=alt.X("col:O", axis=None),
+        y=alt.Y("row:O", axis=None),
+    )
+    cells = base.mark_rect(stroke="#555555", strokeWidth=1).encode(
+        color=alt.Color("fill:N", scale=None),
+        tooltip=["channel", "panel", "row", "col", "label"],
+    )
+    labels = base.mark_text(fontSize=font, fontWeight="bold").encode(text="label:N", color=alt.Color("ink:N", scale=None))
+    facet_row = alt.Row("channel:N", sort=names, header=alt.Header(title=None, labelFontSize=16, labelAngle=0, labelAlign="left")) if channels > 1 else None
+    facet = dict(column=alt.Column("panel:N", sort=["input patch", "× kernel", "= products"], header=alt.Header(title=None, labelFontSize=18, labelFontWeight="bold")))
+    if facet_row is not None:
+        facet["row"] = facet_row
+    return (
+        alt.layer(cells, labels, data=data)
+        .properties(width=size * kw, height=size * kh)
+        .facet(**facet, spacing=24)
+        .configure_view(stroke=None)
+    )
+
+
+def kernel_chart(kernel: np.ndarray, *, cell: int = 58) -> alt.Chart:
+    """A ``(kh, kw)`` kernel as a grid of its weights (blue negative, white 0, red positive)."""
+    kernel = np.asarray(kernel, np.float32)
+    limit = float(np.abs(kernel).max())
+    rows = [(r, q, number(v), *_diverging(v, limit)) for (r, q), v in np.ndenumerate(kernel)]
+    data = pd.DataFrame(rows, columns=["row", "col", "label", "fill", "ink"])
+    size = cell if max(kernel.shape) <= 3 else int(cell * 0.8)
+    base = alt.Chart(data).encode(x=alt.X("col:O", axis=None), y=alt.Y("row:O", axis=None))
+    return (
+        alt.layer(
+            base.mark_rect(stroke="#555555").encode(color=alt.Color("fill:N", scale=None)),
+            base.mark_text(fontSize=18 if max(kernel.shape) <= 3 else 14, fontWeight="bold").encode(text="label:N", color=alt.Color("ink:N", scale=None)),
+        )
+        .properties(width=size * kernel.shape[1], height=size * kernel.shape[0])
+        .configure_view(stroke=None)
+    )
