@@ -323,13 +323,22 @@ def cache_path_if_present() -> Path | None:
     return None
 
 
+def _looks_like_this_port(model: keras.Model) -> bool:
+    # A cache written by an older layout of this module is converted again, not trusted.
+    names = {layer.name for layer in model.layers}
+    return (model.name == "efficientnet_lite0" and tuple(model.output_shape) == (None, NUM_CLASSES)
+            and {"rescaling", "stem_conv", "block16_project_bn", "head_conv", "avg_pool", "predictions"} <= names)
+
+
 def load_efficientnet_lite0() -> keras.Model:
     """EfficientNet-Lite0 with ImageNet weights: from the cache, or converted once and cached."""
     path = cache_path()
     if path.is_file():
         try:
-            return keras.saving.load_model(path, compile=False, safe_mode=True)
-        except Exception:  # a half-written or stale cache file: convert again below
+            model = keras.saving.load_model(path, compile=False, safe_mode=True)
+            if _looks_like_this_port(model):
+                return model
+        except Exception:  # a damaged cache file: convert again below
             pass
     model = convert()
     # Write to a temporary name first so two processes never read a half-written file.

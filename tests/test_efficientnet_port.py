@@ -111,3 +111,13 @@ def test_restricted_unpickler_accepts_exactly_what_the_weight_file_needs(state_d
     assert len(state_dict) == 296
     assert state_dict["_fc.weight"].shape == (1000, 1280) and state_dict["_fc.weight"].dtype == np.float32
     assert state_dict["_bn0.num_batches_tracked"].dtype == np.int64
+
+
+def test_a_damaged_cache_file_is_converted_again(lite0, tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / efficientnet_lite.CACHE_NAME).write_bytes(b"PK\x03\x04 half-written")
+    model = efficientnet_lite.load_efficientnet_lite0()
+    x = np.full((1, 224, 224, 3), 127.0, np.float32)
+    np.testing.assert_allclose(np.asarray(model(x)), np.asarray(lite0(x)), atol=1e-6)
+    assert (tmp_path / "models" / efficientnet_lite.CACHE_NAME).stat().st_size > 10_000_000
