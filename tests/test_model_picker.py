@@ -1,9 +1,13 @@
 """`ui.models.model_picker` in a real Streamlit script run (AppTest): registry, URL, uploads."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import pytest
 from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _app():
@@ -72,3 +76,19 @@ def test_bad_upload_shows_its_sentence_and_the_page_keeps_working():
     assert not at.exception
     assert [e.value for e in at.error] == ["“notes.keras” is not a Keras model: a .keras file is a zip archive and this one is not."]
     assert _picked(at).startswith("picked efficientnet_lite0")
+
+
+def test_empty_keras_home_the_picker_and_the_feature_map_page_still_work(tmp_path, monkeypatch):
+    # The registry reads KERAS_HOME when asked (never via Keras's import-time copy), so an empty
+    # cache can be tested in-process: no class index, no MobileNetV2 weights, no converted model.
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty"))
+    at = _run()
+    assert not at.exception and not at.error
+    assert _picked(at).startswith("picked efficientnet_lite0")
+    captions = " ".join(c.value for c in at.caption)
+    assert f"into {tmp_path / 'empty' / 'models'} to use it" in captions
+    assert "ImageNet class names are missing" in captions and "“class 281”" in captions
+
+    page = AppTest.from_file(str(ROOT / "pages" / "feature_maps.py"), default_timeout=180).run()
+    assert not page.exception, page.exception
+    assert not page.error
