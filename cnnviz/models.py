@@ -187,7 +187,10 @@ def load_model(name: str = DEFAULT_MODEL, models_dir: str | os.PathLike | None =
     if not card["available"]:
         raise ModelError(card["reason"])
     if name == "efficientnet_lite0":
-        return efficientnet_lite.load_efficientnet_lite0()
+        try:
+            return efficientnet_lite.load_efficientnet_lite0()
+        except (OSError, ValueError, KeyError) as err:  # missing/damaged/hostile weight file
+            raise ModelError(f"EfficientNet-Lite0's ImageNet weights could not be read: {err}") from err
     if name == "mobilenet_v2":
         return _mobilenet_v2()
     try:
