@@ -1,0 +1,141 @@
+"""The trainer page in Streamlit's AppTest: demo training, uploads, bad zips, and visitors kept apart."""
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = str(ROOT / "pages" / "trainer.py")
+
+
+def png(colour: tuple[int, int, int], seed: int = 0) -> bytes:
+    rng = np.random.default_rng(seed)
+    pixels = np.clip(np.array(colour) + rng.integers(-20, 20, (32, 32, 3)), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def fresh() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=300).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def uploader(at: AppTest, label: str, index: int = 0):
+    return [u for u in at.file_uploader if u.label.startswith(label)][index]
+
+
+def class_counts(at: AppTest) -> list[str]:
+    return [m.value for m in at.markdown if m.value.endswith(" images**")]
+
+
+@pytest.fixture(scope="module")
+def trained_session(keras_home) -> AppTest:
+    at = fresh()
+    at.button(key="trainer_demo").click().run()
+    assert not at.exception
+    at.number_input(key="trainer_epochs").set_value(4).run()
+    at.button(key="trainer_train").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_demo_dataset_trains_and_shows_results(trained_session):
+    at = trained_session
+    assert class_counts(at) == ["**30 images**"] * 3
+    assert [t.value for t in at.text_input] == ["square", "triangle", "circle"]
+    run = at.session_state["trainer_run"]
+    assert run["finished"] and len(run["history"].rows) == 4
+    assert any("How well did it learn" in h.value for h in at.header)
+    assert any("EfficientNet-Lite0" in m.value and "4 of 4 epochs" in m.value for m in at.markdown)
+    assert len(at.metric) == 3
+    # The model is registered for this visitor's other pages (feature maps, audit).
+    mine = at.session_state["cnnviz_user_models"]
+    assert list(mine) == ["My classifier 1"]
+    assert mine["My classifier 1"]["card"]["classes"] == ["square", "triangle", "circle"]
+    assert mine["My classifier 1"]["card"]["base"] == "efficientnet_lite0"
+
+
+def test_demo_test_images_give_a_table_and_csv(trained_session):
+    at = trained_session
+    at.button(key="trainer_use_testset").click().run()
+    assert not at.exception
+    assert any("labelled test images classified correctly" in m.value for m in at.markdown)
+    assert len(at.dataframe) >= 2  # per-class accuracy + predictions table
+    table = at.dataframe[-1].value
+    assert list(table.columns[:3]) == ["file", "predicted class", "confidence"] and len(table) == 12
+
+
+def test_two_visitors_never_see_each_others_images_or_models(trained_session):
+    first = trained_session
+    second = fresh()
+    # The second visitor starts empty: no images, no results, no models.
+    assert class_counts(second) == ["**0 images**", "**0 images**"]
+    assert second.session_state["trainer_run"] is None
+    assert "cnnviz_user_models" not in second.session_state or not second.session_state["cnnviz_user_models"]
+    assert not any("How well did it learn" in h.value for h in second.header)
+    # The second visitor uploads their own images; the first visitor's classes are unchanged.
+    uploader(second, "Add images", 0).set_value([("red.png", png((220, 30, 30)), "image/png"),
+                                                  ("red2.png", png((220, 30, 30), 1), "image/png")]).run()
+    assert not second.exception
+    assert class_counts(second) == ["**2 images**", "**0 images**"]
+    first.run()
+    assert class_counts(first) == ["**30 images**"] * 3
+    assert len(second.session_state["trainer_store"]) == 2
+    # 90 demo + 12 demo test images + the sample shown in "Test it": none of the second visitor's.
+    assert len(first.session_state["trainer_store"]) == 90 + 12 + 1
+    assert not any(k in first.session_state["trainer_store"] for k in second.session_state["trainer_classes"][0]["keys"])
+    assert first.session_state["trainer_store"] is not second.session_state["trainer_store"]
+
+
+def test_bad_zip_and_bad_images_show_messages_and_keep_what_was_added(keras_home):
+    at = fresh()
+    uploader(at, "Add images", 0).set_value([("a.png", png((10, 200, 10)), "image/png"),
+                                              ("broken.png", b"\x89PNG\r\n\x1a\nbroken", "image/png")]).run()
+    assert not at.exception
+    assert class_counts(at) == ["**1 images**", "**0 images**"]
+    assert any("broken.png" in m.value for m in at.markdown)
+
+    uploader(at, "A zip").set_value(("cut.zip", b"PK\x03\x04 cut off", "application/zip")).run()
+    assert not at.exception
+    assert any("not a readable zip" in e.value for e in at.error)
+    assert class_counts(at) == ["**1 images**", "**0 images**"]
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        archive.writestr("training/blue/1.png", png((20, 20, 220)))
+        archive.writestr("training/blue/2.png", png((20, 20, 220), 2))
+        archive.writestr("../evil.png", png((0, 0, 0)))
+        archive.writestr("training/blue/notes.txt", "hello")
+        archive.writestr("testing/3.png", png((20, 20, 220), 3))
+    uploader(at, "A zip").set_value(("lesson.zip", buf.getvalue(), "application/zip")).run()
+    assert not at.exception
+    assert class_counts(at) == ["**1 images**", "**2 images**"]  # "blue" took the empty second card
+    assert [t.value for t in at.text_input] == ["Class 1", "blue"]
+    assert len(at.session_state["trainer_testset"]) == 1
+    assert any("2 files skipped" in s.value for s in at.success)
+    text = " ".join(m.value for m in at.markdown)
+    assert "climb out" in text and "notes.txt" in text
+
+
+def test_renaming_and_deleting_classes(keras_home):
+    at = fresh()
+    assert at.button(key=f"trainer_del_{at.session_state['trainer_classes'][0]['id']}").disabled  # at least two
+    at.button(key="trainer_add_class").click().run()
+    assert [t.value for t in at.text_input] == ["Class 1", "Class 2", "Class 3"]
+    at.text_input[0].set_value("Portraits").run()
+    assert at.session_state["trainer_classes"][0]["name"] == "Portraits"
+    at.text_input[1].set_value("Portraits").run()  # a duplicate name is refused
+    assert any("own, non-empty name" in e.value for e in at.error)
+    assert at.session_state["trainer_classes"][1]["name"] == "Class 2"
+    third = at.session_state["trainer_classes"][2]["id"]
+    at.button(key=f"trainer_del_{third}").click().run()
+    assert len(at.session_state["trainer_classes"]) == 2
+    assert not at.exception
