@@ -26,6 +26,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from cnnviz.models import prepare
+
 __all__ = [
     "feature_layers",
     "feature_model",
@@ -142,24 +144,13 @@ def _compiled(model: keras.Model) -> Callable:
 
 
 def _prepare(image: np.ndarray, model: keras.Model) -> np.ndarray:
-    """``(1, H, W, C) float32`` raw 0–255 pixels at the model's input size."""
+    """``(1, H, W, C) float32`` raw 0–255 pixels at the model's input size (an already prepared batch passes)."""
     image = np.asarray(image)
     if image.ndim == 4:
         return image.astype(np.float32, copy=False)
-    _, height, width, channels = model.inputs[0].shape
-    img = image
-    if img.ndim == 2:
-        img = img[:, :, None]
-    if channels == 1 and img.shape[2] == 3:
-        img = cv2.cvtColor(np.ascontiguousarray(img.astype(np.uint8)), cv2.COLOR_RGB2GRAY)[:, :, None]
-    elif channels == 3 and img.shape[2] == 1:
-        img = np.repeat(img, 3, axis=2)
-    if height is not None and width is not None and img.shape[:2] != (height, width):
-        shrink = img.shape[0] > height or img.shape[1] > width
-        img = cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-        if img.ndim == 2:
-            img = img[:, :, None]
-    return img.astype(np.float32)[None]
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    return prepare(image, model)
 
 
 # --------------------------------------------------------------------------- layer table
