@@ -54,6 +54,21 @@ def url_choice(widget, label: str, options: list, key: str, **kwargs):
     return value
 
 
+def output_pixel_slider(where, label: str, key: str, size: int) -> int:
+    """Slider over output pixels 0…size−1, mirrored in the URL, kept inside a map that shrinks.
+
+    Not ``bind=``: the range changes with stride/padding and the value must survive that.
+    """
+    wanted = st.session_state.get(key, st.query_params.get(key, size // 2))
+    try:
+        st.session_state[key] = min(max(int(wanted), 0), size - 1)
+    except ValueError:
+        st.session_state[key] = size // 2
+    value = where.slider(label, 0, size - 1, key=key) if size > 1 else 0
+    st.query_params[key] = str(value)
+    return value
+
+
 def forget_custom_weights() -> None:
     """A new preset starts from its own weights, not from an edited grid in the URL."""
     st.query_params.pop("weights", None)
@@ -200,12 +215,9 @@ st.caption("What to look at: stride 2 halves each side, 'same' padding keeps the
 st.header("3 · One output pixel, by hand")
 out_h, out_w = convolved.shape[:2]
 if out_h and out_w:
-    for key, limit in (("row", out_h), ("col", out_w)):
-        if key in st.session_state and st.session_state[key] >= limit:
-            st.session_state[key] = limit - 1  # a smaller output after a setting change: stay inside it
     r1, r2, _ = st.columns([1, 1, 2])
-    row = r1.slider("Output row", 0, out_h - 1, min(out_h // 2, out_h - 1), key="row", bind=URL)
-    col = r2.slider("Output column", 0, out_w - 1, min(out_w // 2, out_w - 1), key="col", bind=URL)
+    row = output_pixel_slider(r1, "Output row", "row", out_h)
+    col = output_pixel_slider(r2, "Output column", "col", out_w)
     step = step_through(x, filters, row, col, stride=stride, padding=padding)
     left, right = st.columns([1.4, 2], gap="large")
     before_col, after_col = left.columns(2)
