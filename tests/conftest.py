@@ -6,6 +6,7 @@ made here, at import time, before any test module can import TensorFlow.
 """
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import sys
@@ -22,6 +23,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 _keras_home = Path(tempfile.mkdtemp(prefix="cnnviz-keras-"))
+atexit.register(shutil.rmtree, _keras_home, ignore_errors=True)
 if (SHARED / "keras-cache").is_dir():
     shutil.copytree(SHARED / "keras-cache", _keras_home, dirs_exist_ok=True)
 os.environ["KERAS_HOME"] = str(_keras_home)
