@@ -26,6 +26,7 @@ __all__ = [
     "knn_distance",
     "fit_mahalanobis",
     "mahalanobis_distance",
+    "mahalanobis_scores",
     "ledoit_wolf_shrinkage",
     "auroc",
     "coverage_accuracy",
@@ -118,16 +119,19 @@ def ledoit_wolf_shrinkage(centred: np.ndarray) -> float:
     ``centred`` is ``(M, D)`` with column means removed. With few images and many
     features the sample covariance is singular; shrinking it towards a scaled identity
     makes it invertible and, by Ledoit–Wolf's estimate, closest to the true covariance.
+    Computed from the ``(M, M)`` Gram matrix, so 1 280 features cost no ``D × D`` matrix.
     """
     x = np.asarray(centred, dtype=np.float64)
     m, d = x.shape
     if m < 2:
         return 1.0
-    sample = x.T @ x / m
-    mu = np.trace(sample) / d
-    delta = np.sum((sample - mu * np.eye(d)) ** 2) / d
-    x2 = x**2
-    beta = np.sum(x2.T @ x2 / m - sample**2) / (d * m)
+    gram = x @ x.T
+    trace = np.trace(gram) / m  # trace of the sample covariance S = XᵀX / M
+    mu = trace / d
+    sum_s2 = np.sum(gram**2) / m**2  # ‖S‖²_F = ‖X Xᵀ‖²_F / M²
+    delta = (sum_s2 - 2 * mu * trace + d * mu**2) / d  # ‖S − mu·I‖²_F / D
+    row_norms = np.einsum("ij,ij->i", x, x)
+    beta = (np.sum(row_norms**2) / m - sum_s2) / (d * m)  # Σ_i ‖x_i x_iᵀ − S‖²_F / (M² D)
     beta = min(beta, delta)
     return float(beta / delta) if delta > 0 else 1.0
 
@@ -137,7 +141,9 @@ def fit_mahalanobis(reference: np.ndarray, shrinkage: float | None = None) -> tu
 
     The covariance is ``(1 - a) · S + a · mu · I`` with ``S`` the maximum-likelihood
     sample covariance (divided by ``M``), ``mu = trace(S) / D`` and ``a`` the shrinkage
-    (Ledoit–Wolf estimate when ``None``).
+    (Ledoit–Wolf estimate when ``None``). Explicit and ``O(D³)``: fine for small ``D``;
+    the audit itself uses :func:`mahalanobis_scores`, which gives the same distances
+    from an ``(M, D)`` decomposition.
     """
     ref = np.asarray(reference, dtype=np.float64)
     if ref.ndim != 2 or ref.shape[0] < 1:
@@ -156,6 +162,35 @@ def mahalanobis_distance(features: np.ndarray, mean: np.ndarray, precision: np.n
     """``sqrt((x - mean)ᵀ · precision · (x - mean))`` per row, ``(N, D) -> (N,)``."""
     diff = np.asarray(features, dtype=np.float64) - mean
     squared = np.einsum("nd,de,ne->n", diff, precision, diff)
+    return np.sqrt(np.maximum(squared, 0.0))
+
+
+def mahalanobis_scores(features: np.ndarray, reference: np.ndarray, shrinkage: float | None = None) -> np.ndarray:
+    """Mahalanobis distance of each row to the reference set, as :func:`fit_mahalanobis` defines it.
+
+    ``(N, D), (M, D) -> (N,)`` without ever forming a ``D × D`` matrix: with the thin SVD
+    ``X = U s Vᵀ`` of the centred reference, the shrunk covariance is
+    ``c·I + V diag(b·s²) Vᵀ`` (``c = a·mu``, ``b = (1 - a) / M``), whose inverse acts on the
+    span of ``V`` as ``1 / (c + b·s²)`` and on the rest as ``1 / c``. For 1 280 features
+    and 30 reference images this is thousands of times cheaper than inverting ``D × D``.
+    """
+    ref = np.asarray(reference, dtype=np.float64)
+    if ref.ndim != 2 or ref.shape[0] < 1:
+        raise ValueError("The reference set needs at least one image with features.")
+    m, d = ref.shape
+    mean = ref.mean(axis=0)
+    centred = ref - mean
+    alpha = ledoit_wolf_shrinkage(centred) if shrinkage is None else float(np.clip(shrinkage, 0, 1))
+    _, s, vt = np.linalg.svd(centred, full_matrices=False)
+    mu = float(np.sum(s**2) / m / d)
+    c = alpha * (mu if mu > 0 else 1.0)
+    eig = c + (1 - alpha) * s**2 / m
+    keep = eig > 1e-12 * max(float(eig.max(initial=0.0)), 1e-300)
+    diff = np.asarray(features, dtype=np.float64).reshape(-1, d) - mean
+    inside = diff @ vt.T  # coordinates along the reference's principal directions
+    squared = np.sum(inside[:, keep] ** 2 / eig[keep], axis=1)
+    if c > 0:  # the rest of the space, where only the shrinkage target's variance c remains
+        squared += np.maximum(np.sum(diff**2, axis=1) - np.sum(inside**2, axis=1), 0.0) / c
     return np.sqrt(np.maximum(squared, 0.0))
 
 
@@ -275,12 +310,10 @@ def cross_fit_mahalanobis(reference: np.ndarray, folds: int = 5, shrinkage: floa
     folds = int(np.clip(folds, 2, m)) if m >= 3 else m
     out = np.empty(m)
     if m < 3:  # too few images to hold any out: score in-sample
-        mean, precision = fit_mahalanobis(ref, shrinkage)
-        return mahalanobis_distance(ref, mean, precision)
+        return mahalanobis_scores(ref, ref, shrinkage)
     for part in np.array_split(np.arange(m), folds):
         rest = np.setdiff1d(np.arange(m), part)
-        mean, precision = fit_mahalanobis(ref[rest], shrinkage)
-        out[part] = mahalanobis_distance(ref[part], mean, precision)
+        out[part] = mahalanobis_scores(ref[part], ref[rest], shrinkage)
     return out
 
 
@@ -310,7 +343,6 @@ def evaluate(
     ref_feats = np.asarray(sets[reference]["features"], dtype=np.float64)
     if len(ref_feats) < 2:
         raise ValueError("The reference set needs at least two images to compare the others with.")
-    mean, precision = fit_mahalanobis(ref_feats)
     k_eff = int(min(k, len(ref_feats) - 1))
     scores: dict[str, dict] = {}
     for name, data in sets.items():
@@ -321,7 +353,7 @@ def evaluate(
             maha = cross_fit_mahalanobis(feats)
         else:
             knn = knn_distance(feats, ref_feats, k_eff) if len(feats) else np.zeros(0)
-            maha = mahalanobis_distance(feats, mean, precision) if len(feats) else np.zeros(0)
+            maha = mahalanobis_scores(feats, ref_feats) if len(feats) else np.zeros(0)
         conf = max_softmax(probs) if len(probs) else np.zeros(0)
         top = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
         labels = data.get("labels")

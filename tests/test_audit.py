@@ -90,6 +90,17 @@ def test_ledoit_wolf_matches_its_formula_and_makes_singular_covariance_invertibl
     assert np.all(np.linalg.eigvalsh(precision) > 0)
 
 
+@pytest.mark.parametrize("shrinkage", [None, 0.0, 0.3, 1.0])
+@pytest.mark.parametrize("shape", [(5, 20), (40, 6)])
+def test_fast_mahalanobis_equals_explicit_inverse(shrinkage, shape):
+    rng = np.random.default_rng(2)
+    reference = rng.normal(size=shape) * rng.uniform(0.5, 3, shape[1])
+    features = rng.normal(1, 2, size=(7, shape[1]))
+    mean, precision = audit.fit_mahalanobis(reference, shrinkage)
+    expected = audit.mahalanobis_distance(features, mean, precision)
+    np.testing.assert_allclose(audit.mahalanobis_scores(features, reference, shrinkage), expected, rtol=1e-6, atol=1e-8)
+
+
 def test_coverage_accuracy_and_share_abstained():
     conf = np.array([0.9, 0.8, 0.6, 0.3])
     ok = np.array([1, 1, 0, 0], dtype=bool)
