@@ -91,8 +91,8 @@ def trained_maps(dataset: str, hidden: int):
     return map1.to_dict(validate=False), map2.to_dict(validate=False), losses.to_dict(validate=False), acc1, acc2
 
 
-def show_chart(chart, *, alt: str, width: str = "stretch") -> None:
-    """Draw an Altair chart (or its spec) with alt text.
+def show_chart(key: str, chart, *, alt: str, width: str = "stretch") -> None:
+    """Draw an Altair chart (or its spec) with alt text; ``key`` names it (CSS class ``st-key-<key>``).
 
     ``st.altair_chart`` validates every spec against the Vega-Lite JSON schema on every rerun
     (about 10 ms per layer, most of this page's time); our builders' specs are validated once in
@@ -100,7 +100,7 @@ def show_chart(chart, *, alt: str, width: str = "stretch") -> None:
     """
     spec = chart if isinstance(chart, dict) else chart.to_dict(validate=False)
     spec.get("config", {}).pop("view", None)  # Altair's 300 px default; Streamlit sizes charts itself
-    st.vega_lite_chart(spec=spec, width=width, alt=alt)
+    st.vega_lite_chart(spec=spec, width=width, alt=alt, key=key)
 
 
 def num(v: float, digits: int = 2) -> str:
@@ -149,7 +149,7 @@ def weights_by_hand() -> None:
         if abs(error) < 0.005:
             st.success("Exactly 7.5! Many other weights work too: one example cannot pin down three numbers, "
                        "which is why a network learns from many examples.", icon="🎯")
-        show_chart(charts.error_history([e for _, e in history], TARGET),
+        show_chart("error_chart", charts.error_history([e for _, e in history], TARGET),
                    alt=f"Error after each of {len(history)} attempts; the latest error is {error:.2f}.")
         st.caption("Look at the pink line closing in on the green zero line: each attempt is one step of "
                    "learning by hand. Gradient descent takes such steps automatically.")
@@ -187,7 +187,7 @@ def one_neuron() -> None:
         m1, m2 = st.columns(2)
         m1.metric("weighted sum z", f"{z:.2f}")
         m2.metric("output y", f"{y:.4f}")
-        show_chart(charts.activation_curve(activation, z, threshold=threshold, alpha=alpha),
+        show_chart("curve_chart", charts.activation_curve(activation, z, threshold=threshold, alpha=alpha),
                    alt=f"Curve of the {ACTIVATION_NAMES[activation]} activation with the current point "
                        f"z = {z:.2f}, y = {y:.4f} marked.")
         st.caption("Look at the pink dot: across is this neuron's weighted sum, up is its output. Move a "
@@ -209,7 +209,7 @@ def one_neuron() -> None:
     with plane:
         grid = neuron.decision_grid([w1, w2], bias, activation, extent=EXTENT, resolution=GRID,
                                     threshold=threshold, alpha=alpha)
-        show_chart(charts.decision_map(*grid, points=points, labels=labels, current=(x1, x2),
+        show_chart("plane_chart", charts.decision_map(*grid, points=points, labels=labels, current=(x1, x2),
                                        value_title="output y", mid=0.5 if activation in ("sigmoid", "step") else 0.0,
                                        title="Your neuron over the input plane"),
                    width="content",
@@ -238,13 +238,13 @@ def two_layers() -> None:
     map1, map2, losses, acc1, acc2 = trained_maps(dataset, hidden)
     left, right = st.columns(2, gap="large")
     with left:
-        show_chart(map1, width="content", alt=f"Decision map of one trained neuron on {dataset}: {acc1:.0%} correct.")
+        show_chart("one_neuron_map", map1, width="content", alt=f"Decision map of one trained neuron on {dataset}: {acc1:.0%} correct.")
     with right:
-        show_chart(map2, width="content", alt=f"Decision map of a trained two-layer network with {hidden} hidden "
+        show_chart("two_layer_map", map2, width="content", alt=f"Decision map of a trained two-layer network with {hidden} hidden "
                                               f"neurons on {dataset}: {acc2:.0%} correct.")
     st.caption("Look at the shapes: one neuron can only cut the plane into two halves; the two-layer network "
                "bends its border around the clouds. Try 1 or 2 hidden neurons and watch it struggle.")
-    show_chart(losses, alt=f"Training loss per step: one neuron ends at {acc1:.0%} correct, "
+    show_chart("loss_chart", losses, alt=f"Training loss per step: one neuron ends at {acc1:.0%} correct, "
                            f"two layers at {acc2:.0%}.")
     st.caption("Look where each loss curve levels off: the single neuron gets stuck high, the two-layer "
                "network keeps falling towards zero.")
@@ -273,7 +273,7 @@ def softmax_panel() -> None:
             "e^(z/T)": [f"{v:.4g}" for v in np.exp(scaled)],
             "probability": [f"{p:.2%}" for p in probs],
         }).set_index("class"))
-        show_chart(charts.softmax_bars(SOFTMAX_CLASSES, logits, probs),
+        show_chart("softmax_chart", charts.softmax_bars(SOFTMAX_CLASSES, logits, probs),
                    alt="Probability of each class: " + ", ".join(f"{c} {p:.1%}" for c, p in zip(SOFTMAX_CLASSES, probs)))
         st.caption("Look at the bars as you move T: a high temperature evens them out, a low one hands almost "
                    "everything to the largest logit. The order of the classes never changes.")

@@ -1,0 +1,81 @@
+"""The neuron page in a real browser: widgets redraw the charts, no exception, projector screenshot."""
+import time
+
+import pytest
+
+from tests.browser.helpers import (
+    assert_no_exception, element_pixels, open_page, pixel_difference, screenshot, wait_idle,
+)
+
+pytestmark = pytest.mark.browser
+
+
+def chart(page, alt_start: str):
+    """A chart found by the start of its alt text (Streamlit puts ``alt=`` in ``aria-label``)."""
+    loc = page.locator(f'[data-testid="stVegaLiteChart"][aria-label^="{alt_start}"]').first
+    loc.wait_for(state="visible")
+    loc.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)  # Vega draws after the element appears
+    return loc
+
+
+def redrawn(page, alt_start: str, before, *, at_least: float, timeout_s: float = 20.0) -> float:
+    """Poll until the chart's pixels differ from ``before`` by ``at_least`` (Vega redraws asynchronously)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        diff = pixel_difference(before, element_pixels(chart(page, alt_start)))
+        if diff > at_least or time.monotonic() > deadline:
+            return diff
+        page.wait_for_timeout(300)
+
+
+def url_has(page, text: str) -> None:
+    page.wait_for_function("t => decodeURIComponent(location.search).includes(t)", arg=text, timeout=20_000)
+
+
+def test_neuron_page_charts_follow_the_widgets(page, app_url):
+    open_page(page, app_url, "neuron")
+    assert "One neuron" in page.locator("h1").first.inner_text()
+    assert_no_exception(page)
+    screenshot(page, "neuron")
+
+    # A weight slider moves the point on the activation curve and turns the line on the plane.
+    curve_before = element_pixels(chart(page, "Curve of the"))
+    plane_before = element_pixels(chart(page, "Heat map of the neuron"))
+    slider = page.locator('[data-testid="stSlider"]', has_text="weight w₁").get_by_role("slider")
+    slider.focus()
+    for _ in range(15):
+        slider.press("ArrowLeft")
+    url_has(page, "w1=-1.0")  # 0.5 - 15 × 0.1, mirrored in the address bar
+    wait_idle(page)
+    assert redrawn(page, "Curve of the", curve_before, at_least=0.5) > 0.5
+    assert redrawn(page, "Heat map of the neuron", plane_before, at_least=2.0) > 2.0
+
+    # Another activation function draws another curve.
+    curve_before = element_pixels(chart(page, "Curve of the"))
+    page.locator('[data-testid="stSelectbox"]', has_text="activation function").click()
+    page.get_by_role("option", name="step (threshold)").click()
+    url_has(page, "activation=step")
+    wait_idle(page)
+    assert redrawn(page, "Curve of the", curve_before, at_least=1.0) > 1.0
+
+    # Temperature flattens the softmax bars.
+    bars_before = element_pixels(chart(page, "Probability of each class"))
+    temperature = page.locator('[data-testid="stSlider"]', has_text="temperature T").get_by_role("slider")
+    temperature.focus()
+    for _ in range(20):
+        temperature.press("ArrowRight")
+    url_has(page, "temperature=3.0")
+    wait_idle(page)
+    assert redrawn(page, "Probability of each class", bars_before, at_least=1.0) > 1.0
+    assert_no_exception(page)
+    page.evaluate("window.scrollTo(0, 0)")
+    screenshot(page, "neuron-step")
+
+
+def test_neuron_page_opens_from_a_shared_url(page, app_url):
+    open_page(page, app_url, "neuron", query="activation=tanh&w1=-2.0&bias=0.5&data=circles")
+    assert_no_exception(page)
+    assert "-3.50" in page.locator('[data-testid="stMetric"]', has_text="weighted sum z").inner_text()
+    assert page.get_by_role("radio", name="circles (disc in a ring)").is_checked()
+    screenshot(page, "neuron-shared-url")
