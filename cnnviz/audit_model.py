@@ -92,12 +92,14 @@ def grad_cams(
     Maps come back at each image's own size, for the predicted class unless
     ``class_indices`` says otherwise.
     """
-    maps = []
-    for i, image in enumerate(images):
-        index = None if class_indices is None else int(class_indices[i])
-        maps.append(_features.grad_cam(model, image, index))
+    maps: list[np.ndarray] = []
+    step = 16
+    for start in range(0, len(images), step):
+        chunk = list(images[start:start + step])
+        indices = None if class_indices is None else list(class_indices[start:start + step])
+        maps += _features.grad_cams(model, chunk, indices, batch_size=step)
         if progress is not None:
-            progress(i + 1, len(images))
+            progress(len(maps), len(images))
     return maps
 
 
@@ -145,22 +147,25 @@ def run_audit(
     cams: dict[tuple[str, int], np.ndarray] = {}
     if gradcam_all:
         every = [(name, i) for name, data in image_sets.items() for i in range(len(data["images"]))]
-        for j, (name, i) in enumerate(every):
-            top = int(evaluation["scores"][name]["top_class"][i])
-            cams[(name, i)] = _features.grad_cam(model, image_sets[name]["images"][i], top)
-            say(0.75 + 0.25 * (j + 1) / len(every), f"Grad-CAM {j + 1} of {len(every)}")
+        maps = grad_cams(model, [image_sets[n]["images"][i] for n, i in every],
+                         [int(evaluation["scores"][n]["top_class"][i]) for n, i in every],
+                         progress=lambda n, total: say(0.75 + 0.2 * n / total, f"Grad-CAM {n} of {total}"))
+        cams = dict(zip(every, maps))
     failures = report.most_confident_failures(table, gallery_size)
-    gallery = []
     index_in_set = table.groupby("set").cumcount()
-    for j, (row_index, row) in enumerate(failures.iterrows()):
-        i = int(index_in_set[row_index])
-        image = image_sets[row["set"]]["images"][i]
-        cam = cams.get((row["set"], i))
-        if cam is None:
-            cam = _features.grad_cam(model, image, int(evaluation["scores"][row["set"]]["top_class"][i]))
+    picked = [(row, int(index_in_set[row_index])) for row_index, row in failures.iterrows()]
+    missing = [(row["set"], i) for row, i in picked if (row["set"], i) not in cams]
+    if missing:
+        say(0.95, f"Grad-CAM for the {len(missing)} images of the gallery")
+        maps = grad_cams(model, [image_sets[n]["images"][i] for n, i in missing],
+                         [int(evaluation["scores"][n]["top_class"][i]) for n, i in missing])
+        cams.update(zip(missing, maps))
+    gallery = []
+    for row, i in picked:
+        image, cam = image_sets[row["set"]]["images"][i], cams[(row["set"], i)]
         gallery.append({**row.to_dict(), "image": image, "cam": cam,
                         "heatmap": _features.overlay(image, cam, alpha=0.5, cmap="magma", normalise=False)})
-        say(0.9 + 0.1 * (j + 1) / max(len(failures), 1), f"Grad-CAM for the gallery ({j + 1} of {len(failures)})")
+    say(1.0, "Done")
     run["gallery"] = gallery
     run["cams"] = cams
     return run

@@ -193,3 +193,19 @@ def test_transformation_effect_reports_every_transformation(tiny):
     assert [r["transformation"] for r in rows] == list(probes.TRANSFORMATIONS)
     assert rows[0]["changed"] is False and rows[0]["original_class_confidence"] == pytest.approx(rows[0]["confidence"])
     assert all(img.shape == image.shape for img in images.values())
+
+
+def test_batched_grad_cam_equals_one_image_at_a_time(tiny):
+    from cnnviz import audit_model, features
+    from tests.audit_tiny_model import styles
+
+    model, _card = tiny
+    images, _ = styles(2, seed=12)
+    images[1] = np.ascontiguousarray(np.repeat(np.repeat(images[1], 2, axis=0), 3, axis=1))  # any size works
+    classes = [None, 2, 0, None, 1, 1]
+    one_by_one = [features.grad_cam(model, img, c) for img, c in zip(images, classes)]
+    batched = audit_model.grad_cams(model, images, [-1 if c is None else c for c in classes])
+    for single, batch in zip(one_by_one, batched):
+        assert single.shape == batch.shape
+        np.testing.assert_allclose(batch, single, atol=1e-4)
+    assert any(m.max() > 0 for m in batched)  # not trivially all-zero maps
