@@ -20,6 +20,7 @@ ACTIVATION_NAMES = {"step": "step (threshold)", "linear": "linear (none)", "sigm
 DATASET_NAMES = {"xor": "XOR (four clouds)", "circles": "circles (disc in a ring)"}
 SOFTMAX_CLASSES = ["portrait", "landscape", "still life", "abstract"]
 TARGET_INPUTS, TARGET = (3.0, 2.0), 7.5
+OUTPUT_RANGE = {"sigmoid": (0.0, 1.0), "step": (0.0, 1.0), "tanh": (-1.0, 1.0)}  # others are unbounded
 EXTENT = 5.0  # the input plane shown is [-5, 5]², the sliders' range
 GRID = 31  # heat-map cells per side: smooth enough, small enough to redraw at every slider step
 
@@ -83,9 +84,11 @@ def trained_maps(dataset: str, hidden: int):
     single, double = trained_pair(dataset, hidden)
     acc1, acc2 = neuron.accuracy(single, points, labels), neuron.accuracy(double, points, labels)
     map1 = charts.decision_map(*neuron.network_grid(single, extent=EXTENT, resolution=GRID), points=points, labels=labels,
-                               value_title="P(class 1)", title=f"One neuron: {acc1:.0%} correct", size=400)
+                               value_title="P(class 1)", domain=(0.0, 1.0), title=f"One neuron: {acc1:.0%} correct",
+                               size=400)
     map2 = charts.decision_map(*neuron.network_grid(double, extent=EXTENT, resolution=GRID), points=points, labels=labels,
-                               value_title="P(class 1)", title=f"Two layers ({hidden} + 1 neurons): {acc2:.0%} correct",
+                               value_title="P(class 1)", domain=(0.0, 1.0),
+                               title=f"Two layers ({hidden} + 1 neurons): {acc2:.0%} correct",
                                size=400)
     losses = charts.loss_curves({"one neuron": single.losses, f"two layers ({hidden} hidden)": double.losses})
     return map1.to_dict(validate=False), map2.to_dict(validate=False), losses.to_dict(validate=False), acc1, acc2
@@ -211,7 +214,8 @@ def one_neuron() -> None:
                                     threshold=threshold, alpha=alpha)
         show_chart("plane_chart", charts.decision_map(*grid, points=points, labels=labels, current=(x1, x2),
                                        value_title="output y", mid=0.5 if activation in ("sigmoid", "step") else 0.0,
-                                       title="Your neuron over the input plane"),
+                                       domain=OUTPUT_RANGE.get(activation), title="Your neuron over the input plane",
+                                       size=520),
                    width="content",
                    alt=f"Heat map of the neuron's output over the input plane with the {dataset} data; "
                        f"it classifies {correct:.0%} of the points correctly.")
@@ -234,7 +238,7 @@ def two_layers() -> None:
     )
     dataset = st.session_state.get("data", URL_SETTINGS["data"][0])
     _from_url("hidden")
-    hidden = st.slider("hidden neurons", 1, 8, key="hidden")
+    hidden = st.columns([1, 2])[0].slider("hidden neurons", 1, 8, key="hidden")
     map1, map2, losses, acc1, acc2 = trained_maps(dataset, hidden)
     left, right = st.columns(2, gap="large")
     with left:

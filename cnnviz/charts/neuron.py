@@ -15,6 +15,8 @@ from cnnviz.neuron import activate
 
 CLASS_COLOURS = ("#1f5fa8", "#d95f02")
 """Class 0 blue, class 1 orange: the ends of the heat maps' ``blueorange`` scheme."""
+HEAT_COLOURS = ("#8fb3df", "#ffffff", "#f4b183")
+"""Paler versions of the class colours for heat-map backgrounds, so the dots stay visible on them."""
 POINT_COLOUR = "#c2185b"
 FONT = 16
 
@@ -45,41 +47,48 @@ def activation_curve(name: str, z: float, *, threshold: float = 0.0, alpha: floa
         zs = np.sort(np.concatenate([zs, [threshold, np.nextafter(threshold, -np.inf)]]))
     curve = pd.DataFrame({"z": zs, "y": activate(zs, name, threshold=threshold, alpha=alpha)})
     y = float(activate(z, name, threshold=threshold, alpha=alpha))
-    point = pd.DataFrame({"z": [z], "y": [y], "label": [f"z = {z:.2f}, y = {y:.2f}"]})
+    point = pd.DataFrame({"z": [z], "y": [y], "label": [f"z = {z:.2f}, y = {y:.4f}"]})
     x_enc = alt.X("z:Q", title="weighted sum z", scale=alt.Scale(domain=[lo, hi], nice=False))
     line = alt.Chart(curve).mark_line(strokeWidth=4, color=CLASS_COLOURS[0]).encode(
         x=x_enc, y=alt.Y("y:Q", title=f"output y = {name}(z)"))
     axes = alt.Chart(pd.DataFrame({"v": [0.0]})).mark_rule(color="#888", strokeDash=[4, 4])
     dot = alt.Chart(point).mark_point(size=400, filled=True, color=POINT_COLOUR, opacity=1).encode(x=alt.X("z:Q"), y=alt.Y("y:Q"))
     guide = alt.Chart(point).mark_rule(color=POINT_COLOUR, strokeDash=[6, 4], strokeWidth=2).encode(x=alt.X("z:Q"))
-    text = alt.Chart(point).mark_text(align="left", dx=14, dy=-16, fontSize=FONT + 2, fontWeight="bold",
+    right_half = z > (lo + hi) / 2  # keep the label inside the chart
+    text = alt.Chart(point).mark_text(align="right" if right_half else "left", dx=-16 if right_half else 16, dy=-18, fontSize=FONT + 2, fontWeight="bold",
                                       color=POINT_COLOUR).encode(x=alt.X("z:Q"), y=alt.Y("y:Q"), text=alt.Text("label:N"))
     return _layer(axes.encode(x=alt.X("v:Q")), axes.encode(y=alt.Y("v:Q")), line, guide, dot, text, height=height)
 
 
 def decision_map(xs: np.ndarray, ys: np.ndarray, values: np.ndarray, *, points: np.ndarray | None = None,
                  labels: np.ndarray | None = None, current: tuple[float, float] | None = None,
-                 value_title: str = "output", mid: float = 0.5, title: str = "", size: int = 440) -> alt.LayerChart:
+                 value_title: str = "output", mid: float = 0.5, domain: tuple[float, float] | None = None,
+                 title: str = "", size: int = 440) -> alt.LayerChart:
     """A heat map of ``values[i, j]`` at ``(xs[j], ys[i])`` with data points drawn on top.
 
     ``mid`` is the value drawn white (the decision boundary: 0.5 for probabilities, 0 for
-    tanh/ReLU); below it blue (class 0), above it orange (class 1). ``points (m, 2)`` with
+    tanh/ReLU); below it blue (class 0), above it orange (class 1). ``domain`` fixes the colour
+    range (``(0, 1)`` for probabilities); by default it spans the values, symmetric about ``mid``,
+    so equal distances from the boundary get equally strong colours. ``points (m, 2)`` with
     ``labels (m,)`` 0/1 are drawn as dots of the class colours; ``current`` as a large cross.
     """
     dx, dy = (xs[1] - xs[0]) / 2, (ys[1] - ys[0]) / 2
     gx, gy = np.meshgrid(xs, ys)
-    cells = pd.DataFrame({"x": gx.ravel() - dx, "x2": gx.ravel() + dx, "y": gy.ravel() - dy,
-                          "y2": gy.ravel() + dy, "v": np.asarray(values, dtype=float).ravel()})
-    domain = [float(xs[0] - dx), float(xs[-1] + dx)]
-    x_scale, y_scale = alt.Scale(domain=domain, nice=False), alt.Scale(domain=[float(ys[0] - dy), float(ys[-1] + dy)], nice=False)
-    vmin, vmax = float(cells.v.min()), float(cells.v.max())
-    colour_domain = [min(vmin, mid - 1e-9), mid, max(vmax, mid + 1e-9)]
-    heat = alt.Chart(cells).mark_rect(opacity=0.85).encode(
+    grow = 1.08  # cells overlap slightly so no hairline seams show between them
+    cells = pd.DataFrame({"x": gx.ravel() - dx * grow, "x2": gx.ravel() + dx * grow, "y": gy.ravel() - dy * grow,
+                          "y2": gy.ravel() + dy * grow, "v": np.asarray(values, dtype=float).ravel()})
+    x_scale = alt.Scale(domain=[float(xs[0] - dx), float(xs[-1] + dx)], nice=False, clamp=True)
+    y_scale = alt.Scale(domain=[float(ys[0] - dy), float(ys[-1] + dy)], nice=False, clamp=True)
+    if domain is None:
+        half = max(float(np.abs(cells.v - mid).max()), 1e-9)
+        domain = (mid - half, mid + half)
+    colour_domain = [float(domain[0]), mid, float(domain[1])]
+    heat = alt.Chart(cells).mark_rect(opacity=1).encode(
         x=alt.X("x:Q", title="input x₁", scale=x_scale), x2=alt.X2("x2:Q"),
         y=alt.Y("y:Q", title="input x₂", scale=y_scale), y2=alt.Y2("y2:Q"),
         color=alt.Color("v:Q", title=value_title,
-                        scale=alt.Scale(domain=colour_domain, range=[CLASS_COLOURS[0], "#ffffff", CLASS_COLOURS[1]]),
-                        legend=alt.Legend(orient="bottom", gradientLength=size - 60, titleOrient="left")),
+                        scale=alt.Scale(domain=colour_domain, range=list(HEAT_COLOURS)),
+                        legend=alt.Legend(orient="bottom", gradientLength=size - 140, titleOrient="left", format=".2~f")),
     )
     layers = [heat]
     if points is not None and labels is not None:
@@ -108,7 +117,7 @@ def loss_curves(histories: Mapping[str, Sequence[float]], *, height: int = 300) 
         x=alt.X("step:Q", title="gradient-descent step"),
         y=alt.Y("loss:Q", title="loss (cross-entropy)", scale=alt.Scale(zero=True)),
         color=alt.Color("model:N", title=None, scale=alt.Scale(range=[CLASS_COLOURS[0], CLASS_COLOURS[1]]),
-                        legend=alt.Legend(orient="top-right")),
+                        legend=alt.Legend(orient="top", labelLimit=400)),
     )
     return _layer(chart, height=height)
 
@@ -117,9 +126,10 @@ def error_history(errors: Sequence[float], target: float, *, height: int = 260) 
     """The learner's error (target − output) at each attempt, with the zero line to aim for."""
     data = pd.DataFrame({"attempt": np.arange(1, len(errors) + 1), "error": np.asarray(errors, dtype=float)})
     zero = alt.Chart(pd.DataFrame({"e": [0.0]})).mark_rule(color="#2e7d32", strokeWidth=3).encode(y=alt.Y("e:Q"))
-    line = alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=120, filled=True), strokeWidth=3,
-                                     color=POINT_COLOUR).encode(
-        x=alt.X("attempt:Q", title="attempt", axis=alt.Axis(tickMinStep=1)),
+    line = alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=120, filled=True, color=POINT_COLOUR),
+                                     strokeWidth=3, color=POINT_COLOUR).encode(
+        x=alt.X("attempt:Q", title="attempt", axis=alt.Axis(tickMinStep=1, format="d"),
+                scale=alt.Scale(domain=[1, max(2, len(errors))], nice=False)),
         y=alt.Y("error:Q", title=f"error = {target:g} − output"))
     return _layer(zero, line, height=height)
 
