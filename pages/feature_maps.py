@@ -138,6 +138,9 @@ st.caption("Each tile is one filter's answer for the whole picture, scaled on it
 # --- 3. One channel, enlarged -------------------------------------------------------------
 st.header("3 · One channel, enlarged and laid over the picture")
 channels = list(range(fmap.shape[2]))
+if st.session_state.get("fm_channel_layer") not in (None, layer):
+    st.session_state["fm_channel"] = int(order[0])  # a new layer opens on its most active channel
+st.session_state["fm_channel_layer"] = layer
 _url_choice("fm_channel", "channel", channels, int(order[0]), cast=int)
 channel = st.slider("Channel", 0, fmap.shape[2] - 1, key="fm_channel")
 st.query_params["channel"] = str(channel)
