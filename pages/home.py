@@ -22,9 +22,12 @@ and **probe where it fails**.
 st.subheader("How to use each page")
 st.markdown(
     """
-1. **Neuron and activation** — one artificial neuron: inputs × weights + bias, then an
-   activation function. Find the weights that turn 3 and 2 into 7.5; see what one neuron
-   cannot learn (XOR) and what two layers can; turn scores into probabilities with softmax.
+1. **Neuron and activation** — let the hall find weights that turn 3 and 2 into 7.5 (the error
+   chart shows each attempt); then add an activation function and watch the point slide along its
+   curve. The heat map shows that one neuron only ever draws a straight line, so it cannot solve
+   XOR or circles, while a two-layer network trained beside it can. End with softmax: scores to
+   probabilities, sharper or flatter with the temperature. Weights, activation and temperature
+   stay in the address bar: bookmark a view to reopen it in the next lecture.
 2. **Convolution and pooling** — slide a small kernel over a picture: blur, sharpen, find
    edges. Step through one output pixel by hand, then change stride, padding and pooling.
 3. **Feature maps** — a real trained network (ImageNet's EfficientNet-Lite0, the small
