@@ -1,0 +1,65 @@
+"""Convolution page in a real browser: a new kernel or stride visibly changes the feature map."""
+import pytest
+
+from tests.browser.helpers import assert_no_exception, element_pixels, open_page, pixel_difference, screenshot, wait_idle
+
+pytestmark = pytest.mark.browser
+
+
+def convolved_image(page):
+    # Pictures in page order: input, convolved, activated, pooled, …
+    return page.locator('[data-testid="stImage"] img').nth(1)
+
+
+def wait_for_page(page):
+    """The whole page has rendered (its last section is there) and the script is idle."""
+    page.get_by_text("Colour pictures: three channels").wait_for()
+    wait_idle(page)
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick ``option`` in the selectbox labelled ``label`` (its list can miss a click made mid-rerun)."""
+    box = page.locator('[data-testid="stSelectbox"]').filter(has=page.locator(f'input[aria-label="{label}"]'))
+    choice = page.locator('[role="option"]').filter(has_text=option)
+    for _ in range(10):
+        box.locator('button[aria-label="Open"]').click()
+        try:
+            choice.wait_for(timeout=3000)
+            break
+        except Exception:  # list did not open: click again
+            page.keyboard.press("Escape")
+    choice.click()
+
+
+def test_kernel_preset_and_stride_change_the_feature_map(page, app_url):
+    # A fresh server opened directly at /convolution runs the page without app.py (Streamlit's
+    # legacy pages/ directory mode); the home page first makes the router take over.
+    open_page(page, app_url)
+    open_page(page, app_url, "convolution", query="image=Geometric+shapes&kernel=identity")
+    wait_for_page(page)
+    assert "Convolution and pooling" in page.locator("h1").first.inner_text()
+    assert_no_exception(page)
+    before = element_pixels(convolved_image(page))
+
+    choose(page, "Kernel preset", "Sobel x (vertical edges)")
+    wait_for_page(page)
+    assert_no_exception(page)
+    assert "kernel=sobel-x" in page.url  # the lecturer's setting is in the address bar
+    assert "Right column minus left column" in page.locator('[data-testid="stMain"]').inner_text()
+    after_kernel = element_pixels(convolved_image(page))
+    assert pixel_difference(before, after_kernel) > 5, "the convolved picture did not change with the kernel"
+
+    stride = page.locator('[data-testid="stSlider"] input[aria-label="Stride"]')
+    stride.focus()
+    stride.press("ArrowRight")
+    wait_for_page(page)
+    assert_no_exception(page)
+    assert "stride=2" in page.url
+    assert "63 × 63 × 1" in page.locator('[data-testid="stMain"]').inner_text()  # floor((128 − 3) / 2) + 1
+    after_stride = element_pixels(convolved_image(page))
+    assert pixel_difference(after_kernel, after_stride) > 2, "the convolved picture did not change with the stride"
+
+    screenshot(page, "convolution")  # what a projector shows first
+    page.set_viewport_size({"width": 1920, "height": 3600})  # Streamlit scrolls inside: grow to see it all
+    wait_idle(page)
+    screenshot(page, "convolution-full")
