@@ -338,13 +338,14 @@ def tile_channels(fmap: np.ndarray, *, sort: bool = False, order: Sequence[int] 
     return tile_images(tiles, columns=columns, gap=gap)
 
 
-def overlay(image: np.ndarray, fmap_channel: np.ndarray, *, alpha: float = 0.5, cmap: str = "magma",
+def overlay(image: np.ndarray, fmap_channel: np.ndarray, *, alpha: float = 0.75, cmap: str = "magma",
             normalise: bool = True) -> np.ndarray:
     """One channel (or a Grad-CAM heat map) coloured and blended over ``image`` at the image's size.
 
     ``fmap_channel`` is ``(h, w)`` at any resolution; it is stretched (bilinear) to the image,
-    min–max normalised (unless ``normalise=False`` and it is already in ``[0, 1]``), coloured
-    and mixed in with weight ``alpha``. Returns ``(H, W, 3) uint8``.
+    min–max normalised (unless ``normalise=False`` and it is already in ``[0, 1]``) and coloured.
+    The colour is mixed in with weight ``alpha × value`` per pixel, so the picture stays visible
+    where the channel is silent and a few strong activations still stand out. Returns ``(H, W, 3) uint8``.
     """
     image = np.asarray(image)
     if image.ndim == 2 or image.shape[2] == 1:
@@ -353,8 +354,10 @@ def overlay(image: np.ndarray, fmap_channel: np.ndarray, *, alpha: float = 0.5, 
     heat = cv2.resize(heat, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
     if normalise:
         heat = _normalise_channels(heat[:, :, None])[:, :, 0]
+    heat = np.clip(heat, 0.0, 1.0)
     colored = colorize(heat, cmap).astype(np.float32)
-    mixed = (1.0 - alpha) * image.astype(np.float32) + alpha * colored
+    weight = (alpha * heat)[:, :, None]
+    mixed = (1.0 - weight) * image.astype(np.float32) + weight * colored
     return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
 
 

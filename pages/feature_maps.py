@@ -200,7 +200,7 @@ with st.spinner("Computing Grad-CAM…"):
 target = features.last_conv_layer(model)
 g1, g2 = st.columns(2, gap="large")
 with g1:
-    show_image(features.overlay(image, cam, normalise=False, alpha=0.55),
+    show_image(features.overlay(image, cam, normalise=False),
                alt=f"Grad-CAM heat map for the class {explained} laid over the input image; bright areas raised its score.",
                caption=f"Grad-CAM for “{explained}” at layer {target.name}")
 with g2:

@@ -154,6 +154,10 @@ def test_overlay_and_colorize():
     out = features.overlay(image, channel, alpha=1.0, cmap="viridis")
     assert out.shape == (20, 30, 3) and out.dtype == np.uint8
     assert out[0, 0].sum() > out[-1, -1].sum()  # the active corner is brighter than the rest
+    photo = np.full((20, 30, 3), 90, np.uint8)
+    out = features.overlay(photo, channel)
+    assert (out[-5:, -5:] == 90).all()  # silent areas keep the picture as it is
+    assert not (out[0, 0] == 90).all()
     np.testing.assert_array_equal(features.colorize(np.array([0.0, 1.0])), [[68, 1, 84], [253, 231, 37]])
 
 
