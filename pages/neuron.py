@@ -141,8 +141,8 @@ def weights_by_hand() -> None:
     if not history or history[-1][0] != (w1, w2, b):
         history.append(((w1, w2, b), error))
     with result:
-        st.latex(rf"y = w_1 \cdot 3 + w_2 \cdot 2 + b = {num(w1)} \times 3 + {num(w2)} \times 2 + {num(b)}"
-                 rf" = \mathbf{{{out:.2f}}}")
+        st.latex(rf"\begin{{aligned}} y &= w_1 \cdot 3 + w_2 \cdot 2 + b \\ &= {num(w1)} \times 3 + {num(w2)} \times 2"
+                 rf" + {num(b)} = \mathbf{{{out:.2f}}} \end{{aligned}}")
         previous = history[-2][1] if len(history) > 1 else None
         r1, r2 = st.columns(2)
         r1.metric("output", f"{out:.2f}")
@@ -183,10 +183,11 @@ def one_neuron() -> None:
 
     z, y = neuron.neuron_output([x1, x2], [w1, w2], bias, activation, threshold=threshold, alpha=alpha)
     with explain:
-        st.latex(rf"z = w_1 x_1 + w_2 x_2 + b = {num(w1)} \times {num(x1)} + {num(w2)} \times {num(x2)}"
-                 rf" + {num(bias)} = \mathbf{{{z:.2f}}}")
-        st.latex(neuron.FORMULAS[activation].replace(r"\theta", num(threshold)).replace(r"\alpha", num(alpha))
-                 + rf", \qquad y = f({z:.2f}) = \mathbf{{{y:.4f}}}")
+        # Two lines each (aligned at "="), so the numbers never run off a laptop-width column.
+        st.latex(rf"\begin{{aligned}} z &= w_1 x_1 + w_2 x_2 + b \\ &= {num(w1)} \times {num(x1)} + {num(w2)} \times"
+                 rf" {num(x2)} + {num(bias)} = \mathbf{{{z:.2f}}} \end{{aligned}}")
+        formula = neuron.FORMULAS[activation].replace(r"\theta", num(threshold)).replace(r"\alpha", num(alpha))
+        st.latex(rf"\begin{{aligned}} {formula.replace('=', '&=', 1)} \\ y &= f({z:.2f}) = \mathbf{{{y:.4f}}} \end{{aligned}}")
         m1, m2 = st.columns(2)
         m1.metric("weighted sum z", f"{z:.2f}")
         m2.metric("output y", f"{y:.4f}")

@@ -49,7 +49,7 @@ def test_defaults_show_the_weighted_sum_and_output():
     z = 0.5 * 3.0 + 1.0 * 2.0 + (-1.0)
     assert metric(at, "weighted sum z") == "2.50"
     assert metric(at, "output y") == f"{1 / (1 + math.exp(-z)):.4f}" == "0.9241"
-    assert r"0.50 \times 3.00 + 1.00 \times 2.00 + (-1.00) = \mathbf{2.50}" in at.latex[1].value
+    assert r"&= 0.50 \times 3.00 + 1.00 \times 2.00 + (-1.00) = \mathbf{2.50}" in at.latex[1].value
     assert all(alt.strip() for alt in chart_alts(at)) and len(chart_alts(at)) == 7
     assert len(at.caption) >= 5  # a sentence under every chart
     assert dict(at.query_params) == {}  # defaults keep the URL clean
@@ -71,7 +71,7 @@ def test_changing_widgets_changes_the_numbers(activation, extra, expected):
     assert metric(at, "weighted sum z") == "-3.50"
     assert metric(at, "output y") == expected
     assert r"(-1.50) \times 2.00 + 0.50 \times (-3.00) + 1.00 = \mathbf{-3.50}" in at.latex[1].value
-    assert rf"y = f(-3.50) = \mathbf{{{expected}}}" in at.latex[2].value
+    assert rf"f(-3.50) = \mathbf{{{expected}}}" in at.latex[2].value
     assert f"z = -3.50, y = {expected}" in chart_alts(at)[1]
 
 

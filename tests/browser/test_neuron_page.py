@@ -36,7 +36,10 @@ def url_has(page, text: str) -> None:
 def test_neuron_page_charts_follow_the_widgets(page, app_url):
     open_page(page, app_url, "neuron")
     assert "One neuron" in page.locator("h1").first.inner_text()
+    chart(page, "Probability of each class")  # the last chart: the whole page has been drawn
+    assert page.locator('[data-testid="stVegaLiteChart"]').count() == 7
     assert_no_exception(page)
+    page.locator("h1").first.scroll_into_view_if_needed()
     screenshot(page, "neuron")
 
     # A weight slider moves the point on the activation curve and turns the line on the plane.
@@ -69,7 +72,7 @@ def test_neuron_page_charts_follow_the_widgets(page, app_url):
     wait_idle(page)
     assert redrawn(page, "Probability of each class", bars_before, at_least=1.0) > 1.0
     assert_no_exception(page)
-    page.evaluate("window.scrollTo(0, 0)")
+    chart(page, "Curve of the")
     screenshot(page, "neuron-step")
 
 
