@@ -55,6 +55,11 @@ def _from_url(key: str, param: str, default, cast=str, options=None) -> None:
     S[key] = value if options is None or value in options else default
 
 
+def _md(text) -> str:
+    """A visitor's name shown as text in Markdown: no links, emphasis or HTML can be smuggled in."""
+    return "".join("\\" + ch if ch in "\\`*_{}[]()<>#+-.!|~$:" else ch for ch in str(text))
+
+
 def _to_url(param: str, value) -> None:
     st.query_params[param] = str(value)
 
@@ -147,7 +152,7 @@ def _trainer_set(model_name: str, classes: list[str]) -> dict | None:
         st.info("Train a model on page 4 first; its validation images then appear here.", icon="ℹ️")
         return None
     if run.get("registered") != model_name:
-        st.info(f"These are the validation images of “{run.get('registered')}”; choose that model above to use them.", icon="ℹ️")
+        st.info(f"These are the validation images of “{_md(run.get('registered'))}”; choose that model above to use them.", icon="ℹ️")
         return None
     keys = run.get("judged_keys") or []
     judged = run["val_idx"] if len(run["val_idx"]) else run["train_idx"]
@@ -288,7 +293,7 @@ else:
     image_sets[ref_name] = ref_set
 for name, data in probe_inputs:
     if name in image_sets:
-        problems.append(f"Two sets are called “{name}”; please give every set its own name.")
+        problems.append(f"Two sets are called “{_md(name)}”; please give every set its own name.")
     elif data is not None and len(data["images"]):
         image_sets[name] = data
 if len(image_sets) < 2 and not problems:
@@ -340,7 +345,7 @@ else:
     cols = st.columns(len(run["sets"]))
     for col, name in zip(cols, run["sets"]):
         part = table[table["set"] == name]
-        col.metric(f"{name} · mean confidence", f"{part['confidence'].mean():.0%}",
+        col.metric(f"{_md(name)} · mean confidence", f"{part['confidence'].mean():.0%}",
                    help="Mean of the top class probability over the set's images.")
         col.caption(f"{len(part)} images · abstains on {evaluation['caught'][name]:.0%}")
     if "accuracy" in evaluation:
@@ -349,7 +354,7 @@ else:
     if evaluation["auroc"]:
         best = {probe: max(v, key=lambda s: v[s] if v[s] == v[s] else -1) for probe, v in evaluation["auroc"].items()}
         st.markdown("Best score for telling each probe set from the reference: " + "; ".join(
-            f"**{p}** — {s} (AUROC {evaluation['auroc'][p][s]:.2f})" for p, s in best.items()) + ".")
+            f"**{_md(p)}** — {s} (AUROC {evaluation['auroc'][p][s]:.2f})" for p, s in best.items()) + ".")
     for heading, (chart, sentence) in charts.audit_charts(run, table, audit.OOD_SCORES).items():
         st.subheader(heading)
         st.altair_chart(chart, alt=f"{heading}: {sentence}")
@@ -365,7 +370,7 @@ else:
                 show_image(np.concatenate([item["image"], item["heatmap"]], axis=1),
                            alt=f"{item['file']} from {item['set']}, answered {item['top_class']} at {item['confidence']:.0%}, "
                                "with its Grad-CAM heat map",
-                           caption=f"{item['set']} · {item['file']} → {item['top_class']} ({item['confidence']:.0%}, {item['failure']})")
+                           caption=f"{_md(item['set'])} · {_md(item['file'])} → {_md(item['top_class'])} ({item['confidence']:.0%}, {item['failure']})")
     else:
         st.caption("No confident failure to show (or the gallery size is 0).")
 
@@ -410,4 +415,4 @@ if st.toggle("Show how each transformation moves the prediction", key="audit_tra
     grid = st.columns(7)
     for i, ((label, version), row) in enumerate(zip(versions.items(), rows)):
         with grid[i % 7]:
-            show_image(version, alt=f"{t_name}, {label.lower()}", caption=f"{label}: {row['top_class']} ({row['confidence']:.0%})")
+            show_image(version, alt=f"{t_name}, {label.lower()}", caption=f"{label}: {_md(row['top_class'])} ({row['confidence']:.0%})")

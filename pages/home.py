@@ -41,6 +41,15 @@ st.markdown(
    each image into 1 280 numbers and a small head learns your classes in seconds; watch loss and
    accuracy per epoch, read the confusion matrix and the misclassified images, test new images
    (a folder becomes a CSV of predicted topics), and download the model as `.keras` + `.tflite`.
+5. **Audit where it fails** — the lesson's last question as an experiment: what does a classifier
+   say about an abstract painting, or about something that is not a painting at all? Pick any model
+   (ImageNet, the bundled CNNs, yours), name a reference set (what it was made for: your trainer's
+   validation images, uploads, a zip, or generated pictures) and probe sets (abstract works,
+   photographs, the webcam, or seeded Mondrian/Rothko/Kandinsky/Pollock-like probes). Compare which
+   categories each set gets, how confident the model is, and whether confidence or a distance in the
+   network's features tells probes from references (AUROC); set an abstain threshold; look at the most
+   confident failures with Grad-CAM; change only the style of one image (grayscale, blur, painterly…)
+   and watch the label move. Download an HTML report with questions for the seminar, and a CSV.
 """
 )
 st.info("Start with page 1 in the sidebar. Every page works offline.", icon="👈")

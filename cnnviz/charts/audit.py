@@ -95,7 +95,7 @@ def auroc_comparison(aurocs: Mapping[str, Mapping[str, float]], score_names: Seq
         color=alt.Color("score:N", sort=list(score_names), title="Score",
                         scale=alt.Scale(domain=list(score_names), range=list(SCORE_COLOURS[:len(score_names)]))),
         tooltip=["probe set", "score", alt.Tooltip("AUROC:Q", format=".2f")],
-    ).properties(width=760, height=max(160, 34 * len(data)))
+    ).properties(width=760, height=max(240, 40 * len(data)))
     labels = bars.mark_text(align="left", dx=4, fontSize=FONT - 2).encode(text=alt.Text("AUROC:Q", format=".2f"), color=alt.value("#222"))
     chance = alt.Chart(pd.DataFrame({"AUROC": [0.5]})).mark_rule(color="#c62828", strokeDash=[6, 4], strokeWidth=2).encode(x="AUROC:Q")
     return _big(alt.layer(bars, labels, chance))
@@ -129,7 +129,7 @@ def share_caught(caught: Mapping[str, float], sets: Sequence[str], threshold: fl
         x=alt.X("share:Q", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1]), title="Share abstained"),
         color=alt.Color("set:N", scale=_set_scale(sets), legend=None),
         tooltip=["set", alt.Tooltip("share:Q", format=".0%")],
-    ).properties(width=560, height=max(120, 48 * len(data)))
+    ).properties(width=560, height=max(240, 48 * len(data)))
     return _big(chart)
 
 

@@ -1,0 +1,72 @@
+"""Audit page in a real browser with the real EfficientNet-Lite0: run an audit, read it, take it home."""
+import csv
+import io
+
+import pytest
+
+from tests.browser.helpers import assert_no_exception, open_page, screenshot, wait_idle
+
+pytestmark = pytest.mark.browser
+
+
+def dismiss_page_not_found(page) -> None:
+    """Close Streamlit's "Page not found" dialog that a server's very first direct visit may show."""
+    dialog = page.locator('[role="dialog"]').filter(has_text="Page not found")
+    if dialog.count():
+        page.keyboard.press("Escape")
+        dialog.wait_for(state="detached", timeout=10_000)
+
+
+def test_run_an_audit_see_charts_and_download_report_and_csv(page, app_url):
+    # Visit the app's root first: a fresh server's very first direct visit to a page runs it outside
+    # app.py's navigation (an app-shell matter, see the feature-maps test), without the wide layout.
+    open_page(page, app_url)
+    dismiss_page_not_found(page)
+    # Small sets from the URL (a lecturer's saved link): 3 × 3 shapes as references, 8 abstract probes.
+    open_page(page, app_url, "audit", query="audit_ref_n=3&audit_probe0_n=8&audit_probe0_name=Abstract+%3Cb%3Eprobes%3C%2Fb%3E")
+    page.get_by_text("7 · Change only the style").wait_for(timeout=180_000)
+    wait_idle(page)
+    dismiss_page_not_found(page)
+    assert "Audit where it fails" in page.locator("h1").first.inner_text()
+    assert_no_exception(page)
+
+    page.get_by_role("button", name="Run the audit").click()
+    page.get_by_text("6 · Take the report home").wait_for(timeout=240_000)
+    wait_idle(page)
+    assert_no_exception(page)
+    main = page.locator('[data-testid="stMain"]')
+    text = main.inner_text()
+    for heading in ("Label distribution per set", "Confidence per set", "Telling probes from references (AUROC)",
+                    "Share the model abstains on", "The most confident failures, with Grad-CAM"):
+        assert heading in text
+    page.get_by_text("4 · What the measures say").scroll_into_view_if_needed()
+    screenshot(page, "audit")
+    # Four audit charts + the style panel's chart (Vega draws them asynchronously).
+    page.wait_for_function("document.querySelectorAll('[data-testid=\"stVegaLiteChart\"]').length >= 5", timeout=60_000)
+    charts = page.locator('[data-testid="stVegaLiteChart"]')
+    for name, anchor in (("audit-charts", "Telling probes from references (AUROC)"),
+                         ("audit-gallery", "5 · The most confident failures, with Grad-CAM"),
+                         ("audit-style", "7 · Change only the style")):
+        page.get_by_text(anchor, exact=True).scroll_into_view_if_needed()
+        page.wait_for_timeout(500)
+        screenshot(page, name)
+    assert charts.first.bounding_box()["height"] > 200
+    gallery = page.locator('[data-testid="stImage"] img[alt*="Grad-CAM heat map"]')
+    assert gallery.count() >= 1
+
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download the report (HTML)").click()
+    html = open(download.value.path(), encoding="utf-8").read()
+    assert "Abstract &lt;b&gt;probes&lt;/b&gt;" in html and "Abstract <b>probes</b>" not in html
+    assert "For the seminar" in html and "Who chose the categories?" in html
+    assert "data:image/svg+xml;base64," in html and "<script" not in html.lower()
+    assert "EfficientNet-Lite0" in html
+
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download the table (CSV)").click()
+    rows = list(csv.DictReader(io.StringIO(open(download.value.path(), encoding="utf-8").read())))
+    assert len(rows) == 9 + 8
+    assert {r["set"] for r in rows} == {"Reference", "Abstract <b>probes</b>"}
+    assert "score: tabby" in rows[0] and 0 < float(rows[0]["confidence"]) <= 1
+    wait_idle(page)
+    assert_no_exception(page)
