@@ -81,4 +81,13 @@ def test_neuron_page_opens_from_a_shared_url(page, app_url):
     assert_no_exception(page)
     assert "-3.50" in page.locator('[data-testid="stMetric"]', has_text="weighted sum z").inner_text()
     assert page.get_by_role("radio", name="circles (disc in a ring)").is_checked()
+    trained = '[data-testid="stVegaLiteChart"][aria-label^="Decision map of a trained two-layer"]'
+    assert "on circles" in page.locator(trained).get_attribute("aria-label")
+    # The data set's radio lives in the neuron's section but also reruns the trained networks' section.
+    page.get_by_text("XOR (four clouds)").click()
+    # XOR is the default, so it leaves the URL.
+    page.wait_for_function("() => !location.search.includes('data=')", timeout=20_000)
+    page.wait_for_function("s => document.querySelector(s).getAttribute('aria-label').includes('on xor')",
+                           arg=trained, timeout=20_000)
+    assert_no_exception(page)
     screenshot(page, "neuron-shared-url")
