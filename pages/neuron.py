@@ -71,17 +71,16 @@ def slider(label: str, key: str, lo: float, hi: float, step: float = 0.1, **kwar
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def trained_pair(dataset: str, hidden: int) -> tuple[neuron.Network, neuron.Network]:
-    """One trained neuron and one trained two-layer network on the same toy data (cached: same for all)."""
-    points, labels = neuron.DATASETS[dataset]()
-    return (neuron.train(points, labels, hidden=None), neuron.train(points, labels, hidden=hidden))
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
 def trained_maps(dataset: str, hidden: int):
-    """The two trained models' decision maps and loss curves as chart specs (cached: rebuilt only for new settings)."""
+    """Train one neuron and a two-layer network on the same toy data; return their charts' specs.
+
+    Returns ``(one_neuron_map, two_layer_map, loss_curves, accuracy_one, accuracy_two)``.
+    Deterministic and the same for every visitor, so cached per (data set, hidden neurons):
+    each setting trains once (about 0.1 s), then answers instantly.
+    """
     points, labels = neuron.DATASETS[dataset]()
-    single, double = trained_pair(dataset, hidden)
+    single = neuron.train(points, labels, hidden=None)
+    double = neuron.train(points, labels, hidden=hidden)
     acc1, acc2 = neuron.accuracy(single, points, labels), neuron.accuracy(double, points, labels)
     map1 = charts.decision_map(*neuron.network_grid(single, extent=EXTENT, resolution=GRID), points=points, labels=labels,
                                value_title="P(class 1)", domain=(0.0, 1.0), title=f"One neuron: {acc1:.0%} correct",
@@ -95,7 +94,7 @@ def trained_maps(dataset: str, hidden: int):
 
 
 def show_chart(key: str, chart, *, alt: str, width: str = "stretch") -> None:
-    """Draw an Altair chart (or its spec) with alt text; ``key`` names it (CSS class ``st-key-<key>``).
+    """Draw an Altair chart (or its spec) with alt text; ``key`` keeps its identity across reruns.
 
     ``st.altair_chart`` validates every spec against the Vega-Lite JSON schema on every rerun
     (about 10 ms per layer, most of this page's time); our builders' specs are validated once in
