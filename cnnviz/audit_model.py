@@ -167,7 +167,7 @@ def run_audit(
                         "heatmap": _features.overlay(image, cam, alpha=0.5, cmap="magma", normalise=False)})
     say(1.0, "Done")
     run["gallery"] = gallery
-    run["cams"] = cams
+    run["cams"] = cams if gradcam_all else {}
     return run
 
 

@@ -282,6 +282,9 @@ threshold = a.slider("Abstain below this confidence", 0.0, 1.0, step=0.05, key="
                      help="The model says “unsure / not in my categories” when its top probability is lower.")
 k = b.slider("Neighbours for the kNN distance", 1, 20, key="audit_k")
 gallery_size = c.slider("Images in the Grad-CAM gallery", 0, 24, key="audit_gallery")
+_from_url("audit_cam_all", "gradcam_all", False, lambda raw: raw == "True")
+cam_all = st.toggle("Grad-CAM for every image, not only the gallery (slower: about twice the time)", key="audit_cam_all")
+_to_url("gradcam_all", cam_all)
 for param, value in (("threshold", threshold), ("k", k), ("gallery", gallery_size)):
     _to_url(param, value)
 
@@ -301,7 +304,7 @@ if len(image_sets) < 2 and not problems:
 for problem in problems:
     st.info(problem, icon="ℹ️")
 
-fingerprint = _fingerprint(image_sets, (model_name, id(model), k, gallery_size))
+fingerprint = _fingerprint(image_sets, (model_name, id(model), k, gallery_size, cam_all))
 if st.button("🔎 Run the audit", type="primary", disabled=bool(problems), key="audit_run_button"):
     from cnnviz import audit_model  # TensorFlow work, imported only when an audit runs
 
@@ -315,7 +318,7 @@ if st.button("🔎 Run the audit", type="primary", disabled=bool(problems), key=
         bar = st.progress(0.0, text="Starting")
         try:
             result = audit_model.run_audit(
-                model, card, classes, image_sets, ref_name, threshold=threshold, k=k, gallery_size=gallery_size,
+                model, card, classes, image_sets, ref_name, threshold=threshold, k=k, gallery_size=gallery_size, gradcam_all=cam_all,
                 settings=settings, progress=lambda f, msg: bar.progress(min(1.0, f), text=msg))
         except (ValueError, registry.ModelError) as err:
             status.update(label="The audit could not run.", state="error")
@@ -374,6 +377,23 @@ else:
     else:
         st.caption("No confident failure to show (or the gallery size is 0).")
 
+    if run["cams"]:
+        with st.expander("Every image with its Grad-CAM"):
+            st.caption("Bright = where the evidence for the answer under each picture was found.")
+            from cnnviz.features import overlay
+
+            shown = list(run["cams"].items())[:120]
+            grid = st.columns(6)
+            for i, ((set_name, index), cam) in enumerate(shown):
+                image = run["thumbnails"][set_name][index]
+                row = table[table["set"] == set_name].iloc[index]
+                with grid[i % 6]:
+                    show_image(overlay(image, cam, alpha=0.5, cmap="magma", normalise=False),
+                               alt=f"Grad-CAM of {row['file']} from {set_name}, answered {row['top_class']}",
+                               caption=f"{_md(row['file'])} → {_md(row['top_class'])} ({row['confidence']:.0%})")
+            if len(run["cams"]) > len(shown):
+                st.caption(f"… and {len(run['cams']) - len(shown)} more in the report.")
+
     with st.expander("Every image, one row each (the same table as the CSV)"):
         st.dataframe(table[["set", "file", "true_class", "top_class", "confidence", "entropy", "knn_distance",
                             "mahalanobis", "abstained"]], hide_index=True)
@@ -403,8 +423,12 @@ with t_left:
 if st.toggle("Show how each transformation moves the prediction", key="audit_transform_on", value=True):
     from cnnviz import audit_model
 
-    with st.spinner("Predicting every version…"):
-        rows, versions = audit_model.transformation_effect(model, t_image, classes)
+    # Kept per visitor for this model and image, so other clicks on the page do not recompute it.
+    t_key = (id(model), hashlib.sha1(np.ascontiguousarray(t_image).tobytes()).hexdigest())
+    if S.get("audit_transform_cache", (None,))[0] != t_key:
+        with st.spinner("Predicting every version…"):
+            S["audit_transform_cache"] = (t_key, audit_model.transformation_effect(model, t_image, classes))
+    rows, versions = S["audit_transform_cache"][1]
     with t_right:
         frame = pd.DataFrame(rows)
         st.altair_chart(charts.transformation_effect(frame),

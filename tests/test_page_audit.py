@@ -122,3 +122,14 @@ def test_bad_inputs_give_messages_and_the_page_keeps_running(app):
     assert not at.exception
     assert any("own name" in i.value for i in at.info)
     assert at.button(key="audit_run_button").disabled
+
+
+def test_grad_cam_for_every_image_on_request(app):
+    at = app
+    at.toggle(key="audit_cam_all").set_value(True).run()
+    at.button(key="audit_run_button").click().run()
+    assert not at.exception
+    run = at.session_state["audit_result"]
+    assert len(run["cams"]) == 24 + 16
+    assert at.query_params["gradcam_all"] == "True"
+    assert any("Every image with its Grad-CAM" in e.label for e in at.expander)
