@@ -248,16 +248,20 @@ for row_start in range(0, len(classes), 3):
                 _bump()
                 st.rerun()
             thumbs = [(k, f) for k, f in zip(cls["keys"], cls["files"]) if store.thumbnail(k) is not None]
-            grid = st.columns(6)
-            for i, (key, fname) in enumerate(thumbs[:SHOWN_THUMBS]):
-                with grid[i % 6]:
-                    show_image(store.thumbnail(key), alt=f"Training image {fname} of class {cls['name']}")
-                    if st.button("✕", key=f"trainer_rm_{cid}_{key}", help=f"Remove {fname}"):
-                        idx = cls["keys"].index(key)
-                        del cls["keys"][idx], cls["files"][idx]
-                        st.rerun()
-            if len(thumbs) > SHOWN_THUMBS:
-                st.caption(f"… and {len(thumbs) - SHOWN_THUMBS} more images.")
+            if thumbs:
+                shown = thumbs[:SHOWN_THUMBS]
+                st.image([store.thumbnail(k) for k, _ in shown], width=64,
+                         alt=[f"Training image {f} of class {cls['name']}" for _, f in shown])
+                if len(thumbs) > SHOWN_THUMBS:
+                    st.caption(f"… and {len(thumbs) - SHOWN_THUMBS} more images.")
+                drop = st.multiselect("Remove images", list(range(len(thumbs))), format_func=lambda i: thumbs[i][1],
+                                      key=f"trainer_rmsel_{cid}_{gen}", placeholder="Choose images to remove")
+                if drop and st.button(f"Remove {len(drop)} image(s)", key=f"trainer_rm_{cid}_{gen}"):
+                    gone = {thumbs[i][0] for i in drop}
+                    kept = [(k, f) for k, f in zip(cls["keys"], cls["files"]) if k not in gone]
+                    cls["keys"], cls["files"] = [k for k, _ in kept], [f for _, f in kept]
+                    _bump()
+                    st.rerun()
             if st.button("🗑 Delete this class", key=f"trainer_del_{cid}", disabled=len(classes) <= 2,
                          help="At least two classes are needed."):
                 S["trainer_classes"] = [c for c in classes if c is not cls]
@@ -371,7 +375,7 @@ if start:
             progress.progress(row["epoch"] / run["settings"]["epochs"],
                               text=f"Epoch {row['epoch']}/{run['settings']['epochs']} · "
                                    f"{time.perf_counter() - began:.1f} s elapsed{val}")
-            chart_slot.altair_chart(charts.training_curves(run["history"].rows, epochs=run["settings"]["epochs"]),
+            chart_slot.altair_chart(charts.training_curves(run["history"].rows, epochs=run["settings"]["epochs"]), width="content",
                                     alt="Training and validation loss and accuracy per epoch")
 
         training.train_head(run["head"], x[train_idx], labels[train_idx], x[val_idx], labels[val_idx],
@@ -396,7 +400,7 @@ if run is not None and run.get("finished"):
     cols[0].metric(f"Accuracy on {run['judged_on']} images", f"{ev.accuracy:.0%}")
     cols[1].metric("Training accuracy (last epoch)", f"{last.get('accuracy', 0):.0%}")
     cols[2].metric("Misclassified", f"{len(ev.misclassified)} of {len(ev.labels)}")
-    st.altair_chart(charts.training_curves(hist.rows, epochs=hist.epochs_planned),
+    st.altair_chart(charts.training_curves(hist.rows, epochs=hist.epochs_planned), width="content",
                     alt="Training and validation loss and accuracy per epoch")
     st.caption("Look at the orange validation curves: if they flatten or rise while the blue training curves keep "
                "improving, the model has started memorising its training images.")
@@ -413,7 +417,7 @@ if run is not None and run.get("finished"):
         )
         st.caption("A class with a low score is one the model cannot yet tell from the others: add more varied examples.")
     with right:
-        st.altair_chart(charts.confusion_matrix(ev.confusion, ev.class_names),
+        st.altair_chart(charts.confusion_matrix(ev.confusion, ev.class_names), width="content",
                         alt=f"Confusion matrix of {run['registered']} on the {run['judged_on']} images")
         st.caption("Numbers on the diagonal were classified correctly; a number off the diagonal shows which class "
                    "the model confused with which.")
@@ -430,7 +434,7 @@ if run is not None and run.get("finished"):
             with grid[i % 6]:
                 if thumb is not None:
                     show_image(thumb, alt=f"A {true} image the model called {pred}",
-                               caption=f"{true} → {pred} ({probs.max():.0%})")
+                               caption=f"{true} → {pred} ({probs.max():.0%})", width=160)
         st.caption("Under each image: its true class → what the model said, and how sure it was. "
                    "Are these images unusual, or mislabelled?")
 
@@ -467,7 +471,7 @@ if testable:
         with a:
             show_image(image, alt=f"Test image {name}", caption=name)
         with b:
-            st.altair_chart(charts.probability_bars(probs, chosen["classes"]),
+            st.altair_chart(charts.probability_bars(probs, chosen["classes"]), width="content",
                             alt=f"{which} says {chosen['classes'][int(probs.argmax())]} with {probs.max():.0%}")
         st.caption("The blue bar is the model's answer; the bars always add up to 100 %, even for an image "
                    "that belongs to none of the classes.")

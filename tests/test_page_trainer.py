@@ -124,6 +124,15 @@ def test_bad_zip_and_bad_images_show_messages_and_keep_what_was_added(keras_home
     text = " ".join(m.value for m in at.markdown)
     assert "climb out" in text and "notes.txt" in text
 
+    # Per-image removal: take one image out of "blue"; the other class is untouched.
+    remove = [m for m in at.multiselect if m.label == "Remove images"][1]
+    assert remove.options == ["1.png", "2.png"]
+    remove.select("1.png").run()
+    at.button(key=[b.key for b in at.button if b.key and b.key.startswith("trainer_rm_")][0]).click().run()
+    assert not at.exception
+    assert class_counts(at) == ["**1 images**", "**1 images**"]
+    assert at.session_state["trainer_classes"][1]["files"] == ["2.png"]
+
 
 def test_renaming_and_deleting_classes(keras_home):
     at = fresh()

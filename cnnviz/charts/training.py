@@ -18,15 +18,18 @@ PART_COLOURS = {"training": "#1f5fa8", "validation": "#d95f02"}
 
 
 def _big(chart):
+    # "pad": width/height are the plot area and titles, axes and legends are added around it.
+    # (Streamlit otherwise squeezes everything into the given size, shrinking the cells.)
     return (
-        chart.configure_axis(labelFontSize=FONT, titleFontSize=FONT + 2, labelLimit=320)
+        chart.properties(autosize=alt.AutoSizeParams(type="pad", contains="padding"))
+        .configure_axis(labelFontSize=FONT, titleFontSize=FONT + 2, labelLimit=320)
         .configure_legend(labelFontSize=FONT, titleFontSize=FONT, labelLimit=320)
         .configure_title(fontSize=FONT + 4, anchor="start")
         .configure_header(labelFontSize=FONT + 2, titleFontSize=FONT)
     )
 
 
-def training_curves(rows: Sequence[dict], *, epochs: int | None = None, width: int = 420, height: int = 260):
+def training_curves(rows: Sequence[dict], *, epochs: int | None = None, width: int = 380, height: int = 260):
     """Loss and accuracy per epoch, training vs validation, side by side.
 
     ``rows`` are :class:`cnnviz.training.History` rows (``epoch``, ``loss``, ``accuracy``,
@@ -44,8 +47,8 @@ def training_curves(rows: Sequence[dict], *, epochs: int | None = None, width: i
     data = pd.DataFrame(records, columns=["epoch", "metric", "part", "value"])
     last = max([r["epoch"] for r in rows], default=1)
     x_scale = alt.Scale(domain=[1, max(epochs or last, 2)], nice=False)
-    colour = alt.Color("part:N", title="Images", scale=alt.Scale(domain=list(PART_COLOURS),
-                                                                 range=list(PART_COLOURS.values())))
+    colour = alt.Color("part:N", title="Images", legend=alt.Legend(orient="top"),
+                       scale=alt.Scale(domain=list(PART_COLOURS), range=list(PART_COLOURS.values())))
 
     def panel(metric: str, title: str, y_title: str, y_scale: alt.Scale) -> alt.Chart:
         return alt.Chart(data[data["metric"] == metric], title=title).mark_line(point=len(rows) <= 30, strokeWidth=3).encode(
@@ -78,13 +81,14 @@ def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], *, size: in
     ]
     data = pd.DataFrame(records)
     order = list(class_names)
-    side = max(220, size * len(order))
+    side = max(240, size * len(order))
     base = alt.Chart(data, title="Confusion matrix (rows: true class, columns: prediction)").encode(
         x=alt.X("predicted class:N", sort=order, title="Predicted class", axis=alt.Axis(labelAngle=-30, orient="top")),
         y=alt.Y("true class:N", sort=order, title="True class"),
     )
     cells = base.mark_rect(stroke="white", strokeWidth=2).encode(
         color=alt.Color("share of the true class:Q", title="Share of row",
+                        legend=alt.Legend(format="%", gradientLength=max(120, side - 40)),
                         scale=alt.Scale(scheme="blues", domain=[0, 1])),
         tooltip=["true class", "predicted class", "images", alt.Tooltip("share of the true class:Q", format=".0%")],
     )
@@ -96,7 +100,7 @@ def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], *, size: in
 
 
 def probability_bars(probabilities: Sequence[float], class_names: Sequence[str], *, title: str = "How sure is the model?",
-                     width: int = 520):
+                     width: int = 380):
     """One horizontal bar per class, 0–100 %, the predicted class highlighted."""
     probs = np.asarray(probabilities, dtype=float).reshape(-1)
     best = int(np.argmax(probs)) if len(probs) else -1
@@ -105,7 +109,7 @@ def probability_bars(probabilities: Sequence[float], class_names: Sequence[str],
         "probability": probs,
         "predicted": ["predicted" if i == best else "other" for i in range(len(probs))],
     })
-    bars = alt.Chart(data, title=title).mark_bar().encode(
+    bars = alt.Chart(data, title=title).mark_bar(size=28).encode(
         y=alt.Y("class:N", sort=list(class_names), title=None),
         x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title="Probability"),
         color=alt.Color("predicted:N", scale=alt.Scale(domain=["predicted", "other"], range=["#1f5fa8", "#b0b0b0"]),

@@ -1,0 +1,58 @@
+"""The trainer in a real browser: demo data, a short training, results, and the export zip."""
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import pytest
+
+from tests.browser.helpers import assert_no_exception, open_page, screenshot, wait_idle
+
+pytestmark = pytest.mark.browser
+
+
+def test_train_the_demo_dataset_and_download_the_export(page, app_url, tmp_path):
+    open_page(page, app_url, "trainer", query="epochs=3")
+    assert "Train your own classifier" in page.locator("h1").first.inner_text()
+    assert "EfficientNet-Lite0" in page.locator('[data-testid="stMain"]').inner_text()
+
+    page.get_by_role("button", name="Load the demo dataset").click()
+    page.get_by_text("30 images", exact=True).first.wait_for(timeout=240_000)
+    wait_idle(page, 240_000)
+    names = page.locator('[data-testid="stTextInput"] input')
+    assert [names.nth(i).input_value() for i in range(names.count())] == ["square", "triangle", "circle"]
+    assert page.locator('[data-testid="stImage"] img').count() >= 3 * 24
+
+    page.get_by_role("button", name="Train the model").click()
+    page.get_by_text("How well did it learn?").wait_for(timeout=240_000)
+    wait_idle(page, 240_000)
+    assert_no_exception(page)
+    main = page.locator('[data-testid="stMain"]')
+    text = main.inner_text()
+    assert "3 of 3 epochs" in text and "EfficientNet-Lite0" in text
+    page.get_by_text("How well did it learn?").scroll_into_view_if_needed()
+    screenshot(page, "trainer")
+    charts = page.locator('[data-testid="stVegaLiteChart"]')
+    assert charts.count() >= 3  # learning curves, confusion matrix, probability bars of the test image
+    for i in range(charts.count()):  # every chart really drew something
+        box = charts.nth(i).bounding_box()
+        assert box and box["width"] > 200 and box["height"] > 100
+    assert page.get_by_text("Confusion matrix", exact=False).count() >= 1 or "Confusion matrix" in page.content()
+    assert page.get_by_text("Numbers on the diagonal").count() == 1
+
+    page.get_by_role("button", name="Prepare the export zip").click()
+    download_button = page.get_by_role("button", name="Download the model zip")
+    download_button.wait_for(timeout=240_000)
+    wait_idle(page, 240_000)
+    with page.expect_download(timeout=120_000) as info:
+        download_button.click()
+    path = tmp_path / "model.zip"
+    info.value.save_as(path)
+    archive = zipfile.ZipFile(io.BytesIO(path.read_bytes()))
+    assert sorted(archive.namelist()) == ["README.md", "labels.txt", "metadata.json", "model.keras", "model.tflite"]
+    assert archive.read("labels.txt").decode().split() == ["square", "triangle", "circle"]
+    meta = json.loads(archive.read("metadata.json"))
+    assert meta["baseModel"] == "efficientnet_lite0" and meta["training"]["epochs_run"] == 3
+    assert archive.getinfo("model.keras").file_size > 1_000_000 and archive.getinfo("model.tflite").file_size > 1_000_000
+    assert_no_exception(page)
