@@ -164,13 +164,13 @@ def to_html(
         "table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}"
         "th{background:#f2f2f2}.num{text-align:right;font-variant-numeric:tabular-nums}"
         ".grid{display:flex;flex-wrap:wrap;gap:10px}.grid figure{margin:0;width:170px;font-size:13px;word-break:break-word}"
-        ".grid img{width:160px;border:1px solid #ccc}.chart img{max-width:100%}.note{color:#555;font-style:italic}"
+        ".grid img{width:160px;border:1px solid #ccc}.grid figure.pair{width:330px}.pair img{margin-right:4px}.chart img{max-width:100%}.note{color:#555;font-style:italic}"
         "</style></head><body>",
         f"<h1>{_e(title)}</h1>",
         f"<p>Made with cnnviz on {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC. "
         f"Reference set: <b>{_e(evaluation['reference'])}</b>; probe sets: "
         + (", ".join(f"<b>{_e(s)}</b>" for s in sets if s != evaluation["reference"]) or "none") + ".</p>",
-        "<h2>Model card</h2>", _key_values({k: v for k, v in card.items() if k != "classes"}),
+        "<h2>Model card</h2>", _key_values({k: v for k, v in card.items() if k != "classes" and v not in ("", None)}),
         f"<p>Classes ({len(run['class_names'])}): " + _e(", ".join(map(str, run["class_names"][:60])))
         + (" …" if len(run["class_names"]) > 60 else "") + "</p>",
         "<h2>Settings</h2>", _key_values(run.get("settings") or {}),
@@ -200,7 +200,7 @@ def to_html(
         for item in gallery:
             caption = (f"{_e(item['set'])} / {_e(item['file'])}<br>→ <b>{_e(item['top_class'])}</b> "
                        f"{float(item['confidence']):.0%} ({_e(item.get('failure', ''))})")
-            parts.append(f'<figure><img src="{png_data_uri(item["image"])}" alt="{_e(item["file"])}">')
+            parts.append(f'<figure class="pair"><img src="{png_data_uri(item["image"])}" alt="{_e(item["file"])}">')
             if item.get("heatmap") is not None:
                 parts.append(f'<img src="{png_data_uri(item["heatmap"])}" alt="Grad-CAM of {_e(item["file"])}">')
             parts.append(f"<figcaption>{caption}</figcaption></figure>")
