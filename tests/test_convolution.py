@@ -125,6 +125,19 @@ def test_feature_map_display_says_what_grey_means():
     assert picture.tolist() == [[0, 255]] and legend == "black = 0, white = 300"
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_input_is_never_modified(dtype, channels):
+    """convolve2d filters private copies in place; the caller's array must stay as it was."""
+    image = np.random.default_rng(3).integers(0, 256, (9, 10, channels)).astype(dtype)
+    before = image.copy()
+    for kernel in (np.ones((3, 3)), np.ones((3, 3, channels))):
+        for padding in ("valid", "same"):
+            convolve2d(image, kernel, padding=padding)
+            convolve2d(image[..., 0], kernel[..., 0] if kernel.ndim == 3 else kernel, padding=padding)
+    np.testing.assert_array_equal(image, before)
+
+
 def test_bad_arguments_say_what_is_wrong():
     with pytest.raises(ValueError, match="padding"):
         convolve2d(np.zeros((4, 4)), np.ones((3, 3)), padding="full")
