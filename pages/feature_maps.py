@@ -126,11 +126,11 @@ sort = st.toggle("Sort channels by mean activation (strongest first)", key="fm_s
 st.query_params["sort"] = "1" if sort else "0"
 fmap = maps[layer]
 order = features.top_channels(fmap) if sort else np.arange(fmap.shape[2])
-grid = features.tile_channels(fmap, order=order)
-show_image(grid, alt=f"All {fmap.shape[2]} channels of layer {layer}, each {fmap.shape[0]}×{fmap.shape[1]}, "
-                     "tiled in one image; bright yellow is strong activation, dark purple weak.",
-           caption=f"{layer}: {fmap.shape[2]} channels, {'strongest first' if sort else 'in filter order'} "
-                   "(reading order, left to right)")
+grid = features.png_bytes(features.tile_channels(fmap, order=order))  # big: encode fast, once
+st.image(grid, width="stretch", alt=f"All {fmap.shape[2]} channels of layer {layer}, each {fmap.shape[0]}×{fmap.shape[1]}, "
+         "tiled in one image; bright yellow is strong activation, dark purple weak.",
+         caption=f"{layer}: {fmap.shape[2]} channels, {'strongest first' if sort else 'in filter order'} "
+                 "(reading order, left to right)")
 st.caption("Each tile is one filter's answer for the whole picture, scaled on its own from dark (its weakest) "
            "to yellow (its strongest). Look for tiles that trace edges, fill colour regions or stay dark: a dark "
            "tile means this filter found nothing it looks for in this image.")
@@ -224,10 +224,10 @@ other_name, other = image_picker("fm_image2", label="Second image", query_param=
 other_maps = features.feature_maps(model, other)
 a, b = st.columns(2, gap="large")
 with a:
-    show_image(grid, alt=f"All channels of layer {layer} for {image_name}.", caption=f"{image_name}")
+    st.image(grid, width="stretch", alt=f"All channels of layer {layer} for {image_name}.", caption=f"{image_name}")
 with b:
-    show_image(features.tile_channels(other_maps[layer], order=order),
-               alt=f"All channels of layer {layer} for {other_name}, in the same channel order as the left image.",
-               caption=f"{other_name}")
+    st.image(features.png_bytes(features.tile_channels(other_maps[layer], order=order)), width="stretch",
+             alt=f"All channels of layer {layer} for {other_name}, in the same channel order as the left image.",
+             caption=f"{other_name}")
 st.caption("Look at the same tile position on both sides: it is the same filter. Which filters wake up for one "
            "picture and stay dark for the other?")
