@@ -143,3 +143,17 @@ def test_page_never_imports_tensorflow():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "HEAVY []" in out.stdout, out.stdout
+
+
+def test_edited_kernel_from_the_url_is_used():
+    """A lecturer's edited grid travels in the URL as ``weights=w,…;divisor``."""
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.query_params.update({"image": "Geometric shapes", "kernel": "identity", "weights": "0,0,0,0,3,0,0,0,0;2"})
+    at.run()
+    assert not at.exception
+    assert at.number_input[0].value == 2
+    assert "weights add up to **1.5**" in texts(at)  # 3 / 2
+    assert any(h.value == "Identity, edited" for h in at.subheader)
+    at.selectbox(key="kernel").set_value("sharpen").run()  # a new preset starts from its own weights
+    assert "weights" not in at.query_params
+    assert "weights add up to **1**" in texts(at)
