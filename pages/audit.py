@@ -169,6 +169,8 @@ def image_set_input(key: str, sources: list[str], classes: list[str], *, default
                     default_seed: int, model_name: str) -> tuple[str, dict | None]:
     """Name and fill one image set from the chosen source; returns ``(name, set)`` (set None when empty)."""
     _from_url(f"{key}_source", f"{key}_src", sources[0], str, sources)
+    if S[f"{key}_source"] not in sources:  # e.g. "trainer's images" after switching to a shipped model
+        S[f"{key}_source"] = sources[0]
     _from_url(f"{key}_name", f"{key}_name", default_name)
     name = st.text_input("Name of this set", key=f"{key}_name", max_chars=60).strip() or default_name
     source = st.selectbox("Images from", sources, key=f"{key}_source")
@@ -190,9 +192,10 @@ def image_set_input(key: str, sources: list[str], classes: list[str], *, default
     if source == TRAINER:
         return name, _trainer_set(model_name, classes)
     if source == UPLOAD:
-        uploads = st.file_uploader("Images (or drop a whole folder)", type=IMAGE_TYPES, accept_multiple_files="directory",
-                                   key=f"{key}_files")
-        files, images = _decode_uploads(uploads, key)
+        uploads = st.file_uploader("Images", type=IMAGE_TYPES, accept_multiple_files=True, key=f"{key}_files")
+        folder = st.file_uploader("…or a whole folder", type=IMAGE_TYPES, accept_multiple_files="directory",
+                                  key=f"{key}_folder")
+        files, images = _decode_uploads(list(uploads or []) + list(folder or []), key)
         folders = [PurePosixPath(f).parent.name or None for f in files]
         return name, (_with_labels(files, images, folders, classes) if images else None)
     if source == ZIP:

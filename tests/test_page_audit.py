@@ -133,3 +133,40 @@ def test_grad_cam_for_every_image_on_request(app):
     assert len(run["cams"]) == 24 + 16
     assert at.query_params["gradcam_all"] == "True"
     assert any("Every image with its Grad-CAM" in e.label for e in at.expander)
+
+
+def test_trainer_source_follows_the_model(app):
+    """The trainer's validation images are offered for a visitor's model only, and never crash a switch."""
+    at = app
+    at.selectbox(key="audit_ref_source").set_value("My trainer's validation images").run()
+    assert not at.exception
+    assert any("Train a model on page 4 first" in i.value for i in at.info)
+    assert at.button(key="audit_run_button").disabled
+    at.selectbox(key="audit_model_choice").set_value("fashion_mnist_carpentries").run()
+    assert not at.exception
+    assert "My trainer's validation images" not in at.selectbox(key="audit_ref_source").options
+
+
+def test_trainer_validation_images_become_a_labelled_reference(app):
+    """After training on page 4, its held-out images are the reference set, with their true classes."""
+    from cnnviz import training
+    from tests.audit_tiny_model import styles
+
+    at = app
+    images, labels = styles(4, seed=21)
+    store = training.EmbeddingStore()
+    keys = [training.image_key(img) for img in images]
+    for key, img in zip(keys, images):
+        store.put(key, "efficientnet_lite0", np.zeros(4, np.float32), img)
+    val = np.arange(len(images))
+    at.session_state["trainer_store"] = store
+    at.session_state["trainer_run"] = {"finished": True, "registered": "tiny", "classes": list(KINDS), "keys": keys,
+                                       "y": labels, "val_idx": val, "train_idx": np.array([], int), "judged_keys": keys}
+    at.session_state["audit_ref_source"] = "My trainer's validation images"
+    at.run()
+    at.button(key="audit_run_button").click().run()
+    assert not at.exception and not at.error
+    run = at.session_state["audit_result"]
+    ref = run["sets"]["Reference"]
+    np.testing.assert_array_equal(ref["labels"], labels)
+    assert "accuracy" in run["evaluation"] and "Reliability diagram" in [s.value for s in at.subheader]
