@@ -28,8 +28,12 @@ st.markdown(
    XOR or circles, while a two-layer network trained beside it can. End with softmax: scores to
    probabilities, sharper or flatter with the temperature. Weights, activation and temperature
    stay in the address bar: bookmark a view to reopen it in the next lecture.
-2. **Convolution and pooling** — slide a small kernel over a picture: blur, sharpen, find
-   edges. Step through one output pixel by hand, then change stride, padding and pooling.
+2. **Convolution and pooling** — slide a small kernel over a picture: pick a preset (blur,
+   sharpen, Sobel edges, outline, emboss) or type your own weights. Change stride, padding,
+   ReLU and pooling and watch the shapes and the output-size formula follow. Step through one
+   output pixel by hand (patch × kernel = products, summed), see why "convolution" in deep
+   learning is cross-correlation, and how a Conv2D filter sums over the colour channels.
+   Every setting is in the address bar: copy the link to reopen the same view.
 3. **Feature maps** — a real trained network (ImageNet's EfficientNet-Lite0, the small
    Fashion-MNIST CNNs, or your own `.keras` model) looks at your image. Read the layer list
    (shapes, strides, receptive fields), see every channel of a layer as one picture, enlarge a
