@@ -4,7 +4,9 @@ Each section of pages/neuron.py is a keyed ``st.fragment``: in the browser, movi
 reruns only its own section. This benchmark runs the page under ``AppTest`` with
 ``st.fragment`` wrapped by a timer, changes one widget per section, and reports the median
 time of each section's code (what a fragment rerun costs on the server), of the whole script
-(a full rerun), and of a trivial page run the same way (the baseline: Streamlit's own cost).
+(a full rerun), and of a baseline page run the same way: one slider and one plain Altair line
+chart through ``st.altair_chart`` (the least a charting page does). The ratio to that baseline
+stays comparable when the machine is busy; the milliseconds do not.
 
 Run:  .venv/bin/python bench/neuron.py
 Last line: one JSON object.
@@ -12,6 +14,7 @@ Last line: one JSON object.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -73,13 +76,17 @@ def median_ms(values: list[float]) -> float:
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        empty = Path(tmp) / "empty_page.py"
-        empty.write_text("import streamlit as st\nst.slider('x', 0, 10, key='x')\nst.write('nothing')\n")
-        baseline = wrapped_app(empty, Path(tmp))
+        plain = Path(tmp) / "plain_chart_page.py"
+        plain.write_text(
+            "import altair as alt, numpy as np, pandas as pd, streamlit as st\n"
+            "k = st.slider('x', 0, 10, key='x')\n"
+            "df = pd.DataFrame({'a': np.arange(300), 'b': np.sin(np.arange(300) / 30 + k)})\n"
+            "st.altair_chart(alt.Chart(df).mark_line().encode(x='a:Q', y='b:Q'), alt='a sine wave')\n")
+        baseline = wrapped_app(plain, Path(tmp))
         baseline.run()
         for v in [1, 2, 3, 4, 5, 6, 7, 8]:
             baseline.slider(key="x").set_value(v).run()
-        empty_ms = median_ms(baseline.session_state["_bench"]["page"][1:])
+        plain_ms = median_ms(baseline.session_state["_bench"]["page"][1:])
 
         at = wrapped_app(ROOT / "pages" / "neuron.py", Path(tmp))
         t = time.perf_counter()
@@ -101,15 +108,16 @@ def main() -> None:
     for section, ms in per_section.items():
         print(f"section {section:<11} {ms:7.1f} ms per interaction (median)")
     print(f"whole page script   {page_ms:7.1f} ms (a full rerun)")
-    print(f"empty page baseline {empty_ms:7.1f} ms (same harness, one slider)")
+    print(f"baseline page       {plain_ms:7.1f} ms (same harness: one slider, one plain Altair chart)")
     print(f"first visit         {first_ms:7.1f} ms (incl. AppTest start and training both networks)")
     slowest = max(per_section.values())
-    print(f"slowest section: {slowest:.1f} ms -> {'meets' if slowest < 100 else 'MISSES'} the 100 ms target")
+    print(f"slowest section: {slowest:.1f} ms -> {'meets' if slowest < 100 else 'MISSES'} the 100 ms target "
+          f"on this machine now (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
     print(json.dumps({
         "neuron_section_ms": per_section["neuron"], "exercise_section_ms": per_section["exercise"],
         "two_layers_section_ms": per_section["two_layers"], "softmax_section_ms": per_section["softmax"],
-        "page_rerun_ms": page_ms, "empty_page_ms": empty_ms,
-        "slowest_section_vs_empty_page": round(slowest / max(empty_ms, 1e-3), 1),
+        "page_rerun_ms": page_ms, "baseline_chart_page_ms": plain_ms,
+        "slowest_section_vs_baseline": round(slowest / max(plain_ms, 1e-3), 2),
     }))
 
 

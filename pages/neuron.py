@@ -8,6 +8,9 @@ Each section is a keyed ``st.fragment``, so moving a slider reruns only its own 
 """
 from __future__ import annotations
 
+import hashlib
+
+import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -90,19 +93,45 @@ def trained_maps(dataset: str, hidden: int):
                                title=f"Two layers ({hidden} + 1 neurons): {acc2:.0%} correct",
                                size=400)
     losses = charts.loss_curves({"one neuron": single.losses, f"two layers ({hidden} hidden)": double.losses})
-    return map1.to_dict(validate=False), map2.to_dict(validate=False), losses.to_dict(validate=False), acc1, acc2
+    return vega_lite_spec(map1), vega_lite_spec(map2), vega_lite_spec(losses), acc1, acc2
 
 
-def show_chart(key: str, chart, *, alt: str, width: str = "stretch") -> None:
-    """Draw an Altair chart (or its spec) with alt text; ``key`` keeps its identity across reruns.
+def vega_lite_spec(chart: alt.TopLevelMixin) -> dict:
+    """The chart's Vega-Lite spec, with its DataFrames handed over as named datasets.
 
-    ``st.altair_chart`` validates every spec against the Vega-Lite JSON schema on every rerun
-    (about 10 ms per layer, most of this page's time); our builders' specs are validated once in
-    tests/test_neuron.py, so the page sends them unvalidated to answer each slider in under 100 ms.
+    ``st.altair_chart`` validates every spec against the Vega-Lite JSON schema and Altair turns
+    every DataFrame into a list of dicts: together most of this page's time. Our builders' specs
+    are validated once in tests/test_neuron.py; here each DataFrame is swapped for a reference
+    (named by its content) and given to Streamlit as is, which sends it to the browser as Arrow.
+    That keeps every slider under 100 ms.
     """
-    spec = chart if isinstance(chart, dict) else chart.to_dict(validate=False)
+    datasets: dict[str, pd.DataFrame] = {}
+
+    def detach(part) -> None:
+        data = getattr(part, "data", alt.Undefined)
+        if isinstance(data, pd.DataFrame):
+            digest = hashlib.md5(pd.util.hash_pandas_object(data, index=False).to_numpy().tobytes())
+            name = f"data-{digest.hexdigest()}"
+            datasets[name] = data
+            part.data = alt.NamedData(name=name)
+        layers = getattr(part, "layer", alt.Undefined)
+        for sub in layers if isinstance(layers, list) else []:
+            detach(sub)
+
+    detach(chart)
+    spec = chart.to_dict(validate=False)
+    spec.setdefault("datasets", {}).update(datasets)
     spec.get("config", {}).pop("view", None)  # Altair's 300 px default; Streamlit sizes charts itself
-    st.vega_lite_chart(spec=spec, width=width, alt=alt, key=key)
+    return spec
+
+
+def show_chart(key: str, chart, *, alt_text: str, width: str = "stretch") -> None:
+    """Draw an Altair chart (or a spec from :func:`vega_lite_spec`) with its alt text.
+
+    ``key`` keeps the chart's identity across reruns, so Vega updates it instead of redrawing.
+    """
+    spec = chart if isinstance(chart, dict) else vega_lite_spec(chart)
+    st.vega_lite_chart(spec=spec, width=width, alt=alt_text, key=key)
 
 
 def num(v: float, digits: int = 2) -> str:
@@ -152,7 +181,7 @@ def weights_by_hand() -> None:
             st.success("Exactly 7.5! Many other weights work too: one example cannot pin down three numbers, "
                        "which is why a network learns from many examples.", icon="🎯")
         show_chart("error_chart", charts.error_history([e for _, e in history], TARGET),
-                   alt=f"Error after each of {len(history)} attempts; the latest error is {error:.2f}.")
+                   alt_text=f"Error after each of {len(history)} attempts; the latest error is {error:.2f}.")
         st.caption("Look at the pink line closing in on the green zero line: each attempt is one step of "
                    "learning by hand. Gradient descent takes such steps automatically.")
 
@@ -191,7 +220,7 @@ def one_neuron() -> None:
         m1.metric("weighted sum z", f"{z:.2f}")
         m2.metric("output y", f"{y:.4f}")
         show_chart("curve_chart", charts.activation_curve(activation, z, threshold=threshold, alpha=alpha),
-                   alt=f"Curve of the {ACTIVATION_NAMES[activation]} activation with the current point "
+                   alt_text=f"Curve of the {ACTIVATION_NAMES[activation]} activation with the current point "
                        f"z = {z:.2f}, y = {y:.4f} marked.")
         st.caption("Look at the pink dot: across is this neuron's weighted sum, up is its output. Move a "
                    "weight and the dot slides along the curve; the curve's shape is the activation.")
@@ -217,7 +246,7 @@ def one_neuron() -> None:
                                        domain=OUTPUT_RANGE.get(activation), title="Your neuron over the input plane",
                                        size=520),
                    width="content",
-                   alt=f"Heat map of the neuron's output over the input plane with the {dataset} data; "
+                   alt_text=f"Heat map of the neuron's output over the input plane with the {dataset} data; "
                        f"it classifies {correct:.0%} of the points correctly.")
     with text:
         st.metric("points your neuron gets right", f"{correct:.0%}")
@@ -242,14 +271,16 @@ def two_layers() -> None:
     map1, map2, losses, acc1, acc2 = trained_maps(dataset, hidden)
     left, right = st.columns(2, gap="large")
     with left:
-        show_chart("one_neuron_map", map1, width="content", alt=f"Decision map of one trained neuron on {dataset}: {acc1:.0%} correct.")
+        show_chart("one_neuron_map", map1, width="content",
+                   alt_text=f"Decision map of one trained neuron on {dataset}: {acc1:.0%} correct.")
     with right:
-        show_chart("two_layer_map", map2, width="content", alt=f"Decision map of a trained two-layer network with {hidden} hidden "
-                                              f"neurons on {dataset}: {acc2:.0%} correct.")
+        show_chart("two_layer_map", map2, width="content",
+                   alt_text=f"Decision map of a trained two-layer network with {hidden} hidden neurons on "
+                            f"{dataset}: {acc2:.0%} correct.")
     st.caption("Look at the shapes: one neuron can only cut the plane into two halves; the two-layer network "
                "bends its border around the clouds. Try 1 or 2 hidden neurons and watch it struggle.")
-    show_chart("loss_chart", losses, alt=f"Training loss per step: one neuron ends at {acc1:.0%} correct, "
-                           f"two layers at {acc2:.0%}.")
+    show_chart("loss_chart", losses, alt_text=f"Training loss per step: one neuron ends at {acc1:.0%} correct, "
+                                              f"two layers at {acc2:.0%}.")
     st.caption("Look where each loss curve levels off: the single neuron gets stuck high, the two-layer "
                "network keeps falling towards zero.")
     _to_url()
@@ -278,7 +309,8 @@ def softmax_panel() -> None:
             "probability": [f"{p:.2%}" for p in probs],
         }).set_index("class"))
         show_chart("softmax_chart", charts.softmax_bars(SOFTMAX_CLASSES, logits, probs),
-                   alt="Probability of each class: " + ", ".join(f"{c} {p:.1%}" for c, p in zip(SOFTMAX_CLASSES, probs)))
+                   alt_text="Probability of each class: "
+                            + ", ".join(f"{c} {p:.1%}" for c, p in zip(SOFTMAX_CLASSES, probs)))
         st.caption("Look at the bars as you move T: a high temperature evens them out, a low one hands almost "
                    "everything to the largest logit. The order of the classes never changes.")
     _to_url()
