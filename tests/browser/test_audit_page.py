@@ -30,6 +30,7 @@ def test_run_an_audit_see_charts_and_download_report_and_csv(page, app_url):
     assert "Audit where it fails" in page.locator("h1").first.inner_text()
     assert_no_exception(page)
 
+    screenshot(page, "audit-sets")
     page.get_by_role("button", name="Run the audit").click()
     page.get_by_text("6 · Take the report home").wait_for(timeout=240_000)
     wait_idle(page)
