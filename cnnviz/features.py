@@ -99,13 +99,15 @@ def feature_maps(model: keras.Model, image: np.ndarray) -> dict[str, np.ndarray]
 
     ``image`` is an ``(H, W, 3)`` RGB ``uint8`` picture of any size (resized to the model's
     input, grayed for one-channel models) or an already prepared ``(1, H, W, C)`` float batch.
-    One compiled forward pass computes every map.
+    One compiled forward pass computes every map. The arrays are read-only views of the
+    network's output buffers (no copy); ``np.array(fmap)`` gives a writable copy.
     """
     fmodel, names, run = _feature_entry(model)
     outputs = run(_prepare(image, model))
     if not isinstance(outputs, (list, tuple)):
         outputs = [outputs]
-    return {name: out.numpy()[0] for name, out in zip(names, outputs)}
+    # np.asarray shares the tensors' memory (read-only views); .numpy() would copy ~50 MB per image.
+    return {name: np.asarray(out)[0] for name, out in zip(names, outputs)}
 
 
 def probabilities(model: keras.Model, image: np.ndarray) -> np.ndarray:
