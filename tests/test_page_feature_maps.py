@@ -114,3 +114,14 @@ def test_efficientnet_lite0_page_with_grad_cam_of_the_predicted_class():
     assert "Channel 10 of block2_expand_relu" in _captions(at)
     assert "at layer head_relu" in _captions(at)
     assert _image_count(at) >= 15
+
+
+def test_a_broken_image_upload_gets_a_sentence_and_the_page_keeps_working():
+    from tests.test_images import BAD_FILES
+
+    at = _page(model=BUNDLED).run()
+    kind, (data, phrase) = next(iter(BAD_FILES.items()))
+    at.file_uploader(key="fm_image_upload").set_value((f"{kind}.png", data, "image/png")).run()
+    assert not at.exception
+    assert any(phrase in e.value for e in at.error), [e.value for e in at.error]
+    assert at.selectbox(key="fm_layer").options  # the feature maps are still shown
