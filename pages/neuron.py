@@ -103,7 +103,8 @@ def vega_lite_spec(chart: alt.TopLevelMixin) -> dict:
     every DataFrame into a list of dicts: together most of this page's time. Our builders' specs
     are validated once in tests/test_neuron.py; here each DataFrame is swapped for a reference
     (named by its content) and given to Streamlit as is, which sends it to the browser as Arrow.
-    That keeps every slider under 100 ms.
+    That keeps every slider under 100 ms. The chart's DataFrames are swapped in place: pass a
+    freshly built chart.
     """
     datasets: dict[str, pd.DataFrame] = {}
 
