@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 
 import pytest
@@ -55,4 +56,19 @@ def test_train_the_demo_dataset_and_download_the_export(page, app_url, tmp_path)
     meta = json.loads(archive.read("metadata.json"))
     assert meta["baseModel"] == "efficientnet_lite0" and meta["training"]["epochs_run"] == 3
     assert archive.getinfo("model.keras").file_size > 1_000_000 and archive.getinfo("model.tflite").file_size > 1_000_000
+    assert_no_exception(page)
+
+    # Stop: a long training stops at the click and keeps what it learnt.
+    page.get_by_text("Advanced settings").click()
+    epochs = page.get_by_label("Epochs")
+    epochs.fill("500")
+    epochs.press("Enter")
+    wait_idle(page)
+    page.get_by_role("button", name="Train the model").click()
+    page.get_by_text(re.compile(r"Epoch \d+/500 ")).first.wait_for(timeout=240_000)
+    page.get_by_role("button", name="Stop training").click()
+    page.get_by_text("(stopped early)", exact=False).wait_for(timeout=120_000)
+    wait_idle(page)
+    text = page.locator('[data-testid="stMain"]').inner_text()
+    assert "My classifier 2" in text and "of 500 epochs (stopped early)" in text
     assert_no_exception(page)
