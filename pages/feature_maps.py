@@ -224,8 +224,10 @@ other_name, other = image_picker("fm_image2", label="Second image", query_param=
 other_maps = features.feature_maps(model, other)
 a, b = st.columns(2, gap="large")
 with a:
+    show_image(image, alt=f"The first image: {image_name}.", width=220)
     st.image(grid, width="stretch", alt=f"All channels of layer {layer} for {image_name}.", caption=f"{image_name}")
 with b:
+    show_image(other, alt=f"The second image: {other_name}.", width=220)
     st.image(features.png_bytes(features.tile_channels(other_maps[layer], order=order)), width="stretch",
              alt=f"All channels of layer {layer} for {other_name}, in the same channel order as the left image.",
              caption=f"{other_name}")
