@@ -52,7 +52,8 @@ def test_audit_of_generated_probes_shows_measures_charts_gallery_and_report(app)
     charts = at.get("vega_lite_chart")
     subheaders = [s.value for s in at.subheader]
     for heading in ("Label distribution per set", "Confidence per set", "Telling probes from references (AUROC)",
-                    "Share the model abstains on", "Coverage against accuracy", "Reliability diagram", "Confusion matrix"):
+                    "Share the model abstains on", "Coverage against accuracy", "Reliability diagram", "Confusion matrix",
+                    "Accuracy per class"):
         assert heading in subheaders
     assert len(charts) >= 7
     metrics = {m.label: m.value for m in at.metric}

@@ -94,9 +94,13 @@ def test_every_chart_builds(run):
         audit_charts.share_caught(ev["caught"], sets, 0.6),
         audit_charts.reliability_diagram(ev["reliability"]),
         audit_charts.confusion_matrix(ev["confusion"], CLASSES),
+        audit_charts.per_class_accuracy(ev["per_class"], CLASSES),
         audit_charts.transformation_effect(pd.DataFrame({"transformation": ["Original", "Grayscale"], "top_class": ["a", "b"],
                                                          "confidence": [0.9, 0.4], "changed": [False, True]})),
     ]
     for chart in charts:
         spec = chart.to_dict()
         assert "$schema" in spec
+    bundle = audit_charts.audit_charts(run, table, audit.OOD_SCORES)
+    assert {"Accuracy per class", "Confusion matrix", "Reliability diagram", "Coverage against accuracy"} <= set(bundle)
+    assert all(isinstance(sentence, str) and len(sentence) > 20 for _chart, sentence in bundle.values())

@@ -152,6 +152,17 @@ def reliability_diagram(bins: Mapping[str, np.ndarray]) -> alt.LayerChart:
     return _big(alt.layer(bars, diagonal))
 
 
+def per_class_accuracy(accuracy: np.ndarray, class_names: Sequence[str]) -> alt.Chart:
+    """Share of each true class's reference images the model got right (classes without images left out)."""
+    data = pd.DataFrame({"class": list(class_names), "accuracy": np.asarray(accuracy, dtype=float)}).dropna()
+    chart = alt.Chart(data, title="Accuracy per class (reference set)").mark_bar(color=SET_COLOURS[0]).encode(
+        y=alt.Y("class:N", sort=list(class_names), title="True class"),
+        x=alt.X("accuracy:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title="Right answers"),
+        tooltip=["class", alt.Tooltip("accuracy:Q", format=".0%")],
+    ).properties(width=560, height=max(240, 36 * len(data)))
+    return _big(chart)
+
+
 def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str]) -> alt.LayerChart:
     """Counts of true class (rows) against predicted class (columns); the diagonal is right."""
     n = len(class_names)
@@ -224,6 +235,11 @@ def audit_charts(run: Mapping, table: pd.DataFrame, score_names: Sequence[str]) 
             reliability_diagram(evaluation["reliability"]),
             f"Bars below the dashed diagonal mean over-confidence in that range; the expected calibration error "
             f"is {evaluation['ece']:.3f} (0 is perfectly calibrated).")
+        per_class = np.asarray(evaluation["per_class"], dtype=float)
+        if 0 < np.isfinite(per_class).sum() <= 30:
+            charts["Accuracy per class"] = (
+                per_class_accuracy(per_class, run["class_names"]),
+                "Short bars are the classes the model gets wrong most often: are they the rarer ones in the training images?")
         # Only classes that occur (a 1000 × 1000 ImageNet matrix would be unreadable).
         matrix = np.asarray(evaluation["confusion"])
         used = np.flatnonzero(matrix.sum(axis=0) + matrix.sum(axis=1))
