@@ -41,6 +41,22 @@ def test_kernel_preset_and_stride_change_the_feature_map(page, app_url):
     assert_no_exception(page)
     before = element_pixels(convolved_image(page))
 
+    # The custom filter: type 5 into the top-left weight of the 3 × 3 identity grid (header row + 3 rows).
+    editor = page.locator('[data-testid="stDataFrame"]').first
+    editor.scroll_into_view_if_needed()
+    grid = editor.bounding_box()
+    page.mouse.click(grid["x"] + grid["width"] / 6, grid["y"] + grid["height"] * 1.5 / 4)
+    page.wait_for_timeout(300)
+    page.keyboard.type("5")  # typing into a selected cell opens its editor
+    page.wait_for_timeout(300)
+    page.keyboard.press("Enter")
+    page.get_by_text("the weights add up to 6").wait_for()
+    wait_for_page(page)
+    assert "weights=5%2C0%2C0%2C0%2C1%2C0%2C0%2C0%2C0%3B1" in page.url  # the edited grid is shareable
+    after_edit = element_pixels(convolved_image(page))
+    assert pixel_difference(before, after_edit) > 1, "the picture did not change with the edited kernel"
+    before = after_edit
+
     choose(page, "Kernel preset", "Sobel x (vertical edges)")
     wait_for_page(page)
     assert_no_exception(page)
