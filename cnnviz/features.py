@@ -20,7 +20,7 @@ import io
 import threading
 import weakref
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import cv2
 import keras
@@ -75,14 +75,9 @@ def feature_layers(model: keras.Model) -> list[keras.layers.Layer]:
     Conv / depthwise / separable conv, max and average pooling, activations and merges
     (add, multiply, concatenate) that produce a spatial ``(batch, H, W, C)`` output.
     """
-    layers = []
-    for layer in model.layers:
-        if not isinstance(layer, _INTERESTING):
-            continue
-        shape = _output_shape(layer)
-        if shape is not None and len(shape) == 4:
-            layers.append(layer)
-    return layers
+    graph = _graph(model)
+    return [layer for layer in model.layers
+            if isinstance(layer, _INTERESTING) and len(_shape(graph, layer.name)) == 4]
 
 
 def feature_model(model: keras.Model) -> keras.Model:
@@ -132,7 +127,9 @@ def _feature_entry(model: keras.Model) -> tuple[keras.Model, list[str], Callable
                     f"The model “{model.name}” has no convolution or pooling layers with a picture-shaped output, "
                     "so there are no feature maps to show."
                 )
-            fmodel = keras.Model(_input(model), [layer.output for layer in layers], name=f"{model.name}_features")
+            graph = _graph(model)
+            fmodel = keras.Model(_input(model), [graph[layer.name][0] for layer in layers],
+                                 name=f"{model.name}_features")
             entry = (fmodel, [layer.name for layer in layers], _compiled(fmodel))
             _FEATURES[model] = entry
     return entry
@@ -190,10 +187,11 @@ def receptive_fields(model: keras.Model) -> dict[str, tuple[int, int]]:
     height, width = (model.inputs[0].shape[1:3] if model.inputs else (None, None))
     whole = max(d for d in (height, width, 1) if d is not None)
     fields: dict[str, tuple[int, int]] = {}
+    graph = _graph(model)
     for tensor in model.inputs:
         fields[tensor._keras_history[0].name] = (1, 1)
     for layer in model.layers:
-        parents = _parent_names(layer)
+        parents = graph[layer.name][1] if layer.name in graph else []
         incoming = [fields[p] for p in parents if p in fields] or [(1, 1)]
         rf_in, jump_in = max(incoming)
         kernel, stride, dilation = _window(layer)
@@ -201,7 +199,7 @@ def receptive_fields(model: keras.Model) -> dict[str, tuple[int, int]]:
             rf, jump = rf_in + dilation * (kernel - 1) * jump_in, jump_in * stride
         elif isinstance(layer, (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D,
                                 keras.layers.Flatten, keras.layers.Dense)) or (
-                _output_shape(layer) is not None and len(_output_shape(layer)) < 4 and rf_in > 1):
+                0 < len(_shape(graph, layer.name)) < 4 and rf_in > 1):
             rf, jump = max(whole, rf_in), jump_in
         else:
             rf, jump = rf_in, jump_in
@@ -213,15 +211,16 @@ def layer_table(model: keras.Model) -> list[LayerRow]:
     """Every layer with its type, output shape (no batch axis), parameters, stride and receptive field."""
     fields = receptive_fields(model)
     shown = {layer.name for layer in feature_layers(model)}
+    graph = _graph(model)
     rows = []
     for layer in model.layers:
-        shape = _output_shape(layer)
+        shape = _shape(graph, layer.name)
         _, stride, _ = _window(layer)
         rf, jump = fields[layer.name]
         rows.append(LayerRow(
             name=layer.name,
             type=type(layer).__name__,
-            output_shape=tuple(shape[1:]) if shape is not None else (),
+            output_shape=tuple(shape[1:]),
             params=int(layer.count_params()) if layer.built else 0,
             stride=int(stride) if stride else 1,
             jump=int(jump),
@@ -242,21 +241,29 @@ def _window(layer) -> tuple[int | None, int, int]:
     return first(kernel), first(strides), first(dilation)
 
 
-def _parent_names(layer) -> list[str]:
-    nodes = getattr(layer, "_inbound_nodes", [])
-    if not nodes:
-        return []
-    return [parent.operation.name for parent in nodes[0].parent_nodes]
+def _graph(model: keras.Model) -> dict[str, tuple[Any, list[str]]]:
+    """``{layer_name: (output tensor, parent layer names)}`` in THIS model's own graph.
+
+    ``layer.output`` means "the output of the layer's first call", which belongs to another
+    graph when a layer is shared: the trainer builds its classifier from the base network's
+    layers plus a head whose Dense layers were first called inside a separate head model.
+    Walking back from ``model.outputs`` finds the tensors this model really computes.
+    """
+    found: dict[str, tuple[Any, list[str]]] = {}
+    stack = list(model.outputs)
+    while stack:
+        operation, node_index, _ = stack.pop()._keras_history
+        if operation.name in found:
+            continue
+        node = operation._inbound_nodes[node_index]
+        found[operation.name] = (node.output_tensors[0], [t._keras_history[0].name for t in node.input_tensors])
+        stack.extend(node.input_tensors)
+    return found
 
 
-def _output_shape(layer) -> tuple | None:
-    try:
-        out = layer.output
-    except (AttributeError, ValueError):
-        return None
-    if isinstance(out, (list, tuple)):
-        out = out[0]
-    return tuple(out.shape)
+def _shape(graph: dict, name: str) -> tuple:
+    """Output shape (with batch axis) of a layer in the model's graph; ``()`` if it is not used."""
+    return tuple(graph[name][0].shape) if name in graph else ()
 
 
 # --------------------------------------------------------------------------- pictures
@@ -413,13 +420,14 @@ def last_conv_layer(model: keras.Model) -> keras.layers.Layer:
     """The layer Grad-CAM looks at by default: the last convolution, followed through the
     batch-norm and activation layers right after it (what the next block actually sees)."""
     layers = model.layers
+    graph = _graph(model)
     index = max((i for i, layer in enumerate(layers) if isinstance(layer, _CONV)
-                 and len(_output_shape(layer) or ()) == 4), default=None)
+                 and len(_shape(graph, layer.name)) == 4), default=None)
     if index is None:
         raise ValueError(f"The model “{model.name}” has no convolution layer, so Grad-CAM cannot be computed.")
     chosen = layers[index]
     for layer in layers[index + 1:]:
-        follows = _parent_names(layer) == [chosen.name]
+        follows = layer.name in graph and graph[layer.name][1] == [chosen.name]
         if follows and isinstance(layer, (keras.layers.BatchNormalization,) + _ACTIVATION):
             chosen = layer
         else:
@@ -457,7 +465,8 @@ def _grad_function(model: keras.Model, layer_name: str | None) -> Callable:
             return run
         layer = model.get_layer(layer_name) if layer_name else last_conv_layer(model)
         before_softmax, to_logits = _logits(model)
-        grad_model = keras.Model(_input(model), [layer.output, before_softmax], name=f"{model.name}_gradcam")
+        grad_model = keras.Model(_input(model), [_graph(model)[layer.name][0], before_softmax],
+                                 name=f"{model.name}_gradcam")
         spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32)
 
         @tf.function(input_signature=[spec, tf.TensorSpec((), tf.int32)], reduce_retracing=True)
@@ -482,7 +491,8 @@ def _logits(model: keras.Model) -> tuple:
     Grad-CAM differentiates the class *score*, not its probability: a probability close to
     1 has almost no gradient left (softmax saturates), which would blank the heat map.
     """
-    last = model.layers[-1]
+    last, node_index, _ = model.outputs[0]._keras_history
+    before = last._inbound_nodes[node_index].input_tensors[0]  # in this model's graph (see _graph)
     softmax = keras.activations.softmax
     if isinstance(last, keras.layers.Dense) and last.activation is softmax:
         kernel, bias = last.kernel, (last.bias if last.use_bias else None)
@@ -491,10 +501,10 @@ def _logits(model: keras.Model) -> tuple:
             out = tf.matmul(x, tf.convert_to_tensor(kernel))
             return out + tf.convert_to_tensor(bias) if bias is not None else out
 
-        return last.input, dense_logits
+        return before, dense_logits
     if isinstance(last, keras.layers.Softmax) or (
             isinstance(last, keras.layers.Activation) and last.activation is softmax):
-        return last.input, lambda x: x
+        return before, lambda x: x
     # Unknown head: the log-probability has the same arg-max and does not saturate.
     return model.outputs[0], lambda p: tf.math.log(tf.maximum(p, 1e-12))
 
@@ -538,7 +548,8 @@ def _batch_grad_function(model: keras.Model, layer_name: str | None) -> Callable
             return run
         layer = model.get_layer(layer_name) if layer_name else last_conv_layer(model)
         before_softmax, to_logits = _logits(model)
-        grad_model = keras.Model(_input(model), [layer.output, before_softmax], name=f"{model.name}_gradcam_batch")
+        grad_model = keras.Model(_input(model), [_graph(model)[layer.name][0], before_softmax],
+                                 name=f"{model.name}_gradcam_batch")
         spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32)
 
         @tf.function(input_signature=[spec, tf.TensorSpec((None,), tf.int32)], reduce_retracing=True)

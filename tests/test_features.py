@@ -253,3 +253,28 @@ def test_models_without_convolutions_get_a_sentence():
         features.feature_maps(model, _image(4, 4))
     with pytest.raises(ValueError, match="no convolution"):
         features.grad_cam(model, _image(4, 4))
+
+
+def test_shared_layers_use_this_models_graph_like_the_trainers_classifier():
+    """The trainer's classifier = base layers + head layers first called inside another model.
+
+    ``layer.output`` of the head's Dense layer belongs to the head model's graph; feature maps,
+    the layer table and Grad-CAM must use the classifier's own graph instead.
+    """
+    base = _colour_model()
+    embedder = keras.Model(base.input, base.layers[-2].output)  # up to the global pooling
+    head = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="softmax", name="head_probs")])
+    head.layers[-1].set_weights([np.eye(2, dtype=np.float32) * 50.0, np.zeros(2, np.float32)])
+    x = embedder.outputs[0]
+    for layer in head.layers:
+        x = layer(x)
+    classifier = keras.Model(embedder.inputs, x)
+    image = _red_and_blue()
+
+    assert list(features.feature_maps(classifier, image)) == ["colour"]
+    rows = {row.name: row for row in features.layer_table(classifier)}
+    assert rows["head_probs"].output_shape == (2,) and rows["head_probs"].params == 6
+    np.testing.assert_allclose(features.grad_cam(classifier, image, class_index=1),
+                               features.grad_cam(base, image, class_index=1), atol=1e-5)
+    cams = features.grad_cams(classifier, [image, image], [0, 1])
+    np.testing.assert_allclose(cams[1], features.grad_cam(base, image, class_index=1), atol=1e-5)
