@@ -288,14 +288,12 @@ st.markdown(
 if per_channel.size:
     cols = st.columns(5, gap="small")
     f3 = max(1, 360 // max(per_channel.shape[:2]))
-    scale_all = feature_map_display(per_channel)[1]
+    joint, scale_all = picture(per_channel, f3)  # one scale for all three, so they can be compared
     for column, c, label in zip(cols, range(3), ["Red", "Green", "Blue"]):
-        shown, legend = picture(per_channel[..., c], f3)
         with column:
-            show_image(shown, alt=f"{label} channel filtered, {legend}", caption=f"{label} channel ⋆ kernel · {legend}")
+            show_image(joint[..., c], alt=f"{label} channel filtered, {scale_all}", caption=f"{label} channel ⋆ kernel · {scale_all}")
     with cols[3]:
-        shown, _ = picture(per_channel, f3)
-        show_image(shown, alt=f"The three filtered channels recombined as a colour picture, {scale_all}",
+        show_image(joint, alt=f"The three filtered channels recombined as a colour picture, {scale_all}",
                    caption=f"Kept as 3 channels: `{shape_text(per_channel)}`")
     with cols[4]:
         shown, legend = picture(summed, f3)
