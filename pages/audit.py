@@ -430,7 +430,11 @@ if st.toggle("Show how each transformation moves the prediction", key="audit_tra
     t_key = (id(model), hashlib.sha1(np.ascontiguousarray(t_image).tobytes()).hexdigest())
     if S.get("audit_transform_cache", (None,))[0] != t_key:
         with st.spinner("Predicting every version…"):
-            S["audit_transform_cache"] = (t_key, audit_model.transformation_effect(model, t_image, classes))
+            try:
+                S["audit_transform_cache"] = (t_key, audit_model.transformation_effect(model, t_image, classes))
+            except (ValueError, registry.ModelError) as err:
+                st.error(str(err), icon="🚫")
+                st.stop()
     rows, versions = S["audit_transform_cache"][1]
     with t_right:
         frame = pd.DataFrame(rows)

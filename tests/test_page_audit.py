@@ -171,3 +171,27 @@ def test_trainer_validation_images_become_a_labelled_reference(app):
     ref = run["sets"]["Reference"]
     np.testing.assert_array_equal(ref["labels"], labels)
     assert "accuracy" in run["evaluation"] and "Reliability diagram" in [s.value for s in at.subheader]
+
+
+def test_a_model_without_dense_layer_gets_a_sentence_not_a_crash():
+    import keras
+
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(3, 3, padding="same")(inputs)
+    outputs = keras.layers.Softmax()(keras.layers.GlobalAveragePooling2D()(x))
+    odd = keras.Model(inputs, outputs, name="no_dense")
+    at = AppTest.from_file(PAGE, default_timeout=180)
+    at.session_state["cnnviz_user_models"] = {"odd": {"model": odd, "card": {"name": "odd", "kind": "visitor", "classes": ["a", "b", "c"]}}}
+    at.session_state["audit_model_choice"] = "mine:odd"
+    at.session_state["audit_ref_source"] = "Generated shapes (squares, triangles, circles)"
+    at.session_state["audit_ref_count"] = 2
+    at.session_state["audit_probe0_count"] = 4
+    at.run()
+    assert not at.exception
+    assert any("no final Dense layer" in e.value for e in at.error)
+    at.session_state["audit_transform_on"] = False
+    at.run()
+    assert not at.button(key="audit_run_button").disabled, [i.value for i in at.info]
+    at.button(key="audit_run_button").click().run()
+    assert not at.exception
+    assert any("no final Dense layer" in e.value for e in at.error)
