@@ -95,6 +95,6 @@ def test_pick_a_layer_enlarge_a_channel_and_see_grad_cam(page, app_url):
     page.mouse.wheel(0, -100000)
     screenshot(page, "feature_maps")
     # The whole lecture page at once (Streamlit scrolls inside its main area, so a tall window).
-    page.set_viewport_size({"width": 1920, "height": 7000})
+    page.set_viewport_size({"width": 1920, "height": 9000})
     wait_idle(page)
     screenshot(page, "feature_maps_full")
