@@ -6,6 +6,8 @@ blue (negative) / white (0) / red (positive), symmetric around 0.
 """
 from __future__ import annotations
 
+from functools import cache
+
 import altair as alt
 import numpy as np
 import pandas as pd
@@ -59,10 +61,17 @@ def step_chart(patch: np.ndarray, kernel: np.ndarray, products: np.ndarray, *, c
                     fill, ink = _diverging(v, k_lim if panel == "× kernel" else p_lim)
                 rows.append((names[c], panel, r, q, number(v), fill, ink))
     data = pd.DataFrame(rows, columns=["channel", "panel", "row", "col", "label", "fill", "ink"])
-    kh, kw = patch.shape[:2]
+    chart = _step_template(patch.shape[0], patch.shape[1], tuple(names), cell).copy(deep=False)
+    chart.data = data  # the layout is cached; only the numbers change between reruns
+    return chart
+
+
+@cache
+def _step_template(kh: int, kw: int, names: tuple[str, ...], cell: int) -> alt.FacetChart:
+    """The step chart without data. Building Altair objects costs tens of ms, so once per layout."""
     size = cell if max(kh, kw) <= 3 else int(cell * 0.8)
     font = 18 if max(kh, kw) <= 3 else 14
-    base = alt.Chart(data).encode(
+    base = alt.Chart().encode(
         x=alt.X("col:O", axis=None),
         y=alt.Y("row:O", axis=None),
     )
@@ -71,12 +80,11 @@ def step_chart(patch: np.ndarray, kernel: np.ndarray, products: np.ndarray, *, c
         tooltip=["channel", "panel", "row", "col", "label"],
     )
     labels = base.mark_text(fontSize=font, fontWeight="bold").encode(text="label:N", color=alt.Color("ink:N", scale=None))
-    facet_row = alt.Row("channel:N", sort=names, header=alt.Header(title=None, labelFontSize=16, labelAngle=0, labelAlign="left")) if channels > 1 else None
     facet = dict(column=alt.Column("panel:N", sort=["input patch", "× kernel", "= products"], header=alt.Header(title=None, labelFontSize=18, labelFontWeight="bold")))
-    if facet_row is not None:
-        facet["row"] = facet_row
+    if len(names) > 1:
+        facet["row"] = alt.Row("channel:N", sort=list(names), header=alt.Header(title=None, labelFontSize=16, labelAngle=0, labelAlign="left"))
     return (
-        alt.layer(cells, labels, data=data)
+        alt.layer(cells, labels, data=pd.DataFrame())
         .properties(width=size * kw, height=size * kh)
         .facet(**facet, spacing=24)
         .configure_view(stroke=None)
@@ -89,13 +97,21 @@ def kernel_chart(kernel: np.ndarray, *, cell: int = 58) -> alt.Chart:
     limit = float(np.abs(kernel).max())
     rows = [(r, q, number(v), *_diverging(v, limit)) for (r, q), v in np.ndenumerate(kernel)]
     data = pd.DataFrame(rows, columns=["row", "col", "label", "fill", "ink"])
-    size = cell if max(kernel.shape) <= 3 else int(cell * 0.8)
-    base = alt.Chart(data).encode(x=alt.X("col:O", axis=None), y=alt.Y("row:O", axis=None))
+    chart = _kernel_template(*kernel.shape, cell).copy(deep=False)
+    chart.data = data
+    return chart
+
+
+@cache
+def _kernel_template(kh: int, kw: int, cell: int) -> alt.LayerChart:
+    size = cell if max(kh, kw) <= 3 else int(cell * 0.8)
+    base = alt.Chart().encode(x=alt.X("col:O", axis=None), y=alt.Y("row:O", axis=None))
     return (
         alt.layer(
             base.mark_rect(stroke="#555555").encode(color=alt.Color("fill:N", scale=None)),
-            base.mark_text(fontSize=18 if max(kernel.shape) <= 3 else 14, fontWeight="bold").encode(text="label:N", color=alt.Color("ink:N", scale=None)),
+            base.mark_text(fontSize=18 if max(kh, kw) <= 3 else 14, fontWeight="bold").encode(text="label:N", color=alt.Color("ink:N", scale=None)),
+            data=pd.DataFrame(),
         )
-        .properties(width=size * kernel.shape[1], height=size * kernel.shape[0])
+        .properties(width=size * kw, height=size * kh)
         .configure_view(stroke=None)
     )
