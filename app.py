@@ -14,7 +14,7 @@ PAGES = {
         st.Page("pages/convolution.py", title="2 · Convolution and pooling", icon="🔲", url_path="convolution"),
     ],
     "Model": [
-        st.Page("pages/feature_maps.py", title="3 · Feature maps", icon="🔍", url_path="feature-maps"),
+        st.Page("pages/feature_maps.py", title="3 · Feature maps", icon="🔍", url_path="feature_maps"),
     ],
     "Train": [
         st.Page("pages/trainer.py", title="4 · Train your own classifier", icon="🎓", url_path="trainer"),

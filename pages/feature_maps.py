@@ -11,6 +11,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from ui.router import ensure_app_shell
+
+ensure_app_shell()  # before heavy imports: a bookmark opened first on a fresh server goes through app.py
+
 from cnnviz import features
 from cnnviz import models as registry
 from cnnviz.charts.features import top_k_chart

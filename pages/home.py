@@ -1,6 +1,10 @@
 """Home: what cnnviz is, who it is for, and how to use each page in a lecture."""
 import streamlit as st
 
+from ui.router import ensure_app_shell
+
+ensure_app_shell()  # before heavy imports: a bookmark opened first on a fresh server goes through app.py
+
 st.title("cnnviz — how a convolutional neural network sees")
 st.markdown(
     """

@@ -9,24 +9,17 @@ from tests.browser.helpers import assert_no_exception, open_page, screenshot, wa
 pytestmark = pytest.mark.browser
 
 
-def dismiss_page_not_found(page) -> None:
-    """Close Streamlit's "Page not found" dialog that a server's very first direct visit may show."""
-    dialog = page.locator('[role="dialog"]').filter(has_text="Page not found")
-    if dialog.count():
-        page.keyboard.press("Escape")
-        dialog.wait_for(state="detached", timeout=10_000)
+def assert_no_page_not_found(page) -> None:
+    """A fresh server's first direct visit must route through app.py (ui.router), with no dialog."""
+    assert page.locator('[role="dialog"]').filter(has_text="Page not found").count() == 0
 
 
 def test_run_an_audit_see_charts_and_download_report_and_csv(page, app_url):
-    # Visit the app's root first: a fresh server's very first direct visit to a page runs it outside
-    # app.py's navigation (an app-shell matter, see the feature-maps test), without the wide layout.
-    open_page(page, app_url)
-    dismiss_page_not_found(page)
     # Small sets from the URL (a lecturer's saved link): 3 × 3 shapes as references, 8 abstract probes.
     open_page(page, app_url, "audit", query="audit_ref_n=3&audit_probe0_n=8&audit_probe0_name=Abstract+%3Cb%3Eprobes%3C%2Fb%3E")
     page.get_by_text("7 · Change only the style").wait_for(timeout=180_000)
     wait_idle(page)
-    dismiss_page_not_found(page)
+    assert_no_page_not_found(page)
     assert "Audit where it fails" in page.locator("h1").first.inner_text()
     assert_no_exception(page)
 

@@ -19,18 +19,9 @@ def loaded_pixels(img):
     return element_pixels(img)
 
 
-def dismiss_page_not_found(page) -> None:
-    """Close Streamlit's "Page not found" dialog on the server's very first direct visit.
-
-    Before app.py's st.navigation has run once, Streamlit's legacy pages/ discovery names this
-    page after its file ("feature_maps"), not its url_path ("feature-maps"), shows the dialog,
-    and then runs the right page anyway. Only the first visit after a server start is affected
-    (an app-shell matter, reported); the rest of this test must not be blocked by it.
-    """
-    dialog = page.locator('[role="dialog"]').filter(has_text="Page not found")
-    if dialog.count():
-        page.keyboard.press("Escape")
-        dialog.wait_for(state="detached", timeout=10_000)
+def assert_no_page_not_found(page) -> None:
+    """A fresh server's first direct visit must route through app.py (ui.router), with no dialog."""
+    assert page.locator('[role="dialog"]').filter(has_text="Page not found").count() == 0
 
 
 def choose(page, label: str, typed: str, option: re.Pattern) -> None:
@@ -42,11 +33,11 @@ def choose(page, label: str, typed: str, option: re.Pattern) -> None:
 
 
 def test_pick_a_layer_enlarge_a_channel_and_see_grad_cam(page, app_url):
-    open_page(page, app_url, "feature-maps", query="image=Geometric+shapes")
+    open_page(page, app_url, "feature_maps", query="image=Geometric+shapes")
     # The first visit loads (and converts) the network: wait for the page's last section.
     page.get_by_text("Two images, the same layer").wait_for(timeout=180_000)
     wait_idle(page)
-    dismiss_page_not_found(page)
+    assert_no_page_not_found(page)
     assert "Feature maps" in page.locator("h1").first.inner_text()
     assert_no_exception(page)
     main = page.locator('[data-testid="stMain"]')
