@@ -6,19 +6,24 @@ the Conv2D filter. Every setting lives in the URL. No TensorFlow in this page's 
 """
 from __future__ import annotations
 
-import cv2
-import numpy as np
-import pandas as pd
 import streamlit as st
 
-from cnnviz.charts.convolution import kernel_chart, number, step_chart
-from cnnviz.convolution import (
+from ui.router import ensure_app_shell
+
+ensure_app_shell()  # before heavy imports: a bookmark opened first on a fresh server goes through app.py
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from cnnviz.charts.convolution import kernel_chart, number, step_chart  # noqa: E402
+from cnnviz.convolution import (  # noqa: E402
     convolve2d, feature_map_display, flip_kernel, magnify, outline, output_size,
     padding_amounts, relu, step_through, to_gray,
 )
-from cnnviz.kernels import presets
-from cnnviz.pooling import pool2d
-from ui.widgets import image_picker, show_image
+from cnnviz.kernels import presets  # noqa: E402
+from cnnviz.pooling import pool2d  # noqa: E402
+from ui.widgets import image_picker, show_image  # noqa: E402
 
 URL = "query-params"  # every setting below is mirrored in the address bar
 PRESETS = presets()

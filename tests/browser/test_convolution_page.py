@@ -32,12 +32,11 @@ def choose(page, label: str, option: str) -> None:
 
 
 def test_kernel_preset_and_stride_change_the_feature_map(page, app_url):
-    # A fresh server opened directly at /convolution runs the page without app.py (Streamlit's
-    # legacy pages/ directory mode); the home page first makes the router take over.
-    open_page(page, app_url)
     open_page(page, app_url, "convolution", query="image=Geometric+shapes&kernel=identity")
     wait_for_page(page)
     assert "Convolution and pooling" in page.locator("h1").first.inner_text()
+    # Routed through app.py (its sectioned navigation), even as a bookmark on a fresh server.
+    assert "2 · Convolution and pooling" in page.locator('[data-testid="stSidebarNav"]').inner_text()
     assert_no_exception(page)
     before = element_pixels(convolved_image(page))
 
