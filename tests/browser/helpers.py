@@ -37,9 +37,11 @@ def wait_idle(page, timeout_ms: int = 120_000) -> None:
 
 
 def assert_no_exception(page) -> None:
-    """Fail if Streamlit shows an exception box or an error-details box anywhere on the page."""
+    """Fail if Streamlit shows an exception box or a "Page not found" dialog anywhere on the page."""
     boxes = page.locator('[data-testid="stException"]')
     assert boxes.count() == 0, f"exception shown: {boxes.first.inner_text()[:500]}"
+    # A bookmark must route through app.py even on a fresh server (ui.router), never this dialog.
+    assert page.locator('[role="dialog"]').filter(has_text="Page not found").count() == 0
 
 
 def screenshot(page, name: str, *, full_page: bool = True) -> np.ndarray:
