@@ -182,7 +182,11 @@ def main(argv: list[str] | None = None) -> dict:
     keras.utils.set_random_seed(args.seed)
 
     # 1. Data: raw 0-255 pixels; the model rescales them itself.
-    (x_train, y_train), (x_test, y_test) = load_data(args.dataset, args.limit)
+    try:
+        (x_train, y_train), (x_test, y_test) = load_data(args.dataset, args.limit)
+    except Exception as error:  # offline and not in the cache: say so, in one sentence
+        cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
+        sys.exit(f"Keras could neither find {args.dataset} in {cache} nor download it ({error}).")
     print(f"{args.dataset}: {len(x_train)} training and {len(x_test)} test images of shape {x_train.shape[1:]}")
 
     # 2. The network.
