@@ -86,7 +86,7 @@ def main() -> None:
 
     from cnnviz import models as registry
     from cnnviz import training
-    from cnnviz.charts.training import training_curves
+    from cnnviz.charts.training import training_curves, with_rows
 
     t = time.perf_counter()
     base = registry.load_model(BASE)
@@ -105,12 +105,14 @@ def main() -> None:
     train_idx, val_idx = training.stratified_split(labels, defaults["validation_fraction"], defaults["seed"])
     head = training.build_head(x.shape[1], len(CLASSES))
     history = training.History()
-
-    def on_epoch(row: dict) -> None:  # what the page does every epoch: a fresh chart of all rows so far
-        training_curves(history.rows, epochs=defaults["epochs"]).to_dict()
-
     c1 = time.process_time()
     t1 = time.perf_counter()
+
+    curves = training_curves([], epochs=defaults["epochs"]).to_dict()
+
+    def on_epoch(row: dict) -> None:  # what the page does every epoch: the live chart's spec with all rows so far
+        json.dumps(with_rows(curves, history.rows))
+
     training.train_head(
         head, x[train_idx], labels[train_idx], x[val_idx], labels[val_idx],
         epochs=defaults["epochs"], batch_size=defaults["batch_size"], learning_rate=defaults["learning_rate"],
