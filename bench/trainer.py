@@ -127,7 +127,7 @@ def main() -> None:
     rss = peak_rss_mb()
     val_acc = evaluation.accuracy
     print(f"trainer: embed {embed_s:.2f} s, head {head_train_s:.2f} s for {len(history.rows)} epochs "
-          f"(chart built every epoch), end to end {end_to_end_s:.2f} s, val acc {val_acc:.3f}, "
+          f"(live chart spec refreshed every epoch), end to end {end_to_end_s:.2f} s, val acc {val_acc:.3f}, "
           f"peak RSS {rss:.0f} MB, full model {model.count_params():,} parameters")
     print(f"CPU time of this process (all threads): embed {embed_cpu:.2f} s, head {head_cpu:.2f} s, "
           f"end to end {end_cpu:.2f} s; 1-minute load average {load_before:.1f} on {os.cpu_count()} cores "
