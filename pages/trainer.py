@@ -337,7 +337,11 @@ def _finish(run: dict, *, stopped: bool) -> None:
 
 if run is not None and not run["finished"]:
     # A training interrupted by Stop (or any other click) keeps what it learnt so far.
-    _finish(run, stopped=True)
+    if run["history"].rows:
+        _finish(run, stopped=True)
+    else:
+        S["trainer_run"] = run = None
+        st.info("Training was cancelled before its first epoch finished.", icon="⏹")
 
 start = st.button("▶️ Train the model", type="primary", disabled=bool(problems), key="trainer_train")
 if start:

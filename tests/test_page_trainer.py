@@ -95,6 +95,26 @@ def test_two_visitors_never_see_each_others_images_or_models(trained_session):
     assert first.session_state["trainer_store"] is not second.session_state["trainer_store"]
 
 
+def test_export_then_import_back_in_the_page(trained_session):
+    at = trained_session
+    at.button(key="trainer_prepare_export").click().run()
+    assert not at.exception
+    blob = at.session_state["trainer_export"]
+    assert at.get("download_button")  # the zip is offered for download
+    uploader(at, "Import a model zip").set_value(("shapes.zip", blob, "application/zip")).run()
+    assert not at.exception, at.exception
+    imported = at.session_state["trainer_imported"]
+    assert len(imported) == 1 and imported[0]["card"]["classes"] == ["square", "triangle", "circle"]
+    assert imported[0]["card"]["base"] == "efficientnet_lite0"
+    assert len(at.session_state["cnnviz_user_models"]) == 2  # the trained one and the imported one
+    assert imported[0]["name"] in at.selectbox(key="trainer_test_model").options
+    assert any("Imported:" in c.value for c in at.caption)
+    uploader(at, "Import a model zip").set_value(("broken.zip", b"not a zip", "application/zip")).run()
+    assert not at.exception
+    assert any("not a readable zip" in e.value for e in at.error)
+    assert len(at.session_state["trainer_imported"]) == 1
+
+
 def test_bad_zip_and_bad_images_show_messages_and_keep_what_was_added(keras_home):
     at = fresh()
     uploader(at, "Add images", 0).set_value([("a.png", png((10, 200, 10)), "image/png"),
