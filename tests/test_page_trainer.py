@@ -168,3 +168,17 @@ def test_renaming_and_deleting_classes(keras_home):
     at.button(key=f"trainer_del_{third}").click().run()
     assert len(at.session_state["trainer_classes"]) == 2
     assert not at.exception
+
+
+def test_the_trained_model_is_offered_on_the_feature_map_and_audit_pages(keras_home):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
+    at.switch_page("pages/trainer.py").run()
+    at.button(key="trainer_demo").click().run()
+    at.number_input(key="trainer_epochs").set_value(2).run()
+    at.button(key="trainer_train").click().run()
+    assert not at.exception, at.exception
+    for page in ("pages/feature_maps.py", "pages/audit.py"):
+        at.switch_page(page).run()
+        assert not at.exception, (page, at.exception)
+        models = [box for box in at.selectbox if box.label == "Model"][0]
+        assert "Your model · My classifier 1" in models.options, page
