@@ -176,8 +176,7 @@ if zip_file is not None:
     try:
         plan = plan_zip(zip_file.getvalue(), zip_name=f"“{zip_file.name}”")
     except ZipError as err:
-        st.error(str(err), icon="🚫")
-        S["trainer_zip_report"] = [str(err)]
+        st.error(str(err), icon="🚫")  # what was added before stays; remove the file to try another
     else:
         bar = st.progress(0.0, text=f"Reading {len(plan.entries)} images from {zip_file.name}…")
         chunk: list = []
