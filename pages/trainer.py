@@ -12,6 +12,10 @@ import time
 import numpy as np
 import streamlit as st
 
+from ui.router import ensure_app_shell
+
+ensure_app_shell()  # before heavy imports: a bookmark opened first on a fresh server goes through app.py
+
 from cnnviz import models as registry
 from cnnviz import training
 from cnnviz.charts import training as charts
