@@ -14,8 +14,6 @@ pytestmark = pytest.mark.browser
 
 
 def test_train_the_demo_dataset_and_download_the_export(page, app_url, tmp_path):
-    # Home first: a fresh server asked for /trainer straight away serves pages/trainer.py without
-    # app.py's router (legacy pages/ listing, narrow layout) until st.navigation has run once.
     open_page(page, app_url, "trainer", query="epochs=3")
     assert "Train your own classifier" in page.locator("h1").first.inner_text()
     assert "EfficientNet-Lite0" in page.locator('[data-testid="stMain"]').inner_text()
