@@ -21,6 +21,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench._setup import temporary_keras_home  # noqa: E402
+
+temporary_keras_home()  # before Keras is imported, as tests and CI do
 
 from cnnviz.convolution import convolve2d  # noqa: E402
 from cnnviz.images import sample_images  # noqa: E402

@@ -25,6 +25,9 @@ from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench._setup import temporary_keras_home  # noqa: E402
+
+temporary_keras_home()  # before Keras is imported, as tests and CI do
 
 WRAPPER = """
 import runpy, time
