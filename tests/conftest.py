@@ -43,3 +43,12 @@ def shared_images() -> Path:
     if not SHARED_IMAGES.is_dir():
         pytest.skip(f"no shared images at {SHARED_IMAGES}")
     return SHARED_IMAGES
+
+
+@pytest.fixture(scope="session")
+def shared_keras_cache() -> Path:
+    """``../shared/keras-cache`` (ImageNet class index, Fashion-MNIST); skip where a machine lacks it."""
+    cache = SHARED / "keras-cache"
+    if not (cache / "models" / "imagenet_class_index.json").is_file():
+        pytest.skip(f"no Keras cache at {cache} (ImageNet class names, Fashion-MNIST)")
+    return cache

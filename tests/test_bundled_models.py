@@ -123,7 +123,7 @@ def test_script_help_lists_the_choices():
         assert word in result.stdout
 
 
-def test_short_run_writes_a_loadable_model_and_a_full_card(tmp_path):
+def test_short_run_writes_a_loadable_model_and_a_full_card(tmp_path, shared_keras_cache):
     result = _run_script("--model", "carpentries", "--epochs", "1", "--limit", "2000", "--out", str(tmp_path))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     model_path = tmp_path / "fashion_mnist_carpentries.keras"

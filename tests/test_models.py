@@ -28,7 +28,7 @@ def _tiny_classifier(shape=(28, 28, 1), classes=4, seed=0):
     return keras.Model(inputs, outputs)
 
 
-def test_registry_lists_the_imagenet_models_default_first():
+def test_registry_lists_the_imagenet_models_default_first(shared_keras_cache):
     cards = models.available()
     assert cards[0]["name"] == models.DEFAULT_MODEL == "efficientnet_lite0"
     lite0 = cards[0]
