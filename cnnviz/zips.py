@@ -121,8 +121,12 @@ class ZipContents:
 
 
 def plan_zip(data: bytes, *, zip_name: str = "The zip", max_entries: int = MAX_ENTRIES,
-             max_total_bytes: int = MAX_TOTAL_BYTES, max_ratio: float = MAX_RATIO) -> ZipPlan:
+             max_total_bytes: int = MAX_TOTAL_BYTES, max_ratio: float = MAX_RATIO,
+             loose_images: bool = False) -> ZipPlan:
     """List the image files of a zip and the reasons other entries are skipped.
+
+    With ``loose_images`` (an audit's probe set needs no classes), images outside any class
+    folder are kept as unlabelled ``testing`` entries instead of being skipped.
 
     Reads only the zip's central directory. Raises :class:`ZipError` (one sentence)
     when the bytes are not a zip, are damaged, or hold more than ``max_entries``
@@ -175,6 +179,9 @@ def plan_zip(data: bytes, *, zip_name: str = "The zip", max_entries: int = MAX_E
                 skipped.append(f"“{name}” is outside the training/ and testing/ folders.")
         else:
             if len(parts) < 2:
+                if loose_images:
+                    entries.append(ZipEntry(name, "testing", None, info.file_size))
+                    continue
                 skipped.append(f"“{name}” is not inside a class folder (<class>/<image>).")
                 continue
             entries.append(ZipEntry(name, "training", parts[-2], info.file_size))
@@ -210,14 +217,14 @@ def iter_zip_images(data: bytes, plan: ZipPlan, *, max_side: int | None = 512,
 
 def read_image_zip(data: bytes, *, zip_name: str = "The zip", max_side: int | None = 512,
                    max_entries: int = MAX_ENTRIES, max_total_bytes: int = MAX_TOTAL_BYTES,
-                   max_ratio: float = MAX_RATIO) -> ZipContents:
+                   max_ratio: float = MAX_RATIO, loose_images: bool = False) -> ZipContents:
     """Read every usable image of a zip into memory (small collections, tests).
 
     For large collections use :func:`plan_zip` + :func:`iter_zip_images` and keep only
     what you need of each image (the trainer keeps an embedding and a thumbnail).
     """
     plan = plan_zip(data, zip_name=zip_name, max_entries=max_entries,
-                    max_total_bytes=max_total_bytes, max_ratio=max_ratio)
+                    max_total_bytes=max_total_bytes, max_ratio=max_ratio, loose_images=loose_images)
     training: dict[str, list[ZipImage]] = {}
     testing: list[ZipImage] = []
     for item in iter_zip_images(data, plan, max_side=max_side):

@@ -113,7 +113,8 @@ def _zip_set(upload, key: str, classes: list[str]) -> dict | None:
     cache = S.setdefault(f"{key}_zip", {})
     if upload.file_id not in cache:
         try:
-            contents = read_image_zip(upload.getvalue(), zip_name=f"“{upload.name}”", max_side=DECODE_SIDE)
+            contents = read_image_zip(upload.getvalue(), zip_name=f"“{upload.name}”", max_side=DECODE_SIDE,
+                                      loose_images=True)
             items = [i for group in contents.training.values() for i in group] + contents.testing
             cache[upload.file_id] = (items[:MAX_SET_IMAGES], contents.skipped)
         except ZipError as err:
@@ -127,7 +128,7 @@ def _zip_set(upload, key: str, classes: list[str]) -> dict | None:
         with st.expander(f"{len(skipped)} files in the zip were not used"):
             st.write("\n".join(f"- {s}" for s in skipped[:50]))
     if not items:
-        st.error("The zip holds no usable images inside class folders (<class>/<image>).", icon="🚫")
+        st.error("The zip holds no usable images (PNG, JPEG, WebP, BMP, GIF or TIFF).", icon="🚫")
         return None
     return _with_labels([i.path for i in items], [i.image for i in items], [i.label for i in items], classes)
 

@@ -170,3 +170,14 @@ def _jpeg(seed: int) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.random.default_rng(seed).integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(buf, "JPEG")
     return buf.getvalue()
+
+
+def test_loose_images_are_kept_unlabelled_only_when_asked():
+    data = make_zip({"kandinsky.png": png(1), "mondrian.png": png(2), "notes.txt": b"hi"})
+    trainer_view = read_image_zip(data)  # a trainer needs classes: loose images are skipped, with a reason
+    assert not trainer_view.training and not trainer_view.testing
+    assert "class folder" in reasons_for(trainer_view.skipped, "kandinsky.png")[0]
+    probes = read_image_zip(data, loose_images=True)  # an audit's probe set needs none
+    assert sorted(i.name for i in probes.testing) == ["kandinsky.png", "mondrian.png"]
+    assert all(i.label is None for i in probes.testing)
+    assert reasons_for(probes.skipped, "notes.txt")
