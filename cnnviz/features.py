@@ -442,47 +442,16 @@ def grad_cam(model: keras.Model, image: np.ndarray, class_index: int | None = No
     Where in the picture would more of this layer's activation raise the score of
     ``class_index`` (the predicted class when ``None``)? Each channel of the last
     convolutional block (:func:`last_conv_layer`, or ``layer_name``) is weighted by the mean
-    gradient of the class probability with respect to it; the weighted sum, kept where
-    positive, is stretched to the image. It shows where evidence for the class was found
-    at that layer's coarse resolution — not why, and not what a human would call the object.
-    An all-zero map means no positive evidence anywhere.
+    gradient of the class score (the logit before softmax) with respect to it; the weighted
+    sum, kept where positive, is stretched to the image. It shows where evidence for the class
+    was found at that layer's coarse resolution — not why, and not what a human would call the
+    object. An all-zero map means no positive evidence anywhere.
     """
     image = np.asarray(image)
-    run = _grad_function(model, layer_name)
-    cam = run(tf.constant(_prepare(image, model)), tf.constant(-1 if class_index is None else int(class_index)))
-    cam = cam.numpy()
-    height, width = image.shape[1:3] if image.ndim == 4 else image.shape[:2]
-    cam = cv2.resize(cam, (width, height), interpolation=cv2.INTER_LINEAR)
-    top = float(cam.max())
-    return (np.clip(cam, 0.0, None) / top).astype(np.float32) if top > 0 else np.zeros((height, width), np.float32)
-
-
-def _grad_function(model: keras.Model, layer_name: str | None) -> Callable:
-    with _LOCK:
-        per_layer = _GRAD.setdefault(model, {})
-        run = per_layer.get(layer_name)
-        if run is not None:
-            return run
-        layer = model.get_layer(layer_name) if layer_name else last_conv_layer(model)
-        before_softmax, to_logits = _logits(model)
-        grad_model = keras.Model(_input(model), [_graph(model)[layer.name][0], before_softmax],
-                                 name=f"{model.name}_gradcam")
-        spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32)
-
-        @tf.function(input_signature=[spec, tf.TensorSpec((), tf.int32)], reduce_retracing=True)
-        def run(x, class_index):
-            with tf.GradientTape() as tape:
-                conv_out, pre = grad_model(x, training=False)
-                logits = to_logits(pre)
-                index = tf.where(class_index < 0, tf.argmax(logits[0], output_type=tf.int32), class_index)
-                score = logits[0, index]
-            grads = tape.gradient(score, conv_out)[0]  # (h, w, c)
-            weights = tf.reduce_mean(grads, axis=(0, 1))  # (c,) importance of each channel
-            cam = tf.reduce_sum(conv_out[0] * weights, axis=-1)
-            return tf.nn.relu(cam)
-
-        per_layer[layer_name] = run
-        return run
+    if image.ndim == 4:  # a batch of one, as ``prepare`` returns it
+        image = image[0]
+    indices = None if class_index is None else [int(class_index)]
+    return grad_cams(model, [image], indices, layer_name=layer_name)[0]
 
 
 def _logits(model: keras.Model) -> tuple:
@@ -525,7 +494,7 @@ def grad_cams(model: keras.Model, images: Sequence[np.ndarray], class_indices: S
     """
     images = [np.asarray(img) for img in images]
     indices = [-1] * len(images) if class_indices is None else [int(i) for i in class_indices]
-    run = _batch_grad_function(model, layer_name)
+    run = _grad_function(model, layer_name)
     maps: list[np.ndarray] = []
     for start in range(0, len(images), batch_size):
         chunk = images[start:start + batch_size]
@@ -540,16 +509,16 @@ def grad_cams(model: keras.Model, images: Sequence[np.ndarray], class_indices: S
     return maps
 
 
-def _batch_grad_function(model: keras.Model, layer_name: str | None) -> Callable:
+def _grad_function(model: keras.Model, layer_name: str | None) -> Callable:
     with _LOCK:
         per_layer = _GRAD.setdefault(model, {})
-        run = per_layer.get(("batch", layer_name))
+        run = per_layer.get(layer_name)
         if run is not None:
             return run
         layer = model.get_layer(layer_name) if layer_name else last_conv_layer(model)
         before_softmax, to_logits = _logits(model)
         grad_model = keras.Model(_input(model), [_graph(model)[layer.name][0], before_softmax],
-                                 name=f"{model.name}_gradcam_batch")
+                                 name=f"{model.name}_gradcam")
         spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32)
 
         @tf.function(input_signature=[spec, tf.TensorSpec((None,), tf.int32)], reduce_retracing=True)
@@ -563,5 +532,5 @@ def _batch_grad_function(model: keras.Model, layer_name: str | None) -> Callable
             weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)  # (n, 1, 1, c)
             return tf.nn.relu(tf.reduce_sum(conv_out * weights, axis=-1))
 
-        per_layer[("batch", layer_name)] = run
+        per_layer[layer_name] = run
         return run
