@@ -20,11 +20,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench._setup import temporary_keras_home  # noqa: E402
+from bench._setup import SHARED as SHARED_ROOT, temporary_keras_home  # noqa: E402
 
 temporary_keras_home()  # before Keras is imported, as tests and CI do
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-SHARED = Path(os.environ.get("CNNVIZ_SHARED", ROOT.parent / "shared")) / "images"
+SHARED = SHARED_ROOT / "images"
 TARGET_S = 15.0
 N = 100
 REPEATS = 3
