@@ -123,6 +123,13 @@ def _feature_entry(model: keras.Model) -> tuple[keras.Model, list[str], Callable
         if entry is None:
             layers = feature_layers(model)
             if not layers:
+                nested = [layer.name for layer in model.layers if isinstance(layer, keras.Model)]
+                if nested:
+                    # e.g. Sequential([MobileNetV2(...), Dense(...)]): its convolutions hide inside one layer.
+                    raise ValueError(
+                        f"The model “{model.name}” keeps its convolutions inside another model (“{nested[0]}”); "
+                        "this viewer shows flat models only, such as those trained or bundled here."
+                    )
                 raise ValueError(
                     f"The model “{model.name}” has no convolution or pooling layers with a picture-shaped output, "
                     "so there are no feature maps to show."

@@ -278,3 +278,13 @@ def test_shared_layers_use_this_models_graph_like_the_trainers_classifier():
                                features.grad_cam(base, image, class_index=1), atol=1e-5)
     cams = features.grad_cams(classifier, [image, image], [0, 1])
     np.testing.assert_allclose(cams[1], features.grad_cam(base, image, class_index=1), atol=1e-5)
+
+
+def test_a_model_wrapping_another_model_gets_a_clear_sentence():
+    inner_in = keras.Input((16, 16, 3))
+    inner = keras.Model(inner_in, keras.layers.Conv2D(4, 3, name="conv")(inner_in), name="backbone")
+    outer_in = keras.Input((16, 16, 3))
+    x = keras.layers.GlobalAveragePooling2D()(inner(outer_in))
+    outer = keras.Model(outer_in, keras.layers.Dense(2, activation="softmax")(x), name="wrapped")
+    with pytest.raises(ValueError, match="inside another model .*backbone"):
+        features.feature_maps(outer, np.zeros((16, 16, 3), np.uint8))
