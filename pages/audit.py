@@ -25,7 +25,7 @@ from cnnviz.charts import audit as charts
 from cnnviz.demo_data import DEMO_CLASSES, demo_dataset
 from cnnviz.images import ImageError, load_image, sample_images
 from cnnviz.zips import IMAGE_SUFFIXES, ZipError, read_image_zip
-from ui.models import model_picker
+from ui.models import image_model_picker
 from ui.widgets import image_picker, show_image
 
 S = st.session_state
@@ -246,13 +246,7 @@ st.markdown(
 )
 
 st.header("1 · The model")
-picked = model_picker("audit_model")
-if picked is None:
-    st.stop()
-model_name, model, card = picked
-if not registry.is_image_model(model):
-    st.error("This model does not take pictures as input, so it cannot be audited here.", icon="🚫")
-    st.stop()
+model_name, model, card = image_model_picker("audit_model", otherwise="it cannot be audited here")
 classes = registry.class_names(card)
 st.caption(f"{card.get('title', model_name)} · {len(classes)} categories. " + (card.get("description") or ""))
 if card.get("kind") == "imagenet":

@@ -18,7 +18,7 @@ ensure_app_shell()  # before heavy imports: a bookmark opened first on a fresh s
 from cnnviz import features
 from cnnviz import models as registry
 from cnnviz.charts.features import top_k_chart
-from ui.models import model_picker
+from ui.models import image_model_picker
 from ui.widgets import image_picker, show_image
 
 TOP_K = 5
@@ -66,13 +66,7 @@ st.markdown(
     "and objects, at coarser and coarser resolution."
 )
 
-picked = model_picker("fm_model")
-if picked is None:
-    st.stop()
-model_name, model, card = picked
-if not registry.is_image_model(model):
-    st.error("This model does not take pictures as input, so it has no feature maps to show.", icon="🚫")
-    st.stop()
+model_name, model, card = image_model_picker("fm_model", otherwise="it has no feature maps to show")
 if card.get("kind") in ("imagenet", "bundled"):
     with st.status("Preparing the feature-map viewer for this network…", expanded=False) as status:
         _warm_shipped(model_name, model)

@@ -125,3 +125,11 @@ def test_a_broken_image_upload_gets_a_sentence_and_the_page_keeps_working():
     assert not at.exception
     assert any(phrase in e.value for e in at.error), [e.value for e in at.error]
     assert at.selectbox(key="fm_layer").options  # the feature maps are still shown
+
+
+def test_a_model_that_does_not_take_pictures_gets_a_sentence_and_the_page_stops_cleanly():
+    numbers = keras.Sequential([keras.Input((10,)), keras.layers.Dense(2, activation="softmax")], name="tabular")
+    at = _visitor(_page(), numbers, "tabular").run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [
+        "This model does not take pictures as input, so it has no feature maps to show."]

@@ -83,6 +83,22 @@ def model_picker(key: str, *, allow_upload: bool = True, label: str = "Model", q
     return choice, model, card
 
 
+def image_model_picker(key: str, *, otherwise: str) -> tuple[str, Any, dict]:
+    """:func:`model_picker` for pages that feed pictures to the model.
+
+    Stops the page (after the picker) when nothing is chosen, or with one sentence when the
+    chosen model does not take pictures: "This model does not take pictures as input, so
+    ``otherwise``."
+    """
+    picked = model_picker(key)
+    if picked is None:
+        st.stop()
+    if not registry.is_image_model(picked[1]):
+        st.error(f"This model does not take pictures as input, so {otherwise}.", icon="🚫")
+        st.stop()
+    return picked
+
+
 def _unavailable_notes(cards: list[dict]) -> None:
     missing = [c for c in cards if not c["available"]]
     if missing:
