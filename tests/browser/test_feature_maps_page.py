@@ -76,7 +76,10 @@ def test_pick_a_layer_enlarge_a_channel_and_see_grad_cam(page, app_url):
     for i in range(images.count()):
         img = images.nth(i)
         assert img.get_attribute("alt"), "an image without alt text"
-        assert img.evaluate("el => el.complete && el.naturalWidth > 0"), "an image that did not load"
+        # Images below the fold load lazily: bring each into view and wait for its decode.
+        img.scroll_into_view_if_needed()
+        loaded = img.evaluate("el => el.decode().then(() => el.naturalWidth > 0, () => false)")
+        assert loaded, "an image that did not load"
     assert page.locator('[data-testid="stVegaLiteChart"]').count() >= 2
     page.mouse.wheel(0, -100000)
     screenshot(page, "feature_maps")
