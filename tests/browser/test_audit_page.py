@@ -9,7 +9,6 @@ from tests.browser.helpers import assert_no_exception, open_page, screenshot, wa
 pytestmark = pytest.mark.browser
 
 
-
 def test_run_an_audit_see_charts_and_download_report_and_csv(page, app_url):
     # Small sets from the URL (a lecturer's saved link): 3 × 3 shapes as references, 8 abstract probes.
     open_page(page, app_url, "audit", query="audit_ref_n=3&audit_probe0_n=8&audit_probe0_name=Abstract+%3Cb%3Eprobes%3C%2Fb%3E")
