@@ -40,8 +40,10 @@ def load_folder(folder: Path) -> tuple[list[str], list]:
 def main() -> None:
     if not SHARED.is_dir():
         sys.exit(f"No shared images at {SHARED}; set CNNVIZ_SHARED to the folder that holds images/.")
-    from cnnviz import audit, audit_model, probes
-    from cnnviz import models as registry
+    from cnnviz.audit import measures as audit
+    from cnnviz.audit import run as audit_model
+    from cnnviz.audit import probes
+    from cnnviz.model import registry
 
     t0 = time.perf_counter()
     model = registry.load_model("efficientnet_lite0")

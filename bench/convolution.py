@@ -25,9 +25,9 @@ from bench._setup import temporary_keras_home  # noqa: E402
 
 temporary_keras_home()  # before Keras is imported, as tests and CI do
 
-from cnnviz.convolution import convolve2d  # noqa: E402
+from cnnviz.learn.convolution import convolve2d  # noqa: E402
 from cnnviz.images import sample_images  # noqa: E402
-from cnnviz.kernels import kernel  # noqa: E402
+from cnnviz.learn.kernels import kernel  # noqa: E402
 
 
 def best_times(*fns, repeat: int = 15, number: int = 20) -> list[float]:

@@ -2,9 +2,9 @@
 
 For EfficientNet-Lite0 (ImageNet) and the best bundled CNN (data/models/*better*.keras), in one run:
 
-1. warm time of ``cnnviz.features.feature_maps`` (ONE compiled multi-output model, one pass)
+1. warm time of ``cnnviz.model.features.feature_maps`` (ONE compiled multi-output model, one pass)
    for one image, median of repeated calls (target for EfficientNet-Lite0: < 100 ms on 2 cores);
-   the network alone (``cnnviz.features.probabilities``) is timed the same way as the baseline;
+   the network alone (``cnnviz.model.features.probabilities``) is timed the same way as the baseline;
 2. the naive way, building one ``keras.Model`` per layer and calling ``predict`` on it, timed on
    a few layers spread over the depth and scaled to all layers; the ratio is the speed-up
    (target ≥ 20×);
@@ -38,7 +38,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from cnnviz import features, models  # noqa: E402
+from cnnviz.model import features
+from cnnviz.model import registry as models  # noqa: E402
 from cnnviz.images import load_image_file, sample_images  # noqa: E402
 
 REPEATS = 20

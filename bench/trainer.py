@@ -87,8 +87,8 @@ def main() -> None:
 
     import keras
 
-    from cnnviz import models as registry
-    from cnnviz import training
+    from cnnviz.model import registry
+    from cnnviz.train import transfer as training
     from cnnviz.charts.training import training_curves, with_rows
 
     t = time.perf_counter()

@@ -4,7 +4,7 @@ Lecture outline: (1) choose a model, (2) name a reference set (what the model is
 probe sets (abstract works, non-paintings, generated probes), (3) run the audit, (4) read the
 measures one by one — labels, confidence, out-of-distribution scores, abstaining, calibration —,
 (5) look at the most confident failures with Grad-CAM, (6) change only the style of one image,
-(7) take the report home. Computation lives in cnnviz.audit / cnnviz.audit_model / cnnviz.report.
+(7) take the report home. Computation lives in cnnviz.audit.measures / cnnviz.audit.run / cnnviz.audit.report.
 """
 from __future__ import annotations
 
@@ -19,10 +19,12 @@ from ui.router import ensure_app_shell
 
 ensure_app_shell()  # before heavy imports: a bookmark opened first on a fresh server goes through app.py
 
-from cnnviz import audit, probes, report
-from cnnviz import models as registry
+from cnnviz.audit import measures as audit
+from cnnviz.audit import probes
+from cnnviz.audit import report
+from cnnviz.model import registry
 from cnnviz.charts import audit as charts
-from cnnviz.demo_data import DEMO_CLASSES, demo_dataset
+from cnnviz.train.demo_data import DEMO_CLASSES, demo_dataset
 from cnnviz.images import ImageError, load_image, sample_images
 from cnnviz.zips import IMAGE_SUFFIXES, ZipError, read_image_zip
 from ui.models import image_model_picker
@@ -308,7 +310,7 @@ for problem in problems:
 
 fingerprint = _fingerprint(image_sets, (model_name, id(model), k, gallery_size, cam_all))
 if st.button("🔎 Run the audit", type="primary", disabled=bool(problems), key="audit_run_button"):
-    from cnnviz import audit_model  # TensorFlow work, imported only when an audit runs
+    from cnnviz.audit import run as audit_model  # TensorFlow work, imported only when an audit runs
 
     settings = {"model": card.get("title", model_name), "reference set": ref_name,
                 "probe sets": ", ".join(n for n in image_sets if n != ref_name), "abstain threshold": threshold,
@@ -382,7 +384,7 @@ else:
     if run["cams"]:
         with st.expander("Every image with its Grad-CAM"):
             st.caption("Bright = where the evidence for the answer under each picture was found.")
-            from cnnviz.features import overlay
+            from cnnviz.model.features import overlay
 
             shown = list(run["cams"].items())[:120]
             grid = st.columns(6)
@@ -423,7 +425,7 @@ t_left, t_right = st.columns([1, 2], gap="large")
 with t_left:
     t_name, t_image = image_picker("audit_transform", label="Image to transform", query_param="transform_image")
 if st.toggle("Show how each transformation moves the prediction", key="audit_transform_on", value=True):
-    from cnnviz import audit_model
+    from cnnviz.audit import run as audit_model
 
     # Kept per visitor for this model and image, so other clicks on the page do not recompute it.
     t_key = (id(model), hashlib.sha1(np.ascontiguousarray(t_image).tobytes()).hexdigest())

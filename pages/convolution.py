@@ -17,12 +17,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from cnnviz.charts.convolution import kernel_chart, number, step_chart  # noqa: E402
-from cnnviz.convolution import (  # noqa: E402
+from cnnviz.learn.convolution import (  # noqa: E402
     convolve2d, feature_map_display, flip_kernel, magnify, outline, output_size,
     padding_amounts, relu, step_through, to_gray,
 )
-from cnnviz.kernels import presets  # noqa: E402
-from cnnviz.pooling import pool2d  # noqa: E402
+from cnnviz.learn.kernels import presets  # noqa: E402
+from cnnviz.learn.pooling import pool2d  # noqa: E402
 from ui.widgets import image_picker, show_image  # noqa: E402
 
 URL = "query-params"  # every setting below is mirrored in the address bar

@@ -15,8 +15,8 @@ from ui.router import ensure_app_shell
 
 ensure_app_shell()  # before heavy imports: a bookmark opened first on a fresh server goes through app.py
 
-from cnnviz import features
-from cnnviz import models as registry
+from cnnviz.model import features
+from cnnviz.model import registry
 from cnnviz.charts.features import top_k_chart
 from ui.models import image_model_picker
 from ui.widgets import image_picker, show_image

@@ -19,7 +19,7 @@ from ui.router import ensure_app_shell
 
 ensure_app_shell()  # before heavy imports: a bookmark opened first on a fresh server goes through app.py
 
-from cnnviz import neuron
+from cnnviz.learn import neuron
 from cnnviz.charts import neuron as charts
 
 ACTIVATION_NAMES = {"step": "step (threshold)", "linear": "linear (none)", "sigmoid": "sigmoid",

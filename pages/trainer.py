@@ -16,11 +16,11 @@ from ui.router import ensure_app_shell
 
 ensure_app_shell()  # before heavy imports: a bookmark opened first on a fresh server goes through app.py
 
-from cnnviz import models as registry
-from cnnviz import training
+from cnnviz.model import registry
+from cnnviz.train import transfer as training
 from cnnviz.charts import training as charts
-from cnnviz.demo_data import demo_dataset
-from cnnviz.export import ExportError, export_zip, import_zip
+from cnnviz.train.demo_data import demo_dataset
+from cnnviz.train.export import ExportError, export_zip, import_zip
 from cnnviz.images import ImageError, load_image
 from cnnviz.zips import IMAGE_SUFFIXES, ZipError, iter_zip_images, plan_zip
 from ui.models import shipped_model

@@ -9,7 +9,7 @@ import functools
 
 import numpy as np
 
-from cnnviz import probes
+from cnnviz.audit import probes
 
 SIZE = 32
 KINDS = ("Mondrian grid", "Rothko colour fields", "Kandinsky circles and lines")

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from cnnviz import audit
+from cnnviz.audit import measures as audit
 
 
 def test_max_softmax_and_entropy_by_hand():
@@ -150,7 +150,8 @@ def tiny():
 
 
 def test_runner_matches_keras(tiny):
-    from cnnviz import audit_model, models
+    from cnnviz.audit import run as audit_model
+    from cnnviz.model import registry as models
     from tests.audit_tiny_model import styles
 
     model, _card = tiny
@@ -162,7 +163,8 @@ def test_runner_matches_keras(tiny):
 
 
 def test_far_probe_set_gets_higher_feature_distance_auroc_than_near_one(tiny):
-    from cnnviz import audit_model, probes
+    from cnnviz.audit import run as audit_model
+    from cnnviz.audit import probes
     from tests.audit_tiny_model import SIZE, styles
 
     model, card = tiny
@@ -184,7 +186,8 @@ def test_far_probe_set_gets_higher_feature_distance_auroc_than_near_one(tiny):
 
 
 def test_transformation_effect_reports_every_transformation(tiny):
-    from cnnviz import audit_model, probes
+    from cnnviz.audit import run as audit_model
+    from cnnviz.audit import probes
     from tests.audit_tiny_model import styles
 
     model, card = tiny
@@ -196,7 +199,8 @@ def test_transformation_effect_reports_every_transformation(tiny):
 
 
 def test_batched_grad_cam_equals_one_image_at_a_time(tiny):
-    from cnnviz import audit_model, features
+    from cnnviz.audit import run as audit_model
+    from cnnviz.model import features
     from tests.audit_tiny_model import styles
 
     model, _card = tiny

@@ -1,4 +1,4 @@
-"""cnnviz.convolution equals keras.layers.Conv2D (weights set, no bias) to float32 precision."""
+"""cnnviz.learn.convolution equals keras.layers.Conv2D (weights set, no bias) to float32 precision."""
 from __future__ import annotations
 
 import itertools
@@ -8,7 +8,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from cnnviz.convolution import (  # noqa: E402
+from cnnviz.learn.convolution import (  # noqa: E402
     convolve2d,
     feature_map_display,
     flip_kernel,

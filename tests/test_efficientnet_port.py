@@ -9,10 +9,10 @@ import struct
 import numpy as np
 import pytest
 
-from cnnviz import efficientnet_lite
-from cnnviz.efficientnet_lite import RestrictedUnpickler, UnsafePickleError, read_torch_state_dict
+from cnnviz.model import efficientnet_lite
+from cnnviz.model.efficientnet_lite import RestrictedUnpickler, UnsafePickleError, read_torch_state_dict
 from cnnviz.images import load_image_file
-from cnnviz import models
+from cnnviz.model import registry as models
 
 CATS = {"Egyptian cat", "tabby", "tiger cat", "Persian cat", "Siamese cat"}
 

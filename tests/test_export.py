@@ -9,15 +9,16 @@ import keras
 import numpy as np
 import pytest
 
-from cnnviz import export, training
-from cnnviz.demo_data import DEMO_CLASSES, demo_dataset
+from cnnviz.train import export
+from cnnviz.train import transfer as training
+from cnnviz.train.demo_data import DEMO_CLASSES, demo_dataset
 
 BASE = "efficientnet_lite0"
 
 
 @pytest.fixture(scope="module")
 def trained(keras_home):
-    from cnnviz.models import load_model
+    from cnnviz.model.registry import load_model
 
     embedder = training.embedding_model_for(load_model(BASE))
     data = demo_dataset(12, seed=0)

@@ -1,4 +1,4 @@
-"""cnnviz.features: every number the feature-map page shows matches Keras.
+"""cnnviz.model.features: every number the feature-map page shows matches Keras.
 
 Tiny models are built here with known weights, so the right answer is known in advance.
 """
@@ -12,7 +12,7 @@ from PIL import Image
 
 keras = pytest.importorskip("keras")
 
-from cnnviz import features  # noqa: E402
+from cnnviz.model import features  # noqa: E402
 
 
 def _tiny_residual_model() -> keras.Model:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnviz import models
+from cnnviz.model import registry as models
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,7 +58,7 @@ def test_unknown_model_is_a_clear_error():
 def test_empty_keras_home_offline_sentences(tmp_path):
     # A fresh process: Keras reads KERAS_HOME once at import, so the empty cache needs its own.
     script = (
-        "import json; from cnnviz import models\n"
+        "import json; from cnnviz.model import registry as models\n"
         "cards = {c['name']: c for c in models.available()}\n"
         "print(json.dumps({n: {k: c[k] for k in ('available', 'reason', 'note')} for n, c in cards.items()"
         " if c['kind'] == 'imagenet'} | {'names': models.class_names('efficientnet_lite0')[280:282]}))\n"
@@ -150,7 +150,7 @@ def test_mobilenet_v2_when_its_weights_are_in_the_keras_cache(tmp_path):
     script = r"""
 import json, h5py, numpy as np, keras
 from keras.src.legacy.saving.legacy_h5_format import save_weights_to_hdf5_group
-from cnnviz import models
+from cnnviz.model import registry as models
 keras.utils.set_random_seed(0)
 reference = keras.applications.MobileNetV2(weights=None)
 path = models.keras_cache_dir() / "models" / models.MOBILENET_V2_WEIGHTS

@@ -1,4 +1,4 @@
-"""cnnviz.neuron against Keras: every number the neuron page teaches must match the framework."""
+"""cnnviz.learn.neuron against Keras: every number the neuron page teaches must match the framework."""
 from __future__ import annotations
 
 import inspect
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from cnnviz import neuron
+from cnnviz.learn import neuron
 from cnnviz.charts import neuron as charts
 
 keras = pytest.importorskip("keras")

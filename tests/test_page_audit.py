@@ -66,7 +66,7 @@ def test_audit_of_generated_probes_shows_measures_charts_gallery_and_report(app)
     assert at.query_params["threshold"] == "0.5"
 
     # The report the download buttons serve has the numbers and the prompts.
-    from cnnviz import report
+    from cnnviz.audit import report
 
     csv_text = report.to_csv(run).decode()
     assert csv_text.count("\n") == 24 + 16 + 1 and "score: Pollock drips" not in csv_text
@@ -150,7 +150,7 @@ def test_trainer_source_follows_the_model(app):
 
 def test_trainer_validation_images_become_a_labelled_reference(app):
     """After training on page 4, its held-out images are the reference set, with their true classes."""
-    from cnnviz import training
+    from cnnviz.train import transfer as training
     from tests.audit_tiny_model import styles
 
     at = app

@@ -1,4 +1,4 @@
-"""cnnviz.pooling.pool2d equals keras.layers.MaxPooling2D / AveragePooling2D."""
+"""cnnviz.learn.pooling.pool2d equals keras.layers.MaxPooling2D / AveragePooling2D."""
 from __future__ import annotations
 
 import itertools
@@ -8,7 +8,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from cnnviz.pooling import pool2d  # noqa: E402
+from cnnviz.learn.pooling import pool2d  # noqa: E402
 
 LAYERS = {"max": "MaxPooling2D", "avg": "AveragePooling2D"}
 CASES = list(itertools.product(["max", "avg"], [2, 3], [None, 1, 2, 3], ["valid", "same"], [1, 3], [(11, 14), (16, 9)]))

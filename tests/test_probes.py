@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from cnnviz import probes
+from cnnviz.audit import probes
 
 SIZES = [(64, 96), (33, 17), (224, 224)]
 
@@ -82,5 +82,5 @@ def test_transformations_do_what_they_say():
 
 
 def test_probes_never_import_tensorflow():
-    code = "import sys, cnnviz.probes, cnnviz.audit, cnnviz.report, cnnviz.charts.audit; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
+    code = "import sys, cnnviz.audit.probes, cnnviz.audit.measures, cnnviz.audit.report, cnnviz.charts.audit; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=str(__import__("pathlib").Path(__file__).parents[1]))

@@ -7,7 +7,9 @@ import io
 import numpy as np
 import pytest
 
-from cnnviz import audit, probes, report
+from cnnviz.audit import measures as audit
+from cnnviz.audit import probes
+from cnnviz.audit import report
 from cnnviz.charts import audit as audit_charts
 
 HOSTILE = '<script>alert("x")</script>.png'

@@ -7,15 +7,15 @@ import keras
 import numpy as np
 import pytest
 
-from cnnviz import training
-from cnnviz.demo_data import DEMO_CLASSES, demo_dataset
+from cnnviz.train import transfer as training
+from cnnviz.train.demo_data import DEMO_CLASSES, demo_dataset
 
 BASE = "efficientnet_lite0"
 
 
 @pytest.fixture(scope="module")
 def embedder(keras_home):
-    from cnnviz.models import load_model
+    from cnnviz.model.registry import load_model
 
     return training.embedding_model_for(load_model(BASE))
 
@@ -42,7 +42,7 @@ def test_embeddings_are_the_pooled_1280_features_and_match_keras(embedder, demo,
     assert x.shape == (90, 1280) and x.dtype == np.float32
     assert embedder.output_shape == (None, 1280)
     # Same numbers as Keras's own predict on the same resized pixels.
-    from cnnviz.models import prepare
+    from cnnviz.model.registry import prepare
 
     reference = embedder.predict(np.concatenate([prepare(im, embedder) for im in images[:4]]), verbose=0)
     np.testing.assert_allclose(x[:4], reference, rtol=1e-4, atol=1e-4)

@@ -10,8 +10,8 @@ import keras
 import numpy as np
 import pytest
 
-from cnnviz import models
-from cnnviz.models import ModelError, load_uploaded_model
+from cnnviz.model import registry as models
+from cnnviz.model.registry import ModelError, load_uploaded_model
 
 
 def _save(model, tmp_path, name="model.keras") -> bytes:

@@ -161,7 +161,7 @@ def test_damaged_entry_data_is_skipped_not_fatal():
 
 
 def test_zip_module_never_imports_tensorflow():
-    code = "import sys, cnnviz.zips, cnnviz.demo_data, cnnviz.charts.training; print('tensorflow' in sys.modules or 'keras' in sys.modules)"
+    code = "import sys, cnnviz.zips, cnnviz.train.demo_data, cnnviz.charts.training; print('tensorflow' in sys.modules or 'keras' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

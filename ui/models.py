@@ -9,7 +9,7 @@ from typing import Any
 
 import streamlit as st
 
-from cnnviz import models as registry
+from cnnviz.model import registry
 from ui.state import add_visitor_model, visitor_models
 
 _MINE = "mine:"  # option prefix so a visitor's model can never shadow a shipped one

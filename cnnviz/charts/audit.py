@@ -1,6 +1,6 @@
 """Altair charts for the audit page and its report.
 
-Every builder takes plain tables (pandas) or the dicts of :func:`cnnviz.audit.evaluate`
+Every builder takes plain tables (pandas) or the dicts of :func:`cnnviz.audit.measures.evaluate`
 and returns an Altair chart with projector-sized fonts. Sets are always coloured the
 same way (reference first), so a seminar can follow one set from chart to chart.
 """
@@ -83,7 +83,7 @@ def confidence_histogram(table: pd.DataFrame, sets: Sequence[str], *, threshold:
 def auroc_comparison(aurocs: Mapping[str, Mapping[str, float]], score_names: Sequence[str]) -> alt.LayerChart:
     """AUROC of each out-of-distribution score for each probe set (1 = perfect, 0.5 = coin toss).
 
-    ``aurocs[probe_set][score]`` as from :func:`cnnviz.audit.evaluate`.
+    ``aurocs[probe_set][score]`` as from :func:`cnnviz.audit.measures.evaluate`.
     """
     data = pd.DataFrame([{"probe set": probe, "score": score, "AUROC": value}
                          for probe, values in aurocs.items() for score, value in values.items()

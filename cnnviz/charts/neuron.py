@@ -11,7 +11,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from cnnviz.neuron import activate
+from cnnviz.learn.neuron import activate
 
 CLASS_COLOURS = ("#1f5fa8", "#d95f02")
 """Class 0 blue, class 1 orange: the ends of the heat maps' ``blueorange`` scheme."""

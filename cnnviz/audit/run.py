@@ -1,11 +1,11 @@
 """Run a model over the audit's image sets: class probabilities, penultimate features, Grad-CAM.
 
-The measures in :mod:`cnnviz.audit` are pure numpy; this module is the one place the
+The measures in :mod:`cnnviz.audit.measures` are pure numpy; this module is the one place the
 audit touches Keras. Images go through the model in batches, in ONE compiled call that
 returns both the class probabilities and the features entering the final Dense layer
 (the "embedding" a feature-distance score compares), so each image is computed once.
 
-Conventions as in :mod:`cnnviz.features`: images ``(H, W, 3)`` RGB ``uint8`` of any size,
+Conventions as in :mod:`cnnviz.model.features`: images ``(H, W, 3)`` RGB ``uint8`` of any size,
 models take raw 0–255 pixels and output probabilities.
 """
 from __future__ import annotations
@@ -18,8 +18,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cnnviz import features as _features
-from cnnviz import models as registry
+from cnnviz.model import features as _features
+from cnnviz.model import registry
 
 __all__ = ["embedding_output", "predict_with_features", "grad_cams"]
 
@@ -32,8 +32,8 @@ _RUN: "weakref.WeakKeyDictionary[keras.Model, Callable]" = weakref.WeakKeyDictio
 def embedding_output(model: keras.Model):
     """The tensor entering the model's final Dense layer (its penultimate features).
 
-    Defined by :func:`cnnviz.models.embedding_model`, so every page agrees on what
-    "the features" are. Raises :class:`cnnviz.models.ModelError` for a model without one.
+    Defined by :func:`cnnviz.model.registry.embedding_model`, so every page agrees on what
+    "the features" are. Raises :class:`cnnviz.model.registry.ModelError` for a model without one.
     """
     return registry.embedding_model(model).outputs[0]
 
@@ -87,7 +87,7 @@ def grad_cams(
     *,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[np.ndarray]:
-    """Grad-CAM map ``(H, W) float32`` in [0, 1] per image (:func:`cnnviz.features.grad_cam`).
+    """Grad-CAM map ``(H, W) float32`` in [0, 1] per image (:func:`cnnviz.model.features.grad_cam`).
 
     Maps come back at each image's own size, for the predicted class unless
     ``class_indices`` says otherwise.
@@ -120,11 +120,12 @@ def run_audit(
     """The whole audit: run the model over every set, score it, and Grad-CAM the worst failures.
 
     ``image_sets``: ``{set name: {"files": [str], "images": [(H, W, 3) uint8], "labels": [int] | None}}``.
-    Returns the ``run`` dict of :mod:`cnnviz.report` plus ``"gallery"`` (the most confident
+    Returns the ``run`` dict of :mod:`cnnviz.audit.report` plus ``"gallery"`` (the most confident
     wrong/out-of-scope images with Grad-CAM overlays) and ``"cams"`` (every image's Grad-CAM
     when ``gradcam_all``). ``progress(fraction, message)`` reports what is happening.
     """
-    from cnnviz import audit, report  # pure numpy; imported here to keep this module's header short
+    from cnnviz.audit import measures as audit
+    from cnnviz.audit import report  # pure numpy; imported here to keep this module's header short
 
     say = progress or (lambda fraction, message: None)
     total = sum(len(s["images"]) for s in image_sets.values()) or 1
@@ -173,13 +174,13 @@ def run_audit(
 
 def transformation_effect(model: keras.Model, image: np.ndarray, class_names: Sequence[str],
                           names: Sequence[str] | None = None) -> tuple[list[dict], dict[str, np.ndarray]]:
-    """Predict one image under every style transformation of :mod:`cnnviz.probes`.
+    """Predict one image under every style transformation of :mod:`cnnviz.audit.probes`.
 
     Returns ``(rows, images)``: per transformation its ``top_class``, ``confidence``,
     ``original_class_confidence`` (the probability left for the original's top class) and
     ``changed`` (top class differs from the original's); ``images`` the transformed pictures.
     """
-    from cnnviz import probes
+    from cnnviz.audit import probes
 
     images = probes.transform(image, list(names) if names is not None else None)
     if "Original" not in images:

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-KERNELS_FILE = Path(__file__).resolve().parents[1] / "data" / "kernels.json"
+KERNELS_FILE = Path(__file__).resolve().parents[2] / "data" / "kernels.json"
 
 
 class Preset(NamedTuple):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from cnnviz.convolution import _pair, output_size, padding_amounts
+from cnnviz.learn.convolution import _pair, output_size, padding_amounts
 
 MODES = ("max", "avg")
 

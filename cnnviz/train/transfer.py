@@ -181,9 +181,9 @@ def to_model_input(images: Sequence[np.ndarray], size: tuple[int, int]) -> np.nd
 def embedding_model_for(base: keras.Model) -> keras.Model:
     """The base cut at the features entering its final Dense layer (its global average pooling).
 
-    Uses :func:`cnnviz.models.embedding_model` (the registry's contract).
+    Uses :func:`cnnviz.model.registry.embedding_model` (the registry's contract).
     """
-    from cnnviz.models import embedding_model
+    from cnnviz.model.registry import embedding_model
 
     return embedding_model(base)
 

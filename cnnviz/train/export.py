@@ -99,11 +99,11 @@ def export_zip(model: keras.Model, class_names: Sequence[str], *, base_model: st
 def import_zip(data: bytes, *, filename: str = "the zip") -> tuple[keras.Model, dict[str, Any]]:
     """Read a zip made by :func:`export_zip`: returns ``(model, card)`` or raises :class:`ExportError`.
 
-    The ``.keras`` inside goes through :func:`cnnviz.models.load_uploaded_model` (file
+    The ``.keras`` inside goes through :func:`cnnviz.model.registry.load_uploaded_model` (file
     kind, config and layer checks, ``safe_mode=True``); labels come from ``labels.txt``
     and must match the model's number of outputs.
     """
-    from cnnviz.models import ModelError, load_uploaded_model
+    from cnnviz.model.registry import ModelError, load_uploaded_model
 
     if not data:
         raise ExportError(f"{filename} is empty.")

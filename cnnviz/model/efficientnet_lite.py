@@ -23,7 +23,7 @@ package's PyTorch model uses at 224 x 224 (static "same" padding computed for 22
 port needs no explicit padding layers. BatchNorm epsilon is 1e-3.
 
 Measured input scaling (images read with ``cnnviz.images.load_image_file``, resized to 224 x 224
-with Pillow bilinear, as ``cnnviz.models.prepare`` does):
+with Pillow bilinear, as ``cnnviz.model.registry.prepare`` does):
 ``x_model = (x - 127) / 128`` on raw 0-255 pixels, i.e. ``Rescaling(scale=1/128, offset=-127/128)``
 as the model's first layer, so callers feed raw pixels. Top predictions with it:
 

@@ -11,7 +11,7 @@ per model object in weak dictionaries: they die with the model and can only be r
 whoever holds that model, so one visitor's model never leaks to another.
 
 Conventions: images are ``(H, W, 3)`` RGB ``uint8``; models take raw 0–255 float pixels
-``(1, H, W, C)`` and output class probabilities (see :mod:`cnnviz.models`); feature maps are
+``(1, H, W, C)`` and output class probabilities (see :mod:`cnnviz.model.registry`); feature maps are
 ``(H, W, C)`` ``float32`` without the batch axis.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from cnnviz.models import prepare
+from cnnviz.model.registry import prepare
 
 __all__ = [
     "feature_layers",
