@@ -28,7 +28,7 @@ import tempfile
 import zipfile
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import keras
 import numpy as np
@@ -390,6 +390,40 @@ def _checked_archive(data: bytes, filename: str) -> dict[str, Any]:
     return config
 
 
+#: A small JSON entry cnnviz adds to a ``.keras`` archive: the class names in output order.
+#: Keras itself saves none; ``keras.saving.load_model`` ignores the extra entry.
+CLASS_NAMES_ENTRY = "cnnviz_classes.json"
+
+
+def save_model(model: keras.Model, path: str | Path, class_names: Sequence[str]) -> None:
+    """``model.save(path)`` plus the class names inside the ``.keras`` archive (see :data:`CLASS_NAMES_ENTRY`).
+
+    A model saved so and uploaded again (on any page) shows its class names instead of
+    "class 0 …". Names are stored as JSON, so any string survives.
+    """
+    model.save(path)
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr(CLASS_NAMES_ENTRY, json.dumps({"classes": [str(c) for c in class_names]}, ensure_ascii=False))
+
+
+def archived_class_names(data: bytes, n_classes: int) -> list[str] | None:
+    """Class names a ``.keras`` archive carries (written by :func:`save_model`), or ``None``.
+
+    ``None`` also when the entry is damaged, not a list of strings, or names another number
+    of classes than the model has outputs: numbered classes are better than shifted names.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            if CLASS_NAMES_ENTRY not in archive.namelist() or archive.getinfo(CLASS_NAMES_ENTRY).file_size > 1_000_000:
+                return None
+            found = json.loads(archive.read(CLASS_NAMES_ENTRY)).get("classes")
+    except (zipfile.BadZipFile, OSError, ValueError, AttributeError, RecursionError):
+        return None
+    if isinstance(found, list) and len(found) == n_classes and all(isinstance(c, str) for c in found):
+        return found
+    return None
+
+
 def load_uploaded_model(data: bytes, filename: str) -> tuple[keras.Model, ModelCard]:
     """Safely load a visitor's ``.keras`` file; returns ``(model, card)`` or raises :class:`ModelError`.
 
@@ -441,9 +475,14 @@ def load_uploaded_model(data: bytes, filename: str) -> tuple[keras.Model, ModelC
 
     h, w, c = input_shape(model)
     n = int(model.outputs[0].shape[-1])
+    classes = archived_class_names(data, n)
+    if classes is None:
+        classes = [f"class {i}" for i in range(n)]
+        note = " ".join(filter(None, [note, f"This file carries no class names (Keras does not save them), so its "
+                                            f"classes are numbered class 0 … class {n - 1}."]))
     card = ModelCard(
         name=Path(filename).stem, title=f"Your model · {filename}", kind="visitor",
-        classes=[f"class {i}" for i in range(n)], input_size=[h, w], channels=c,
+        classes=classes, input_size=[h, w], channels=c,
         description=(
             f"Uploaded by you ({filename}, {len(data) / 1e6:.1f} MB, {model.count_params():,} parameters). "
             "The app feeds it raw 0–255 pixels, so it should scale them itself (a Rescaling layer)."

@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 import cnnviz
+from cnnviz.model.registry import archived_class_names, save_model
 from cnnviz.zips import MAX_RATIO
 
 __all__ = ["ExportError", "export_zip", "import_zip", "tflite_probabilities", "MODEL_FILE", "TFLITE_FILE"]
@@ -82,7 +83,7 @@ def export_zip(model: keras.Model, class_names: Sequence[str], *, base_model: st
     buffer = io.BytesIO()
     with tempfile.TemporaryDirectory(prefix="cnnviz-export-") as folder:
         keras_path = Path(folder) / MODEL_FILE
-        model.save(keras_path)
+        save_model(model, keras_path, class_names)  # names travel inside the .keras too
         tflite_path = Path(folder) / TFLITE_FILE
         if include_tflite:
             model.export(str(tflite_path), format="litert", verbose=False)
@@ -136,6 +137,9 @@ def import_zip(data: bytes, *, filename: str = "the zip") -> tuple[keras.Model, 
     except ModelError as err:
         raise ExportError(str(err)) from None
     n_outputs = int(model.outputs[0].shape[-1])
+    archived = archived_class_names(keras_bytes, n_outputs)
+    if archived is not None:
+        labels = archived  # JSON inside the .keras: exact, whatever the names hold (labels.txt is for TM's tools)
     if len(labels) != n_outputs:
         raise ExportError(f"labels.txt lists {len(labels)} classes but the model has {n_outputs} outputs.")
     base = metadata.get("baseModel") if isinstance(metadata, dict) else None

@@ -415,14 +415,19 @@ def head_probabilities(head: keras.Model, embeddings: np.ndarray) -> np.ndarray:
 def full_model(embedder: keras.Model, head: keras.Model, *, name: str = "classifier") -> keras.Model:
     """One Keras model, raw 0–255 pixels ``(None, H, W, 3)`` → class probabilities.
 
-    The base's layers up to its global average pooling followed by the head's Dense
-    layers, in one flat functional graph (no Lambda layers, no nested models), so it
-    saves as ``.keras``, converts to TFLite, and the feature-map viewer sees every layer.
-    The layers (and weights) are shared with ``embedder`` and ``head``, not copied.
+    The base's layers up to its global average pooling followed by copies of the head's
+    Dense layers, in one flat functional graph (no Lambda layers, no nested models), so it
+    saves as ``.keras``, converts to TFLite, and the feature-map viewer, Grad-CAM and the
+    audit's embedding see every layer. The base's layers are shared with ``embedder`` (frozen);
+    the head's layers are *copied* with their trained weights: a layer called in two graphs
+    has two inputs, and a sub-model cut at "the input of the last Dense layer" would then
+    reach into the head's own graph ("not connected to inputs").
     """
     x = embedder.outputs[0]
     for layer in head.layers:
-        x = layer(x)
+        copy = layer.__class__.from_config(layer.get_config())
+        x = copy(x)
+        copy.set_weights(layer.get_weights())
     return keras.Model(embedder.inputs, x, name=name)
 
 
