@@ -5,6 +5,8 @@ Run with:  make run
 """
 import streamlit as st
 
+from ui import settings
+
 st.set_page_config(page_title="cnnviz", page_icon="🧠", layout="wide")
 
 PAGES = {
@@ -24,4 +26,6 @@ PAGES = {
     ],
 }
 
-st.navigation(PAGES, expanded=True).run()
+page = st.navigation(PAGES, expanded=True)
+settings.begin_run()
+page.run()

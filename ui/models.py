@@ -10,7 +10,8 @@ from typing import Any
 import streamlit as st
 
 from cnnviz.model import registry
-from ui.state import add_visitor_model, visitor_models
+from ui import settings
+from ui.state import add_visitor_model, take_requested_model, visitor_models
 
 _MINE = "mine:"  # option prefix so a visitor's model can never shadow a shipped one
 
@@ -26,8 +27,9 @@ def model_picker(key: str, *, allow_upload: bool = True, label: str = "Model", q
 
     Returns ``(name, keras_model, card)``, or ``None`` when the chosen model cannot be loaded (the
     reason is shown with ``st.error``). Unavailable shipped models are listed with their one-sentence
-    reason but cannot be chosen. A shipped choice is mirrored in ``st.query_params[query_param]`` so a
-    lecturer can reopen it; a visitor's own model never goes into a shareable URL.
+    reason but cannot be chosen. The choice follows :mod:`ui.settings` (it sticks across reruns and
+    page switches); a shipped choice is mirrored in ``?query_param=`` so a lecturer can reopen it,
+    a visitor's own model never goes into a shareable URL.
     """
     cards = registry.available()
     usable = {c["name"]: c for c in cards if c["available"]}
@@ -46,31 +48,26 @@ def model_picker(key: str, *, allow_upload: bool = True, label: str = "Model", q
         st.error("No model is available on this machine; see the notes below.")
         _unavailable_notes(cards)
         return None
-    wanted = st.session_state.pop(f"{key}_select_next", None)
-    if wanted is None and query_param and st.query_params.get(query_param) in usable:
-        wanted = st.query_params.get(query_param)
+    choice_key = f"{key}_choice"
+    wanted = st.session_state.pop(f"{key}_select_next", None) or _requested()
     if wanted in options:
-        st.session_state[f"{key}_choice"] = wanted
-    if st.session_state.get(f"{key}_choice") not in options:
-        st.session_state[f"{key}_choice"] = registry.DEFAULT_MODEL if registry.DEFAULT_MODEL in options else options[0]
+        st.session_state[choice_key] = wanted  # just uploaded, or sent here by another page
 
     def title(option: str) -> str:
         if option.startswith(_MINE):
             return f"Your model · {option[len(_MINE):]}"
         return usable[option].get("title", option)
 
-    choice = st.selectbox(label, options, format_func=title, key=f"{key}_choice")
+    default = registry.DEFAULT_MODEL if registry.DEFAULT_MODEL in options else options[0]
+    choice = settings.selectbox(label, options, key=choice_key, default=default, url=query_param,
+                                shareable=lambda o: not o.startswith(_MINE), format_func=title)
     _unavailable_notes(cards)
 
     if choice.startswith(_MINE):
-        if query_param and query_param in st.query_params:
-            del st.query_params[query_param]
         name = choice[len(_MINE):]
         entry = mine[name]
         return name, entry["model"], entry["card"]
 
-    if query_param:
-        st.query_params[query_param] = choice
     card = usable[choice]
     try:
         with st.spinner(f"Loading {card.get('title', choice)} (the first time takes a few seconds)…"):
@@ -81,6 +78,12 @@ def model_picker(key: str, *, allow_upload: bool = True, label: str = "Model", q
     if card.get("note"):
         st.caption(card["note"])
     return choice, model, card
+
+
+def _requested() -> str | None:
+    """A visitor model another page asked for (:func:`ui.state.request_model`), as an option."""
+    name = take_requested_model()
+    return None if name is None else _MINE + name
 
 
 def image_model_picker(key: str, *, otherwise: str) -> tuple[str, Any, dict]:

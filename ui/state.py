@@ -44,3 +44,16 @@ def add_visitor_model(name: str, model: Any, card: dict[str, Any]) -> str:
         n += 1
     models[unique] = {"model": model, "card": card}
     return unique
+
+
+REQUESTED_KEY = "cnnviz_requested_model"
+
+
+def request_model(name: str) -> None:
+    """Ask the next model page to open with this visitor model chosen (e.g. "open it on page 3")."""
+    st.session_state[REQUESTED_KEY] = name
+
+
+def take_requested_model() -> str | None:
+    """The visitor model another page asked for, once (the model picker calls this)."""
+    return st.session_state.pop(REQUESTED_KEY, None)

@@ -5,6 +5,7 @@ import numpy as np
 import streamlit as st
 
 from cnnviz.images import ImageError, load_image, sample_images
+from ui import settings
 from ui.state import add_visitor_image, visitor_images
 
 
@@ -20,7 +21,8 @@ def image_picker(key: str, *, label: str = "Image", default: str | None = None, 
     Returns ``(name, rgb_uint8_array)``. Uploads go through :func:`cnnviz.images.load_image`;
     a bad file shows its message here and the previous choice stays. Uploaded images are
     kept in this visitor's session, so a picture uploaded on one page is offered on all.
-    With ``query_param`` set, the choice is mirrored in the URL so a lecturer can reopen it.
+    The choice follows :mod:`ui.settings`: it sticks across reruns and page switches, and a
+    sample (never a visitor's own picture) is mirrored in ``?query_param=``.
     """
     samples = _samples()
     with st.expander("➕ Add your own image (upload or camera)", expanded=False):
@@ -35,18 +37,12 @@ def image_picker(key: str, *, label: str = "Image", default: str | None = None, 
 
     mine = list(visitor_images())
     options = mine[::-1] + list(samples)  # newest own image first
+    choice_key = f"{key}_choice"
     wanted = st.session_state.pop(f"{key}_select_next", None)
-    if wanted is None and query_param and st.query_params.get(query_param) in options:
-        wanted = st.query_params.get(query_param)
-    if wanted is not None and wanted in options:
-        st.session_state[f"{key}_choice"] = wanted
-    if st.session_state.get(f"{key}_choice") not in options:
-        st.session_state[f"{key}_choice"] = default if default in options else options[0]
-    name = st.selectbox(label, options, key=f"{key}_choice")
-    if query_param and name in samples:
-        st.query_params[query_param] = name
-    elif query_param and query_param in st.query_params:
-        del st.query_params[query_param]  # a visitor's own image never goes into a shareable URL
+    if wanted in options:
+        st.session_state[choice_key] = wanted  # the picture just uploaded
+    name = settings.selectbox(label, options, key=choice_key, default=default if default in options else options[0],
+                              url=query_param, shareable=lambda n: n in samples)
     image = visitor_images().get(name)
     return name, (image if image is not None else samples[name])
 
