@@ -23,9 +23,9 @@ from cnnviz.learn.convolution import (  # noqa: E402
 )
 from cnnviz.learn.kernels import presets  # noqa: E402
 from cnnviz.learn.pooling import pool2d  # noqa: E402
+from ui import settings  # noqa: E402
 from ui.widgets import image_picker, show_image  # noqa: E402
 
-URL = "query-params"  # every setting below is mirrored in the address bar
 PRESETS = presets()
 CHANNEL_MODES = {
     "gray": "Gray: 1 channel",
@@ -49,34 +49,25 @@ def picture(fmap: np.ndarray, factor: int) -> tuple[np.ndarray, str]:
     return magnify(shown, factor), legend
 
 
-def url_choice(widget, label: str, options: list, key: str, **kwargs):
-    """A choice widget mirrored in the URL by option id (``?kernel=sobel-x``), not by its label."""
-    wanted = st.query_params.get(key)
-    if key not in st.session_state and wanted in [str(o) for o in options]:
-        st.session_state[key] = next(o for o in options if str(o) == wanted)
-    value = widget(label, options, key=key, **kwargs)
-    st.query_params[key] = str(value)
-    return value
-
-
-def output_pixel_slider(where, label: str, key: str, size: int) -> int:
-    """Slider over output pixels 0…size−1, mirrored in the URL, kept inside a map that shrinks.
-
-    Not ``bind=``: the range changes with stride/padding and the value must survive that.
-    """
-    wanted = st.session_state.get(key, st.query_params.get(key, size // 2))
-    try:
-        st.session_state[key] = min(max(int(wanted), 0), size - 1)
-    except ValueError:
-        st.session_state[key] = size // 2
-    value = where.slider(label, 0, size - 1, key=key) if size > 1 else 0
-    st.query_params[key] = str(value)
-    return value
-
-
 def forget_custom_weights() -> None:
-    """A new preset starts from its own weights, not from an edited grid in the URL."""
-    st.query_params.pop("weights", None)
+    """A new preset starts from its own weights, not from an edited grid."""
+    settings.set_value("conv_weights", "", default="", url="weights")
+
+
+def parse_grid(text: str, size: int) -> tuple[np.ndarray, float] | None:
+    """An edited grid as shared in a link, ``"w,w,…;divisor"`` → ``(weights, divisor)``, or ``None``.
+
+    Anything that is not ``size × size`` sensible numbers (``1e308``, ``nan``, a zero divisor) is ignored.
+    """
+    values, _, div = text.partition(";")
+    try:
+        weights = np.array([float(v) for v in values.split(",")]).reshape(size, size)
+        divisor = float(div) if div else 1.0
+    except ValueError:
+        return None
+    if not (np.all(np.abs(weights) <= 1e4) and 1e-4 <= abs(divisor) <= 1e4):
+        return None
+    return weights, divisor
 
 
 def size_formula(axis: str, n: int, k: int, s: int, padding: str) -> str:
@@ -101,28 +92,26 @@ st.header("1 · A picture and a kernel")
 col_image, col_kernel, col_about = st.columns([1.1, 1.2, 1], gap="large")
 with col_image:
     name, image = image_picker("conv")
-    work_side = st.select_slider(
+    work_side = settings.select_slider(
         "Working size (pixels on the long side)", [16, 24, 32, 48, 64, 96, 128, 192, 256, 384],
-        value=128, key="px", bind=URL,
+        key="conv_px", default=128, url="px",
         help="Small pictures show single pixels and the stride clearly; large ones show the effect.",
     )
-    channel_mode = url_choice(st.radio, "Channels", list(CHANNEL_MODES), "channels", format_func=CHANNEL_MODES.get)
+    channel_mode = settings.radio("Channels", list(CHANNEL_MODES), key="conv_channels", url="channels",
+                                  format_func=CHANNEL_MODES.get)
 
 with col_kernel:
-    preset_name = url_choice(st.selectbox, "Kernel preset", list(PRESETS), "kernel",
-                             format_func=lambda p: PRESETS[p][3].title, on_change=forget_custom_weights)
-    ksize = url_choice(st.radio, "Kernel size", sorted(PRESETS[preset_name]), "size",
-                       format_func=lambda s: f"{s} × {s}", horizontal=True, on_change=forget_custom_weights)
+    preset_name = settings.selectbox("Kernel preset", list(PRESETS), key="conv_kernel", url="kernel",
+                                     format_func=lambda p: PRESETS[p][3].title, on_change=forget_custom_weights)
+    ksize = settings.radio("Kernel size", sorted(PRESETS[preset_name]), key="conv_size", url="size",
+                           format_func=lambda s: f"{s} × {s}", horizontal=True, on_change=forget_custom_weights)
     preset = PRESETS[preset_name][ksize]
     weights = preset.weights
     divisor_default = float(preset.divisor)
-    custom = st.query_params.get("weights", "")  # an edited grid a lecturer shared: "w,w,…;divisor"
-    try:
-        values, _, div = custom.partition(";")
-        candidate = np.array([float(v) for v in values.split(",")]).reshape(ksize, ksize)
-        weights, divisor_default = candidate, float(div or divisor_default)
-    except ValueError:
-        pass
+    custom = settings.value("conv_weights", "", url="weights",  # an edited grid: "w,w,…;divisor"
+                            valid=lambda text: text == "" or parse_grid(text, ksize) is not None)
+    if custom:
+        weights, divisor_default = parse_grid(custom, ksize)
     st.caption("Edit any weight, like a photo editor's custom filter. The kernel is the weights ÷ the divisor.")
     grid = st.data_editor(
         pd.DataFrame(weights, columns=[str(c + 1) for c in range(ksize)]),
@@ -137,11 +126,12 @@ with col_kernel:
     if np.array_equal(edited, preset.weights) and divisor == preset.divisor:
         forget_custom_weights()
     else:
-        st.query_params["weights"] = ",".join(number(v) for v in edited.ravel()) + f";{number(divisor)}"
+        settings.set_value("conv_weights", ",".join(number(v) for v in edited.ravel()) + f";{number(divisor)}",
+                           default="", url="weights")
     kernel = (edited / divisor).astype(np.float32)
 
 with col_about:
-    st.subheader(preset.title if "weights" not in st.query_params else f"{preset.title}, edited")
+    st.subheader(preset.title if not settings.kept("conv_weights") else f"{preset.title}, edited")
     st.markdown(preset.explanation)
     st.altair_chart(kernel_chart(kernel), alt=f"The {ksize} by {ksize} kernel: " + ", ".join(number(v) for v in kernel.ravel()))
     st.caption(f"What to look at: the weights add up to **{number(kernel.sum())}** — "
@@ -156,21 +146,26 @@ channel_weights = np.ones(3, np.float32)
 # ---------------------------------------------------------------- 2. slide it
 st.header("2 · Slide the kernel over the picture")
 c1, c2, c3, c4, c5, c6 = st.columns(6, gap="medium")
-stride = c1.slider("Stride", 1, 4, 1, key="stride", bind=URL, help="How many pixels the kernel moves each step.")
-padding = c2.radio("Padding", ["valid", "same"], key="padding", bind=URL, horizontal=True,
-                   help="valid: the kernel stays inside the picture. same: zeros around the edge keep the size (÷ stride).")
-use_relu = c3.toggle("ReLU", value=True, help="Rectified linear unit: negative values become 0.", key="relu", bind=URL)
-pool_mode = c4.radio("Pooling", ["none", "max", "avg"], index=1, key="pool", bind=URL, horizontal=True)
-pool_size = c5.slider("Pool size", 2, 4, 2, key="pool_size", bind=URL, disabled=pool_mode == "none")
-pool_stride = c6.slider("Pool stride", 1, 4, 2, key="pool_stride", bind=URL, disabled=pool_mode == "none")
+stride = settings.slider("Stride", 1, 4, key="conv_stride", default=1, url="stride", where=c1,
+                         help="How many pixels the kernel moves each step.")
+padding = settings.radio("Padding", ["valid", "same"], key="conv_padding", url="padding", where=c2, horizontal=True,
+                         help="valid: the kernel stays inside the picture. same: zeros around the edge keep the size (÷ stride).")
+use_relu = settings.toggle("ReLU", key="conv_relu", default=True, url="relu", where=c3,
+                           help="Rectified linear unit: negative values become 0.")
+pool_mode = settings.radio("Pooling", ["none", "max", "avg"], key="conv_pool", default="max", url="pool", where=c4,
+                           horizontal=True)
+pool_size = settings.slider("Pool size", 2, 4, key="conv_pool_size", default=2, url="pool_size", where=c5,
+                            disabled=pool_mode == "none")
+pool_stride = settings.slider("Pool stride", 1, 4, key="conv_pool_stride", default=2, url="pool_stride", where=c6,
+                              disabled=pool_mode == "none")
 
 if channel_mode == "conv2d":
     st.markdown("**One Conv2D filter** has a kernel slice per colour channel. Here each slice is the kernel above times a channel weight:")
     w1, w2, w3, _ = st.columns([1, 1, 1, 3])
     channel_weights = np.array([
-        w1.slider("× red", -1.0, 1.0, 1.0, 0.1, key="w_red", bind=URL),
-        w2.slider("× green", -1.0, 1.0, 1.0, 0.1, key="w_green", bind=URL),
-        w3.slider("× blue", -1.0, 1.0, 1.0, 0.1, key="w_blue", bind=URL),
+        settings.slider("× red", -1.0, 1.0, key="conv_w_red", default=1.0, url="w_red", step=0.1, where=w1),
+        settings.slider("× green", -1.0, 1.0, key="conv_w_green", default=1.0, url="w_green", step=0.1, where=w2),
+        settings.slider("× blue", -1.0, 1.0, key="conv_w_blue", default=1.0, url="w_blue", step=0.1, where=w3),
     ], np.float32)
 filters = kernel[..., None] * channel_weights if channel_mode == "conv2d" else kernel
 
@@ -221,8 +216,12 @@ st.header("3 · One output pixel, by hand")
 out_h, out_w = convolved.shape[:2]
 if out_h and out_w:
     r1, r2, _ = st.columns([1, 1, 2])
-    row = output_pixel_slider(r1, "Output row", "row", out_h)
-    col = output_pixel_slider(r2, "Output column", "col", out_w)
+    # The range shrinks with stride and padding: a kept row is clamped into it, not reset.
+    row = settings.slider("Output row", 0, max(out_h - 1, 1), key="conv_row", default=out_h // 2, url="row", where=r1,
+                          disabled=out_h < 2)
+    col = settings.slider("Output column", 0, max(out_w - 1, 1), key="conv_col", default=out_w // 2, url="col", where=r2,
+                          disabled=out_w < 2)
+    row, col = min(row, out_h - 1), min(col, out_w - 1)
     step = step_through(x, filters, row, col, stride=stride, padding=padding)
     left, right = st.columns([1.4, 2], gap="large")
     before_col, after_col = left.columns(2)

@@ -58,34 +58,34 @@ def test_default_shapes_and_output_size_formula(at):
 
 
 def test_stride_padding_and_kernel_size_change_the_numbers(at):
-    at.slider(key="stride").set_value(2).run()
+    at.slider(key="conv_stride").set_value(2).run()
     # floor((128 − 3) / 2) + 1 = 63; pooled floor((63 − 2) / 2) + 1 = 31.
     assert shapes(at) == ["128 × 128 × 1", "63 × 63 × 1", "63 × 63 × 1", "31 × 31 × 1"]
     assert r"\frac{128 - 3}{2} \right\rfloor + 1 = 63" in texts(at)
 
-    at.radio(key="padding").set_value("same").run()
+    at.radio(key="conv_padding").set_value("same").run()
     # same: ceil(128 / 2) = 64; zeros (64 − 1)·2 + 3 − 128 = 1 in total: 0 before, 1 after.
     assert shapes(at)[1] == "64 × 64 × 1"
     assert r"\left\lceil \frac{128}{2} \right\rceil = 64" in texts(at)
     assert "zeros added: 0 before, 1 after" in texts(at)
 
-    at.radio(key="size").set_value(5)
-    at.slider(key="stride").set_value(3).run()
+    at.radio(key="conv_size").set_value(5)
+    at.slider(key="conv_stride").set_value(3).run()
     # same, k = 5, s = 3: ceil(128 / 3) = 43; zeros (43 − 1)·3 + 5 − 128 = 3: 1 before, 2 after.
     assert shapes(at)[1] == "43 × 43 × 1"
     assert "zeros added: 1 before, 2 after" in texts(at)
 
-    at.radio(key="padding").set_value("valid")
-    at.radio(key="pool").set_value("none").run()
+    at.radio(key="conv_padding").set_value("valid")
+    at.radio(key="conv_pool").set_value("none").run()
     # valid, k = 5, s = 3: floor(123 / 3) + 1 = 42; no pooling keeps 42.
     assert shapes(at) == ["128 × 128 × 1", "42 × 42 × 1", "42 × 42 × 1", "42 × 42 × 1"]
     assert not at.exception
 
 
 def test_colour_modes_change_the_channel_count(at):
-    at.radio(key="channels").set_value("rgb").run()
+    at.radio(key="conv_channels").set_value("rgb").run()
     assert shapes(at)[:2] == ["128 × 128 × 3", "126 × 126 × 3"]  # the kernel on each channel
-    at.radio(key="channels").set_value("conv2d").run()
+    at.radio(key="conv_channels").set_value("conv2d").run()
     assert shapes(at)[:2] == ["128 × 128 × 3", "126 × 126 × 1"]  # one filter, summed over channels
     assert not at.exception
 
@@ -94,23 +94,23 @@ def test_preset_changes_the_step_through_sum_on_a_known_picture():
     at = AppTest.from_file(PAGE, default_timeout=60).run()
     at.file_uploader[0].set_value(("ramp.png", ramp_png(), "image/png")).run()
     assert at.selectbox(key="conv_choice").value == "ramp.png"
-    at.select_slider(key="px").set_value(16).run()  # 8 px fits: no resizing
+    at.select_slider(key="conv_px").set_value(16).run()  # 8 px fits: no resizing
     assert shapes(at)[:2] == ["8 × 8 × 1", "6 × 6 × 1"]
 
-    at.selectbox(key="kernel").set_value("sobel-x").run()
-    at.slider(key="row").set_value(2)
-    at.slider(key="col").set_value(3).run()
+    at.selectbox(key="conv_kernel").set_value("sobel-x").run()
+    at.slider(key="conv_row").set_value(2)
+    at.slider(key="conv_col").set_value(3).run()
     # Sobel x on a ramp of step 10: (right − left column) = 20 in each row, weighted 1 + 2 + 1 → 80.
     assert "= **80**" in texts(at)
     assert "weights add up to **0**" in texts(at)
 
-    at.selectbox(key="kernel").set_value("box-blur").run()
-    at.slider(key="row").set_value(0)
-    at.slider(key="col").set_value(0).run()
+    at.selectbox(key="conv_kernel").set_value("box-blur").run()
+    at.slider(key="conv_row").set_value(0)
+    at.slider(key="conv_col").set_value(0).run()
     # Box blur at (0, 0): mean of columns 0, 1, 2 = (0 + 10 + 20) / 3 = 10.
     assert "= **10**" in texts(at)
 
-    at.radio(key="padding").set_value("same").run()
+    at.radio(key="conv_padding").set_value("same").run()
     # same padding, (0, 0): zeros on top and left; real cells 0, 10 in two rows → (0 + 10) · 2 / 9 = 2.222.
     assert "= **2.222**" in texts(at)
     assert "rows -1…1, columns -1…1" in texts(at)
@@ -122,9 +122,9 @@ def test_settings_are_read_from_the_url():
     at.query_params.update({"image": "Checkerboard", "kernel": "sobel-y", "size": "5", "stride": "2", "pool": "avg"})
     at.run()
     assert not at.exception
-    assert at.selectbox(key="kernel").value == "sobel-y"
-    assert at.radio(key="size").value == 5
-    assert at.slider(key="stride").value == 2
+    assert at.selectbox(key="conv_kernel").value == "sobel-y"
+    assert at.radio(key="conv_size").value == 5
+    assert at.slider(key="conv_stride").value == 2
     assert shapes(at)[1] == "62 × 62 × 1"  # floor((128 − 5) / 2) + 1
 
 
@@ -154,6 +154,6 @@ def test_edited_kernel_from_the_url_is_used():
     assert at.number_input[0].value == 2
     assert "weights add up to **1.5**" in texts(at)  # 3 / 2
     assert any(h.value == "Identity, edited" for h in at.subheader)
-    at.selectbox(key="kernel").set_value("sharpen").run()  # a new preset starts from its own weights
+    at.selectbox(key="conv_kernel").set_value("sharpen").run()  # a new preset starts from its own weights
     assert "weights" not in at.query_params
     assert "weights add up to **1**" in texts(at)

@@ -29,7 +29,7 @@ from typing import Any, Callable, Sequence
 import streamlit as st
 
 __all__ = ["multiselect", "number_input", "radio", "select_slider", "selectbox", "slider", "text_input", "toggle",
-           "kept", "forget", "follow_link", "begin_run"]
+           "kept", "forget", "value", "set_value", "follow_link", "begin_run"]
 
 _KEPT = "cnnviz_settings"  # widget key -> the visitor's last choice (survives page switches)
 _PENDING = "cnnviz_link_pending"  # set by follow_link(): the next run reads its URL
@@ -129,6 +129,19 @@ def _number(kind: type, lo: float, hi: float) -> tuple[Callable[[str], Any], Cal
 
 def _number_text(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def value(key: str, default: Any, *, url: str | None = None, parse: Callable[[str], Any] = str,
+          valid: Callable[[Any], bool] = lambda v: True) -> Any:
+    """A kept setting that is not one widget (an edited kernel grid): the same rules, read side."""
+    _prepare(key, default, url, valid, parse)
+    return st.session_state[key]
+
+
+def set_value(key: str, new: Any, *, default: Any, url: str | None = None, dump: Callable[[Any], str] = str) -> Any:
+    """Keep ``new`` for setting ``key`` (read by :func:`value`) and mirror it into the URL."""
+    st.session_state[key] = new
+    return _commit(key, new, default, url, dump, None)
 
 
 def selectbox(label: str, options: Sequence[Any], *, key: str, default: Any = None, url: str | None = None,

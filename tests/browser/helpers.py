@@ -65,3 +65,44 @@ def pixel_difference(a: np.ndarray, b: np.ndarray) -> float:
 
 def slugify(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def selectbox(page, label: str):
+    """The selectbox whose label is ``label``."""
+    return page.locator('[data-testid="stSelectbox"]').filter(has=page.locator(f'input[aria-label="{label}"]'))
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick ``option`` in the selectbox labelled ``label`` (its list can miss a click made mid-rerun)."""
+    box = selectbox(page, label)
+    box.scroll_into_view_if_needed()
+    choice = page.locator('[role="option"]').filter(has_text=option)
+    for _ in range(10):
+        box.locator('button[aria-label="Open"]').click()
+        try:
+            choice.first.wait_for(timeout=3000)
+            break
+        except Exception:  # list did not open: click again
+            page.keyboard.press("Escape")
+    choice.first.click()
+    wait_idle(page)
+
+
+def shown_choice(page, label: str) -> str:
+    """What the selectbox labelled ``label`` shows as chosen."""
+    return selectbox(page, label).locator(f'input[aria-label="{label}"]').input_value().strip()
+
+
+def rerun(page, times: int = 2) -> None:
+    """Rerun the script ``times`` times as Streamlit's "R" shortcut does, waiting for each to end."""
+    for _ in range(times):
+        page.locator("h1").first.click()
+        page.keyboard.press("r")
+        wait_idle(page)
+
+
+def go_to(page, title: str) -> None:
+    """Click a page in the sidebar navigation, as a visitor does, and wait for it to run."""
+    page.locator('[data-testid="stSidebarNav"] a').filter(has_text=title).first.click()
+    page.wait_for_timeout(500)
+    wait_idle(page)
