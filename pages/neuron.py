@@ -21,6 +21,7 @@ ensure_app_shell()  # before heavy imports: a bookmark opened first on a fresh s
 
 from cnnviz.learn import neuron
 from cnnviz.charts import neuron as charts
+from ui import settings
 
 ACTIVATION_NAMES = {"step": "step (threshold)", "linear": "linear (none)", "sigmoid": "sigmoid",
                     "tanh": "tanh", "relu": "ReLU", "leaky_relu": "leaky ReLU"}
@@ -31,50 +32,19 @@ OUTPUT_RANGE = {"sigmoid": (0.0, 1.0), "step": (0.0, 1.0), "tanh": (-1.0, 1.0)} 
 EXTENT = 5.0  # the input plane shown is [-5, 5]², the sliders' range
 GRID = 31  # heat-map cells per side: smooth enough, small enough to redraw at every slider step
 
-# Settings a lecturer wants to reopen live in the URL: name -> (default, allowed values or (lo, hi)).
-URL_SETTINGS: dict[str, tuple[object, object]] = {
-    "activation": ("sigmoid", tuple(ACTIVATION_NAMES)),
-    "x1": (3.0, (-5.0, 5.0)), "x2": (2.0, (-5.0, 5.0)),
-    "w1": (0.5, (-3.0, 3.0)), "w2": (1.0, (-3.0, 3.0)), "bias": (-1.0, (-5.0, 5.0)),
-    "threshold": (0.0, (-5.0, 5.0)), "alpha": (0.3, (0.0, 1.0)),
-    "data": ("xor", tuple(DATASET_NAMES)), "hidden": (4, (1, 8)),
-    "temperature": (1.0, (0.1, 5.0)),
-    **{f"logit{i + 1}": (v, (-5.0, 5.0)) for i, v in enumerate([2.0, 1.0, 0.1, -1.0])},
-}
-
-
-def _from_url(key: str) -> None:
-    """Seed a widget's value from the URL once per visit (bad values fall back to the default)."""
-    if key in st.session_state:
-        return
-    default, allowed = URL_SETTINGS[key]
-    value = default
-    raw = st.query_params.get(key)
-    if raw is not None:
-        try:
-            parsed = type(default)(raw) if not isinstance(default, str) else raw
-            ok = parsed in allowed if isinstance(default, str) else allowed[0] <= parsed <= allowed[1]
-            value = parsed if ok else default
-        except ValueError:
-            value = default
-    st.session_state[key] = value
-
-
-def _to_url() -> None:
-    """Mirror every non-default setting into the address bar, so the same view can be reopened."""
-    for key, (default, _) in URL_SETTINGS.items():
-        if key not in st.session_state:
-            continue  # a later section has not read its setting from the URL yet
-        value = st.session_state[key]
-        if value != default:
-            st.query_params[key] = str(value)
-        elif key in st.query_params:
-            del st.query_params[key]
+# Settings a lecturer wants to reopen live in the URL (ui.settings): name -> default.
+DEFAULTS = {"x1": 3.0, "x2": 2.0, "w1": 0.5, "w2": 1.0, "bias": -1.0, "threshold": 0.0, "alpha": 0.3,
+            "temperature": 1.0, **{f"logit{i + 1}": v for i, v in enumerate([2.0, 1.0, 0.1, -1.0])}}
 
 
 def slider(label: str, key: str, lo: float, hi: float, step: float = 0.1, **kwargs):
-    _from_url(key)
-    return st.slider(label, lo, hi, step=step, key=key, **kwargs)
+    """A slider kept in the URL under its own name (``?w1=0.8``)."""
+    return settings.slider(label, lo, hi, key=key, default=DEFAULTS[key], url=key, step=step, **kwargs)
+
+
+def number(label: str, key: str, default: float):
+    """A weight typed by hand in the exercise, kept in the URL too (``?ex_w1=2``)."""
+    return settings.number_input(label, -10.0, 10.0, key=key, default=default, url=key, step=0.1, format="%.2f")
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -163,9 +133,9 @@ def weights_by_hand() -> None:
     )
     controls, result = st.columns([1, 2], gap="large")
     with controls:
-        w1 = st.number_input("weight w₁", -10.0, 10.0, 1.0, 0.1, key="ex_w1", format="%.2f")
-        w2 = st.number_input("weight w₂", -10.0, 10.0, 1.0, 0.1, key="ex_w2", format="%.2f")
-        b = st.number_input("bias b", -10.0, 10.0, 0.0, 0.1, key="ex_b", format="%.2f")
+        w1 = number("weight w₁", "ex_w1", 1.0)
+        w2 = number("weight w₂", "ex_w2", 1.0)
+        b = number("bias b", "ex_b", 0.0)
         if st.button("Start again", key="ex_reset"):
             st.session_state.pop("ex_history", None)
     out = neuron.weighted_sum(TARGET_INPUTS, [w1, w2], b)
@@ -204,9 +174,8 @@ def one_neuron() -> None:
             x2 = slider("input x₂", "x2", -5.0, 5.0)
             w2 = slider("weight w₂", "w2", -3.0, 3.0)
         bias = slider("bias b", "bias", -5.0, 5.0)
-        _from_url("activation")
-        activation = st.selectbox("activation function f", list(ACTIVATION_NAMES), key="activation",
-                                  format_func=ACTIVATION_NAMES.get)
+        activation = settings.selectbox("activation function f", list(ACTIVATION_NAMES), key="activation",
+                                        default="sigmoid", url="activation", format_func=ACTIVATION_NAMES.get)
         c1, c2 = st.columns(2)
         with c1:
             threshold = slider("threshold θ (step only)", "threshold", -5.0, 5.0, disabled=activation != "step")
@@ -235,10 +204,9 @@ def one_neuron() -> None:
         "Colour every point of the input plane (x₁, x₂) by this neuron's output — same weights, bias "
         "and activation. The dots are two classes to separate; the black cross is your input above."
     )
-    _from_url("data")
     # The trained networks below use the same data, so a new data set reruns their section too.
-    dataset = st.radio("data", list(DATASET_NAMES), key="data", format_func=DATASET_NAMES.get,
-                       horizontal=True, on_change=lambda: st.rerun(["neuron", "two_layers"]))
+    dataset = settings.radio("data", list(DATASET_NAMES), key="data", url="data", format_func=DATASET_NAMES.get,
+                             horizontal=True, on_change=lambda: st.rerun(["neuron", "two_layers"]))
     points, labels = neuron.DATASETS[dataset]()
     correct = float(np.mean(neuron.neuron_fires(points, [w1, w2], bias, activation, threshold=threshold)
                             == labels.astype(bool)))
@@ -260,7 +228,6 @@ def one_neuron() -> None:
             "(the weights turn it, the bias shifts it). On XOR no line does better than **75 %**: "
             "the orange clouds sit in opposite corners. On circles, no line can cut a disc out of a ring."
         )
-    _to_url()
 
 
 @st.fragment(key="two_layers")
@@ -270,9 +237,8 @@ def two_layers() -> None:
         "Both trained by gradient descent on the same data: a single neuron, and a small network whose "
         "hidden neurons each draw a line that one output neuron then combines."
     )
-    dataset = st.session_state.get("data", URL_SETTINGS["data"][0])
-    _from_url("hidden")
-    hidden = st.columns([1, 2])[0].slider("hidden neurons", 1, 8, key="hidden")
+    dataset = settings.kept("data", next(iter(DATASET_NAMES)))
+    hidden = settings.slider("hidden neurons", 1, 8, key="hidden", default=4, url="hidden", where=st.columns([1, 2])[0])
     map1, map2, losses, acc1, acc2 = trained_maps(dataset, hidden)
     left, right = st.columns(2, gap="large")
     with left:
@@ -288,7 +254,6 @@ def two_layers() -> None:
                                               f"two layers at {acc2:.0%}.")
     st.caption("Look where each loss curve levels off: the single neuron gets stuck high, the two-layer "
                "network keeps falling towards zero.")
-    _to_url()
 
 
 @st.fragment(key="softmax")
@@ -318,7 +283,6 @@ def softmax_panel() -> None:
                             + ", ".join(f"{c} {p:.1%}" for c, p in zip(SOFTMAX_CLASSES, probs)))
         st.caption("Look at the bars as you move T: a high temperature evens them out, a low one hands almost "
                    "everything to the largest logit. The order of the classes never changes.")
-    _to_url()
 
 
 weights_by_hand()

@@ -138,7 +138,7 @@ def test_url_reopens_the_same_view():
 def test_query_params_round_trip():
     first = set_neuron(run(), activation="leaky_relu", w2=-0.7, x1=-4.0, alpha=0.45, temperature=3.2)
     url = dict(first.query_params)
-    assert url == {"activation": "leaky_relu", "w2": "-0.7", "x1": "-4.0", "alpha": "0.45", "temperature": "3.2"}
+    assert url == {"activation": "leaky_relu", "w2": "-0.7", "x1": "-4", "alpha": "0.45", "temperature": "3.2"}
     second = run(url)
     for label in ("weighted sum z", "output y"):
         assert metric(second, label) == metric(first, label)
