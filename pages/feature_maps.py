@@ -18,6 +18,7 @@ ensure_app_shell()  # before heavy imports: a bookmark opened first on a fresh s
 from cnnviz.model import features
 from cnnviz.model import registry
 from cnnviz.charts.features import top_k_chart
+from ui import settings
 from ui.models import image_model_picker
 from ui.widgets import image_picker, show_image
 
@@ -33,18 +34,6 @@ def _warm_shipped(name: str, _model) -> int:
     features.probabilities(_model, probe)
     features.grad_cam(_model, probe)
     return len(features.feature_layers(_model))
-
-
-def _url_choice(key: str, param: str, options: list, default, cast=str) -> None:
-    """Seed a widget from the URL on first visit, and repair a value the current model does not offer."""
-    if key not in st.session_state:
-        raw = st.query_params.get(param)
-        try:
-            st.session_state[key] = cast(raw) if raw is not None and cast(raw) in options else default
-        except ValueError:
-            st.session_state[key] = default
-    elif st.session_state[key] not in options:
-        st.session_state[key] = default
 
 
 def _layer_label(name: str, maps: dict[str, np.ndarray], types: dict[str, str]) -> str:
@@ -116,12 +105,9 @@ st.caption(
 # --- 2. One layer, all channels ------------------------------------------------------------
 st.header("2 · One layer, all its channels")
 layer_names = list(maps)
-_url_choice("fm_layer", "layer", layer_names, layer_names[0])
-layer = st.selectbox("Layer", layer_names, key="fm_layer", format_func=lambda n: _layer_label(n, maps, types))
-st.query_params["layer"] = layer
-_url_choice("fm_sort", "sort", [False, True], True, cast=lambda raw: raw == "1")
-sort = st.toggle("Sort channels by mean activation (strongest first)", key="fm_sort")
-st.query_params["sort"] = "1" if sort else "0"
+layer = settings.selectbox("Layer", layer_names, key="fm_layer", url="layer",
+                           format_func=lambda n: _layer_label(n, maps, types))
+sort = settings.toggle("Sort channels by mean activation (strongest first)", key="fm_sort", default=True, url="sort")
 fmap = maps[layer]
 order = features.top_channels(fmap) if sort else np.arange(fmap.shape[2])
 grid = features.png_bytes(features.tile_channels(fmap, order=order))  # big: encode fast, once
@@ -135,13 +121,12 @@ st.caption("Each tile is one filter's answer for the whole picture, scaled on it
 
 # --- 3. One channel, enlarged -------------------------------------------------------------
 st.header("3 · One channel, enlarged and laid over the picture")
-channels = list(range(fmap.shape[2]))
-if st.session_state.get("fm_channel_layer") not in (None, layer):
+if settings.kept("fm_channel_layer") not in (None, layer):
     st.session_state["fm_channel"] = int(order[0])  # a new layer opens on its most active channel
-st.session_state["fm_channel_layer"] = layer
-_url_choice("fm_channel", "channel", channels, int(order[0]), cast=int)
-channel = st.slider("Channel", 0, fmap.shape[2] - 1, key="fm_channel")
-st.query_params["channel"] = str(channel)
+settings.set_value("fm_channel_layer", layer, default=None)
+channel = settings.slider("Channel", 0, max(fmap.shape[2] - 1, 1), key="fm_channel", default=int(order[0]),
+                          url="channel", disabled=fmap.shape[2] < 2)
+channel = min(channel, fmap.shape[2] - 1)
 one = fmap[:, :, channel]
 c1, c2 = st.columns(2, gap="large")
 with c1:
@@ -183,15 +168,10 @@ except ValueError as err:
 st.header("5 · Grad-CAM: where was the evidence for a class?")
 class_options = [-1] + [int(i) for i in np.argsort(-probs)[:TOP_K]] + list(range(len(names)))
 class_options = list(dict.fromkeys(class_options))
-_url_choice("fm_cam_class", "cam", class_options, -1, cast=int)
-cam_class = st.selectbox(
-    "Class to explain", class_options, key="fm_cam_class",
+cam_class = settings.selectbox(
+    "Class to explain", class_options, key="fm_cam_class", default=-1, url="cam",
     format_func=lambda i: f"the predicted class ({predictions[0][0]})" if i < 0 else f"{names[i]} ({100 * probs[i]:.1f} %)",
 )
-if cam_class < 0:
-    st.query_params.pop("cam", None)
-else:
-    st.query_params["cam"] = str(cam_class)
 explained = names[int(np.argmax(probs))] if cam_class < 0 else names[cam_class]
 with st.spinner("Computing Grad-CAM…"):
     cam = features.grad_cam(model, image, None if cam_class < 0 else cam_class)
