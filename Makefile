@@ -1,17 +1,20 @@
 # Two commands do all set-up on a fresh machine with python3 and make:
 #   make run   - create .venv, install, start the app
-#   make test  - create .venv, install (+ test tools, Debian's chromium), run every test
+#   make test  - create .venv, install (+ test tools, Debian's chromium if missing), lint, type-check, run every test
+# While working: make test-fast (no browser, nothing slow), make lint, make typecheck, make check (what works offline).
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8501
 SHARED ?= ../shared
 
-.PHONY: run test bench install install-test chromium keras-cache clean
+.PHONY: run test test-fast lint typecheck check chromium bench install install-test keras-cache clean
 
-$(VENV)/.installed: requirements.txt
+# requirements.txt holds the exact pins; the editable install makes cnnviz and ui importable anywhere.
+$(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
@@ -32,17 +35,34 @@ keras-cache:
 run: install keras-cache
 	$(VENV)/bin/streamlit run app.py --server.port $(PORT)
 
-# Debian's chromium drives the end-to-end tests; Playwright never downloads a browser here.
-chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "Installing Debian's chromium for the browser tests"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-color-emoji; }
+# What works offline on this machine (after `make run`'s copy of ../shared/keras-cache): one table.
+check: install keras-cache
+	@$(PY) -m cnnviz.offline
 
-test: install-test chromium
+# Debian's chromium drives the end-to-end tests; Playwright never downloads a browser here.
+# A file target: `make test` runs it only while /usr/bin/chromium is missing, never otherwise.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@echo "The browser tests need Debian's chromium, which is missing: installing it with apt-get (needs root)."
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-color-emoji
+chromium: $(CHROMIUM)
+
+lint: install-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install-test
+	$(VENV)/bin/mypy
+
+# Everything but the browser and the slow tests (doctests included): the loop to run while working.
+test-fast: install-test
+	$(PY) -m pytest -m "not browser and not slow"
+
+test: lint typecheck install-test $(CHROMIUM)
 	$(PY) -m pytest
 
 bench: install
-	for b in bench/*.py; do $(PY) $$b || exit 1; done
+	for b in bench/[a-z]*.py; do $(PY) -m bench.$$(basename $$b .py) || exit 1; done
 
 clean:
 	rm -rf $(VENV) tests/screenshots bench/out

@@ -8,7 +8,7 @@
    ``auroc_softmax`` uses 1 − maximum softmax probability, ``auroc_feature`` the kNN cosine
    distance (k = 5) in the 1 280 penultimate features (Mahalanobis printed too).
 
-Run:  .venv/bin/python bench/audit.py   (last line: one JSON object)
+Run:  .venv/bin/python -m bench.audit   (last line: one JSON object)
 """
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 from bench._setup import SHARED as SHARED_ROOT, temporary_keras_home  # noqa: E402
 
 temporary_keras_home()  # before Keras is imported, as tests and CI do

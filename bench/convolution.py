@@ -6,13 +6,12 @@ On one 512 × 512 × 3 picture with a 3 × 3 kernel, in one run:
    least 1000× faster) — the loop is timed on a 64 × 64 crop and scaled by output pixels;
 3. a full AppTest rerun of the convolution page after a kernel change (target: < 300 ms).
 
-Run:  .venv/bin/python bench/convolution.py      (last line: one JSON object)
+Run:  .venv/bin/python -m bench.convolution      (last line: one JSON object)
 """
 from __future__ import annotations
 
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -20,7 +19,6 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 from bench._setup import temporary_keras_home  # noqa: E402
 
 temporary_keras_home()  # before Keras is imported, as tests and CI do

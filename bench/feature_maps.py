@@ -12,7 +12,7 @@ For EfficientNet-Lite0 (ImageNet) and the best bundled CNN (data/models/*better*
    encoding, which is what Streamlit sends to the browser);
 4. the peak resident memory of this process with the model loaded.
 
-Run:  .venv/bin/python bench/feature_maps.py
+Run:  .venv/bin/python -m bench.feature_maps
 Last line: one JSON object with ``imagenet_all_maps_ms``, ``speedup_vs_per_layer``,
 ``grid_render_ms`` and ``peak_rss_mb`` (plus the same figures for the bundled CNN).
 """
@@ -23,12 +23,10 @@ import json
 import os
 import resource
 import statistics
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 from bench._setup import temporary_keras_home  # noqa: E402
 
 temporary_keras_home()  # before Keras is imported, as tests and CI do
@@ -44,7 +42,7 @@ from cnnviz.images import load_image_file, sample_images  # noqa: E402
 
 REPEATS = 20
 PER_LAYER_SAMPLES = 6
-CAT = ROOT.parent / "shared" / "images" / "non-paintings" / "chelsea-the-cat-photo.png"
+CAT = ROOT / "data" / "samples" / "06-chelsea_the_cat.png"  # the same bytes as ../shared's copy (scikit-image, CC0)
 
 
 def median_ms(fn, repeats: int = REPEATS) -> tuple[float, float]:

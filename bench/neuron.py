@@ -8,7 +8,7 @@ time of each section's code (what a fragment rerun costs on the server), of the 
 chart through ``st.altair_chart`` (the least a charting page does). The ratio to that baseline
 stays comparable when the machine is busy; the milliseconds do not.
 
-Run:  .venv/bin/python bench/neuron.py
+Run:  .venv/bin/python -m bench.neuron
 Last line: one JSON object.
 """
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,7 +23,6 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 from bench._setup import temporary_keras_home  # noqa: E402
 
 temporary_keras_home()  # before Keras is imported, as tests and CI do

@@ -18,7 +18,7 @@ are optimistic; they are here to show both ways learn, not to judge the classifi
    size and learning rate. A few epochs are timed and scaled to 50;
    ``speedup_vs_fit`` = estimated naive 50-epoch time / ``end_to_end_s`` (target ≥ 20).
 
-Run:  .venv/bin/python bench/trainer.py   (last line: one JSON object)
+Run:  .venv/bin/python -m bench.trainer   (last line: one JSON object)
 """
 from __future__ import annotations
 
@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 from bench._setup import SHARED as SHARED_ROOT, temporary_keras_home  # noqa: E402
 
 temporary_keras_home()  # before Keras is imported, as tests and CI do
@@ -105,21 +104,21 @@ def main() -> None:
     _, x = training.embed_images(images, embedder, BASE, store=store)
     embed_s = time.perf_counter() - t0
     embed_cpu = time.process_time() - c0
-    train_idx, val_idx = training.stratified_split(labels, defaults["validation_fraction"], defaults["seed"])
+    train_idx, val_idx = training.stratified_split(labels, defaults.validation_fraction, defaults.seed)
     head = training.build_head(x.shape[1], len(CLASSES))
     history = training.History()
     c1 = time.process_time()
     t1 = time.perf_counter()
 
-    curves = training_curves([], epochs=defaults["epochs"]).to_dict()
+    curves = training_curves([], epochs=defaults.epochs).to_dict()
 
     def on_epoch(row: dict) -> None:  # what the page does every epoch: the live chart's spec with all rows so far
         json.dumps(with_rows(curves, history.rows))
 
     training.train_head(
         head, x[train_idx], labels[train_idx], x[val_idx], labels[val_idx],
-        epochs=defaults["epochs"], batch_size=defaults["batch_size"], learning_rate=defaults["learning_rate"],
-        seed=defaults["seed"], on_epoch=on_epoch, history=history,
+        epochs=defaults.epochs, batch_size=defaults.batch_size, learning_rate=defaults.learning_rate,
+        seed=defaults.seed, on_epoch=on_epoch, history=history,
     )
     head_train_s = time.perf_counter() - t1
     head_cpu = time.process_time() - c1
@@ -145,7 +144,7 @@ def main() -> None:
         layer.trainable = False
     naive_head = training.build_head(x.shape[1], len(CLASSES))
     naive = training.full_model(embedder, naive_head, name="naive")
-    naive.compile(optimizer=keras.optimizers.Adam(defaults["learning_rate"]),
+    naive.compile(optimizer=keras.optimizers.Adam(defaults.learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     pixels = training.to_model_input(images, tuple(naive.input_shape[1:3]))
     epoch_times = []
@@ -159,14 +158,14 @@ def main() -> None:
 
     t3 = time.perf_counter()
     fit = naive.fit(pixels[train_idx], labels[train_idx], validation_data=(pixels[val_idx], labels[val_idx]),
-                    epochs=FIT_EPOCHS, batch_size=defaults["batch_size"], shuffle=True, verbose=0, callbacks=[Timer()])
+                    epochs=FIT_EPOCHS, batch_size=defaults.batch_size, shuffle=True, verbose=0, callbacks=[Timer()])
     fit_measured_s = time.perf_counter() - t3
     steady = float(np.mean(epoch_times[1:])) if len(epoch_times) > 1 else epoch_times[0]
-    fit_total_s = epoch_times[0] + steady * (defaults["epochs"] - 1)
+    fit_total_s = epoch_times[0] + steady * (defaults.epochs - 1)
     fit_val_acc = float(fit.history["val_accuracy"][-1])
     speedup = fit_total_s / end_to_end_s
     print(f"naive model.fit: {FIT_EPOCHS} epochs in {fit_measured_s:.1f} s (first {epoch_times[0]:.1f} s, then "
-          f"{steady:.2f} s/epoch) -> {defaults['epochs']} epochs ≈ {fit_total_s:.0f} s; val acc after "
+          f"{steady:.2f} s/epoch) -> {defaults.epochs} epochs ≈ {fit_total_s:.0f} s; val acc after "
           f"{FIT_EPOCHS} epochs {fit_val_acc:.3f}")
     print(f"targets: end_to_end_s ≤ 8 ({'met' if end_to_end_s <= 8 else 'MISSED'}), speedup ≥ 20 "
           f"({'met' if speedup >= 20 else 'MISSED'}), peak RSS ≤ 1536 MB ({'met' if rss <= 1536 else 'MISSED'})")

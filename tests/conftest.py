@@ -9,7 +9,6 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -18,9 +17,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CNNVIZ_SHARED", ROOT.parent / "shared"))
 SHARED_IMAGES = SHARED / "images"
-
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 _keras_home = Path(tempfile.mkdtemp(prefix="cnnviz-keras-"))
 atexit.register(shutil.rmtree, _keras_home, ignore_errors=True)

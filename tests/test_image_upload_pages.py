@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,15 @@ from tests.test_images import BAD_FILES
 
 ROOT = Path(__file__).resolve().parents[1]
 
-PAGES_WITH_IMAGE_PICKER = ["pages/convolution.py"]
+BUNDLED = {"model": "fashion_mnist_carpentries"}  # a small shipped CNN: the model pages open in seconds
+# page -> (image_picker key, URL query to open it with); tested against the pages' source below.
+PAGES_WITH_IMAGE_PICKER = {
+    "pages/convolution.py": ("conv", {}),
+    "pages/feature_maps.py": ("fm_image", BUNDLED),
+    "pages/audit.py": ("audit_transform", BUNDLED),
+    "pages/trainer.py": ("trainer_test", {"epochs": "1"}),  # its picker appears once a model is trained
+}
+SLOW_PAGES = {"pages/trainer.py"}
 
 
 def good_png() -> bytes:
@@ -22,16 +31,39 @@ def good_png() -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("page", PAGES_WITH_IMAGE_PICKER)
+def test_the_list_names_every_page_with_an_image_picker():
+    used = {}
+    for page in sorted((ROOT / "pages").glob("*.py")):
+        keys = re.findall(r"image_picker\(\s*\"(\w+)\"", page.read_text())
+        if keys:
+            used[f"pages/{page.name}"] = keys
+    assert set(used) == set(PAGES_WITH_IMAGE_PICKER)
+    assert all(PAGES_WITH_IMAGE_PICKER[page][0] in keys for page, keys in used.items())
+
+
+def _open(page: str, query: dict) -> AppTest:
+    at = AppTest.from_file(str(ROOT / page), default_timeout=300)
+    for name, value in query.items():
+        at.query_params[name] = value
+    at.run()
+    if page == "pages/trainer.py":
+        at.button(key="trainer_demo").click().run()
+        at.button(key="trainer_train").click().run()
+    return at
+
+
+@pytest.mark.parametrize("page", [pytest.param(p, marks=pytest.mark.slow) if p in SLOW_PAGES else p
+                                  for p in PAGES_WITH_IMAGE_PICKER])
 def test_bad_uploads_show_a_message_and_the_page_keeps_working(page):
-    at = AppTest.from_file(str(ROOT / page), default_timeout=120).run()
-    assert not at.exception
+    key, query = PAGES_WITH_IMAGE_PICKER[page]
+    at = _open(page, query)
+    assert not at.exception, [e.value for e in at.exception]
     for kind, (data, phrase) in BAD_FILES.items():
-        at.file_uploader[0].set_value((f"{kind}.png", data, "image/png")).run()
+        at.file_uploader(key=f"{key}_upload").set_value((f"{kind}.png", data, "image/png")).run()
         assert not at.exception, kind
         assert any(phrase in e.value for e in at.error), (kind, [e.value for e in at.error])
     # A good upload afterwards is accepted, selected, and the page still renders.
-    at.file_uploader[0].set_value(("mine.png", good_png(), "image/png")).run()
+    at.file_uploader(key=f"{key}_upload").set_value(("mine.png", good_png(), "image/png")).run()
     assert not at.exception
-    assert not at.error
-    assert "mine.png" in [box.value for box in at.selectbox]  # the new image is the one shown
+    assert not at.error, [e.value for e in at.error]
+    assert at.selectbox(key=f"{key}_choice").value == "mine.png"  # the new image is the one shown

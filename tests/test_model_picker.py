@@ -82,6 +82,8 @@ def test_empty_keras_home_the_picker_and_the_feature_map_page_still_work(tmp_pat
     # The registry reads KERAS_HOME when asked (never via Keras's import-time copy), so an empty
     # cache can be tested in-process: no class index, no MobileNetV2 weights, no converted model.
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty"))
+    # Nor the copy the repo ships (tests/test_offline.py covers it): the picker says names are missing.
+    monkeypatch.setattr("cnnviz.keras_cache.SHIPPED_CLASS_INDEX", tmp_path / "not-shipped.json")
     at = _run()
     assert not at.exception and not at.error
     assert _picked(at).startswith("picked efficientnet_lite0")

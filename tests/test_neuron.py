@@ -196,8 +196,16 @@ def test_other_charts_are_valid_vega_lite():
     spec = charts.decision_map(xs, ys, out, points=points, labels=labels, current=(1.0, 2.0), mid=0.0).to_dict()
     sizes = sorted(len(d) for d in spec["datasets"].values())
     assert sizes == [1, 20, 121]
-    charts.loss_curves({"a": np.linspace(1, 0, 5000), "b": np.linspace(1, 0.5, 10)}).to_dict()
+    loss = [r for d in chart_data(charts.loss_curves({"a": np.linspace(1, 0, 5000), "b": np.linspace(1, 0.5, 10)}))
+            for r in d]
+    a, b = ([r for r in loss if r["model"] == m] for m in ("a", "b"))
+    assert 250 <= len(a) <= 300 and len(b) == 10  # a long history is thinned, a short one kept whole
+    assert (a[0]["step"], a[0]["loss"], b[-1]["step"], b[-1]["loss"]) == (0, 1.0, 9, 0.5)
     bars = charts.softmax_bars(["a", "b"], [1.0, 0.0], neuron.softmax([1.0, 0.0])).to_dict()
     texts = [r["text"] for d in bars["datasets"].values() for r in d]
     assert texts == ["73.1%  (logit 1)", "26.9%  (logit 0)"]
-    charts.error_history([5.0, 2.0, 0.0], 7.5).to_dict()
+    history = charts.error_history([5.0, 2.0, 0.0], 7.5)
+    zero, errors = chart_data(history)
+    assert zero == [{"e": 0.0}]
+    assert [(r["attempt"], r["error"]) for r in errors] == [(1, 5.0), (2, 2.0), (3, 0.0)]
+    assert history.to_dict()["layer"][1]["encoding"]["y"]["title"] == "error = 7.5 − output"

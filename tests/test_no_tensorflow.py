@@ -1,12 +1,13 @@
-"""The Learn pages must open fast: importing and running them never imports TensorFlow or Keras.
+"""The rule that keeps the Learn pages fast: these pages and modules never import TensorFlow or Keras.
 
-Each page runs through ``AppTest`` in a fresh interpreter (this test process may already have
-imported TensorFlow for other tests), which then reports what ended up in ``sys.modules``.
+One place for the rule. Each case runs in a fresh interpreter (this test process may already
+have imported TensorFlow for other tests), which reports what ended up in ``sys.modules``.
+Every module under ``cnnviz/learn/`` is covered by the folder, so a new one is checked too.
 """
+
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,24 +17,51 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 PROBE = r"""
-import json, sys
-from streamlit.testing.v1 import AppTest
+import importlib, json, pkgutil, sys
 
-at = AppTest.from_file(sys.argv[1], default_timeout=120)
-at.run()
-heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "tf_keras"))
-print(json.dumps({"heavy": heavy, "exceptions": [e.value for e in at.exception],
-                  "elements": len(list(at.main))}))
+kind, targets = sys.argv[1], sys.argv[2:]
+checked, problems = [], []
+if kind == "page":
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(targets[0], default_timeout=120).run()
+    problems = [e.value for e in at.exception]
+    checked = [f"{len(list(at.main))} elements"]
+else:
+    for name in targets:
+        if name.endswith(".*"):  # every module of a package folder
+            package = importlib.import_module(name[:-2])
+            names = [f"{package.__name__}.{m.name}" for m in pkgutil.iter_modules(package.__path__)]
+        else:
+            names = [name]
+        for module in names:
+            importlib.import_module(module)
+            checked.append(module)
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "tf_keras", "torch"))
+print(json.dumps({"heavy": heavy, "problems": problems, "checked": checked}))
 """
 
+CASES = {
+    "page neuron": ("page", str(ROOT / "pages" / "neuron.py")),
+    "page convolution": ("page", str(ROOT / "pages" / "convolution.py")),
+    "cnnviz/learn/ (every module)": ("modules", "cnnviz.learn.*"),
+    "audit without a model": ("modules", "cnnviz.audit.probes", "cnnviz.audit.measures", "cnnviz.audit.report",
+                              "cnnviz.charts.audit"),
+    "trainer input": ("modules", "cnnviz.zips", "cnnviz.train.demo_data", "cnnviz.charts.training"),
+    "offline check": ("modules", "cnnviz.offline", "cnnviz.keras_cache", "cnnviz.images"),
+}
 
-@pytest.mark.parametrize("page", ["pages/neuron.py", "pages/convolution.py"])
-def test_learn_page_runs_without_tensorflow(page):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, "-c", PROBE, str(ROOT / page)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_never_imports_tensorflow(case):
+    kind, *targets = CASES[case]
+    proc = subprocess.run([sys.executable, "-c", PROBE, kind, *targets], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert report["exceptions"] == [], report["exceptions"]
-    assert report["elements"] > 3, "the page drew almost nothing: did it really run?"
-    assert report["heavy"] == [], f"{page} imported {report['heavy'][:5]}"
+    assert report["problems"] == [], report["problems"]
+    if kind == "page":
+        assert int(report["checked"][0].split()[0]) > 3, "the page drew almost nothing: did it really run?"
+    elif targets == ["cnnviz.learn.*"]:
+        assert {"cnnviz.learn.neuron", "cnnviz.learn.convolution", "cnnviz.learn.pooling"} <= set(report["checked"])
+    assert report["heavy"] == [], f"{case} imported {report['heavy'][:5]}"

@@ -100,9 +100,16 @@ def test_every_chart_builds(run):
         audit_charts.transformation_effect(pd.DataFrame({"transformation": ["Original", "Grayscale"], "top_class": ["a", "b"],
                                                          "confidence": [0.9, 0.4], "changed": [False, True]})),
     ]
-    for chart in charts:
-        spec = chart.to_dict()
-        assert "$schema" in spec
+    def rows(chart) -> list[dict]:
+        return [row for data in chart.to_dict()["datasets"].values() for row in data]
+
+    for chart in charts:  # to_dict() validates against Vega-Lite's schema; each must also carry data
+        assert rows(chart), f"{chart.to_dict().get('title')} draws nothing"
+    cells = {(r["true"], r["predicted"]): r["images"] for r in rows(charts[6])}
+    assert len(cells) == len(CLASSES) ** 2 and sum(cells.values()) == ev["confusion"].sum() == 6
+    assert all(cells[(t, p)] == ev["confusion"][i, j] for i, t in enumerate(CLASSES) for j, p in enumerate(CLASSES))
+    shares = rows(charts[0])
+    assert {r["set"] for r in shares} == set(sets) and all(0 < r["share"] <= 1 for r in shares)
     bundle = audit_charts.audit_charts(run, table, audit.OOD_SCORES)
     assert {"Accuracy per class", "Confusion matrix", "Reliability diagram", "Coverage against accuracy"} <= set(bundle)
     assert all(isinstance(sentence, str) and len(sentence) > 20 for _chart, sentence in bundle.values())

@@ -160,10 +160,16 @@ def test_store_is_bounded_and_keeps_thumbnails_not_images():
     assert store.embedding(training.image_key(images[0]), BASE) is None  # oldest dropped
     thumb = store.thumbnail(training.image_key(images[4]))
     assert thumb.shape == (16, 8, 3)
-    # 5 000 images fit in well under 200 MB.
-    assert training.EmbeddingStore().max_images >= 5000
-    per_image = 1280 * 4 + training.THUMB_SIDE * training.THUMB_SIDE * 3
-    assert 5000 * per_image < 200e6
+    # 5 000 images fit in well under 200 MB: measured on a real store filled with photo-sized images.
+    full = training.EmbeddingStore()
+    assert full.max_images >= 5000
+    rng = np.random.default_rng(0)
+    side = 3 * training.THUMB_SIDE  # larger than a thumbnail, so each one is as big as it gets
+    for _ in range(40):
+        im = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
+        full.put(training.image_key(im), BASE, rng.normal(size=1280), im)
+    assert len(full) == 40
+    assert 5000 * full.nbytes() / len(full) < 200e6
 
 
 def test_training_slots_make_extra_trainings_wait():

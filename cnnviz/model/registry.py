@@ -20,7 +20,6 @@ description, available, reason`` and, for bundled models, ``test_accuracy`` etc.
 """
 from __future__ import annotations
 
-import functools
 import io
 import json
 import os
@@ -34,13 +33,13 @@ import keras
 import numpy as np
 from PIL import Image
 
+from cnnviz.keras_cache import cached_file, imagenet_classes, keras_cache_dir
 from cnnviz.model import efficientnet_lite
 
 DEFAULT_MODEL = "efficientnet_lite0"
 MODELS_DIR = Path(__file__).resolve().parents[2] / "data" / "models"
 IMAGENET_INPUT = (224, 224)
 MOBILENET_V2_WEIGHTS = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5"
-CLASS_INDEX_FILE = "imagenet_class_index.json"
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 # A zip can claim far more than it weighs; cap what it may unpack to.
 MAX_UNPACKED_BYTES = 4 * MAX_UPLOAD_BYTES
@@ -64,39 +63,9 @@ class ModelCard(dict):
 # --------------------------------------------------------------------------- where things live
 
 
-def keras_cache_dir() -> Path:
-    """Keras's cache folder: ``$KERAS_HOME`` or ``~/.keras`` (where ``get_file`` looks first)."""
-    return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
-
-
-def _cached_file(name: str) -> Path | None:
-    # keras.utils.get_file falls back to /tmp/.keras when the home is not writable; look in both.
-    for folder in (keras_cache_dir(), Path(tempfile.gettempdir()) / ".keras"):
-        if (folder / "models" / name).is_file():
-            return folder / "models" / name
-    return None
-
-
-@functools.lru_cache(maxsize=4)
-def _read_class_index(path: str, mtime_ns: int) -> tuple[str, ...]:
-    # decode_predictions' file: {"281": ["n02123159", "tabby"], ...}; underscores read badly on a slide
-    index = json.loads(Path(path).read_text())
-    return tuple(index[str(i)][1].replace("_", " ") for i in range(1000))
-
-
-def _imagenet_classes() -> tuple[list[str], str]:
-    """ImageNet class names (index order) from Keras's class index file, and a note if missing."""
-    path = _cached_file(CLASS_INDEX_FILE)
-    if path is not None:
-        try:
-            return list(_read_class_index(str(path), path.stat().st_mtime_ns)), ""
-        except (OSError, ValueError, KeyError, IndexError, TypeError):
-            pass
-    return (
-        [f"class {i}" for i in range(1000)],
-        f"ImageNet class names are missing (Keras expects {keras_cache_dir() / 'models' / CLASS_INDEX_FILE}), "
-        "so classes are shown by number, e.g. “class 281”.",
-    )
+# Kept TensorFlow-free in cnnviz.keras_cache so the offline check (`make check`) can use them too.
+_cached_file = cached_file
+_imagenet_classes = imagenet_classes
 
 
 # --------------------------------------------------------------------------- the registry
@@ -210,7 +179,8 @@ def _mobilenet_v2() -> keras.Model:
 def class_names(name_or_card: str | dict) -> list[str]:
     """Class names in output order: from the card, or ImageNet's class index for ImageNet models.
 
-    Without the class index file, ImageNet classes are named ``"class 281"`` (see the card's ``note``).
+    ImageNet names come from Keras's cached class index, else the copy in ``data/``; without
+    either, classes are named ``"class 281"`` (see the card's ``note``).
     """
     card = name_or_card if isinstance(name_or_card, dict) else model_card(name_or_card)
     classes = card.get("classes")

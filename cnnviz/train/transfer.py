@@ -41,6 +41,7 @@ from PIL import Image
 
 __all__ = [
     "DEFAULTS",
+    "TrainingDefaults",
     "MAX_CONCURRENT_TRAININGS",
     "EmbeddingStore",
     "History",
@@ -63,15 +64,27 @@ __all__ = [
     "SlotTimeout",
 ]
 
+@dataclass(frozen=True)
+class TrainingDefaults:
+    """Teachable Machine's training settings, also the lesson's (frozen: one shared copy)."""
+
+    epochs: int = 50
+    batch_size: int = 16
+    learning_rate: float = 0.001
+    validation_fraction: float = 0.15
+    hidden_units: int = 100
+    seed: int = 0
+
+    def __getitem__(self, name: str) -> int | float:
+        # Pages written when this was a dict read DEFAULTS["epochs"]; keep them working.
+        if name not in self.__dataclass_fields__:
+            raise KeyError(name)
+        value: int | float = getattr(self, name)
+        return value
+
+
 #: Teachable Machine's defaults, also the lesson's.
-DEFAULTS = {
-    "epochs": 50,
-    "batch_size": 16,
-    "learning_rate": 0.001,
-    "validation_fraction": 0.15,
-    "hidden_units": 100,
-    "seed": 0,
-}
+DEFAULTS = TrainingDefaults()
 
 #: Trainings allowed at the same time in one server process (2 CPU cores: more would only
 #: make every visitor wait longer). Set ``CNNVIZ_MAX_TRAININGS`` to change it.
@@ -259,8 +272,8 @@ def stratified_split(labels: Sequence[int], fraction: float = 0.15, seed: int = 
     return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(val, dtype=np.int64))
 
 
-def build_head(n_features: int, n_classes: int, *, hidden_units: int = DEFAULTS["hidden_units"],
-               seed: int = DEFAULTS["seed"]) -> keras.Model:
+def build_head(n_features: int, n_classes: int, *, hidden_units: int = DEFAULTS.hidden_units,
+               seed: int = DEFAULTS.seed) -> keras.Model:
     """Teachable Machine's head: Dense(``hidden_units``, ReLU) → Dense(``n_classes``, softmax).
 
     Input ``(None, n_features)`` embeddings, output class probabilities.
@@ -294,8 +307,8 @@ class History:
 
 def train_head(head: keras.Model, x_train: np.ndarray, y_train: np.ndarray,
                x_val: np.ndarray | None = None, y_val: np.ndarray | None = None, *,
-               epochs: int = DEFAULTS["epochs"], batch_size: int = DEFAULTS["batch_size"],
-               learning_rate: float = DEFAULTS["learning_rate"], seed: int = DEFAULTS["seed"],
+               epochs: int = DEFAULTS.epochs, batch_size: int = DEFAULTS.batch_size,
+               learning_rate: float = DEFAULTS.learning_rate, seed: int = DEFAULTS.seed,
                on_epoch: Callable[[dict], bool | None] | None = None,
                history: History | None = None) -> History:
     """Train ``head`` in place on embeddings with Adam and cross-entropy; returns the :class:`History`.
