@@ -66,13 +66,16 @@ def predict_with_features(
     ``progress(done, total)`` is called after each batch (the page drives ``st.progress``).
     """
     run = _runner(model)
+    from cnnviz.model import fast_embed  # its base on LiteRT when converted (else this Keras call)
+
+    fast = fast_embed.features_and_outputs(model, images=len(images))
     n_classes = int(model.outputs[0].shape[-1])
     probs, feats = [], []
     for start in range(0, len(images), batch_size):
         batch = np.concatenate([registry.prepare(img, model) for img in images[start:start + batch_size]])
-        f, p = run(tf.constant(batch))
-        feats.append(f.numpy().astype(np.float32))
-        probs.append(p.numpy().astype(np.float32))
+        f, p = fast(batch) if fast is not None else run(tf.constant(batch))
+        feats.append(np.asarray(f, dtype=np.float32))
+        probs.append(np.asarray(p, dtype=np.float32))
         if progress is not None:
             progress(min(start + batch_size, len(images)), len(images))
     if not probs:

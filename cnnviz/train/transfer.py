@@ -235,11 +235,13 @@ def embed_images(images: Sequence[np.ndarray], embedder: keras.Model, base_name:
         else:
             found[i] = cached
     size = tuple(embedder.input_shape[1:3])
-    call = _compiled(embedder)
+    from cnnviz.model import fast_embed  # the shared base runs on LiteRT (Keras if it cannot convert)
+
+    call = fast_embed.embedder(embedder, persist=True)
     total = len(missing)
     for start in range(0, total, batch_size):
         chunk = missing[start:start + batch_size]
-        features = call(to_model_input([images[i] for i in chunk], size)).numpy().astype(np.float32)
+        features = np.asarray(call(to_model_input([images[i] for i in chunk], size)), dtype=np.float32)
         for i, feature in zip(chunk, features):
             found[i] = feature
             if store is not None:
