@@ -32,6 +32,7 @@ import numpy as np
 
 from cnnviz.images import MAX_BYTES, ImageError, decode_pixels, load_image
 from cnnviz.limits import limit
+from cnnviz.text import ClassNameError, clean_class_name
 
 __all__ = [
     "ZipError",
@@ -174,6 +175,13 @@ def plan_zip(data: bytes, *, zip_name: str = "The zip", max_entries: int | None 
     seen: dict[str, int] = {}
     for (index, info, _), parts in zip(candidates, parts_list):
         name = "/".join(_clean_parts(info.filename))
+        try:
+            # Folder names become class names: one line each, never blank (see clean_class_name).
+            parts = tuple(clean_class_name(p) for p in parts[:-1]) + parts[-1:]
+        except ClassNameError:
+            skipped.append(f"“{name}” is in a folder whose name is blank or only invisible characters; "
+                           "please rename the folder.")
+            continue
         seen[name] = seen.get(name, 0) + 1
         if seen[name] > 1:
             name = f"{name} (copy {seen[name]})"
