@@ -15,8 +15,9 @@ import unicodedata
 __all__ = ["plain", "clean_class_name", "ClassNameError"]
 
 # Every character CommonMark (and Streamlit's extensions: $ maths, ~ strike, : emoji shortcodes)
-# gives a meaning to. A backslash before any ASCII punctuation makes it literal.
-_MARKDOWN = set("\\`*_{}[]()<>#+-.!|~$:=&\"'")
+# gives a meaning to. A backslash before any ASCII punctuation makes it literal; "." ":" and "@"
+# too, because GitHub-flavoured Markdown turns bare "www.x.org", "https://x" and "a@b.org" into links.
+_MARKDOWN = set("\\`*_{}[]()<>#+-.!|~$:=&\"'@")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 MAX_CLASS_NAME = 60
 
