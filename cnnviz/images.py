@@ -8,22 +8,28 @@ understands (:class:`ImageError`). It never imports TensorFlow.
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
+from cnnviz.limits import limit
+
 __all__ = [
     "ImageError",
     "load_image",
     "load_image_file",
+    "decode_pixels",
     "downscale",
     "to_rgb_uint8",
     "sample_images",
     "MAX_BYTES",
     "MAX_PIXELS",
     "MAX_SIDE",
+    "MIN_SIDE",
+    "MAX_ASPECT",
     "WORK_SIDE",
 ]
 
@@ -34,6 +40,12 @@ MAX_BYTES = 50 * 1024 * 1024
 MAX_PIXELS = 100_000_000
 #: Largest side we accept at all: a 1 × 90 000 000 "image" is no photograph.
 MAX_SIDE = 20_000
+#: Smallest side: a 1-pixel-wide picture loses an axis in the convolution page; 4 keeps two
+#: rows even after the 10:1 limit below and its smallest working size.
+MIN_SIDE = 4
+#: Longest side at most this many times the shortest: a 10:1 panorama still keeps two pixel
+#: rows at the convolution page's smallest working size (16 px), a 1 × 300 strip does not.
+MAX_ASPECT = 10
 #: Images are shrunk to at most this many pixels on their longest side for display and
 #: convolution work; a projector shows no more and every later step gets faster.
 WORK_SIDE = 1024
@@ -76,16 +88,9 @@ def load_image(data: bytes, *, max_side: int | None = WORK_SIDE, name: str = "Th
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data), formats=_FORMATS)
-            width, height = img.size
-            _check_dimensions(width, height, name)
-            if getattr(img, "n_frames", 1) > 1:
-                img.seek(0)
-            if max_side is not None and img.format == "JPEG":
-                # Decode big JPEGs at a reduced scale straight away: far less memory and time.
-                img.draft("RGB", (max_side, max_side))
+            img = _open_drafted(data, max_side, name)
             img.load()
-            img = ImageOps.exif_transpose(img)
+            img = _exif_upright(img)
             if max_side is not None and max(img.size) > max_side:
                 img = _shrink(img, max_side)
             array = to_rgb_uint8(img)
@@ -94,20 +99,40 @@ def load_image(data: bytes, *, max_side: int | None = WORK_SIDE, name: str = "Th
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(
             f"{name} is larger than this app accepts (it claims more than "
-            f"{MAX_PIXELS / 1e6:.0f} megapixels); it was refused to protect the server."
+            f"{_max_pixels() / 1e6:.0f} megapixels); it was refused to protect the server."
         ) from None
     except Image.UnidentifiedImageError:
         raise ImageError(
             f"{name} is not an image this app can read. Please upload a {_FORMAT_NAMES} file."
         ) from None
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError):
-        # Pillow reports truncated and corrupt data as OSError/SyntaxError/ValueError.
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError,
+            OverflowError, struct.error, ZeroDivisionError):
+        # Pillow reports truncated and corrupt data with many exception types (a TIFF strip
+        # offset past 2**63 is an OverflowError, a short EXIF field a struct.error).
         raise ImageError(
             f"{name} looks damaged or incomplete (perhaps the upload was cut off) and could not be read."
         ) from None
     except MemoryError:
         raise ImageError(f"{name} is too large to open on this server.") from None
     return array
+
+
+def decode_pixels(data: bytes, *, max_side: int | None = WORK_SIDE, name: str = "This file") -> int:
+    """How many pixels :func:`load_image` would decode for ``data`` (JPEG at its reduced scale).
+
+    Reads only the file's header, so a zip reader can add up the cost of its images before
+    decoding any. Raises :class:`ImageError` for the same files :func:`load_image` refuses
+    by their header.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = _open_drafted(data, max_side, name)
+            return int(img.width) * int(img.height)
+    except ImageError:
+        raise
+    except Exception:  # whatever the header hides, load_image says it in a sentence later
+        return 0
 
 
 def load_image_file(path: str | Path, *, max_side: int | None = WORK_SIDE) -> np.ndarray:
@@ -119,29 +144,55 @@ def load_image_file(path: str | Path, *, max_side: int | None = WORK_SIDE) -> np
 def to_rgb_uint8(img: Image.Image) -> np.ndarray:
     """Convert any Pillow image mode to an ``(H, W, 3)`` RGB ``uint8`` array.
 
-    Transparent pixels are composited on white, 16- and 32-bit grayscale is scaled
-    to 0–255 (not clipped, which would turn most 16-bit images white).
+    Transparent pixels are composited on white; 16-bit, 32-bit and float grayscale is scaled
+    by its real range (see :func:`_eight_bit`), never clipped, which would turn most 16-bit
+    scans white and a 0–1 float image black.
     """
-    mode = img.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        values = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
-        if mode == "F":
-            lo, hi = float(values.min(initial=0)), float(values.max(initial=1))
-            values = (values - lo) / (hi - lo or 1.0)
-            top = 1.0
-        gray = np.clip(np.rint(values / top * 255.0), 0, 255).astype(np.uint8)
-        return np.repeat(gray[:, :, None], 3, axis=2)
-    if mode == "P":
-        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-    elif mode in ("LA", "La", "PA", "RGBa"):
+    img = _eight_bit(img)
+    if img.mode in ("LA", "RGBA"):
         img = img.convert("RGBA")
-    if img.mode == "RGBA":
         background = Image.new("RGBA", img.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, img)
     if img.mode != "RGB":
         img = img.convert("RGB")
     return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
+
+
+def _eight_bit(img: Image.Image) -> Image.Image:
+    """The same picture in an 8-bit mode (``L``, ``LA``, ``RGB`` or ``RGBA``), scaled by its real range.
+
+    ``I;16*`` is scaled by its bit depth (0–65535 → 0–255). ``I`` (32-bit) and ``F`` (float)
+    keep 0–255 data as is, scale 0–1 floats and 0–65535 integers by that range, and stretch any
+    other range from its minimum to its maximum. Palette images keep their transparency.
+    """
+    mode = img.mode
+    if mode in ("L", "LA", "RGB", "RGBA"):
+        return img
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        values = np.asarray(img, dtype=np.float32)
+        finite = values[np.isfinite(values)]
+        lo = float(finite.min()) if finite.size else 0.0
+        hi = float(finite.max()) if finite.size else 0.0
+        if mode.startswith("I;16"):
+            bottom, top = 0.0, 65535.0
+        elif lo >= 0 and hi <= 1 and mode == "F":
+            bottom, top = 0.0, 1.0
+        elif lo >= 0 and hi <= 255:
+            bottom, top = 0.0, 255.0
+        elif lo >= 0 and hi <= 65535 and mode == "I":
+            bottom, top = 0.0, 65535.0
+        else:
+            bottom, top = lo, (hi if hi > lo else lo + 1.0)
+        values = np.nan_to_num(values, nan=bottom, posinf=top, neginf=bottom)
+        gray = np.clip(np.rint((values - bottom) / (top - bottom) * 255.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, "L")
+    if mode == "P":
+        return img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if mode in ("PA", "La", "RGBa") or "A" in img.getbands() or "transparency" in img.info:
+        return img.convert("RGBA")
+    if mode == "1":
+        return img.convert("L")
+    return img.convert("RGB")  # CMYK, YCbCr, LAB, HSV
 
 
 def downscale(image: np.ndarray, max_side: int = WORK_SIDE) -> np.ndarray:
@@ -171,19 +222,76 @@ def sample_images() -> dict[str, np.ndarray]:
     return samples
 
 
+def _max_pixels() -> int:
+    return min(limit("CNNVIZ_MAX_IMAGE_PIXELS"), MAX_PIXELS)
+
+
+def _open_drafted(data: bytes, max_side: int | None, name: str) -> Image.Image:
+    """Open ``data`` (header only), check its size, and set JPEG to decode at a reduced scale."""
+    img = Image.open(io.BytesIO(data), formats=_FORMATS)
+    width, height = img.size
+    _check_dimensions(width, height, name)
+    if getattr(img, "n_frames", 1) > 1:
+        img.seek(0)
+    if max_side is not None and img.format == "JPEG":
+        # Decode big JPEGs at 1/2, 1/4 or 1/8 scale straight away: far less memory and time.
+        img.draft("RGB", (max_side, max_side))
+    decoded = img.width * img.height
+    budget = limit("CNNVIZ_MAX_DECODE_PIXELS")
+    if decoded > budget:
+        raise ImageError(
+            f"{name} is {width} × {height} pixels; this server decodes at most {budget / 1e6:.0f} megapixels "
+            "of a PNG, WebP, TIFF, BMP or GIF (a network looks at far fewer). "
+            "Please shrink it or save it as JPEG."
+        )
+    return img
+
+
+_ORIENTATION = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+                5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+                8: Image.Transpose.ROTATE_90}
+
+
+def _exif_upright(img: Image.Image) -> Image.Image:
+    """Turn the picture as the camera's EXIF orientation says, even when other EXIF fields are broken."""
+    try:
+        return ImageOps.exif_transpose(img)
+    except (struct.error, ValueError, TypeError, KeyError, IndexError, OverflowError, SyntaxError, OSError):
+        # Phones write EXIF fields of unexpected types; Pillow fails rewriting them, not reading
+        # the orientation, so turn the pixels here and leave the broken block behind.
+        try:
+            orientation = img.getexif().get(0x0112)
+        except Exception:  # an unreadable EXIF block: the pixels are still the picture
+            orientation = None
+        method = _ORIENTATION.get(orientation) if isinstance(orientation, int) else None
+        return img.transpose(method) if method is not None else img
+
+
 def _check_dimensions(width: int, height: int, name: str) -> None:
     if width < 1 or height < 1:
         raise ImageError(f"{name} has no pixels.")
-    if max(width, height) > MAX_SIDE or width * height > MAX_PIXELS:
+    max_pixels = _max_pixels()
+    if max(width, height) > MAX_SIDE or width * height > max_pixels:
         raise ImageError(
             f"{name} is {width} × {height} pixels, larger than this app accepts "
-            f"(at most {MAX_SIDE} pixels per side and {MAX_PIXELS / 1e6:.0f} megapixels)."
+            f"(at most {MAX_SIDE} pixels per side and {max_pixels / 1e6:.0f} megapixels)."
+        )
+    if min(width, height) < MIN_SIDE:
+        raise ImageError(
+            f"{name} is only {width} × {height} pixels; a picture needs at least {MIN_SIDE} pixels "
+            "on each side to be convolved and classified."
+        )
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise ImageError(
+            f"{name} is {width} × {height} pixels, a strip more than {MAX_ASPECT} times longer than it is "
+            "wide; please crop it to a picture closer to a square."
         )
 
 
 def _shrink(img: Image.Image, max_side: int) -> Image.Image:
     scale = max_side / max(img.size)
     size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
-    if img.mode not in ("RGB", "RGBA", "L", "LA"):
-        img = img.convert("RGBA" if "A" in img.getbands() or "transparency" in img.info else "RGB")
+    img = _eight_bit(img)  # before resizing: Pillow's own conversion of 16-bit data clips it
+    if img.mode == "LA":
+        img = img.convert("RGBA")  # resized with premultiplied alpha, so no dark fringes
     return img.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)

@@ -23,13 +23,16 @@ from __future__ import annotations
 import io
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Iterator
 
 import numpy as np
 
-from cnnviz.images import MAX_BYTES, ImageError, load_image
+from cnnviz.images import MAX_BYTES, ImageError, decode_pixels, load_image
+from cnnviz.limits import limit
+from cnnviz.text import ClassNameError, clean_class_name
 
 __all__ = [
     "ZipError",
@@ -46,8 +49,8 @@ __all__ = [
     "IMAGE_SUFFIXES",
 ]
 
-#: Most entries read from one zip. A seminar's 5 000 images plus their folders fit;
-#: more is refused before anything is read (ten thousand tiny entries cost time, not data).
+#: Most entries read from one zip (default of ``CNNVIZ_MAX_ZIP_ENTRIES``). A seminar's 5 000
+#: images plus their folders fit; more is refused before anything is read.
 MAX_ENTRIES = 6_000
 #: Most bytes all used entries may expand to (5 000 photos of ~600 kB each fit).
 MAX_TOTAL_BYTES = 4 * 1024**3
@@ -80,6 +83,8 @@ class ZipEntry:
     part: str
     label: str | None
     size: int
+    #: Position in the zip's directory: two entries may share a path, and each must be read.
+    index: int = -1
 
 
 @dataclass
@@ -120,7 +125,7 @@ class ZipContents:
     layout: str
 
 
-def plan_zip(data: bytes, *, zip_name: str = "The zip", max_entries: int = MAX_ENTRIES,
+def plan_zip(data: bytes, *, zip_name: str = "The zip", max_entries: int | None = None,
              max_total_bytes: int = MAX_TOTAL_BYTES, max_ratio: float = MAX_RATIO,
              loose_images: bool = False) -> ZipPlan:
     """List the image files of a zip and the reasons other entries are skipped.
@@ -130,11 +135,15 @@ def plan_zip(data: bytes, *, zip_name: str = "The zip", max_entries: int = MAX_E
 
     Reads only the zip's central directory. Raises :class:`ZipError` (one sentence)
     when the bytes are not a zip, are damaged, or hold more than ``max_entries``
-    entries. Per-file problems never raise: they become lines in ``plan.skipped``.
+    (default ``CNNVIZ_MAX_ZIP_ENTRIES``) entries. Per-file problems never raise: they become
+    lines in ``plan.skipped``. A path that occurs twice (the same name written twice, or
+    ``a/x.png`` and ``a\\x.png``) is read twice; the later copy is shown as ``… (copy 2)``.
     """
+    max_entries = limit("CNNVIZ_MAX_ZIP_ENTRIES") if max_entries is None else max_entries
     with _open(data, zip_name) as archive:
         infos = archive.infolist()
-    files = [info for info in infos if not info.is_dir()]
+    # `ZipInfo.is_dir` indexes the last character, which an entry with an empty name lacks.
+    files = [(i, info) for i, info in enumerate(infos) if not info.filename.endswith("/")]
     if len(infos) > max_entries:
         raise ZipError(
             f"{zip_name} holds {len(infos):,} entries; at most {max_entries:,} are accepted. "
@@ -142,9 +151,9 @@ def plan_zip(data: bytes, *, zip_name: str = "The zip", max_entries: int = MAX_E
         )
 
     skipped: list[str] = []
-    candidates: list[tuple[zipfile.ZipInfo, tuple[str, ...]]] = []
+    candidates: list[tuple[int, zipfile.ZipInfo, tuple[str, ...]]] = []
     total = 0
-    for info in files:
+    for index, info in files:
         name = info.filename
         reason = _entry_problem(info, max_ratio)
         if reason:
@@ -158,76 +167,115 @@ def plan_zip(data: bytes, *, zip_name: str = "The zip", max_entries: int = MAX_E
             )
             continue
         total += info.file_size
-        candidates.append((info, parts))
+        candidates.append((index, info, parts))
 
-    parts_list = _strip_common_root([parts for _, parts in candidates])
+    parts_list = _strip_common_root([parts for _, _, parts in candidates])
     lesson = any(parts[0].lower() in _TRAINING + _TESTING for parts in parts_list if len(parts) > 1)
     entries: list[ZipEntry] = []
-    for (info, _), parts in zip(candidates, parts_list):
-        name = info.filename
+    seen: dict[str, int] = {}
+    for (index, info, _), parts in zip(candidates, parts_list):
+        name = "/".join(_clean_parts(info.filename))
+        try:
+            # Folder names become class names: one line each, never blank (see clean_class_name).
+            parts = tuple(clean_class_name(p) for p in parts[:-1]) + parts[-1:]
+        except ClassNameError:
+            skipped.append(f"“{name}” is in a folder whose name is blank or only invisible characters; "
+                           "please rename the folder.")
+            continue
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:
+            name = f"{name} (copy {seen[name]})"
         if lesson:
             top = parts[0].lower()
             if top in _TRAINING:
                 if len(parts) < 3:
                     skipped.append(f"“{name}” is not inside a class folder (training/<class>/<image>).")
                     continue
-                entries.append(ZipEntry(name, "training", parts[1], info.file_size))
+                entries.append(ZipEntry(name, "training", parts[1], info.file_size, index))
             elif top in _TESTING:
                 label = parts[1] if len(parts) >= 3 else None
-                entries.append(ZipEntry(name, "testing", label, info.file_size))
+                entries.append(ZipEntry(name, "testing", label, info.file_size, index))
             else:
                 skipped.append(f"“{name}” is outside the training/ and testing/ folders.")
         else:
             if len(parts) < 2:
                 if loose_images:
-                    entries.append(ZipEntry(name, "testing", None, info.file_size))
+                    entries.append(ZipEntry(name, "testing", None, info.file_size, index))
                     continue
                 skipped.append(f"“{name}” is not inside a class folder (<class>/<image>).")
                 continue
-            entries.append(ZipEntry(name, "training", parts[-2], info.file_size))
+            entries.append(ZipEntry(name, "training", parts[-2], info.file_size, index))
     return ZipPlan(entries=entries, skipped=skipped, layout="lesson" if lesson else "plain")
 
 
 def iter_zip_images(data: bytes, plan: ZipPlan, *, max_side: int | None = 512,
-                    skipped: list[str] | None = None) -> Iterator[ZipImage]:
+                    skipped: list[str] | None = None, max_images: int | None = None,
+                    max_pixels: int | None = None) -> Iterator[ZipImage]:
     """Decode the planned images one at a time (memory stays at one image plus what the caller keeps).
 
     Files that turn out to be damaged or not images are appended to ``skipped``
-    (default: ``plan.skipped``) with their reason and not yielded.
+    (default: ``plan.skipped``) with their reason and not yielded. Reading stops after
+    ``max_images`` images, or when the pixels decoded so far would pass ``max_pixels``
+    (default ``CNNVIZ_MAX_ZIP_PIXELS``; a JPEG counts at its reduced decoding size), with one
+    sentence saying how many files were left unread.
     """
     skipped = plan.skipped if skipped is None else skipped
+    budget = limit("CNNVIZ_MAX_ZIP_PIXELS") if max_pixels is None else max_pixels
+    used = yielded = 0
     with _open(data, "The zip") as archive:
-        for entry in plan.entries:
+        infos = archive.infolist()
+        for position, entry in enumerate(plan.entries):
+            if max_images is not None and yielded >= max_images:
+                skipped.append(f"{len(plan.entries) - position:,} more images were not read: "
+                               f"{max_images:,} images are enough for this step.")
+                return
+            info = infos[entry.index] if 0 <= entry.index < len(infos) else entry.path
             try:
-                with archive.open(entry.path) as handle:
+                with archive.open(info) as handle:
                     raw = handle.read(MAX_BYTES + 1)
-            except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError, ValueError) as exc:
-                skipped.append(f"“{entry.path}” is damaged inside the zip and was skipped ({str(exc)[:80]}).")
+            except (zipfile.BadZipFile, zlib.error, OSError, EOFError, RuntimeError, NotImplementedError,
+                    ValueError, KeyError):
+                # zlib.error: damaged compressed data (bit rot, a cut-off download) with intact headers.
+                skipped.append(f"“{entry.path}” is damaged inside the zip (its compressed data cannot be "
+                               "unpacked) and was skipped.")
                 continue
             if raw[:4] == b"PK\x03\x04":
                 skipped.append(f"“{entry.path}” is a zip inside the zip; nested zips are not opened.")
                 continue
             try:
+                cost = decode_pixels(raw, max_side=max_side, name=f"“{entry.path}”")
+                if used + cost > budget:
+                    skipped.append(
+                        f"{len(plan.entries) - position:,} images from “{entry.path}” on were not read: the zip's "
+                        f"images add up to more than {budget / 1e9:.1f} billion pixels, this server's limit per zip."
+                    )
+                    return
+                used += cost
                 image = load_image(raw, max_side=max_side, name=f"“{entry.path}”")
             except ImageError as err:
                 skipped.append(str(err))
                 continue
+            yielded += 1
             yield ZipImage(entry.path, entry.part, entry.label, image)
 
 
 def read_image_zip(data: bytes, *, zip_name: str = "The zip", max_side: int | None = 512,
-                   max_entries: int = MAX_ENTRIES, max_total_bytes: int = MAX_TOTAL_BYTES,
-                   max_ratio: float = MAX_RATIO, loose_images: bool = False) -> ZipContents:
-    """Read every usable image of a zip into memory (small collections, tests).
+                   max_entries: int | None = None, max_total_bytes: int = MAX_TOTAL_BYTES,
+                   max_ratio: float = MAX_RATIO, loose_images: bool = False,
+                   max_images: int | None = None) -> ZipContents:
+    """Read the usable images of a zip into memory (small collections, an audit's sets, tests).
 
-    For large collections use :func:`plan_zip` + :func:`iter_zip_images` and keep only
-    what you need of each image (the trainer keeps an embedding and a thumbnail).
+    Each image is kept at most ``max_side`` pixels on its longest side, and at most
+    ``max_images`` are decoded (the rest are named in ``skipped``), so memory is bounded by
+    ``max_images × max_side² × 3`` bytes whatever the zip holds. For large collections use
+    :func:`plan_zip` + :func:`iter_zip_images` and keep only what you need of each image (the
+    trainer keeps an embedding and a thumbnail).
     """
     plan = plan_zip(data, zip_name=zip_name, max_entries=max_entries,
                     max_total_bytes=max_total_bytes, max_ratio=max_ratio, loose_images=loose_images)
     training: dict[str, list[ZipImage]] = {}
     testing: list[ZipImage] = []
-    for item in iter_zip_images(data, plan, max_side=max_side):
+    for item in iter_zip_images(data, plan, max_side=max_side, max_images=max_images):
         if item.part == "training":
             training.setdefault(item.label or "", []).append(item)
         else:

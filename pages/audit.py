@@ -26,7 +26,9 @@ from cnnviz.model import registry
 from cnnviz.charts import audit as charts
 from cnnviz.train.demo_data import DEMO_CLASSES, demo_dataset
 from cnnviz.images import ImageError, load_image, sample_images
-from cnnviz.zips import IMAGE_SUFFIXES, ZipError, read_image_zip
+from cnnviz.audit.sets import read_set_zip, set_side
+from cnnviz.text import plain
+from cnnviz.zips import IMAGE_SUFFIXES, ZipError
 from ui.models import image_model_picker
 from ui.widgets import image_picker, show_image
 
@@ -63,7 +65,7 @@ def _from_url(key: str, param: str, default, cast=str, options=None) -> None:
 
 def _md(text) -> str:
     """A visitor's name shown as text in Markdown: no links, emphasis or HTML can be smuggled in."""
-    return "".join("\\" + ch if ch in "\\`*_{}[]()<>#+-.!|~$:" else ch for ch in str(text))
+    return plain(text)
 
 
 def _to_url(param: str, value) -> None:
@@ -103,7 +105,7 @@ def _decode_uploads(uploads, key: str) -> tuple[list[str], list[np.ndarray]]:
             files.append(name)
             images.append(image)
     for problem in problems[:5]:
-        st.error(problem, icon="🚫")
+        st.error(plain(problem), icon="🚫")
     if len(problems) > 5:
         st.error(f"… and {len(problems) - 5} more files could not be read.", icon="🚫")
     return files[:MAX_SET_IMAGES], images[:MAX_SET_IMAGES]
@@ -115,20 +117,19 @@ def _zip_set(upload, key: str, classes: list[str]) -> dict | None:
     cache = S.setdefault(f"{key}_zip", {})
     if upload.file_id not in cache:
         try:
-            contents = read_image_zip(upload.getvalue(), zip_name=f"“{upload.name}”", max_side=DECODE_SIDE,
-                                      loose_images=True)
-            items = [i for group in contents.training.values() for i in group] + contents.testing
-            cache[upload.file_id] = (items[:MAX_SET_IMAGES], contents.skipped)
+            # Kept at the model's size (``card`` is the page's chosen model), never as full decodes.
+            cache[upload.file_id] = read_set_zip(upload.getvalue(), zip_name=f"“{upload.name}”",
+                                                 side=set_side(card), max_images=MAX_SET_IMAGES)
         except ZipError as err:
             cache[upload.file_id] = str(err)
     found = cache[upload.file_id]
     if isinstance(found, str):
-        st.error(found, icon="🚫")
+        st.error(plain(found), icon="🚫")
         return None
     items, skipped = found
     if skipped:
         with st.expander(f"{len(skipped)} files in the zip were not used"):
-            st.write("\n".join(f"- {s}" for s in skipped[:50]))
+            st.markdown("\n".join(f"- {plain(s)}" for s in skipped[:50]))
     if not items:
         st.error("The zip holds no usable images (PNG, JPEG, WebP, BMP, GIF or TIFF).", icon="🚫")
         return None
@@ -214,7 +215,7 @@ def image_set_input(key: str, sources: list[str], classes: list[str], *, default
             try:
                 shots.append((photo.file_id, load_image(photo.getvalue(), max_side=DECODE_SIDE, name="The photo")))
             except ImageError as err:
-                st.error(str(err), icon="🚫")
+                st.error(plain(err), icon="🚫")
         st.caption(f"{len(shots)} photos in this set.")
         return name, ({"files": [f"photo {i + 1}" for i in range(len(shots))], "images": [s[1] for s in shots], "labels": None}
                       if shots else None)
@@ -250,7 +251,7 @@ st.markdown(
 st.header("1 · The model")
 model_name, model, card = image_model_picker("audit_model", otherwise="it cannot be audited here")
 classes = registry.class_names(card)
-st.caption(f"{card.get('title', model_name)} · {len(classes)} categories. " + (card.get("description") or ""))
+st.caption(f"{_md(card.get('title', model_name))} · {len(classes)} categories. " + _md(card.get("description") or ""))
 if card.get("kind") == "imagenet":
     st.caption("Its 1 000 ImageNet categories were chosen for photographs of objects and animals in 2009: "
                "no “painting”, no “abstract”, no “portrait”. Keep that in mind when you read its answers.")
@@ -326,7 +327,7 @@ if st.button("🔎 Run the audit", type="primary", disabled=bool(problems), key=
                 settings=settings, progress=lambda f, msg: bar.progress(min(1.0, f), text=msg))
         except (ValueError, registry.ModelError) as err:
             status.update(label="The audit could not run.", state="error")
-            st.error(str(err), icon="🚫")
+            st.error(plain(err), icon="🚫")
             result = None
         if result is not None:
             result["thumbnails"] = {n: [_thumb(img) for img in d["images"]] for n, d in image_sets.items()}
@@ -434,7 +435,7 @@ if st.toggle("Show how each transformation moves the prediction", key="audit_tra
             try:
                 S["audit_transform_cache"] = (t_key, audit_model.transformation_effect(model, t_image, classes))
             except (ValueError, registry.ModelError) as err:
-                st.error(str(err), icon="🚫")
+                st.error(plain(err), icon="🚫")
                 st.stop()
     rows, versions = S["audit_transform_cache"][1]
     with t_right:

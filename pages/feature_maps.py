@@ -19,6 +19,7 @@ from cnnviz.model import features
 from cnnviz.model import registry
 from cnnviz.charts.features import top_k_chart
 from ui import settings
+from cnnviz.text import plain
 from ui.models import image_model_picker
 from ui.widgets import image_picker, show_image
 
@@ -60,18 +61,18 @@ if card.get("kind") in ("imagenet", "bundled"):
     with st.status("Preparing the feature-map viewer for this network…", expanded=False) as status:
         _warm_shipped(model_name, model)
         status.update(label="Feature-map viewer ready.", state="complete")
-st.caption(card.get("description", ""))
+st.caption(plain(card.get("description", "")))
 
 left, right = st.columns([1, 1], gap="large")
 with left:
     image_name, image = image_picker("fm_image", label="Image")
-    show_image(image, alt=f"The input image: {image_name}.", caption=f"Input: {image_name}")
+    show_image(image, alt=f"The input image: {image_name}.", caption=f"Input: {plain(image_name)}")
 try:
     with st.spinner("Running the network once, keeping every layer's output…"):
         maps = features.feature_maps(model, image)
         probs = features.probabilities(model, image)
 except ValueError as err:
-    st.error(str(err), icon="🚫")
+    st.error(plain(err), icon="🚫")
     st.stop()
 names = registry.class_names(card)
 predictions = registry.top_k(probs, names, TOP_K)
@@ -113,7 +114,7 @@ order = features.top_channels(fmap) if sort else np.arange(fmap.shape[2])
 grid = features.png_bytes(features.tile_channels(fmap, order=order))  # big: encode fast, once
 st.image(grid, width="stretch", alt=f"All {fmap.shape[2]} channels of layer {layer}, each {fmap.shape[0]}×{fmap.shape[1]}, "
          "tiled in one image; bright yellow is strong activation, dark purple weak.",
-         caption=f"{layer}: {fmap.shape[2]} channels, {'strongest first' if sort else 'in filter order'} "
+         caption=f"{plain(layer)}: {fmap.shape[2]} channels, {'strongest first' if sort else 'in filter order'} "
                  "(reading order, left to right)")
 st.caption("Each tile is one filter's answer for the whole picture, scaled on its own from dark (its weakest) "
            "to yellow (its strongest). Look for tiles that trace edges, fill colour regions or stay dark: a dark "
@@ -132,7 +133,7 @@ c1, c2 = st.columns(2, gap="large")
 with c1:
     show_image(_enlarge(one), alt=f"Channel {channel} of layer {layer}, enlarged: a {one.shape[0]}×{one.shape[1]} grid "
                                   f"of activations from {one.min():.2f} to {one.max():.2f}.",
-               caption=f"Channel {channel} of {layer} (min {one.min():.2f}, mean {one.mean():.2f}, max {one.max():.2f})")
+               caption=f"Channel {channel} of {plain(layer)} (min {one.min():.2f}, mean {one.mean():.2f}, max {one.max():.2f})")
 with c2:
     show_image(features.overlay(image, one), alt=f"Channel {channel} of layer {layer} laid over the input image; "
                                                  "bright areas are where this filter responds.",
@@ -162,7 +163,7 @@ try:
     st.caption("Gray is a zero weight; bright colours are what a kernel adds up, dark ones what it subtracts. "
                "Look for kernels that are half dark, half bright: they are edge detectors, as on page 2.")
 except ValueError as err:
-    st.info(str(err))
+    st.info(plain(err))
 
 # --- 5. Grad-CAM --------------------------------------------------------------------------
 st.header("5 · Grad-CAM: where was the evidence for a class?")
@@ -180,14 +181,14 @@ g1, g2 = st.columns(2, gap="large")
 with g1:
     show_image(features.overlay(image, cam, normalise=False),
                alt=f"Grad-CAM heat map for the class {explained} laid over the input image; bright areas raised its score.",
-               caption=f"Grad-CAM for “{explained}” at layer {target.name}")
+               caption=f"Grad-CAM for “{plain(explained)}” at layer {plain(target.name)}")
 with g2:
     st.altair_chart(top_k_chart(predictions, highlight=explained), width="stretch",
                     alt=f"The top {len(predictions)} predictions again, with {explained} highlighted if it is among them.")
     st.markdown(
-        f"**What it shows:** where, in layer *{target.name}* (the last convolutional block, "
+        f"**What it shows:** where, in layer *{plain(target.name)}* (the last convolutional block, "
         f"{target.output.shape[1]}×{target.output.shape[2]} positions), more activation would raise the score of "
-        f"“{explained}”. Each channel is weighted by how much the score depends on it, and the positive sum is "
+        f"“{plain(explained)}”. Each channel is weighted by how much the score depends on it, and the positive sum is "
         "stretched over the picture.\n\n"
         "**What it does not show:** *why* the network decided, which pixels a person would call the object, or "
         "whether the evidence is the right kind (a watermark or a background can light up). It is a coarse map "
@@ -196,18 +197,18 @@ with g2:
 
 # --- 6. Compare two images ----------------------------------------------------------------
 st.header("6 · Two images, the same layer")
-st.caption(f"Both images go through the same network; below is layer {layer} for each, channels in the same order.")
+st.caption(f"Both images go through the same network; below is layer {plain(layer)} for each, channels in the same order.")
 other_name, other = image_picker("fm_image2", label="Second image", query_param="image2",
                                  default="Checkerboard" if image_name != "Checkerboard" else "Geometric shapes")
 other_maps = features.feature_maps(model, other)
 a, b = st.columns(2, gap="large")
 with a:
     show_image(image, alt=f"The first image: {image_name}.", width=220)
-    st.image(grid, width="stretch", alt=f"All channels of layer {layer} for {image_name}.", caption=f"{image_name}")
+    st.image(grid, width="stretch", alt=f"All channels of layer {layer} for {image_name}.", caption=plain(image_name))
 with b:
     show_image(other, alt=f"The second image: {other_name}.", width=220)
     st.image(features.png_bytes(features.tile_channels(other_maps[layer], order=order)), width="stretch",
              alt=f"All channels of layer {layer} for {other_name}, in the same channel order as the left image.",
-             caption=f"{other_name}")
+             caption=plain(other_name))
 st.caption("Look at the same tile position on both sides: it is the same filter. Which filters wake up for one "
            "picture and stay dark for the other?")

@@ -22,6 +22,7 @@ from cnnviz.charts import training as charts
 from cnnviz.train.demo_data import demo_dataset
 from cnnviz.train.export import ExportError, export_zip, import_zip
 from cnnviz.images import ImageError, load_image
+from cnnviz.text import ClassNameError, clean_class_name, plain
 from cnnviz.zips import IMAGE_SUFFIXES, ZipError, iter_zip_images, plan_zip
 from ui.models import shipped_model
 from ui.state import add_visitor_model
@@ -81,7 +82,7 @@ def _add(cls: dict, named: list[tuple[str, np.ndarray]], base: str) -> int:
     """Embed and add images to a class; the same picture twice in a class is kept once."""
     if not named:
         return 0
-    keys = _embed([img for _, img in named], base, f"Adding to “{cls['name']}”")
+    keys = _embed([img for _, img in named], base, f"Adding to “{plain(cls['name'])}”")
     added = 0
     for (name, _), key in zip(named, keys):
         if key not in cls["keys"]:
@@ -119,7 +120,7 @@ def _class_named(name: str) -> dict:
 def _show_errors(errors: list[str], what: str = "Some files were skipped") -> None:
     if errors:
         with st.expander(f"⚠️ {what} ({len(errors)})", expanded=len(errors) <= 5):
-            st.markdown("\n".join(f"- {e}" for e in errors[:200]) + (f"\n- … and {len(errors) - 200} more" if len(errors) > 200 else ""))
+            st.markdown("\n".join(f"- {plain(e)}" for e in errors[:200]) + (f"\n- … and {len(errors) - 200} more" if len(errors) > 200 else ""))
 
 
 # --------------------------------------------------------------------------- page
@@ -180,9 +181,9 @@ if zip_file is not None:
     try:
         plan = plan_zip(zip_file.getvalue(), zip_name=f"“{zip_file.name}”")
     except ZipError as err:
-        st.error(str(err), icon="🚫")  # what was added before stays; remove the file to try another
+        st.error(plain(err), icon="🚫")  # what was added before stays; remove the file to try another
     else:
-        bar = st.progress(0.0, text=f"Reading {len(plan.entries)} images from {zip_file.name}…")
+        bar = st.progress(0.0, text=f"Reading {len(plan.entries)} images from {plain(zip_file.name)}…")
         chunk: list = []
         test_rows: list[dict] = []
         done = 0
@@ -210,7 +211,7 @@ if zip_file is not None:
             S["trainer_testset"] = test_rows
         S["trainer_zip_report"] = plan.skipped
         S["trainer_zip_summary"] = (
-            f"Read “{zip_file.name}” ({plan.layout} layout): "
+            f"Read “{plain(zip_file.name)}” ({plan.layout} layout): "
             f"{sum(1 for e in plan.entries if e.part == 'training')} training images in {len(plan.classes)} classes, "
             f"{len(test_rows)} test images; {len(plan.skipped)} files skipped."
         )
@@ -229,7 +230,10 @@ for row_start in range(0, len(classes), 3):
             cid = cls["id"]
             name_key = f"trainer_name_{cid}"
             S.setdefault(name_key, cls["name"])
-            new_name = st.text_input("Class name", key=name_key).strip()
+            try:  # one line, no control characters, never blank (the rule of labels.txt)
+                new_name = clean_class_name(st.text_input("Class name", key=name_key))
+            except ClassNameError:
+                new_name = ""
             others = {c["name"] for c in classes if c is not cls}
             if new_name and new_name not in others:
                 cls["name"] = new_name
@@ -399,7 +403,7 @@ if run is not None and run.get("finished"):
     hist, ev = run["history"], run["eval"]
     last = hist.last or {}
     st.markdown(
-        f"**{run['registered']}** — base model **{_base_title(run['base'])}**, "
+        f"**{plain(run['registered'])}** — base model **{_base_title(run['base'])}**, "
         f"{len(hist.rows)} of {hist.epochs_planned} epochs"
         + (" (stopped early)" if hist.stopped else "")
         + f", {last.get('seconds', 0):.1f} s of training, {len(run['x'])} images "
@@ -443,7 +447,7 @@ if run is not None and run.get("finished"):
             with grid[i % 6]:
                 if thumb is not None:
                     show_image(thumb, alt=f"A {true} image the model called {pred}",
-                               caption=f"{true} → {pred} ({probs.max():.0%})", width=160)
+                               caption=f"{plain(true)} → {plain(pred)} ({probs.max():.0%})", width=160)
         st.caption("Under each image: its true class → what the model said, and how sure it was. "
                    "Are these images unusual, or mislabelled?")
 
@@ -470,7 +474,7 @@ if testable:
     st.header("4 · Test it on new images")
     which = st.selectbox("Model to test", list(testable)[::-1], key="trainer_test_model")
     chosen = testable[which]
-    st.caption(f"Base model: **{_base_title(chosen['base'] or 'unknown')}** · classes: {', '.join(chosen['classes'])}")
+    st.caption(f"Base model: **{_base_title(chosen['base'] or 'unknown')}** · classes: {', '.join(plain(c) for c in chosen['classes'])}")
     one, many = st.columns(2)
     with one:
         st.subheader("One image")
@@ -478,7 +482,7 @@ if testable:
         probs = _probabilities(chosen, [image])[0]
         a, b = st.columns([1, 2])
         with a:
-            show_image(image, alt=f"Test image {name}", caption=name)
+            show_image(image, alt=f"Test image {name}", caption=plain(name))
         with b:
             st.altair_chart(charts.probability_bars(probs, chosen["classes"]), width="content",
                             alt=f"{which} says {chosen['classes'][int(probs.argmax())]} with {probs.max():.0%}")
@@ -516,7 +520,7 @@ if testable:
 # ---------------------------------------------------------------- 5 · export / import
 st.header("5 · Take it home, bring it back")
 if run is not None and run.get("finished"):
-    st.markdown(f"The zip holds **{run['registered']}** (base {_base_title(run['base'])} + head) as `model.keras` and "
+    st.markdown(f"The zip holds **{plain(run['registered'])}** (base {_base_title(run['base'])} + head) as `model.keras` and "
                 "`model.tflite`, with `labels.txt`, `metadata.json` and a README with a Python example.")
     if st.button("📦 Prepare the export zip", key="trainer_prepare_export"):
         with st.spinner("Saving the model as .keras and converting it to TFLite (about 10 s)…"):
@@ -538,12 +542,12 @@ if imported is not None:
         with st.spinner("Checking and loading the model…"):
             model, card = import_zip(imported.getvalue(), filename=f"“{imported.name}”")
     except ExportError as err:
-        st.error(str(err), icon="🚫")
+        st.error(plain(err), icon="🚫")
     else:
         registered = add_visitor_model(card["name"], model, card)
         S["trainer_imported"].append({"name": registered, "model": model, "card": card})
         _bump()
         st.rerun()
 for item in S["trainer_imported"]:
-    st.caption(f"Imported: **{item['name']}** — base {_base_title(item['card'].get('base') or 'unknown')}, "
-               f"classes {', '.join(item['card']['classes'])}. Test it above; it is also in the feature-map and audit pages.")
+    st.caption(f"Imported: **{plain(item['name'])}** — base {plain(_base_title(item['card'].get('base') or 'unknown'))}, "
+               f"classes {', '.join(plain(c) for c in item['card']['classes'])}. Test it above; it is also in the feature-map and audit pages.")

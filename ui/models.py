@@ -12,6 +12,7 @@ import streamlit as st
 from cnnviz.model import registry
 from ui import settings
 from ui.state import add_visitor_model, take_requested_model, visitor_models
+from cnnviz.text import plain
 
 _MINE = "mine:"  # option prefix so a visitor's model can never shadow a shipped one
 
@@ -73,7 +74,7 @@ def model_picker(key: str, *, allow_upload: bool = True, label: str = "Model", q
         with st.spinner(f"Loading {card.get('title', choice)} (the first time takes a few seconds)…"):
             model = shipped_model(choice)
     except registry.ModelError as err:
-        st.error(str(err), icon="🚫")
+        st.error(plain(err), icon="🚫")
         return None
     if card.get("note"):
         st.caption(card["note"])
@@ -116,14 +117,14 @@ def _take_upload(uploaded, key: str) -> None:
     marker = f"{key}_model_seen_{uploaded.file_id}"
     if marker in st.session_state:
         if st.session_state[marker]:
-            st.error(st.session_state[marker], icon="🚫")  # keep the refusal visible on reruns
+            st.error(plain(st.session_state[marker]), icon="🚫")  # keep the refusal visible on reruns
         return
     try:
-        with st.spinner(f"Checking and loading {uploaded.name}…"):
+        with st.spinner(f"Checking and loading {plain(uploaded.name)}…"):
             model, card = registry.load_uploaded_model(uploaded.getvalue(), uploaded.name)
     except registry.ModelError as err:
         st.session_state[marker] = str(err)
-        st.error(str(err), icon="🚫")
+        st.error(plain(err), icon="🚫")
         return
     st.session_state[marker] = ""
     stored = add_visitor_model(card["name"], model, dict(card))

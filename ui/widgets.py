@@ -6,6 +6,7 @@ import streamlit as st
 
 from cnnviz.images import ImageError, load_image, sample_images
 from ui import settings
+from cnnviz.text import plain
 from ui.state import add_visitor_image, visitor_images
 
 
@@ -56,7 +57,7 @@ def _take_new_image(uploaded, key: str) -> None:
     try:
         image = load_image(uploaded.getvalue(), name=f"“{uploaded.name}”")
     except ImageError as err:
-        st.error(str(err), icon="🚫")
+        st.error(plain(err), icon="🚫")
         return
     st.session_state[marker] = True
     stored = add_visitor_image(uploaded.name or "camera photo", image)

@@ -25,6 +25,7 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Sequence
@@ -34,6 +35,7 @@ import numpy as np
 from PIL import Image
 
 from cnnviz.keras_cache import cached_file, imagenet_classes, keras_cache_dir
+from cnnviz.limits import limit
 from cnnviz.model import efficientnet_lite
 
 DEFAULT_MODEL = "efficientnet_lite0"
@@ -44,6 +46,8 @@ MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 # A zip can claim far more than it weighs; cap what it may unpack to.
 MAX_UNPACKED_BYTES = 4 * MAX_UPLOAD_BYTES
 MAX_CONFIG_BYTES = 20 * 1024 * 1024
+#: Deepest nesting of lists and dicts accepted in a model's JSON; Keras writes about 10 levels.
+MAX_JSON_DEPTH = 100
 
 
 class ModelError(ValueError):
@@ -271,17 +275,40 @@ def _allowed(module: str | None, class_name: str) -> bool:
     return False
 
 
+# What a compile_config may name: the optimizer, loss and metrics Keras itself ships.
+_COMPILE_MODULES = {"keras.optimizers", "keras.optimizers.schedules", "keras.losses", "keras.metrics"}
+
+
+def _allowed_in_compile(module: str | None, class_name: str, config: Any = None) -> bool:
+    if module in _COMPILE_MODULES and class_name == "function":
+        # A loss or metric named by its function, e.g. "sparse_categorical_crossentropy".
+        owner = getattr(keras, module.split(".")[1], None)
+        return isinstance(config, str) and callable(getattr(owner, config, None))
+    if module in _COMPILE_MODULES:
+        owner = keras
+        for part in module.split(".")[1:]:
+            owner = getattr(owner, part, None)
+        return isinstance(getattr(owner, class_name, None), type)
+    return _allowed(module, class_name)
+
+
 def check_config(config: Any) -> None:
     """Refuse a ``.keras`` config that names anything but built-in Keras layers and helpers.
 
-    Walks every nested dict; ``compile_config`` is skipped because models load with
-    ``compile=False``. Raises :class:`ModelError` naming the first offending class.
+    Walks every nested dict and list, ``compile_config`` included (at any depth: a nested
+    sub-model carries its own), where Keras' optimizers, losses and metrics are allowed too.
+    Raises :class:`ModelError` naming the first offending class.
     """
-    stack: list[Any] = [config]
+    if not isinstance(config, dict) or not isinstance(config.get("config"), dict) or "class_name" not in config:
+        raise ModelError(
+            "This .keras file does not describe a model: its description (config.json) is empty "
+            "or holds no layers, so there is nothing to load."
+        )
+    stack: list[tuple[Any, bool]] = [(config, False)]
     while stack:
-        node = stack.pop()
+        node, in_compile = stack.pop()
         if isinstance(node, list):
-            stack.extend(node)
+            stack.extend((item, in_compile) for item in node)
             continue
         if not isinstance(node, dict):
             continue
@@ -290,22 +317,183 @@ def check_config(config: Any) -> None:
             registered = node.get("registered_name")
             layer_name = (node.get("config") or {}).get("name") if isinstance(node.get("config"), dict) else None
             if class_name == "Lambda" or class_name == "__lambda__":
-                where = f" (“{layer_name}”)" if layer_name else ""
+                where = f" (“{layer_name}”)" if layer_name and isinstance(layer_name, str) else ""
+                what = "Lambda function in its training settings" if in_compile else "Lambda layer"
                 raise ModelError(
-                    f"This model contains a Lambda layer{where}, which holds Python code; "
+                    f"This model contains a {what}{where}, which holds Python code; "
                     "it was refused because loading it could run that code."
                 )
-            if not isinstance(class_name, str) or not _allowed(module, class_name):
+            if not isinstance(class_name, str) or not (module is None or isinstance(module, str)) or not (
+                    _allowed_in_compile(module, class_name, node.get("config")) if in_compile else _allowed(module, class_name)):
                 raise ModelError(
-                    f"This model uses “{module + '.' if module else ''}{class_name}”, which is not a built-in "
-                    "Keras layer; custom code cannot be loaded safely, so the model was refused."
+                    f"This model uses “{module + '.' if isinstance(module, str) else ''}{class_name}”, which is "
+                    "not a built-in Keras layer; custom code cannot be loaded safely, so the model was refused."
                 )
-            if registered not in (None, class_name):
+            if registered not in (None, class_name) and not (in_compile and class_name == "function"):
                 raise ModelError(
                     f"This model uses the custom class “{registered}”; custom code cannot be loaded safely, "
                     "so the model was refused."
                 )
-        stack.extend(v for k, v in node.items() if k != "compile_config")
+        for key, value in node.items():
+            stack.append((value, in_compile or key == "compile_config"))
+
+
+def parse_json(raw: bytes | str, what: str) -> Any:
+    """``json.loads`` that answers hostile JSON (too deep, not UTF-8, not JSON) with a :class:`ModelError` sentence.
+
+    ``what`` names the file for the visitor ("This model's description (config.json)").
+    """
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError:
+        raise ModelError(f"{what} is not text, so the file was refused.") from None
+    if _json_depth(text) > MAX_JSON_DEPTH:
+        raise ModelError(
+            f"{what} nests lists more than {MAX_JSON_DEPTH} levels deep, which no saved model does; "
+            "the file was refused."
+        )
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise ModelError(f"{what} is not readable JSON (it may be damaged), so the file was refused.") from None
+
+
+def _json_depth(text: str) -> int:
+    """Deepest bracket nesting outside strings, without recursion (json's decoder recurses)."""
+    import re
+
+    # Drop strings (with their escapes) so brackets inside names do not count.
+    bare = re.sub(r'"(?:[^"\\]|\\.)*"', '""', text)
+    depth = deepest = 0
+    for match in re.finditer(r"[\[\]{}]", bare):
+        if match.group() in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_JSON_DEPTH:
+                return deepest
+        else:
+            depth -= 1
+    return deepest
+
+
+def declared_size(config: dict) -> tuple[list[tuple[int | None, ...]], int]:
+    """The input shapes and parameter count a (checked) config declares, without allocating any weight.
+
+    Keras builds the model's layers symbolically inside a stateless scope that defers creating
+    the weights' values, so a config that declares 16 384 × 16 384 inputs or 3 billion
+    parameters costs milliseconds and no memory here. Raises :class:`ModelError` when the
+    layers do not fit together.
+    """
+    # Private Keras API (pinned keras==3.15.1): the public one always allocates the weights.
+    from keras.src.backend.common import global_state
+    from keras.src.backend.common.stateless_scope import StatelessScope
+
+    try:
+        with StatelessScope(initialize_variables=False):
+            model = keras.saving.deserialize_keras_object(config, safe_mode=True)
+            shapes = [tuple(t.shape) for t in getattr(model, "inputs", None) or []]
+            params = sum(int(np.prod(v.shape, dtype=np.int64)) for v in model.weights)
+    except ModelError:
+        raise
+    except Exception as err:
+        raise ModelError(
+            "This model's layers do not fit together (one layer's output is not what the next one takes), "
+            "so it cannot be built; it may be damaged or made with a different Keras version."
+        ) from err
+    finally:
+        global_state.set_global_attribute("uninitialized_variables", [])
+    del model
+    return shapes, params
+
+
+def check_size(shapes: Sequence[tuple[int | None, ...]], params: int, *, kept_params: Sequence[int] = ()) -> None:
+    """Refuse a model whose declared input or parameter count is beyond this server's limits.
+
+    ``kept_params``: the parameter counts of the models this visitor already uploaded; with the
+    new one they must stay within ``CNNVIZ_MAX_VISITOR_MODELS`` models and
+    ``CNNVIZ_MAX_VISITOR_PARAMS`` parameters. Limits come from :mod:`cnnviz.limits`.
+    """
+    max_input = limit("CNNVIZ_MAX_MODEL_INPUT_PIXELS")
+    for shape in shapes:
+        if len(shape) == 4 and all(isinstance(d, int) for d in shape[1:3]) and shape[1] * shape[2] > max_input:
+            side = int(max_input ** 0.5)
+            raise ModelError(
+                f"This model takes pictures of {shape[1]:,} × {shape[2]:,} pixels; this server accepts models "
+                f"that take at most about {side:,} × {side:,} (a network for photos needs 224 × 224)."
+            )
+    max_params = limit("CNNVIZ_MAX_MODEL_PARAMS")
+    if params > max_params:
+        raise ModelError(
+            f"This model has {params:,} parameters; this server accepts models of at most {max_params:,} "
+            f"(EfficientNet-Lite0 has 4.7 million)."
+        )
+    check_visitor_models(kept_params, params)
+
+
+def check_visitor_models(kept_params: Sequence[int], new_params: int) -> None:
+    """Refuse one more uploaded model when a visitor would keep too many, or too many parameters in all.
+
+    ``kept_params``: parameter counts of the models this visitor uploaded so far (one per model).
+    """
+    max_models = limit("CNNVIZ_MAX_VISITOR_MODELS")
+    if len(kept_params) >= max_models:
+        raise ModelError(
+            f"You have already uploaded {len(kept_params)} models, the most one visitor can keep on this "
+            "server; reload the page to start afresh with none."
+        )
+    max_total = limit("CNNVIZ_MAX_VISITOR_PARAMS")
+    if sum(kept_params) + new_params > max_total:
+        raise ModelError(
+            f"With this one your uploaded models would hold {sum(kept_params) + new_params:,} parameters; one "
+            f"visitor can keep at most {max_total:,}. Reload the page to start afresh."
+        )
+
+
+def _check_weights_file(archive: zipfile.ZipFile) -> None:
+    """Refuse weights that are too large, or an HDF5 file that links elsewhere, before Keras reads them."""
+    import h5py
+
+    info = archive.getinfo("model.weights.h5")
+    max_params = limit("CNNVIZ_MAX_MODEL_PARAMS")
+    # float32 weights plus generous room for HDF5's own bookkeeping.
+    if info.file_size > 4 * max_params + 16 * 1024 * 1024:
+        raise ModelError(
+            f"This model's weights are {info.file_size / 1e6:,.0f} MB; this server accepts models of at most "
+            f"{max_params:,} parameters (about {4 * max_params / 1e6:,.0f} MB)."
+        )
+    try:
+        raw = archive.read("model.weights.h5")
+        with h5py.File(io.BytesIO(raw), "r") as weights:
+            found: list[str] = []
+            counts: list[int] = []
+
+            def visit(name: str, link) -> None:
+                if isinstance(link, (h5py.SoftLink, h5py.ExternalLink)):
+                    found.append(name)
+                    return
+                item = weights.get(name, getlink=False)
+                if isinstance(item, h5py.Dataset):
+                    if item.external or item.is_virtual:
+                        found.append(name)
+                    counts.append(int(np.prod(item.shape, dtype=np.int64)) if item.shape else 1)
+
+            weights.visititems_links(visit)
+    except ModelError:
+        raise
+    except Exception as err:  # h5py reports damage with OSError, KeyError, ValueError…
+        raise ModelError(
+            "This model's weights (model.weights.h5) are damaged or not a weights file, so it was refused."
+        ) from err
+    if found:
+        raise ModelError(
+            "This model's weights point to other files or places (a link inside model.weights.h5), which a "
+            "model saved by Keras never does; it was refused because it could read files on this server."
+        )
+    if sum(counts) > max_params:
+        raise ModelError(
+            f"This model's weights hold {sum(counts):,} numbers; this server accepts models of at most "
+            f"{max_params:,} parameters."
+        )
 
 
 def _refuse_by_kind(data: bytes, filename: str) -> None:
@@ -349,12 +537,17 @@ def _checked_archive(data: bytes, filename: str) -> dict[str, Any]:
             bad = archive.testzip()  # reads every member: CRC errors of a cut-off download show here
             if bad is not None:
                 raise ModelError(f"This .keras file is damaged: its part “{bad}” does not match its checksum.")
-            config = json.loads(archive.read("config.json"))
+            config = parse_json(archive.read("config.json"), "This model's description (config.json)")
+            parse_json(archive.read("metadata.json"), "This model's metadata.json")
+            check_config(config)
+            _check_weights_file(archive)
     except ModelError:
         raise
-    except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile, OSError, ValueError, KeyError) as err:
+    except (zipfile.BadZipFile, zlib.error, EOFError, zipfile.LargeZipFile, OSError, ValueError, KeyError,
+            RuntimeError, NotImplementedError) as err:
+        # zlib.error: damaged compressed data inside an intact zip (bit rot, a bad download).
         raise ModelError(
-            f"“{filename}” is damaged or incomplete (the zip archive cannot be read: {type(err).__name__}); "
+            f"“{filename}” is damaged or incomplete (its zip archive cannot be unpacked); "
             "try downloading or saving it again."
         ) from err
     return config
@@ -394,14 +587,17 @@ def archived_class_names(data: bytes, n_classes: int) -> list[str] | None:
     return None
 
 
-def load_uploaded_model(data: bytes, filename: str) -> tuple[keras.Model, ModelCard]:
+def load_uploaded_model(data: bytes, filename: str, *, kept_params: Sequence[int] = ()) -> tuple[keras.Model, ModelCard]:
     """Safely load a visitor's ``.keras`` file; returns ``(model, card)`` or raises :class:`ModelError`.
 
     Order of checks: size cap (100 MB), file kind (``.h5``/SavedModel/pickles refused), zip
-    integrity, ``config.json`` inspected with :func:`check_config` BEFORE Keras reads it, then
-    ``keras.saving.load_model(safe_mode=True, compile=False)`` and a check that the input is an
-    image ``(None, H, W, 1 or 3)`` and the output is ``(None, n_classes)``. A model whose last
-    layer outputs logits gets a ``Softmax`` layer appended (noted on the card).
+    integrity, ``config.json`` (nesting depth, every class with :func:`check_config`, compile
+    configs included) and ``model.weights.h5`` (size, links) inspected BEFORE Keras reads them,
+    the declared input size and parameter count checked against this server's limits
+    (:func:`check_size`; ``kept_params`` are the visitor's earlier uploads) BEFORE any weight
+    is allocated, then ``keras.saving.load_model(safe_mode=True, compile=False)`` and a check
+    that the input is an image ``(None, H, W, 1 or 3)`` and the output is ``(None, n_classes)``.
+    A model whose last layer outputs logits gets a ``Softmax`` layer appended (noted on the card).
     """
     filename = Path(filename or "model").name or "model"
     if len(data) > MAX_UPLOAD_BYTES:
@@ -411,7 +607,9 @@ def load_uploaded_model(data: bytes, filename: str) -> tuple[keras.Model, ModelC
     if not data:
         raise ModelError(f"“{filename}” is empty.")
     _refuse_by_kind(data, filename)
-    check_config(_checked_archive(data, filename))
+    config = _checked_archive(data, filename)
+    shapes, declared_params = declared_size(config)
+    check_size(shapes, declared_params, kept_params=kept_params)
 
     with tempfile.TemporaryDirectory(prefix="cnnviz-upload-") as folder:
         path = Path(folder) / "model.keras"
@@ -420,8 +618,8 @@ def load_uploaded_model(data: bytes, filename: str) -> tuple[keras.Model, ModelC
             model = keras.saving.load_model(path, compile=False, safe_mode=True)
         except Exception as err:
             raise ModelError(
-                f"Keras could not load “{filename}” ({type(err).__name__}); it may be damaged or made with "
-                "an incompatible Keras version."
+                f"“{filename}” could not be opened as a model: its weights do not match its layers. It may be "
+                f"damaged, or saved by a Keras version other than this server's {keras.__version__}."
             ) from err
     if not isinstance(model, keras.Model):
         raise ModelError(f"“{filename}” does not hold a Keras model.")

@@ -21,6 +21,7 @@ import json
 import tempfile
 import warnings
 import zipfile
+import zlib
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
@@ -31,6 +32,7 @@ import tensorflow as tf
 
 import cnnviz
 from cnnviz.model.registry import archived_class_names, save_model
+from cnnviz.text import ClassNameError, clean_class_name
 from cnnviz.zips import MAX_RATIO
 
 __all__ = ["ExportError", "export_zip", "import_zip", "tflite_probabilities", "MODEL_FILE", "TFLITE_FILE"]
@@ -56,7 +58,11 @@ def export_zip(model: keras.Model, class_names: Sequence[str], *, base_model: st
     ``model`` takes raw 0–255 RGB pixels ``(None, H, W, 3)`` and returns probabilities
     over ``class_names``. ``base_model`` names the pretrained network inside it;
     ``training`` (epochs, batch size, learning rate, accuracy, …) goes into the metadata.
+    Class names are stored twice: as a JSON list in ``metadata.json`` (any string survives)
+    and one per line in ``labels.txt`` (Teachable Machine's format, so they are cleaned with
+    :func:`cnnviz.text.clean_class_name` first); a blank or repeated name raises :class:`ExportError`.
     """
+    class_names = checked_class_names(class_names)
     height, width = (int(d) for d in model.input_shape[1:3])
     metadata = {
         # Teachable Machine's image-model metadata fields:
@@ -97,14 +103,28 @@ def export_zip(model: keras.Model, class_names: Sequence[str], *, base_model: st
     return buffer.getvalue()
 
 
-def import_zip(data: bytes, *, filename: str = "the zip") -> tuple[keras.Model, dict[str, Any]]:
+def checked_class_names(class_names: Sequence[str]) -> list[str]:
+    """Class names cleaned for ``labels.txt`` (one line each); :class:`ExportError` for a blank or repeated one."""
+    try:
+        names = [clean_class_name(n) for n in class_names]
+    except ClassNameError as err:
+        raise ExportError(str(err)) from None
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ExportError(f"Two classes are both called “{repeated[0]}”; please give every class its own name.")
+    return names
+
+
+def import_zip(data: bytes, *, filename: str = "the zip", kept_params: Sequence[int] = ()) -> tuple[keras.Model, dict[str, Any]]:
     """Read a zip made by :func:`export_zip`: returns ``(model, card)`` or raises :class:`ExportError`.
 
     The ``.keras`` inside goes through :func:`cnnviz.model.registry.load_uploaded_model` (file
-    kind, config and layer checks, ``safe_mode=True``); labels come from ``labels.txt``
-    and must match the model's number of outputs.
+    kind, config and layer checks, ``safe_mode=True``, this server's size limits with the
+    visitor's ``kept_params``); labels come from ``metadata.json``'s JSON list when it has one
+    per output (any name survives), else from ``labels.txt``, and must match the model's number
+    of outputs.
     """
-    from cnnviz.model.registry import ModelError, load_uploaded_model
+    from cnnviz.model.registry import ModelError, load_uploaded_model, parse_json
 
     if not data:
         raise ExportError(f"{filename} is empty.")
@@ -125,30 +145,39 @@ def import_zip(data: bytes, *, filename: str = "the zip") -> tuple[keras.Model, 
             metadata = {}
             if METADATA_FILE in names and archive.getinfo(METADATA_FILE).file_size < 1024 * 1024:
                 try:
-                    metadata = json.loads(archive.read(METADATA_FILE))
-                except ValueError:
-                    metadata = {}
+                    metadata = parse_json(archive.read(METADATA_FILE), f"The metadata.json in {filename}")
+                except ModelError as err:
+                    raise ExportError(str(err)) from None
     except ExportError:
         raise
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError, UnicodeDecodeError):
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, KeyError, UnicodeDecodeError,
+            RuntimeError, NotImplementedError):
+        # zlib.error: a part's compressed data is damaged although the zip's directory is intact.
         raise ExportError(f"{filename} is not a readable zip file (it may be damaged or incomplete).") from None
+    if not isinstance(metadata, dict):
+        metadata = {}
     try:
-        model, card = load_uploaded_model(keras_bytes, MODEL_FILE)
+        model, card = load_uploaded_model(keras_bytes, MODEL_FILE, kept_params=kept_params)
     except ModelError as err:
         raise ExportError(str(err)) from None
     n_outputs = int(model.outputs[0].shape[-1])
     archived = archived_class_names(keras_bytes, n_outputs)
     if archived is not None:
         labels = archived  # JSON inside the .keras: exact, whatever the names hold (labels.txt is for TM's tools)
+    stored = metadata.get("labels")
+    if isinstance(stored, list) and len(stored) == n_outputs and all(isinstance(n, str) for n in stored):
+        labels = list(stored)
     if len(labels) != n_outputs:
         raise ExportError(f"labels.txt lists {len(labels)} classes but the model has {n_outputs} outputs.")
-    base = metadata.get("baseModel") if isinstance(metadata, dict) else None
-    name = metadata.get("modelName") if isinstance(metadata, dict) else None
+    base = metadata.get("baseModel")
+    name = metadata.get("modelName")
+    base = str(base)[:100] if base is not None else None
+    name = str(name)[:100] if name is not None else None
     card = dict(card)
     card.update(
         name=str(name or Path(filename).stem), title=f"Your model · {name or filename}", kind="visitor",
         classes=labels, base=base,
-        description=f"Imported from {filename}; base model {base or 'unknown'}; trained {metadata.get('timeStamp', '?')}.",
+        description=f"Imported from {filename}; base model {base or 'unknown'}; trained {str(metadata.get('timeStamp', '?'))[:40]}.",
     )
     return model, card
 

@@ -1,0 +1,57 @@
+"""Limits a public server can set by environment variable, read when each check runs.
+
+Every limit has a default that keeps a seminar's collection working (5 000 photos in one zip, a
+museum scan, a Fashion-MNIST or ImageNet-sized model) and an environment variable a server
+operator can lower (or raise) without touching code. Values are read at call time, so a test or
+a server started with ``CNNVIZ_MAX_MODEL_PARAMS=1000000`` sees its own value.
+
+==============================  ================  =========================================
+variable                        default           what it bounds
+==============================  ================  =========================================
+CNNVIZ_MAX_IMAGE_PIXELS         100 000 000       pixels an image may claim (JPEG: decoded reduced)
+CNNVIZ_MAX_DECODE_PIXELS        25 000 000        pixels actually decoded for one image
+CNNVIZ_MAX_ZIP_PIXELS           8 000 000 000     pixels decoded for all images of one zip
+CNNVIZ_MAX_ZIP_ENTRIES          6 000             entries in one zip
+CNNVIZ_MAX_MODEL_INPUT_PIXELS   1 048 576         height × width a model may take (1024 × 1024)
+CNNVIZ_MAX_MODEL_PARAMS         50 000 000        parameters of one uploaded model
+CNNVIZ_MAX_VISITOR_MODELS       5                 models one visitor may keep
+CNNVIZ_MAX_VISITOR_PARAMS       100 000 000       parameters of all models one visitor keeps
+==============================  ================  =========================================
+
+Never imports Streamlit or TensorFlow.
+"""
+from __future__ import annotations
+
+import os
+
+__all__ = ["DEFAULTS", "limit"]
+
+DEFAULTS: dict[str, int] = {
+    # A 12 000 × 8 000 photo is 96 MP; beyond that is almost always a decompression bomb.
+    "CNNVIZ_MAX_IMAGE_PIXELS": 100_000_000,
+    # PNG, WebP, TIFF, BMP and GIF cannot be decoded at a reduced size, so their full size is the
+    # cost (a 6 000 × 4 000 camera PNG fits); JPEG is decoded at 1/2 … 1/8 scale and counts that.
+    "CNNVIZ_MAX_DECODE_PIXELS": 25_000_000,
+    # 5 000 images of 1.6 MP decoded each; a zip of thousands of "tiny" 25 MP bombs stops here.
+    "CNNVIZ_MAX_ZIP_PIXELS": 8_000_000_000,
+    "CNNVIZ_MAX_ZIP_ENTRIES": 6_000,
+    # ImageNet networks take 224 × 224 and the largest common ones 600 × 600; 16 384² is a bomb.
+    "CNNVIZ_MAX_MODEL_INPUT_PIXELS": 1024 * 1024,
+    # EfficientNet-Lite0 has 4.7 M, ResNet-50 25.6 M parameters (≈ 100 MB as float32).
+    "CNNVIZ_MAX_MODEL_PARAMS": 50_000_000,
+    "CNNVIZ_MAX_VISITOR_MODELS": 5,
+    "CNNVIZ_MAX_VISITOR_PARAMS": 100_000_000,
+}
+
+
+def limit(name: str) -> int:
+    """The limit ``name`` (a key of :data:`DEFAULTS`): the environment's value, else the default.
+
+    A value that is not a positive whole number (``"abc"``, ``"-1"``, ``"1e9"``) is ignored, so a
+    typo in a server's settings never switches a limit off.
+    """
+    default = DEFAULTS[name]
+    raw = os.environ.get(name, "").strip().replace("_", "")
+    if raw.isdigit() and int(raw) > 0:
+        return int(raw)
+    return default
