@@ -38,6 +38,7 @@ __all__ = [
     "ZipImage",
     "ZipContents",
     "plan_zip",
+    "assign_layout",
     "iter_zip_images",
     "read_image_zip",
     "MAX_ENTRIES",
@@ -160,32 +161,44 @@ def plan_zip(data: bytes, *, zip_name: str = "The zip", max_entries: int = MAX_E
         total += info.file_size
         candidates.append((info, parts))
 
-    parts_list = _strip_common_root([parts for _, parts in candidates])
+    entries, layout = assign_layout([(info.filename, info.file_size, parts) for info, parts in candidates],
+                                    skipped, loose_images=loose_images)
+    return ZipPlan(entries=entries, skipped=skipped, layout=layout)
+
+
+def assign_layout(files: list[tuple[str, int, tuple[str, ...]]], skipped: list[str], *,
+                  loose_images: bool = False) -> tuple[list[ZipEntry], str]:
+    """Work out the layout (lesson or plain) of image files and give each its part and class.
+
+    ``files`` are ``(name, size in bytes, path parts)``; the same rules serve a zip and a
+    folder on disk. Files outside the layout get a line in ``skipped``. Returns
+    ``(entries, "lesson" | "plain")``.
+    """
+    parts_list = _strip_common_root([parts for _, _, parts in files])
     lesson = any(parts[0].lower() in _TRAINING + _TESTING for parts in parts_list if len(parts) > 1)
     entries: list[ZipEntry] = []
-    for (info, _), parts in zip(candidates, parts_list):
-        name = info.filename
+    for (name, size, _), parts in zip(files, parts_list):
         if lesson:
             top = parts[0].lower()
             if top in _TRAINING:
                 if len(parts) < 3:
                     skipped.append(f"“{name}” is not inside a class folder (training/<class>/<image>).")
                     continue
-                entries.append(ZipEntry(name, "training", parts[1], info.file_size))
+                entries.append(ZipEntry(name, "training", parts[1], size))
             elif top in _TESTING:
                 label = parts[1] if len(parts) >= 3 else None
-                entries.append(ZipEntry(name, "testing", label, info.file_size))
+                entries.append(ZipEntry(name, "testing", label, size))
             else:
                 skipped.append(f"“{name}” is outside the training/ and testing/ folders.")
         else:
             if len(parts) < 2:
                 if loose_images:
-                    entries.append(ZipEntry(name, "testing", None, info.file_size))
+                    entries.append(ZipEntry(name, "testing", None, size))
                     continue
                 skipped.append(f"“{name}” is not inside a class folder (<class>/<image>).")
                 continue
-            entries.append(ZipEntry(name, "training", parts[-2], info.file_size))
-    return ZipPlan(entries=entries, skipped=skipped, layout="lesson" if lesson else "plain")
+            entries.append(ZipEntry(name, "training", parts[-2], size))
+    return entries, "lesson" if lesson else "plain"
 
 
 def iter_zip_images(data: bytes, plan: ZipPlan, *, max_side: int | None = 512,
