@@ -45,7 +45,7 @@ def test_zip_holds_the_promised_files(trained):
     assert tm["labels"] == list(DEMO_CLASSES) and tm["imageSize"] == 224 and tm["packageName"] == "@teachablemachine/image"
     assert set(tm) == {"tfjsVersion", "tmVersion", "packageVersion", "packageName", "timeStamp", "userMetadata",
                        "modelName", "labels", "imageSize"}
-    assert 'ml5.imageClassifier("model/model.json")' in archive.read("sketch.js").decode()
+    assert 'ml5.imageClassifier(url + "model.json")' in archive.read("sketch.js").decode()
     assert "ml5@1.4.0" in archive.read("index.html").decode()
     assert archive.read("labels.txt").decode().splitlines() == list(DEMO_CLASSES)
     meta = json.loads(archive.read("metadata.json"))

@@ -11,7 +11,7 @@ The zip (:func:`export_zip`) holds
   ``modelName``, ``labels``, ``imageSize``) plus ``baseModel`` and training details;
 * ``model/model.json``, ``model/weights.bin``, ``model/metadata.json`` — the same model as
   a Teachable-Machine-format TensorFlow.js layers model (:mod:`cnnviz.train.tfjs`), which
-  the lesson's ``ml5.imageClassifier("model/model.json")`` and ``tmImage.load(…)`` load
+  the lesson's ``ml5.imageClassifier(url + "model.json")`` and ``tmImage.load(…)`` load
   unchanged; it takes pixels in [-1, 1], as those libraries feed them;
 * ``index.html`` + ``sketch.js`` — a p5.js + ml5.js sketch shaped like the lesson's that
   classifies ``example.png`` (a test image, when one was given);
@@ -236,13 +236,16 @@ def _index_html(model_name: str) -> str:
 # The lesson's sketch, for ml5.js 1.x (whose callbacks get the results only, not (error, results)).
 _SKETCH = """// Classify one image with the model exported from cnnviz, as the Programming Historian lesson does.
 // Serve this folder over HTTP (python -m http.server) and open http://localhost:8000/
+// ml5.js takes a full web address (http://...), like the link Teachable Machine gives when it uploads a
+// model; this one points to the model/ folder beside this sketch.
+const url = new URL("model/", window.location.href).href;
 let classifier;
 let img;
 let label = "";
 let confidence = 0;
 
 function preload() {
-  classifier = ml5.imageClassifier("model/model.json");
+  classifier = ml5.imageClassifier(url + "model.json");
   img = loadImage("example.png"); // put your own picture here
 }
 
@@ -279,7 +282,7 @@ def _readme(model_name: str, class_names: Sequence[str], base_model: str, height
     )
     tfjs = (
         f"- `{TFJS_MODEL_FILE}`, `{TFJS_WEIGHTS_FILE}`, `{TFJS_METADATA_FILE}`: the same model in Teachable "
-        "Machine's TensorFlow.js format, for the lesson's ml5.js code: `ml5.imageClassifier(\"model/model.json\")` "
+        "Machine's TensorFlow.js format, for the lesson's ml5.js code: `ml5.imageClassifier(url + \"model.json\")` (url: the full http:// address of the model/ folder) "
         "or `tmImage.load(\"model/model.json\", \"model/metadata.json\")`. It takes pixels scaled to [-1, 1], "
         "as those libraries feed them.\n"
         "- `index.html`, `sketch.js`: a p5.js + ml5.js sketch that classifies `example.png`. Browsers refuse to "
