@@ -120,27 +120,31 @@ def _plan_view(collection: Collection):
     return ZipPlan(entries=collection.entries, skipped=collection.skipped, layout=collection.layout)
 
 
-def open_collection(source: str | os.PathLike | bytes, *, name: str | None = None) -> Collection:
+def open_collection(source: str | os.PathLike | bytes, *, name: str | None = None,
+                    loose_images: bool = False) -> Collection:
     """Plan a collection from a zip (its bytes or its path) or a folder on disk.
+
+    With ``loose_images`` (classifying a folder needs no classes), images outside any class
+    folder are kept as unlabelled ``testing`` images instead of being skipped.
 
     Raises :class:`cnnviz.zips.ZipError` (one sentence) when the source is missing, not a
     zip or a folder, or holds no image at all.
     """
     if isinstance(source, (bytes, bytearray)):
         label = name or "The zip"
-        plan = plan_zip(bytes(source), zip_name=label)
+        plan = plan_zip(bytes(source), zip_name=label, loose_images=loose_images)
         collection = Collection(label, plan.entries, plan.skipped, plan.layout, _zip=bytes(source))
     else:
         path = Path(source)
         label = name or f"“{path.name}”"
         if path.is_dir():
-            collection = _plan_folder(path, label)
+            collection = _plan_folder(path, label, loose_images=loose_images)
         elif path.is_file():
             try:
                 data = path.read_bytes()
             except OSError:
                 raise ZipError(f"{label} could not be read.") from None
-            plan = plan_zip(data, zip_name=label)
+            plan = plan_zip(data, zip_name=label, loose_images=loose_images)
             collection = Collection(label, plan.entries, plan.skipped, plan.layout, _zip=data)
         else:
             raise ZipError(f"{label} does not exist: give a zip file or a folder of images.")
@@ -150,7 +154,7 @@ def open_collection(source: str | os.PathLike | bytes, *, name: str | None = Non
     return collection
 
 
-def _plan_folder(root: Path, label: str, max_entries: int = 200_000) -> Collection:
+def _plan_folder(root: Path, label: str, max_entries: int = 200_000, loose_images: bool = False) -> Collection:
     skipped: list[str] = []
     files: list[tuple[str, int, tuple[str, ...]]] = []
     for folder, dirs, names in os.walk(root):
@@ -178,7 +182,7 @@ def _plan_folder(root: Path, label: str, max_entries: int = 200_000) -> Collecti
             files.append((rel, int(info.st_size), tuple(rel.split("/"))))
             if len(files) > max_entries:
                 raise ZipError(f"{label} holds more than {max_entries:,} images; please split it.")
-    entries, layout = assign_layout(files, skipped)
+    entries, layout = assign_layout(files, skipped, loose_images=loose_images)
     return Collection(label, entries, skipped, layout, _root=root)
 
 

@@ -82,6 +82,8 @@ def embed_collection(collection: lesson.Collection, embedder: keras.Model, base:
             chunks.append(training.embed_images(batch, embedder, base, batch_size=BATCH)[1])
             batch.clear()
 
+    if on_progress:
+        on_progress("Reading and embedding images", 0, total)
     for item in collection.images(max_side=max_side):
         facts.append(dataset_check.image_facts(item.path, item.part, item.label, item.image))
         batch.append(item.image)
