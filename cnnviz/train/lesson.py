@@ -56,10 +56,10 @@ def validation_count(n_images: int, fraction: float = VALIDATION_FRACTION) -> in
 
     Teachable Machine rounds up: ``numValidation = Math.ceil(VALIDATION_FRACTION * classLength)``
     with ``VALIDATION_FRACTION = 0.15`` (googlecreativelab/teachablemachine-community,
-    ``libraries/image/src/teachable-mobilenet.ts``, ``convertToTfDataset``). The product is
-    taken in floating point exactly as JavaScript does, so 20 images give
-    ``ceil(3.0000000000000004) = 4``, as in Teachable Machine, not 3. One difference, on
-    purpose: Teachable Machine would hold out the only image of a one-image class (and
+    ``libraries/image/src/teachable-mobilenet.ts``, ``convertToTfDataset``). Python's float
+    is the same IEEE double as JavaScript's number, so the product and its rounding match
+    Teachable Machine's exactly: 5 images hold out 1, 7 hold out 2, 20 hold out 3. One
+    difference, on purpose: Teachable Machine would hold out the only image of a one-image class (and
     train on none); here every class keeps at least one training image.
     """
     if n_images < 2:
