@@ -38,12 +38,13 @@ UNSURE_EXPLANATION = (
 
 def prediction_rows(files: Sequence[str], probabilities: np.ndarray, class_names: Sequence[str], *,
                     folders: Sequence[str] | None = None, true_classes: Sequence[str | None] | None = None,
-                    threshold: float = UNSURE_THRESHOLD, decimals: int = 4) -> list[dict]:
+                    threshold: float = UNSURE_THRESHOLD, decimals: int | None = 4) -> list[dict]:
     """Rows for a table or CSV, one per image, in the order given.
 
     ``probabilities`` is ``(N, C)`` over ``class_names``; ``files`` and ``folders`` are
     ``N`` strings (``folders`` defaults to ""), ``true_classes`` ``N`` class names or
-    ``None`` per image (unknown). Columns as in the module docstring.
+    ``None`` per image (unknown). Columns as in the module docstring; numbers are rounded
+    to ``decimals`` places (``None``: not rounded; the CSV writes 6 significant digits).
 
     The ``unsure`` flag is ``True`` when the confidence (the probability of the predicted
     class) is below ``threshold``. A classifier trained with softmax must give every image
@@ -57,6 +58,9 @@ def prediction_rows(files: Sequence[str], probabilities: np.ndarray, class_names
     truths = list(true_classes) if true_classes is not None else [None] * len(files)
     if not len(folders) == len(truths) == len(files):
         raise ValueError("files, folders and true_classes must have one entry per image.")
+    def r(value: float) -> float:
+        return round(value, decimals) if decimals is not None else value
+
     rows = []
     for name, folder, truth, probs in zip(files, folders, truths, probabilities):
         best = int(np.argmax(probs))
@@ -64,11 +68,11 @@ def prediction_rows(files: Sequence[str], probabilities: np.ndarray, class_names
         confidence = float(probs[best])
         row = {
             "file": str(name), "folder": str(folder), "true class": "" if truth is None else str(truth),
-            "predicted class": predicted, "confidence": round(confidence, decimals),
+            "predicted class": predicted, "confidence": r(confidence),
             "correct": "" if truth is None else truth == predicted,
             "unsure": confidence < threshold,
         }
-        row.update({f"{PROBABILITY_PREFIX}{cls}": round(float(p), decimals) for cls, p in zip(class_names, probs)})
+        row.update({f"{PROBABILITY_PREFIX}{cls}": r(float(p)) for cls, p in zip(class_names, probs)})
         rows.append(row)
     return rows
 
