@@ -35,6 +35,7 @@ from cnnviz.limits import limit
 from cnnviz.text import ClassNameError, clean_class_name
 
 __all__ = [
+    "assign_layout",
     "ZipError",
     "ZipEntry",
     "ZipPlan",
@@ -169,12 +170,28 @@ def plan_zip(data: bytes, *, zip_name: str = "The zip", max_entries: int | None 
         total += info.file_size
         candidates.append((index, info, parts))
 
-    parts_list = _strip_common_root([parts for _, _, parts in candidates])
+    entries, layout = assign_layout(
+        [("/".join(_clean_parts(info.filename)), info.file_size, parts, index) for index, info, parts in candidates],
+        skipped, loose_images=loose_images)
+    return ZipPlan(entries=entries, skipped=skipped, layout=layout)
+
+
+def assign_layout(files: list[tuple], skipped: list[str], *, loose_images: bool = False) -> tuple[list[ZipEntry], str]:
+    """Work out the layout (lesson or plain) of image files and give each its part and class.
+
+    ``files`` are ``(name, size in bytes, path parts)`` or ``(name, size, parts, index in the zip)``;
+    the same rules serve a zip and a folder on disk. Folder names become class names (cleaned
+    with :func:`cnnviz.text.clean_class_name`); a name that occurs twice is read twice, the later
+    copy shown as ``… (copy 2)``. Files outside the layout get a line in ``skipped``. Returns
+    ``(entries, "lesson" | "plain")``.
+    """
+    parts_list = _strip_common_root([f[2] for f in files])
     lesson = any(parts[0].lower() in _TRAINING + _TESTING for parts in parts_list if len(parts) > 1)
     entries: list[ZipEntry] = []
     seen: dict[str, int] = {}
-    for (index, info, _), parts in zip(candidates, parts_list):
-        name = "/".join(_clean_parts(info.filename))
+    for file, parts in zip(files, parts_list):
+        name, size = file[0], file[1]
+        index = file[3] if len(file) > 3 else -1
         try:
             # Folder names become class names: one line each, never blank (see clean_class_name).
             parts = tuple(clean_class_name(p) for p in parts[:-1]) + parts[-1:]
@@ -191,21 +208,21 @@ def plan_zip(data: bytes, *, zip_name: str = "The zip", max_entries: int | None 
                 if len(parts) < 3:
                     skipped.append(f"“{name}” is not inside a class folder (training/<class>/<image>).")
                     continue
-                entries.append(ZipEntry(name, "training", parts[1], info.file_size, index))
+                entries.append(ZipEntry(name, "training", parts[1], size, index))
             elif top in _TESTING:
                 label = parts[1] if len(parts) >= 3 else None
-                entries.append(ZipEntry(name, "testing", label, info.file_size, index))
+                entries.append(ZipEntry(name, "testing", label, size, index))
             else:
                 skipped.append(f"“{name}” is outside the training/ and testing/ folders.")
         else:
             if len(parts) < 2:
                 if loose_images:
-                    entries.append(ZipEntry(name, "testing", None, info.file_size, index))
+                    entries.append(ZipEntry(name, "testing", None, size, index))
                     continue
                 skipped.append(f"“{name}” is not inside a class folder (<class>/<image>).")
                 continue
-            entries.append(ZipEntry(name, "training", parts[-2], info.file_size, index))
-    return ZipPlan(entries=entries, skipped=skipped, layout="lesson" if lesson else "plain")
+            entries.append(ZipEntry(name, "training", parts[-2], size, index))
+    return entries, "lesson" if lesson else "plain"
 
 
 def iter_zip_images(data: bytes, plan: ZipPlan, *, max_side: int | None = 512,

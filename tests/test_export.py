@@ -38,7 +38,15 @@ def trained(keras_home):
 def test_zip_holds_the_promised_files(trained):
     _, _, _, blob = trained
     archive = zipfile.ZipFile(io.BytesIO(blob))
-    assert sorted(archive.namelist()) == sorted(["model.keras", "model.tflite", "labels.txt", "metadata.json", "README.md"])
+    assert sorted(archive.namelist()) == sorted(["model.keras", "model.tflite", "labels.txt", "metadata.json", "README.md",
+                                                 "model/model.json", "model/weights.bin", "model/metadata.json",
+                                                 "index.html", "sketch.js"])
+    tm = json.loads(archive.read("model/metadata.json"))
+    assert tm["labels"] == list(DEMO_CLASSES) and tm["imageSize"] == 224 and tm["packageName"] == "@teachablemachine/image"
+    assert set(tm) == {"tfjsVersion", "tmVersion", "packageVersion", "packageName", "timeStamp", "userMetadata",
+                       "modelName", "labels", "imageSize"}
+    assert 'ml5.imageClassifier(url + "model.json")' in archive.read("sketch.js").decode()
+    assert "ml5@1.4.0" in archive.read("index.html").decode()
     assert archive.read("labels.txt").decode().splitlines() == list(DEMO_CLASSES)
     meta = json.loads(archive.read("metadata.json"))
     for key in ("labels", "imageSize", "modelName", "timeStamp", "packageName", "packageVersion", "userMetadata"):

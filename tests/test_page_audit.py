@@ -70,8 +70,8 @@ def test_audit_of_generated_probes_shows_measures_charts_gallery_and_report(app)
     from cnnviz.audit import report
 
     csv_text = report.to_csv(run).decode()
-    assert csv_text.count("\n") == 24 + 16 + 1 and "score: Pollock drips" not in csv_text
-    assert all(f"score: {k}" in csv_text for k in KINDS)
+    assert csv_text.count("\n") == 24 + 16 + 1 and "probability: Pollock drips" not in csv_text
+    assert all(f"probability: {k}" in csv_text for k in KINDS)
 
     # Moving the threshold re-scores instantly from the stored outputs.
     at.slider(key="audit_threshold").set_value(0.95).run()

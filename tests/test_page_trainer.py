@@ -72,7 +72,7 @@ def test_demo_test_images_give_a_table_and_csv(trained_session):
     assert any("labelled test images classified correctly" in m.value for m in at.markdown)
     assert len(at.dataframe) >= 2  # per-class accuracy + predictions table
     table = at.dataframe[-1].value
-    assert list(table.columns[:3]) == ["file", "predicted class", "confidence"] and len(table) == 12
+    assert list(table.columns[:5]) == ["file", "folder", "true class", "predicted class", "confidence"] and len(table) == 12
 
 
 def test_two_visitors_never_see_each_others_images_or_models(trained_session):

@@ -36,18 +36,23 @@ def run():
 def test_csv_has_one_row_per_image_and_every_column(run):
     rows = list(csv.DictReader(io.StringIO(report.to_csv(run).decode("utf-8"))))
     assert len(rows) == 10
-    expected = {"set", "role", "file", "true_class", "top_class", "confidence", "entropy", "knn_distance",
-                "mahalanobis", "abstained", "score: square", "score: triangle", "score: circle"}
-    assert expected <= set(rows[0])
+    expected = ["set", "role", "file", "folder", "true class", "predicted class", "confidence", "correct", "unsure",
+                "probability: square", "probability: triangle", "probability: circle",
+                "entropy", "knn_distance", "mahalanobis"]
+    assert list(rows[0]) == expected
     first = rows[0]
     probs = run["sets"]["ordinary <b>shapes</b>"]["probs"][0]
-    assert float(first["score: triangle"]) == pytest.approx(probs[1], rel=1e-5)
+    assert float(first["probability: triangle"]) == pytest.approx(probs[1], rel=1e-5)
     assert float(first["confidence"]) == pytest.approx(probs.max(), rel=1e-5)
-    assert first["top_class"] == CLASSES[int(probs.argmax())]
-    assert first["abstained"] == str(probs.max() < 0.6)
+    assert first["predicted class"] == CLASSES[int(probs.argmax())]
+    assert first["unsure"] == ("yes" if probs.max() < 0.6 else "no")
+    labels = run["sets"]["ordinary <b>shapes</b>"]["labels"]
+    assert first["true class"] == CLASSES[int(labels[0])]
+    assert first["correct"] == ("yes" if int(labels[0]) == int(probs.argmax()) else "no")
     # A set name starting with "=" must not become a spreadsheet formula.
-    assert rows[-1]["set"] == "'=cmd|abstract"
-    assert rows[5]["file"] == HOSTILE
+    assert rows[-1]["set"] == "'=cmd|abstract" and rows[-1]["true class"] == "" and rows[-1]["correct"] == ""
+    # Names stay verbatim text (split at the last "/" into folder and file, as a zip path is).
+    assert rows[5]["folder"] + "/" + rows[5]["file"] == HOSTILE and rows[0]["folder"] == ""
 
 
 def test_html_has_numbers_escaped_names_prompts_and_no_external_resources(run):

@@ -142,13 +142,16 @@ def test_full_model_is_flat_and_gives_the_heads_probabilities(embedder, demo, em
     np.testing.assert_allclose(direct.sum(axis=1), 1.0, atol=1e-5)
 
 
-def test_prediction_rows_and_csv():
-    rows = training.prediction_rows(["a.png", "b.png"], np.array([[0.25, 0.75], [0.9, 0.1]]), ["portrait", "landscape"])
-    assert rows[0] == {"file": "a.png", "predicted class": "landscape", "confidence": 0.75,
-                       "portrait": 0.25, "landscape": 0.75}
+def test_prediction_rows_and_csv_are_the_shared_builders():
+    rows = training.prediction_rows(["a.png", "b.png"], np.array([[0.25, 0.75], [0.9, 0.1]]), ["portrait", "landscape"],
+                                    true_classes=["portrait", None])
+    assert rows[0] == {"file": "a.png", "folder": "", "true class": "portrait", "predicted class": "landscape",
+                       "confidence": 0.75, "correct": False, "unsure": False,
+                       "probability: portrait": 0.25, "probability: landscape": 0.75}
     csv_text = training.rows_to_csv(rows)
-    assert csv_text.splitlines()[0] == "file,predicted class,confidence,portrait,landscape"
-    assert csv_text.splitlines()[2] == "b.png,portrait,0.9,0.9,0.1"
+    assert csv_text.splitlines()[0] == ("file,folder,true class,predicted class,confidence,correct,unsure,"
+                                        "probability: portrait,probability: landscape")
+    assert csv_text.splitlines()[2] == "b.png,,,portrait,0.9,,no,0.9,0.1"
 
 
 def test_store_is_bounded_and_keeps_thumbnails_not_images():

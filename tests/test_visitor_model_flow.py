@@ -53,7 +53,7 @@ def test_every_page_can_cut_and_explain_the_trained_model(trained):
 
 def test_class_names_survive_export_and_a_bare_keras_upload(trained, tmp_path):
     full, *_ = trained
-    names = ["Madonna", "two\nlines"]
+    names = ["Madonna", "Saint Jérôme, c. 1500 — [1]"]
     exported = export_zip(full, names, base_model="tiny", model_name="mine", include_tflite=False)
     _, card = import_zip(exported)
     assert card["classes"] == names

@@ -76,20 +76,33 @@ def results_table(run: Mapping) -> pd.DataFrame:
 
 
 def to_csv(run: Mapping) -> bytes:
-    """The per-image table as UTF-8 CSV bytes (opens in a spreadsheet).
+    """One row per image as UTF-8 CSV bytes (opens in a spreadsheet), built by :mod:`cnnviz.predictions`.
 
-    Cells a spreadsheet would run as a formula (starting with ``= + - @``) get a leading
-    apostrophe, so a hostile file name cannot become a formula.
+    Columns: ``set``, ``role``, then the shared prediction columns (``file``, ``folder``,
+    ``true class``, ``predicted class``, ``confidence``, ``correct``, ``unsure`` — below the
+    audit's abstain threshold —, ``probability: <class>`` …), then the audit's own
+    ``entropy``, ``knn_distance`` and ``mahalanobis``. Cells a spreadsheet would run as a
+    formula (starting with ``= + - @``) get a leading apostrophe.
     """
-    table = results_table(run)
-    for column in ("set", "file", "true_class", "top_class"):
-        table[column] = table[column].map(_no_formula)
-    return table.to_csv(index=False, float_format="%.6g").encode("utf-8")
+    from cnnviz.predictions import prediction_rows, rows_to_csv
 
-
-def _no_formula(value: str) -> str:
-    value = str(value)
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+    names = list(run["class_names"])
+    evaluation = run["evaluation"]
+    rows: list[dict] = []
+    for set_name, data in run["sets"].items():
+        s = evaluation["scores"][set_name]
+        labels = data.get("labels")
+        files = [str(f) for f in data["files"]]
+        folders = [f.rsplit("/", 1)[0] if "/" in f else "" for f in files]
+        shared = prediction_rows(
+            [f.rsplit("/", 1)[-1] for f in files], np.asarray(data["probs"], dtype=float).reshape(len(files), len(names)),
+            names, folders=folders, true_classes=None if labels is None else [names[int(i)] for i in labels],
+            threshold=float(evaluation["threshold"]), decimals=None)
+        role = "reference" if set_name == evaluation["reference"] else "probe"
+        for i, row in enumerate(shared):
+            rows.append({"set": set_name, "role": role, **row, "entropy": float(s["entropy"][i]),
+                         "knn_distance": float(s["knn"][i]), "mahalanobis": float(s["mahalanobis"][i])})
+    return rows_to_csv(rows).encode("utf-8")
 
 
 def chart_svg(chart) -> str | None:

@@ -9,6 +9,12 @@ The zip (:func:`export_zip`) holds
 * ``metadata.json`` — the fields Teachable Machine writes (``tfjsVersion``,
   ``tmVersion``, ``packageVersion``, ``packageName``, ``timeStamp``, ``userMetadata``,
   ``modelName``, ``labels``, ``imageSize``) plus ``baseModel`` and training details;
+* ``model/model.json``, ``model/weights.bin``, ``model/metadata.json`` — the same model as
+  a Teachable-Machine-format TensorFlow.js layers model (:mod:`cnnviz.train.tfjs`), which
+  the lesson's ``ml5.imageClassifier(url + "model.json")`` and ``tmImage.load(…)`` load
+  unchanged; it takes pixels in [-1, 1], as those libraries feed them;
+* ``index.html`` + ``sketch.js`` — a p5.js + ml5.js sketch shaped like the lesson's that
+  classifies ``example.png`` (a test image, when one was given);
 * ``README.md`` — what is in the zip and a short Python snippet that uses it.
 
 :func:`import_zip` reads such a zip back, through the registry's safe loader for
@@ -29,19 +35,29 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 import tensorflow as tf
+from PIL import Image
 
 import cnnviz
 from cnnviz.model.registry import archived_class_names, save_model
 from cnnviz.text import ClassNameError, clean_class_name
 from cnnviz.zips import MAX_RATIO
 
-__all__ = ["ExportError", "export_zip", "import_zip", "tflite_probabilities", "MODEL_FILE", "TFLITE_FILE"]
+__all__ = ["ExportError", "export_zip", "import_zip", "tflite_probabilities", "MODEL_FILE", "TFLITE_FILE",
+           "TFJS_MODEL_FILE", "TFJS_WEIGHTS_FILE", "TFJS_METADATA_FILE", "SKETCH_FILES", "P5_VERSION", "ML5_VERSION"]
 
 MODEL_FILE = "model.keras"
 TFLITE_FILE = "model.tflite"
 LABELS_FILE = "labels.txt"
 METADATA_FILE = "metadata.json"
 README_FILE = "README.md"
+TFJS_MODEL_FILE = "model/model.json"
+TFJS_WEIGHTS_FILE = "model/weights.bin"
+TFJS_METADATA_FILE = "model/metadata.json"
+EXAMPLE_FILE = "example.png"
+SKETCH_FILES = ("index.html", "sketch.js")
+#: The p5.js and ml5.js the sketch loads from jsDelivr (the versions the browser test runs).
+P5_VERSION = "1.11.13"
+ML5_VERSION = "1.4.0"
 #: Largest exported zip accepted back (a Lite0 model is ~ 15 MB in each format).
 MAX_IMPORT_BYTES = 200 * 1024 * 1024
 
@@ -52,25 +68,38 @@ class ExportError(ValueError):
 
 def export_zip(model: keras.Model, class_names: Sequence[str], *, base_model: str,
                model_name: str = "cnnviz classifier", training: dict[str, Any] | None = None,
-               include_tflite: bool = True) -> bytes:
-    """Bytes of a zip holding the model as ``.keras`` and ``.tflite``, labels, metadata and a README.
+               include_tflite: bool = True, include_tfjs: bool = True,
+               example_image: np.ndarray | None = None) -> bytes:
+    """Bytes of a zip holding the model as ``.keras``, ``.tflite`` and TensorFlow.js, labels, metadata, a sketch and a README.
 
     ``model`` takes raw 0–255 RGB pixels ``(None, H, W, 3)`` and returns probabilities
     over ``class_names``. ``base_model`` names the pretrained network inside it;
     ``training`` (epochs, batch size, learning rate, accuracy, …) goes into the metadata.
-    Class names are stored twice: as a JSON list in ``metadata.json`` (any string survives)
-    and one per line in ``labels.txt`` (Teachable Machine's format, so they are cleaned with
-    :func:`cnnviz.text.clean_class_name` first); a blank or repeated name raises :class:`ExportError`.
+    Class names are stored as a JSON list in ``metadata.json`` and inside the ``.keras``
+    (any string survives) and one per line in ``labels.txt`` (Teachable Machine's format, so
+    they are cleaned with :func:`cnnviz.text.clean_class_name` first); a blank or repeated name
+    raises :class:`ExportError`. ``example_image`` (``(H, W, 3)`` uint8) is saved as
+    ``example.png`` for the sketch. A model the TensorFlow.js writer cannot express is exported
+    without ``model/``; ``metadata.json`` then says why under ``tfjsSkipped``.
     """
+    from cnnviz.train import tfjs
+
     class_names = checked_class_names(class_names)
     height, width = (int(d) for d in model.input_shape[1:3])
+    time_stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    tfjs_parts, tfjs_skipped = None, None
+    if include_tfjs:
+        try:
+            tfjs_parts = tfjs.tfjs_files(model, weights_file=Path(TFJS_WEIGHTS_FILE).name)
+        except tfjs.TfjsError as err:
+            tfjs_skipped = str(err)
     metadata = {
         # Teachable Machine's image-model metadata fields:
         "tfjsVersion": None,
         "tmVersion": None,
         "packageVersion": cnnviz.__version__,
         "packageName": "cnnviz",
-        "timeStamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "timeStamp": time_stamp,
         "userMetadata": {},
         "modelName": model_name,
         "labels": list(class_names),
@@ -81,11 +110,15 @@ def export_zip(model: keras.Model, class_names: Sequence[str], *, base_model: st
         "baseModel": base_model,
         "input": "RGB pixels 0-255 (float32), resized to the image size; preprocessing is inside the model",
         "output": "one probability per label, in the order of labels.txt",
-        "files": {"keras": MODEL_FILE, "tflite": TFLITE_FILE if include_tflite else None, "labels": LABELS_FILE},
+        "files": {"keras": MODEL_FILE, "tflite": TFLITE_FILE if include_tflite else None, "labels": LABELS_FILE,
+                  "tfjs": TFJS_MODEL_FILE if tfjs_parts else None},
+        "tfjsInput": "pixels scaled to [-1, 1] (x / 127 - 1), as ml5.js and @teachablemachine/image feed them",
         "versions": {"keras": keras.__version__, "tensorflow": tf.__version__, "numpy": np.__version__,
                      "cnnviz": cnnviz.__version__},
         "training": training or {},
     }
+    if tfjs_skipped:
+        metadata["tfjsSkipped"] = tfjs_skipped
     buffer = io.BytesIO()
     with tempfile.TemporaryDirectory(prefix="cnnviz-export-") as folder:
         keras_path = Path(folder) / MODEL_FILE
@@ -99,7 +132,21 @@ def export_zip(model: keras.Model, class_names: Sequence[str], *, base_model: st
                 archive.write(tflite_path, TFLITE_FILE)
             archive.writestr(LABELS_FILE, "\n".join(class_names) + "\n")
             archive.writestr(METADATA_FILE, json.dumps(metadata, indent=2, ensure_ascii=False))
-            archive.writestr(README_FILE, _readme(model_name, class_names, base_model, height, width, include_tflite))
+            if tfjs_parts:
+                model_json, weights = tfjs_parts
+                archive.writestr(TFJS_MODEL_FILE, tfjs.dumps(model_json))
+                archive.writestr(TFJS_WEIGHTS_FILE, weights)
+                archive.writestr(TFJS_METADATA_FILE, json.dumps(
+                    tfjs.tm_metadata(class_names, height, model_name=model_name, time_stamp=time_stamp),
+                    indent=2, ensure_ascii=False))
+                archive.writestr("index.html", _index_html(model_name))
+                archive.writestr("sketch.js", _SKETCH)
+                if example_image is not None:
+                    png = io.BytesIO()
+                    Image.fromarray(np.asarray(example_image, dtype=np.uint8)).save(png, format="PNG")
+                    archive.writestr(EXAMPLE_FILE, png.getvalue())
+            archive.writestr(README_FILE, _readme(model_name, class_names, base_model, height, width, include_tflite,
+                                                  bool(tfjs_parts), tfjs_skipped))
     return buffer.getvalue()
 
 
@@ -200,12 +247,82 @@ def tflite_probabilities(tflite_bytes: bytes, batch: np.ndarray) -> np.ndarray:
     return np.stack(rows)
 
 
+def _index_html(model_name: str) -> str:
+    import html
+
+    return f"""<!DOCTYPE html>
+<html lang="en">
+  <head>
+    <meta charset="utf-8">
+    <title>{html.escape(model_name)}</title>
+    <script src="https://cdn.jsdelivr.net/npm/p5@{P5_VERSION}/lib/p5.min.js"></script>
+    <script src="https://cdn.jsdelivr.net/npm/ml5@{ML5_VERSION}/dist/ml5.min.js"></script>
+  </head>
+  <body>
+    <main></main>
+    <script src="sketch.js"></script>
+  </body>
+</html>
+"""
+
+
+# The lesson's sketch, for ml5.js 1.x (whose callbacks get the results only, not (error, results)).
+_SKETCH = """// Classify one image with the model exported from cnnviz, as the Programming Historian lesson does.
+// Serve this folder over HTTP (python -m http.server) and open http://localhost:8000/
+// ml5.js takes a full web address (http://...), like the link Teachable Machine gives when it uploads a
+// model; this one points to the model/ folder beside this sketch.
+const url = new URL("model/", window.location.href).href;
+let classifier;
+let img;
+let label = "";
+let confidence = 0;
+
+function preload() {
+  classifier = ml5.imageClassifier(url + "model.json");
+  img = loadImage("example.png"); // put your own picture here
+}
+
+function setup() {
+  createCanvas(400, 440);
+  classifier.classify(img, gotResult);
+}
+
+// ml5.js 1.x: results are sorted, most confident first: [{label, confidence}, ...]
+function gotResult(results) {
+  console.log(results);
+  label = results[0].label;
+  confidence = results[0].confidence;
+  window.classified = results;
+  createP(label + " (" + nf(confidence * 100, 0, 1) + " %)").id("result");
+}
+
+function draw() {
+  background(255);
+  image(img, 0, 0, 400, 400);
+  fill(0);
+  textSize(20);
+  text(label, 10, 430);
+}
+"""
+
+
 def _readme(model_name: str, class_names: Sequence[str], base_model: str, height: int, width: int,
-            include_tflite: bool) -> str:
+            include_tflite: bool, include_tfjs: bool = False, tfjs_skipped: str | None = None) -> str:
     labels = ", ".join(class_names)
     tflite = (
         f"- `{TFLITE_FILE}`: the same model for phones and small boards (LiteRT / TensorFlow Lite).\n"
         if include_tflite else ""
+    )
+    tfjs = (
+        f"- `{TFJS_MODEL_FILE}`, `{TFJS_WEIGHTS_FILE}`, `{TFJS_METADATA_FILE}`: the same model in Teachable "
+        "Machine's TensorFlow.js format, for the lesson's ml5.js code: `ml5.imageClassifier(url + \"model.json\")` (url: the full http:// address of the model/ folder) "
+        "or `tmImage.load(\"model/model.json\", \"model/metadata.json\")`. It takes pixels scaled to [-1, 1], "
+        "as those libraries feed them.\n"
+        "- `index.html`, `sketch.js`: a p5.js + ml5.js sketch that classifies `example.png`. Browsers refuse to "
+        "load a model from a file:// page: in this folder run `python -m http.server` and open "
+        "http://localhost:8000/.\n"
+        if include_tfjs else
+        (f"- No TensorFlow.js model: {tfjs_skipped}\n" if tfjs_skipped else "")
     )
     return f"""# {model_name}
 
@@ -217,7 +334,7 @@ Classes (in output order): {labels}
 
 ## Files
 - `{MODEL_FILE}`: the full Keras model. Input: RGB pixels 0–255, {height} × {width}; output: probabilities.
-{tflite}- `{LABELS_FILE}`: the class names, one per line, in output order.
+{tflite}{tfjs}- `{LABELS_FILE}`: the class names, one per line, in output order.
 - `{METADATA_FILE}`: Teachable-Machine-style metadata (labels, image size, time stamp, versions, base model).
 
 ## Use it in Python

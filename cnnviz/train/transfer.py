@@ -6,8 +6,9 @@ The lesson in four steps, each a function here:
    pooling (:func:`embed_images`): EfficientNet-Lite0 turns a picture into 1 280 numbers
    that describe it. Embeddings are cached per visitor by (image content, base) in an
    :class:`EmbeddingStore`, so retraining with other settings computes none again.
-2. **Hold out** 15 % of each class for validation (:func:`stratified_split`), the images
-   the model never trains on and is judged by.
+2. **Hold out** 15 % of each class for validation (:func:`stratified_split`, rounded up as
+   Teachable Machine does), the images the model never trains on; the lesson's ``testing/``
+   folder, when there is one, is the real test (:mod:`cnnviz.train.lesson`).
 3. **Train a head** (:func:`build_head`, :func:`train_head`): Dense(100, ReLU) → Dense
    softmax with Adam, on the embeddings only. Because the base is frozen, training the
    head on stored embeddings gives exactly the gradient a full model would, at a
@@ -22,9 +23,7 @@ At most :data:`MAX_CONCURRENT_TRAININGS` trainings run at once in one server pro
 """
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import os
 import threading
 import time
@@ -38,6 +37,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 from PIL import Image
+
+from cnnviz import predictions
+from cnnviz.audit import measures
+from cnnviz.train import lesson
 
 __all__ = [
     "DEFAULTS",
@@ -259,8 +262,9 @@ def embed_images(images: Sequence[np.ndarray], embedder: keras.Model, base_name:
 def stratified_split(labels: Sequence[int], fraction: float = 0.15, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Indices ``(train, validation)``: ``fraction`` of each class held out, the same for the same seed.
 
-    Every class with at least two images keeps at least one image in each part, so a
-    class of 5 images still has 1 validation image (15 % of 5 rounds to 1).
+    How many images of a class are held out is :func:`cnnviz.train.lesson.validation_count`
+    (Teachable Machine's rounding up, but every class keeps at least one training image),
+    so a class of 5 images has 1 validation image and a class of 20 has 4.
     """
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
@@ -268,7 +272,7 @@ def stratified_split(labels: Sequence[int], fraction: float = 0.15, seed: int = 
     for cls in np.unique(labels):
         members = np.flatnonzero(labels == cls)
         rng.shuffle(members)
-        n_val = 0 if len(members) < 2 else min(len(members) - 1, max(1, round(len(members) * fraction)))
+        n_val = lesson.validation_count(len(members), fraction)
         val.extend(members[:n_val])
         train.extend(members[n_val:])
     return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(val, dtype=np.int64))
@@ -405,16 +409,18 @@ class Evaluation:
 
 
 def evaluate(probabilities: np.ndarray, labels: Sequence[int], class_names: Sequence[str]) -> Evaluation:
-    """Per-class accuracy, confusion matrix and misclassified images from ``(N, C)`` probabilities."""
+    """Per-class accuracy, confusion matrix and misclassified images from ``(N, C)`` probabilities.
+
+    The counting is :func:`cnnviz.audit.measures.confusion_matrix` and
+    :func:`~cnnviz.audit.measures.per_class_accuracy`, the audit's own; for results with
+    file names and the errors sorted by confidence use :func:`cnnviz.train.lesson.evaluate_set`.
+    """
     probabilities = np.asarray(probabilities, dtype=np.float32).reshape(-1, len(class_names))
     labels = np.asarray(labels, dtype=np.int64)
     predicted = probabilities.argmax(axis=1) if len(labels) else np.zeros(0, dtype=np.int64)
     n = len(class_names)
-    confusion = np.zeros((n, n), dtype=np.int64)
-    np.add.at(confusion, (labels, predicted), 1)
-    totals = confusion.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        per_class = np.where(totals > 0, np.diag(confusion) / np.maximum(totals, 1), np.nan)
+    confusion = measures.confusion_matrix(labels, predicted, n)
+    per_class = measures.per_class_accuracy(labels, predicted, n)
     accuracy = float((predicted == labels).mean()) if len(labels) else float("nan")
     return Evaluation(list(class_names), probabilities, labels, confusion, per_class, accuracy,
                       [int(i) for i in np.flatnonzero(predicted != labels)])
@@ -456,25 +462,17 @@ def predict_probabilities(model: keras.Model, images: Sequence[np.ndarray], *, b
     return np.concatenate(out).astype(np.float32)
 
 
-def prediction_rows(names: Sequence[str], probabilities: np.ndarray, class_names: Sequence[str]) -> list[dict]:
-    """Rows for a table/CSV: ``file``, ``predicted class``, ``confidence``, then one column per class."""
-    rows = []
-    for name, probs in zip(names, np.asarray(probabilities)):
-        best = int(np.argmax(probs))
-        row = {"file": name, "predicted class": class_names[best], "confidence": round(float(probs[best]), 4)}
-        row.update({cls: round(float(p), 4) for cls, p in zip(class_names, probs)})
-        rows.append(row)
-    return rows
+def prediction_rows(names: Sequence[str], probabilities: np.ndarray, class_names: Sequence[str], **options) -> list[dict]:
+    """Rows for a table/CSV, one per image: :func:`cnnviz.predictions.prediction_rows` (the one builder).
+
+    ``options``: ``folders``, ``true_classes``, ``threshold`` (the ``unsure`` flag), ``decimals``.
+    """
+    return predictions.prediction_rows(names, probabilities, class_names, **options)
 
 
 def rows_to_csv(rows: Sequence[dict]) -> str:
-    """CSV text (header + one line per row) for :func:`prediction_rows` output."""
-    buffer = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return buffer.getvalue()
+    """CSV text of :func:`prediction_rows` output (:func:`cnnviz.predictions.rows_to_csv`)."""
+    return predictions.rows_to_csv(rows)
 
 
 # --------------------------------------------------------------------------- sharing the server

@@ -55,6 +55,6 @@ def test_run_an_audit_see_charts_and_download_report_and_csv(page, app_url):
     rows = list(csv.DictReader(io.StringIO(open(download.value.path(), encoding="utf-8").read())))
     assert len(rows) == 9 + 8
     assert {r["set"] for r in rows} == {"Reference", "Abstract <b>probes</b>"}
-    assert "score: tabby" in rows[0] and 0 < float(rows[0]["confidence"]) <= 1
+    assert "probability: tabby" in rows[0] and 0 < float(rows[0]["confidence"]) <= 1
     wait_idle(page)
     assert_no_exception(page)
