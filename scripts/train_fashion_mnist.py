@@ -74,7 +74,7 @@ def load_data(dataset: str, limit: int | None = None):
     return (x_train, y_train), (data.x_test, data.y_test)
 
 
-def build(model_name: str, dataset: str, input_shape) -> keras.Model:
+def build(model_name: str, dataset: str, input_shape, seed: int = 42) -> keras.Model:
     """The lesson's network from the page's builder (cnnviz.train.scratch), so both cannot drift apart.
 
     carpentries: Conv 16 -> MaxPool -> Conv 32 -> MaxPool -> Dense 64 -> Dense 10.
@@ -92,7 +92,7 @@ def build(model_name: str, dataset: str, input_shape) -> keras.Model:
     augment = scratch.Augment()
     if model_name == "better":
         augment = scratch.Augment(flip=dataset != "mnist", shift=0.08 if dataset != "fashion_mnist" else 0.0)
-    return scratch.build_model(preset.layers, input_shape, num_classes, augment=augment, name=model_name)
+    return scratch.build_model(preset.layers, input_shape, num_classes, augment=augment, seed=seed, name=model_name)
 
 
 def test_accuracy(model: keras.Model, x_test: np.ndarray, y_test: np.ndarray) -> float:
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{args.dataset}: {len(x_train)} training and {len(x_test)} test images of shape {x_train.shape[1:]}")
 
     # 2. The network.
-    model = build(args.model, args.dataset, x_train.shape[1:])
+    model = build(args.model, args.dataset, x_train.shape[1:], seed=args.seed)
     model.summary()
 
     # 3. Training. Integer labels, hence the "sparse" loss.

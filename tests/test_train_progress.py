@@ -81,3 +81,21 @@ def test_stop_ends_training_after_the_current_batch_and_keeps_the_model():
     assert job.rows("epoch")[-1]["stopped"] is True
     assert isinstance(job.result, keras.Model)
     np.testing.assert_allclose(job.rows("epoch")[-1]["filters"], job.result.layers[0].kernel.numpy())
+
+
+def test_a_training_job_on_demo_shapes_learns_reports_and_is_judged_on_the_test_set():
+    from cnnviz.train import scratch as S
+
+    data = S.demo_shapes(60, size=32, colour=False)
+    run = S.Run(S.PRESETS["carpentries"].layers, data, epochs=3, batch_size=16, subset=150)
+    job = Pool(workers=1, queue=1).submit(S.training_job(run), kind="scratch", owner="t")
+    wait(job, 120)
+    assert job.state == "done", job.error
+    result = job.result
+    assert (result.train_images, result.val_images) == (135, 15)
+    assert [r["epoch"] for r in result.rows] == [1, 2, 3] and "filters" not in result.rows[0]
+    ev = result.evaluation
+    assert ev.confusion.sum() == len(data.x_test) == len(result.test_x)
+    probs = result.model.predict(data.x_test.astype("float32"), verbose=0)
+    assert ev.accuracy == float((probs.argmax(1) == data.y_test).mean())
+    assert job.progress["event"] == "judging"

@@ -42,7 +42,7 @@ __all__ = [
     "Dataset", "validate", "summary", "build_model", "augment_preview", "train", "evaluate_on",
     "confident_errors", "load_keras_dataset", "dataset_from_zip", "demo_shapes", "take_subset",
     "split_validation", "filter_tiles", "to_input", "inference_copy", "keras_bytes", "tflite_bytes", "CLASS_NAMES",
-    "DATASET_TITLES", "MAX_PARAMS",
+    "DATASET_TITLES", "MAX_PARAMS", "Run", "Result", "training_job",
 ]
 
 #: Largest network the page builds (parameters): bigger ones take minutes per epoch on 2 cores.
@@ -654,3 +654,75 @@ def settings_of(preset: Preset) -> dict[str, Any]:
 def with_layers(preset: Preset, layers: Sequence[Layer]) -> Preset:
     return replace(preset, layers=tuple(layers))
 
+
+
+# --------------------------------------------------------------------------- one training as a background job
+
+
+@dataclass
+class Run:
+    """What one training asks for (the page's settings), all of it plain data."""
+
+    layers: tuple[Layer, ...]
+    data: Dataset
+    augment: Augment = Augment()
+    epochs: int = 5
+    batch_size: int = 32
+    learning_rate: float = 0.001
+    optimizer: str = "adam"
+    subset: int | None = None
+    validation_fraction: float = 0.1
+    seed: int = 0
+    name: str = "scratch"
+    test_limit: int = 10_000
+
+
+@dataclass
+class Result:
+    """What a training learnt: the model, its epoch rows and, once judged, its test evaluation."""
+
+    model: keras.Model
+    run: Run
+    rows: list[dict] = field(default_factory=list)
+    evaluation: Evaluation | None = None
+    test_x: np.ndarray | None = None
+    train_images: int = 0
+    val_images: int = 0
+    seconds: float = 0.0
+    stopped: bool = False
+
+
+def training_job(run: Run):
+    """A function for :func:`cnnviz.jobs.submit`: subset, split, build, fit with live reports, judge on the test set.
+
+    The model is the job's partial result from the first batch on, so Stop (or a failure
+    after some epochs) keeps what it learnt; a stopped model is still judged on the test set.
+    """
+    from cnnviz.train.progress import JobProgress
+
+    def job(ctx) -> Result:
+        import time
+
+        data = run.data
+        x, y = take_subset(data.x_train, data.y_train, run.subset, seed=run.seed)
+        x_train, y_train, x_val, y_val = split_validation(x, y, run.validation_fraction, seed=run.seed)
+        model = build_model(run.layers, data.input_shape, len(data.class_names), augment=run.augment,
+                            seed=run.seed, name=run.name)
+        result = Result(model, run, train_images=len(x_train), val_images=len(x_val))
+        ctx.partial(result)
+        began = time.perf_counter()
+        progress = JobProgress(ctx, epochs=run.epochs, extra={"images": len(x_train)})
+        train(model, x_train, y_train, x_val, y_val, epochs=run.epochs, batch_size=run.batch_size,
+              learning_rate=run.learning_rate, optimizer=run.optimizer, seed=run.seed, callbacks=[progress])
+        result.seconds = time.perf_counter() - began
+        result.rows = [{k: v for k, v in r.items() if k != "filters"} for r in ctx._job.rows("epoch")]
+        result.stopped = ctx.should_stop()
+        if ctx._job._cancel:
+            return result
+        ctx.report(event="judging", epoch=len(result.rows), epochs=run.epochs, seconds=result.seconds)
+        test_x, test_y = data.x_test[:run.test_limit], data.y_test[:run.test_limit]
+        result.evaluation = evaluate_on(model, test_x, test_y, data.class_names)
+        result.test_x = test_x
+        return result
+
+    return job
