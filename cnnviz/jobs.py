@@ -96,6 +96,7 @@ class Job:
     submitted_at: float = field(default_factory=time.monotonic)
     started_at: float | None = None
     finished_at: float | None = None
+    label: str = ""  # what the page calls it ("Run 2 · Carpentries CNN")
     _pool: "Pool | None" = field(default=None, repr=False)
     _fn: Callable[["JobContext"], Any] | None = field(default=None, repr=False)
     _stop: bool = field(default=False, repr=False)

@@ -194,3 +194,25 @@ def test_to_input_squashes_and_grays():
     x = S.to_input(photo, (28, 28, 1))
     assert x.shape == (28, 28, 1) and x[:, :10].min() == 255 and x[:, -10:].max() == 0
     assert S.to_input(photo, (32, 32, 3)).shape == (32, 32, 3)
+
+
+def test_editor_table_round_trip_and_bad_rows():
+    for preset in S.PRESETS.values():
+        if all(not isinstance(l, (S.Conv2D)) or l.use_bias for l in preset.layers):
+            assert S.layers_from_table(S.layers_to_table(preset.layers)) == preset.layers
+    rows = S.layers_to_table(S.PRESETS["carpentries"].layers)
+    rows.insert(2, {"layer": None})  # a row just added, not yet filled in
+    rows[0]["window"] = float("nan")  # an emptied cell takes the default
+    assert S.layers_from_table(rows) == S.PRESETS["carpentries"].layers
+    with pytest.raises(S.ArchitectureError, match="Row 1 .*whole numbers"):
+        S.layers_from_table([{"layer": "Conv2D", "filters or units": "many"}])
+    with pytest.raises(S.ArchitectureError, match="Row 1 .*activations"):
+        S.layers_from_table([{"layer": "Dense", "activation": "magic"}])
+
+
+def test_sample_grid_one_row_per_class():
+    data = S.demo_shapes(5, size=16, colour=False)
+    grid = S.sample_grid(data.x_train, data.y_train, 3, per_class=4, scale=2)
+    assert grid.shape == (3 * 32 + 4, 4 * 32 + 6, 3)
+    first_triangle = data.x_train[np.flatnonzero(data.y_train == 1)[0]]
+    np.testing.assert_array_equal(grid[34:66:2, 0:32:2, 0], first_triangle[..., 0])

@@ -99,3 +99,13 @@ def test_a_training_job_on_demo_shapes_learns_reports_and_is_judged_on_the_test_
     probs = result.model.predict(data.x_test.astype("float32"), verbose=0)
     assert ev.accuracy == float((probs.argmax(1) == data.y_test).mean())
     assert job.progress["event"] == "judging"
+
+
+def test_fraction_done_and_time_left():
+    from cnnviz.train.progress import fraction_done, seconds_left
+
+    assert fraction_done({"event": "batch", "epoch": 2, "epochs": 4, "batch": 50, "batches": 100}) == 0.375
+    assert fraction_done({"event": "epoch", "epoch": 3, "epochs": 4}) == 0.75
+    assert fraction_done({"event": "start", "epoch": 0, "epochs": 4}) == 0.0
+    assert seconds_left({"event": "epoch", "epoch": 1, "epochs": 4}, 10.0) == 30.0
+    assert seconds_left({"event": "start", "epoch": 0, "epochs": 4}, 1.0) is None

@@ -24,7 +24,7 @@ import numpy as np
 
 from cnnviz.jobs import JobContext
 
-__all__ = ["JobProgress", "first_conv"]
+__all__ = ["JobProgress", "first_conv", "fraction_done", "seconds_left"]
 
 
 def first_conv(model: keras.Model) -> keras.layers.Layer | None:
@@ -92,3 +92,23 @@ class JobProgress(keras.callbacks.Callback):
 
 def _num(value) -> float | None:
     return None if value is None else float(value)
+
+
+def fraction_done(progress: dict) -> float:
+    """Share of the training done (0–1) from a report: finished epochs plus the current epoch's batches."""
+    epochs = progress.get("epochs") or 0
+    if not epochs:
+        return 0.0
+    if progress.get("event") in ("epoch", "judging"):
+        return min(1.0, progress.get("epoch", 0) / epochs)
+    batches = progress.get("batches") or 0
+    within = (progress.get("batch", 0) / batches) if batches else 0.0
+    return min(1.0, (max(progress.get("epoch", 1), 1) - 1 + within) / epochs)
+
+
+def seconds_left(progress: dict, elapsed_s: float) -> float | None:
+    """Estimated seconds left at the pace so far, or ``None`` before there is a pace to go by."""
+    done = fraction_done(progress)
+    if done <= 0.02 or elapsed_s <= 0:
+        return None
+    return elapsed_s * (1 - done) / done

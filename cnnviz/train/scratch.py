@@ -726,3 +726,95 @@ def training_job(run: Run):
         return result
 
     return job
+
+
+# --------------------------------------------------------------------------- the page's editor table and pictures
+
+#: Columns of the layer editor: one row per layer; cells a layer type does not use stay empty.
+TABLE_COLUMNS = ("layer", "filters or units", "window", "stride", "padding", "activation", "rate")
+
+
+def layers_to_table(layers: Sequence[Layer]) -> list[dict]:
+    """Layers → editor rows (``TABLE_COLUMNS``)."""
+    rows = []
+    for layer in layers:
+        row = dict.fromkeys(TABLE_COLUMNS)
+        row["layer"] = type(layer).__name__
+        if isinstance(layer, Conv2D):
+            row.update({"filters or units": layer.filters, "window": layer.kernel, "stride": layer.stride,
+                        "padding": layer.padding, "activation": layer.activation})
+        elif isinstance(layer, MaxPooling2D):
+            row.update({"window": layer.size, "padding": layer.padding})
+        elif isinstance(layer, Dense):
+            row.update({"filters or units": layer.units, "activation": layer.activation})
+        elif isinstance(layer, Dropout):
+            row["rate"] = layer.rate
+        rows.append(row)
+    return rows
+
+
+def _cell(row: dict, key: str, default):
+    value = row.get(key)
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
+        return default
+    return value
+
+
+def layers_from_table(rows: Sequence[dict]) -> tuple[Layer, ...]:
+    """Editor rows → layers; empty cells take the layer's default. Raises :class:`ArchitectureError`.
+
+    Rows without a layer type are skipped (a row the visitor just added and has not filled in).
+    """
+    layers: list[Layer] = []
+    for place, row in enumerate(rows, start=1):
+        kind = _cell(row, "layer", None)
+        if kind is None:
+            continue
+        if kind not in LAYER_TYPES:
+            raise ArchitectureError(f"Row {place}: “{kind}” is not a layer this page can build.")
+        try:
+            if kind == "Conv2D":
+                act = _cell(row, "activation", "relu")
+                layer: Layer = Conv2D(int(_cell(row, "filters or units", 16)), int(_cell(row, "window", 3)),
+                                      int(_cell(row, "stride", 1)), str(_cell(row, "padding", "valid")), str(act),
+                                      use_bias=True)
+            elif kind == "MaxPooling2D":
+                layer = MaxPooling2D(int(_cell(row, "window", 2)), str(_cell(row, "padding", "valid")))
+            elif kind == "Dense":
+                layer = Dense(int(_cell(row, "filters or units", 64)), str(_cell(row, "activation", "relu")))
+            elif kind == "Dropout":
+                layer = Dropout(float(_cell(row, "rate", 0.25)))
+            else:
+                layer = LAYER_TYPES[kind]()
+        except (TypeError, ValueError):
+            raise ArchitectureError(f"Row {place} ({kind}) needs whole numbers for filters, units, window "
+                                    "and stride.") from None
+        if getattr(layer, "activation", "relu") not in ACTIVATIONS:
+            raise ArchitectureError(f"Row {place} ({kind}): choose one of the activations {', '.join(ACTIVATIONS)}.")
+        layers.append(layer)
+    return tuple(layers)
+
+
+def _rgb(images: np.ndarray) -> np.ndarray:
+    images = np.asarray(images, dtype=np.uint8)
+    return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
+
+
+def sample_grid(x: np.ndarray, y: np.ndarray, n_classes: int, *, per_class: int = 10, scale: int = 2,
+                gap: int = 2) -> np.ndarray:
+    """DIGITS' "explore the db": one row per class with its first ``per_class`` images, RGB uint8."""
+    h, w = x.shape[1] * scale, x.shape[2] * scale
+    grid = np.full((n_classes * (h + gap) - gap, per_class * (w + gap) - gap, 3), 255, np.uint8)
+    for cls in range(n_classes):
+        picks = np.flatnonzero(y == cls)[:per_class]
+        for col, i in enumerate(picks):
+            tile = _rgb(x[i]).repeat(scale, axis=0).repeat(scale, axis=1)
+            grid[cls * (h + gap):cls * (h + gap) + h, col * (w + gap):col * (w + gap) + w] = tile
+    return grid
+
+
+def enlarge(images: np.ndarray, side: int = 96) -> np.ndarray:
+    """Small images ``(N, H, W, C)`` → RGB ``(N, side', side', 3)`` blown up by a whole factor (sharp pixels)."""
+    images = _rgb(images)
+    factor = max(1, side // images.shape[1])
+    return images.repeat(factor, axis=1).repeat(factor, axis=2)
