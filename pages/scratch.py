@@ -193,19 +193,22 @@ if not finished:
     st.stop()
 
 st.header("4 · What it learnt")
+registered = SS.setdefault("scratch_registered", {})
+for job in finished:  # each finished run is offered on this visitor's feature-map and audit pages
+    if job.id not in registered:
+        res, ev = job.result, job.result.evaluation
+        card = {"name": res.run.name, "title": f"Your model · {job.label}", "kind": "visitor",
+                "classes": list(ev.class_names), "input_size": list(res.run.data.input_shape[:2]),
+                "channels": res.run.data.input_shape[2], "test_accuracy": ev.accuracy,
+                "description": f"Trained from scratch here on {res.train_images:,} {res.run.data.title} images "
+                               f"for {len(res.rows)} epochs."}
+        registered[job.id] = card["name"] = add_visitor_model(job.label, res.model, card)
+        SS["scratch_result"] = job.label  # show the run that just ended
 by_label = {j.label: j for j in finished[::-1]}
 chosen = by_label[st.selectbox("Run", list(by_label), key="scratch_result")]
 res: S.Result = chosen.result
 ev = res.evaluation
-name = SS.setdefault("scratch_registered", {}).get(chosen.id)
-if name is None:  # offered on the feature-map and audit pages of this visitor
-    card = {"name": res.run.name, "title": f"Your model · {chosen.label}", "kind": "visitor",
-            "classes": list(ev.class_names), "input_size": list(res.run.data.input_shape[:2]),
-            "channels": res.run.data.input_shape[2], "test_accuracy": ev.accuracy,
-            "description": f"Trained from scratch here on {res.train_images:,} {res.run.data.title} images "
-                           f"for {len(res.rows)} epochs."}
-    name = SS["scratch_registered"][chosen.id] = add_visitor_model(chosen.label, res.model, card)
-    card["name"] = name
+name = registered[chosen.id]
 last = res.rows[-1] if res.rows else {}
 m1, m2, m3 = st.columns(3)
 m1.metric(f"Accuracy on {len(ev.labels):,} test images", f"{ev.accuracy:.1%}")
