@@ -571,8 +571,9 @@ def train(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray, x_val: n
     """
     keras.utils.set_random_seed(seed)
     compile_model(model, optimizer=optimizer, learning_rate=learning_rate)
-    validation = (x_val.astype("float32"), y_val) if x_val is not None and len(x_val) else None
-    fit = model.fit(x_train.astype("float32"), y_train, validation_data=validation, epochs=epochs,
+    # uint8 pixels go in as they are (a quarter of float32's memory); the model casts each batch to float32.
+    validation = (x_val, y_val) if x_val is not None and len(x_val) else None
+    fit = model.fit(x_train, y_train, validation_data=validation, epochs=epochs,
                     batch_size=batch_size, shuffle=True, verbose=0, callbacks=list(callbacks))
     return dict(fit.history)
 
