@@ -20,6 +20,7 @@ PAGES = {
     ],
     "Train": [
         st.Page("pages/trainer.py", title="4 · Train your own classifier", icon="🎓", url_path="trainer"),
+        st.Page("pages/scratch.py", title="Build and train a CNN from scratch", icon="🧱", url_path="scratch"),
     ],
     "Audit": [
         st.Page("pages/audit.py", title="5 · Audit where it fails", icon="🧪", url_path="audit"),

@@ -35,18 +35,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from keras import layers  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from cnnviz.train import scratch  # noqa: E402
 
-CLASS_NAMES = {
-    "fashion_mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
-    "mnist": [str(digit) for digit in range(10)],
-    "cifar10": ["airplane", "automobile", "bird", "cat", "deer",
-                "dog", "frog", "horse", "ship", "truck"],
-}
-DATASET_TITLES = {"fashion_mnist": "Fashion-MNIST", "mnist": "MNIST", "cifar10": "CIFAR-10"}
+CLASS_NAMES = scratch.CLASS_NAMES
+DATASET_TITLES = scratch.DATASET_TITLES
 MODEL_TITLES = {
     "carpentries": "Carpentries intro CNN",
     "lenet5": "LeNet-5 (DIGITS lesson)",
@@ -67,83 +62,37 @@ DEFAULT_EPOCHS = {"carpentries": 10, "lenet5": 10, "better": 15}
 def load_data(dataset: str, limit: int | None = None):
     """Return (x_train, y_train), (x_test, y_test) as raw uint8 pixels (N, H, W, C) and int labels (N,).
 
-    The real Keras loader: offline it reads the files from $KERAS_HOME/datasets.
-    `limit` keeps only the first `limit` training images (for quick checks);
-    the test set always stays complete so the card's accuracy is honest.
+    The real Keras loader (cnnviz.train.scratch.load_keras_dataset, as the from-scratch page
+    uses it): offline it reads the files from $KERAS_HOME/datasets. `limit` keeps only the
+    first `limit` training images (for quick checks); the test set always stays complete so
+    the card's accuracy is honest.
     """
-    (x_train, y_train), (x_test, y_test) = getattr(keras.datasets, dataset).load_data()
-    if x_train.ndim == 3:  # gray images come as (N, H, W): add the channel axis
-        x_train, x_test = x_train[..., None], x_test[..., None]
-    y_train, y_test = y_train.reshape(-1), y_test.reshape(-1)  # cifar10 labels are (N, 1)
+    data = scratch.load_keras_dataset(dataset)
+    x_train, y_train = data.x_train, data.y_train
     if limit:
         x_train, y_train = x_train[:limit], y_train[:limit]
-    return (x_train, y_train), (x_test, y_test)
+    return (x_train, y_train), (data.x_test, data.y_test)
 
 
-def carpentries(input_shape, num_classes: int) -> keras.Model:
-    """Conv 16 -> MaxPool -> Conv 32 -> MaxPool -> Dense 64 -> Dense 10."""
-    inputs = keras.Input(shape=input_shape, name="pixels")
-    x = layers.Rescaling(1 / 255, name="rescale")(inputs)
-    x = layers.Conv2D(16, 3, activation="relu", name="conv1")(x)
-    x = layers.MaxPooling2D(2, name="pool1")(x)
-    x = layers.Conv2D(32, 3, activation="relu", name="conv2")(x)
-    x = layers.MaxPooling2D(2, name="pool2")(x)
-    x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(64, activation="relu", name="dense1")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
-    return keras.Model(inputs, outputs, name="carpentries")
+def build(model_name: str, dataset: str, input_shape, seed: int = 42) -> keras.Model:
+    """The lesson's network from the page's builder (cnnviz.train.scratch), so both cannot drift apart.
 
-
-def lenet5(input_shape, num_classes: int) -> keras.Model:
-    """LeNet-5 of the DIGITS lesson: 'valid' 5x5 convolutions, 2x2 max pooling, 500 ReLU units."""
-    inputs = keras.Input(shape=input_shape, name="pixels")
-    x = layers.Rescaling(1 / 255, name="rescale")(inputs)  # DIGITS scales by 0.00390625 = 1/256
-    x = layers.Conv2D(20, 5, name="conv1")(x)
-    x = layers.MaxPooling2D(2, name="pool1")(x)
-    x = layers.Conv2D(50, 5, name="conv2")(x)
-    x = layers.MaxPooling2D(2, name="pool2")(x)
-    x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(500, activation="relu", name="dense1")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
-    return keras.Model(inputs, outputs, name="lenet5")
-
-
-def better(input_shape, num_classes: int, flip: bool = True, shift: bool = False) -> keras.Model:
-    """Three conv stages (32, 64, 128 filters) with batch norm, dropout and light augmentation.
-
-    The Random* layers only change images while training; at inference they pass
-    pixels through unchanged, so keeping them inside the model is harmless.
-    Clothes are flipped left-right (a mirrored shoe is still a shoe), digits are
-    only shifted (a mirrored 3 is not a 3). Fashion-MNIST items are centred:
-    a first version that also shifted them, with a second dropout layer,
-    underfit (test accuracy 0.9156 after 15 epochs; this one: 0.9332).
+    carpentries: Conv 16 -> MaxPool -> Conv 32 -> MaxPool -> Dense 64 -> Dense 10.
+    lenet5: 'valid' 5x5 convolutions without activation, 2x2 max pooling, 500 ReLU units
+    (DIGITS scales by 0.00390625 = 1/256; the Rescaling layer divides by 255).
+    better: three conv stages (32, 64, 128 filters) with batch norm, dropout and light
+    augmentation. The Random* layers only change images while training; at inference they
+    pass pixels through unchanged, so keeping them inside the model is harmless. Clothes are
+    flipped left-right (a mirrored shoe is still a shoe), digits are only shifted (a mirrored
+    3 is not a 3). Fashion-MNIST items are centred: a first version that also shifted them,
+    with a second dropout layer, underfit (test accuracy 0.9156 after 15 epochs; this one: 0.9332).
     """
-    inputs = keras.Input(shape=input_shape, name="pixels")
-    x = inputs
-    if shift:
-        x = layers.RandomTranslation(0.08, 0.08, fill_mode="constant", name="augment_shift")(x)
-    if flip:
-        x = layers.RandomFlip("horizontal", name="augment_flip")(x)
-    x = layers.Rescaling(1 / 255, name="rescale")(x)
-    for stage, filters in enumerate([32, 64, 128], start=1):
-        # No bias: batch norm's own shift does that job.
-        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{stage}")(x)
-        x = layers.BatchNormalization(name=f"bn{stage}")(x)
-        x = layers.ReLU(name=f"relu{stage}")(x)
-        # "same" pooling keeps the 7th row and column at the last stage (7x7 -> 4x4).
-        x = layers.MaxPooling2D(2, padding="same", name=f"pool{stage}")(x)
-    x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(128, activation="relu", name="dense1")(x)
-    x = layers.Dropout(0.3, name="dropout")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
-    return keras.Model(inputs, outputs, name="better")
-
-
-def build(model_name: str, dataset: str, input_shape) -> keras.Model:
     num_classes = len(CLASS_NAMES[dataset])
+    preset = scratch.PRESETS[model_name]
+    augment = scratch.Augment()
     if model_name == "better":
-        return better(input_shape, num_classes, flip=dataset != "mnist", shift=dataset != "fashion_mnist")
-    return {"carpentries": carpentries, "lenet5": lenet5}[model_name](input_shape, num_classes)
+        augment = scratch.Augment(flip=dataset != "mnist", shift=0.08 if dataset != "fashion_mnist" else 0.0)
+    return scratch.build_model(preset.layers, input_shape, num_classes, augment=augment, seed=seed, name=model_name)
 
 
 def test_accuracy(model: keras.Model, x_test: np.ndarray, y_test: np.ndarray) -> float:
@@ -152,12 +101,7 @@ def test_accuracy(model: keras.Model, x_test: np.ndarray, y_test: np.ndarray) ->
     return float(np.mean(np.argmax(probabilities, axis=1) == y_test))
 
 
-def inference_copy(model: keras.Model) -> keras.Model:
-    """The same network and weights without the optimizer state (which would triple the file size)."""
-    # clone_model would also copy the compile settings; from_config gives a bare network.
-    copy = keras.Model.from_config(model.get_config())
-    copy.set_weights(model.get_weights())
-    return copy
+inference_copy = scratch.inference_copy  # the same network and weights without the optimizer state
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -184,13 +128,13 @@ def main(argv: list[str] | None = None) -> dict:
     # 1. Data: raw 0-255 pixels; the model rescales them itself.
     try:
         (x_train, y_train), (x_test, y_test) = load_data(args.dataset, args.limit)
-    except Exception as error:  # offline and not in the cache: say so, in one sentence
+    except scratch.DataError as error:  # offline and not in the cache: say so, in one sentence
         cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
-        sys.exit(f"Keras could neither find {args.dataset} in {cache} nor download it ({error}).")
+        sys.exit(f"{error} (looked in {cache})")
     print(f"{args.dataset}: {len(x_train)} training and {len(x_test)} test images of shape {x_train.shape[1:]}")
 
     # 2. The network.
-    model = build(args.model, args.dataset, x_train.shape[1:])
+    model = build(args.model, args.dataset, x_train.shape[1:], seed=args.seed)
     model.summary()
 
     # 3. Training. Integer labels, hence the "sparse" loss.

@@ -1,0 +1,129 @@
+"""The from-scratch page in Streamlit's AppTest: presets and their summary, refused stacks, a background
+training that survives other clicks, Stop keeping the model, and the path to the feature-map page."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = str(ROOT / "pages" / "scratch.py")
+APP = str(ROOT / "app.py")
+
+pytestmark = pytest.mark.usefixtures("shared_keras_cache")
+
+
+def fresh(path: str = PAGE) -> AppTest:
+    at = AppTest.from_file(path, default_timeout=120).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def markdowns(at: AppTest) -> list[str]:
+    return [m.value for m in at.markdown]
+
+
+def wait_job(at: AppTest, index: int = -1, timeout: float = 120, until=lambda job: job.finished):
+    deadline = time.monotonic() + timeout
+    while True:
+        job = at.session_state["scratch_jobs"][index]
+        if until(job) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+        job.touch()
+    at.run()
+    assert not at.exception, at.exception
+    return job
+
+
+def test_carpentries_preset_summary_matches_keras():
+    at = fresh()
+    assert at.selectbox(key="scratch_preset").value == "carpentries"
+    assert "**Total: 56,714 parameters** (the same count as Keras's `model.summary()`)." in markdowns(at)
+    summary = at.dataframe[1].value  # [0] is the layer editor
+    assert list(summary["layer"]) == ["pixels", "rescale", "conv1", "pool1", "conv2", "pool2", "flatten", "dense1",
+                                      "predictions"]
+    assert list(summary["output shape"])[2] == "26 × 26 × 16"
+    at.selectbox(key="scratch_preset").set_value("lenet5").run()
+    assert "**Total: 431,080 parameters** (the same count as Keras's `model.summary()`)." in markdowns(at)
+    assert at.number_input(key="scratch_epochs").value == 5 and at.selectbox(key="scratch_batch").value == 64
+
+
+def test_an_impossible_stack_is_refused_in_one_sentence_and_cannot_train():
+    at = fresh()
+    at.session_state["scratch_table"] = [{"layer": "Conv2D", "filters or units": 8, "window": 3}] + \
+        [{"layer": "MaxPooling2D", "window": 2}] * 5 + [{"layer": "Flatten"}]
+    at.session_state["scratch_editor_gen"] = 99
+    at.run()
+    assert [e.value for e in at.error] == [
+        "Layer 6 (MaxPooling2D) slides a 2×2 window over a 1×1 map, which is smaller than the window; "
+        "remove a pooling layer before it or use “same” padding."]
+    assert at.button(key="scratch_train").disabled
+
+
+def test_a_missing_data_set_is_one_sentence_and_the_page_goes_on(keras_home):
+    at = fresh()
+    at.radio(key="scratch_source").set_value("cifar10").run()
+    assert not at.exception
+    if any("CIFAR-10" in w.value for w in at.warning):
+        assert at.warning[0].value.startswith("CIFAR-10 is not in this server's Keras cache")
+    at.radio(key="scratch_source").set_value("demo").run()
+    assert not at.exception and "Demo shapes" in " ".join(c.value for c in at.caption)
+
+
+@pytest.fixture(scope="module")
+def trained(shared_keras_cache) -> AppTest:
+    at = fresh(APP)
+    at.switch_page("pages/scratch.py").run()
+    at.slider(key="scratch_subset").set_value(1000).run()
+    at.number_input(key="scratch_epochs").set_value(2).run()
+    at.button(key="scratch_train").click().run()
+    assert not at.exception, at.exception
+    job = at.session_state["scratch_jobs"][0]
+    wait_job(at, until=lambda j: j.rows("epoch") or j.finished)
+    at.number_input(key="scratch_seed").set_value(3).run()  # another widget while it trains
+    assert not job.finished or job.state == "done"
+    wait_job(at)
+    return at
+
+
+@pytest.mark.slow
+def test_training_runs_in_the_background_and_shows_what_it_learnt(trained):
+    at = trained
+    job = at.session_state["scratch_jobs"][0]
+    assert job.state == "done" and [r["epoch"] for r in job.result.rows] == [1, 2]
+    assert any(h.value == "4 · What it learnt" for h in at.header)
+    assert at.metric[0].label == "Accuracy on 10,000 test images"
+    assert at.metric[0].value == f"{job.result.evaluation.accuracy:.1%}"
+    mine = at.session_state["cnnviz_user_models"]
+    (name,) = mine
+    card = mine[name]["card"]
+    assert card["kind"] == "visitor" and card["input_size"] == [28, 28] and card["channels"] == 1
+    assert card["classes"][0] == "T-shirt/top" and mine[name]["model"] is job.result.model
+
+
+@pytest.mark.slow
+def test_stop_half_way_keeps_the_model(trained):
+    at = trained
+    at.number_input(key="scratch_epochs").set_value(30).run()
+    at.button(key="scratch_train").click().run()
+    job = at.session_state["scratch_jobs"][1]
+    wait_job(at, until=lambda j: j.rows("epoch") or j.finished)
+    at.button(key=f"scratch_stop_{job.id}").click().run()
+    job = wait_job(at, index=1)
+    assert job.state == "stopped" and 1 <= len(job.result.rows) < 30
+    assert job.result.evaluation is not None and job.result.stopped
+    assert len(at.session_state["cnnviz_user_models"]) == 2
+    assert any(h.value == "5 · Runs side by side" for h in at.header)
+
+
+@pytest.mark.slow
+def test_open_the_trained_model_on_the_feature_map_page(trained):
+    at = trained
+    name = at.session_state["scratch_registered"][at.session_state["scratch_jobs"][-1].id]
+    at.button(key="scratch_open_pages/feature_maps.py").click().run()
+    assert not at.exception, at.exception
+    assert at.session_state["cnnviz_requested_model"] == name
+    assert any("Feature maps" in t.value for t in at.title)
