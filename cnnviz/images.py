@@ -18,6 +18,8 @@ from PIL import Image, ImageFile, ImageOps
 from cnnviz.limits import limit
 
 __all__ = [
+    "IMAGE_SUFFIXES",
+    "IMAGE_TYPES",
     "ImageError",
     "load_image",
     "load_image_file",
@@ -34,6 +36,11 @@ __all__ = [
 ]
 
 #: Largest upload we try to decode (bytes). Bigger files are refused before decoding.
+#: File endings of the pictures the app reads (uploads, folders, zips): one list for every page.
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+#: The same, as ``st.file_uploader(type=...)`` takes them.
+IMAGE_TYPES = sorted(s.lstrip(".") for s in IMAGE_SUFFIXES)
+
 MAX_BYTES = 50 * 1024 * 1024
 #: Largest decoded image (width × height). A 12 000 × 8 000 photo is 96 MP; beyond that
 #: is almost always a decompression bomb aimed at the server's memory.

@@ -30,7 +30,7 @@ from typing import Iterator
 
 import numpy as np
 
-from cnnviz.images import MAX_BYTES, ImageError, decode_pixels, load_image
+from cnnviz.images import IMAGE_SUFFIXES, MAX_BYTES, ImageError, decode_pixels, load_image
 from cnnviz.limits import limit
 from cnnviz.text import ClassNameError, clean_class_name
 
@@ -61,7 +61,6 @@ MAX_RATIO = 100.0
 #: Entries smaller than this are never called bombs: tiny files compress oddly.
 _RATIO_FLOOR_BYTES = 64 * 1024
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 _SYSTEM_NAMES = frozenset({"__macosx", ".ds_store", "thumbs.db", "desktop.ini", ".git", ".svn"})
 _ZIP_SUFFIXES = frozenset({".zip", ".jar", ".7z", ".rar", ".tar", ".gz", ".tgz", ".bz2", ".xz"})
 _TRAINING = ("training", "train")

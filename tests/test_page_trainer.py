@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import time
 import zipfile
 from pathlib import Path
 
@@ -38,14 +39,27 @@ def class_counts(at: AppTest) -> list[str]:
     return [m.value for m in at.markdown if m.value.endswith(" images**")]
 
 
+def train(at: AppTest, timeout: float = 240) -> None:
+    """Press Train, wait for the background job (the page would poll it every second), rerun to see the results."""
+    at.button(key="trainer_train").click().run()
+    assert not at.exception, at.exception
+    job = at.session_state["trainer_job"]
+    deadline = time.monotonic() + timeout
+    while not job.finished and time.monotonic() < deadline:
+        time.sleep(0.25)
+        job.touch()
+    assert job.state == "done", (job.state, job.error)
+    at.run()
+    assert not at.exception, at.exception
+
+
 @pytest.fixture(scope="module")
 def trained_session(keras_home) -> AppTest:
     at = fresh()
     at.button(key="trainer_demo").click().run()
     assert not at.exception
     at.number_input(key="trainer_epochs").set_value(4).run()
-    at.button(key="trainer_train").click().run()
-    assert not at.exception, at.exception
+    train(at)
     return at
 
 
@@ -53,8 +67,8 @@ def test_demo_dataset_trains_and_shows_results(trained_session):
     at = trained_session
     assert class_counts(at) == ["**30 images**"] * 3
     assert [t.value for t in at.text_input] == ["square", "triangle", "circle"]
-    run = at.session_state["trainer_run"]
-    assert run["finished"] and len(run["history"].rows) == 4
+    run = at.session_state["trainer"].run
+    assert run.finished and len(run.history.rows) == 4
     assert any("How well did it learn" in h.value for h in at.header)
     assert any("EfficientNet-Lite0" in m.value and "4 of 4 epochs" in m.value for m in at.markdown)
     assert len(at.metric) == 3
@@ -80,7 +94,7 @@ def test_two_visitors_never_see_each_others_images_or_models(trained_session):
     second = fresh()
     # The second visitor starts empty: no images, no results, no models.
     assert class_counts(second) == ["**0 images**", "**0 images**"]
-    assert second.session_state["trainer_run"] is None
+    assert second.session_state["trainer"].run is None
     assert "cnnviz_user_models" not in second.session_state or not second.session_state["cnnviz_user_models"]
     assert not any("How well did it learn" in h.value for h in second.header)
     # The second visitor uploads their own images; the first visitor's classes are unchanged.
@@ -90,11 +104,11 @@ def test_two_visitors_never_see_each_others_images_or_models(trained_session):
     assert class_counts(second) == ["**2 images**", "**0 images**"]
     first.run()
     assert class_counts(first) == ["**30 images**"] * 3
-    assert len(second.session_state["trainer_store"]) == 2
-    # 90 demo + 12 demo test images + the sample shown in "Test it": none of the second visitor's.
-    assert len(first.session_state["trainer_store"]) == 90 + 12 + 1
-    assert not any(k in first.session_state["trainer_store"] for k in second.session_state["trainer_classes"][0]["keys"])
-    assert first.session_state["trainer_store"] is not second.session_state["trainer_store"]
+    assert len(second.session_state["trainer"].store) == 2
+    # 90 demo + 12 demo test images: none of the second visitor's.
+    assert len(first.session_state["trainer"].store) == 90 + 12
+    assert not any(k in first.session_state["trainer"].store for k in second.session_state["trainer"].classes[0].keys)
+    assert first.session_state["trainer"].store is not second.session_state["trainer"].store
 
 
 def test_export_then_import_back_in_the_page(trained_session):
@@ -141,7 +155,7 @@ def test_bad_zip_and_bad_images_show_messages_and_keep_what_was_added(keras_home
     assert not at.exception
     assert class_counts(at) == ["**1 images**", "**2 images**"]  # "blue" took the empty second card
     assert [t.value for t in at.text_input] == ["Class 1", "blue"]
-    assert len(at.session_state["trainer_testset"]) == 1
+    assert len(at.session_state["trainer"].testset) == 1
     assert any("2 files skipped" in s.value for s in at.success)
     text = " ".join(m.value for m in at.markdown)
     assert "climb out" in text and plain("notes.txt") in text
@@ -153,22 +167,22 @@ def test_bad_zip_and_bad_images_show_messages_and_keep_what_was_added(keras_home
     at.button(key=[b.key for b in at.button if b.key and b.key.startswith("trainer_rm_")][0]).click().run()
     assert not at.exception
     assert class_counts(at) == ["**1 images**", "**1 images**"]
-    assert at.session_state["trainer_classes"][1]["files"] == ["2.png"]
+    assert at.session_state["trainer"].classes[1].files == ["2.png"]
 
 
 def test_renaming_and_deleting_classes(keras_home):
     at = fresh()
-    assert at.button(key=f"trainer_del_{at.session_state['trainer_classes'][0]['id']}").disabled  # at least two
+    assert at.button(key=f"trainer_del_{at.session_state['trainer'].classes[0].id}").disabled  # at least two
     at.button(key="trainer_add_class").click().run()
     assert [t.value for t in at.text_input] == ["Class 1", "Class 2", "Class 3"]
     at.text_input[0].set_value("Portraits").run()
-    assert at.session_state["trainer_classes"][0]["name"] == "Portraits"
+    assert at.session_state["trainer"].classes[0].name == "Portraits"
     at.text_input[1].set_value("Portraits").run()  # a duplicate name is refused
-    assert any("own, non-empty name" in e.value for e in at.error)
-    assert at.session_state["trainer_classes"][1]["name"] == "Class 2"
-    third = at.session_state["trainer_classes"][2]["id"]
+    assert any("already called" in e.value for e in at.error)
+    assert at.session_state["trainer"].classes[1].name == "Class 2"
+    third = at.session_state["trainer"].classes[2].id
     at.button(key=f"trainer_del_{third}").click().run()
-    assert len(at.session_state["trainer_classes"]) == 2
+    assert len(at.session_state["trainer"].classes) == 2
     assert not at.exception
 
 
@@ -177,8 +191,7 @@ def test_the_trained_model_is_offered_on_the_feature_map_and_audit_pages(keras_h
     at.switch_page("pages/trainer.py").run()
     at.button(key="trainer_demo").click().run()
     at.number_input(key="trainer_epochs").set_value(2).run()
-    at.button(key="trainer_train").click().run()
-    assert not at.exception, at.exception
+    train(at)
     for page in ("pages/feature_maps.py", "pages/audit.py"):
         at.switch_page(page).run()
         assert not at.exception, (page, at.exception)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from cnnviz.images import ImageError, load_image, sample_images
+from cnnviz.images import IMAGE_TYPES, ImageError, load_image, sample_images
 from ui import settings
 from cnnviz.text import plain
 from ui.state import add_visitor_image, visitor_images
@@ -29,7 +29,7 @@ def image_picker(key: str, *, label: str = "Image", default: str | None = None, 
     with st.expander("➕ Add your own image (upload or camera)", expanded=False):
         upload = st.file_uploader(
             "Upload an image (PNG, JPEG, WebP, BMP, GIF, TIFF)",
-            type=["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"],
+            type=IMAGE_TYPES,
             key=f"{key}_upload",
         )
         _take_new_image(upload, key)

@@ -233,6 +233,13 @@ class TrainingSession:
         keys = embed([im for _, im, _ in named], None)
         self.testset = [TestImage(f, k, label) for (f, _, label), k in zip(named, keys)]
 
+    def test_embeddings(self, base: str) -> np.ndarray:
+        """``(N, D)`` embeddings of the test images under ``base`` (``ValueError`` if some were dropped)."""
+        found = [self.store.embedding(t.key, base) for t in self.testset]
+        if any(f is None for f in found):
+            raise ValueError("Some test images are no longer in memory; please add them again.")
+        return np.stack(found) if found else np.zeros((0, 0), np.float32)
+
     # ------------------------------------------------------------------ training
     @property
     def has_images(self) -> bool:

@@ -1,0 +1,257 @@
+"""Widgets of page 4 (train your own classifier) over :class:`cnnviz.train.session.TrainingSession`.
+
+The session decides (names, duplicates, splits, runs); these functions only draw it and
+turn clicks into its method calls. Training runs as a background job (:mod:`cnnviz.jobs`):
+a click elsewhere on the page does not stop it, Stop stops it after the current epoch.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import streamlit as st
+
+from cnnviz import jobs
+from cnnviz.charts import training as charts
+from cnnviz.images import IMAGE_TYPES, ImageError, load_image
+from cnnviz.text import plain
+from cnnviz.train import transfer
+from cnnviz.train.session import ClassImages, Embed, Run, TrainingSession
+from ui.jobs import owner_id, progress_text
+from ui.models import shipped_model
+from ui.state import add_visitor_model, request_model
+from ui.widgets import show_image
+
+DECODE_SIDE = 512  # images are only needed at 224 px and for a thumbnail; decode no larger
+SHOWN_THUMBS = 24
+BASE_TITLES = {"efficientnet_lite0": "EfficientNet-Lite0", "mobilenet_v2": "MobileNetV2"}
+SESSION, JOB, GEN = "trainer", "trainer_job", "trainer_gen"
+
+
+def session() -> TrainingSession:
+    """This visitor's training session (created on the first visit)."""
+    st.session_state.setdefault(GEN, 0)
+    return st.session_state.setdefault(SESSION, TrainingSession())
+
+
+def fresh_uploaders() -> None:
+    """Give every uploader a new key, which empties it (its files were taken)."""
+    st.session_state[GEN] += 1
+
+
+def base_title(base: str | None) -> str:
+    return BASE_TITLES.get(base or "", base or "unknown")
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def embedder(base: str):
+    """Shipped base network cut at its pooling layer: identical for every visitor, so shared."""
+    return transfer.embedding_model_for(shipped_model(base))
+
+
+def embed_with(trainer: TrainingSession, base: str) -> Embed:
+    """``embed(images, on_progress)`` for the session's store, with a progress bar while it works."""
+
+    def embed(images: Sequence[np.ndarray], on_progress: Callable[[int, int], None] | None = None) -> list[str]:
+        bar = st.progress(0.0, text=f"Reading {len(images)} images with {base_title(base)}…")
+
+        def moved(done: int, total: int) -> None:
+            bar.progress(done / max(total, 1), text=f"{done}/{total} images embedded")
+            if on_progress is not None:
+                on_progress(done, total)
+
+        keys, _ = transfer.embed_images(images, embedder(base), base, store=trainer.store, on_progress=moved)
+        bar.empty()
+        return keys
+
+    return embed
+
+
+def decode(files: Sequence[Any]) -> tuple[list[tuple[str, np.ndarray]], list[str]]:
+    """Uploaded files → ``(name, image)`` pairs and one sentence per file that is not an image."""
+    images, errors = [], []
+    for f in files or []:
+        try:
+            images.append((f.name, load_image(f.getvalue(), max_side=DECODE_SIDE, name=f"“{f.name}”")))
+        except ImageError as err:
+            errors.append(str(err))
+    return images, errors
+
+
+def skipped_list(sentences: Sequence[str], what: str) -> None:
+    """Files that were not used, with why; shown as text (their names are the visitor's)."""
+    if sentences:
+        with st.expander(f"⚠️ {what} ({len(sentences)})", expanded=len(sentences) <= 5):
+            st.markdown("\n".join(f"- {plain(s)}" for s in sentences[:200])
+                        + (f"\n- … and {len(sentences) - 200} more" if len(sentences) > 200 else ""))
+
+
+def class_card(trainer: TrainingSession, cls: ClassImages, embed: Embed) -> None:
+    """One class: its name, its images (upload, folder, webcam), thumbnails, remove and delete."""
+    gen = st.session_state[GEN]
+    name_key, shown_key = f"trainer_name_{cls.id}", f"trainer_name_shown_{cls.id}"
+    if st.session_state.get(name_key) in (None, st.session_state.get(shown_key)):
+        st.session_state[name_key] = cls.name  # a zip or the demo renamed the card: show its new name
+    problem = trainer.rename(cls.id, st.text_input("Class name", key=name_key))
+    if problem:
+        st.error(plain(problem))
+    st.session_state[shown_key] = st.session_state[name_key]
+    st.markdown(f"**{len(cls.keys)} images**")
+    files = st.file_uploader("Add images", type=IMAGE_TYPES, accept_multiple_files=True, key=f"trainer_up_{cls.id}_{gen}")
+    folder = st.file_uploader("…or a whole folder", type=IMAGE_TYPES, accept_multiple_files="directory",
+                              key=f"trainer_dir_{cls.id}_{gen}")
+    photo = None
+    if st.toggle("Use the webcam", key=f"trainer_camon_{cls.id}"):
+        photo = st.camera_input("Take a photo", key=f"trainer_cam_{cls.id}_{gen}")
+    incoming = list(files or []) + list(folder or []) + ([photo] if photo is not None else [])
+    if incoming:
+        images, errors = decode(incoming)
+        trainer.add_images(cls, images, embed)
+        trainer.skipped = errors
+        fresh_uploaders()
+        st.rerun()
+    thumbs = trainer.thumbnails(cls)
+    if thumbs:
+        shown = thumbs[:SHOWN_THUMBS]
+        st.image([t for _, _, t in shown], width=64,
+                 alt=[f"Training image {f} of class {cls.name}" for _, f, _ in shown])
+        if len(thumbs) > SHOWN_THUMBS:
+            st.caption(f"… and {len(thumbs) - SHOWN_THUMBS} more images.")
+        drop = st.multiselect("Remove images", list(range(len(thumbs))), format_func=lambda i: thumbs[i][1],
+                              key=f"trainer_rmsel_{cls.id}_{gen}", placeholder="Choose images to remove")
+        if drop and st.button(f"Remove {len(drop)} image(s)", key=f"trainer_rm_{cls.id}_{gen}"):
+            trainer.remove_images(cls, {thumbs[i][0] for i in drop})
+            fresh_uploaders()
+            st.rerun()
+    if st.button("🗑 Delete this class", key=f"trainer_del_{cls.id}", disabled=len(trainer.classes) <= 2,
+                 help="At least two classes are needed."):
+        trainer.delete_class(cls.id)
+        st.rerun()
+
+
+def start_training(trainer: TrainingSession, base: str, settings: dict[str, Any]) -> None:
+    """Freeze the classes into a run and hand its training to the process-wide job pool."""
+    try:
+        run = trainer.start_run(base, settings)
+    except ValueError as err:
+        st.error(str(err), icon="🚫")
+        return
+
+    def work(ctx: jobs.JobContext) -> Run:
+        def on_epoch(row: dict) -> bool:
+            ctx.report(event="epoch", epochs=run.settings["epochs"], **row)
+            return ctx.should_stop()
+
+        ctx.partial(run)
+        ctx.report(event="start", epoch=0, epochs=run.settings["epochs"])
+        TrainingSession.train(run, on_epoch=on_epoch)
+        return run
+
+    try:
+        st.session_state[JOB] = jobs.submit(work, kind="trainer", owner=owner_id())
+    except jobs.QueueFull as err:
+        trainer.run = None
+        st.error(str(err), icon="⏳")
+
+
+def collect_finished(trainer: TrainingSession) -> None:
+    """When the training job has ended, judge its run and register the model for this visitor's pages."""
+    job = st.session_state.get(JOB)
+    if job is None or not job.finished:
+        return
+    st.session_state.pop(JOB)
+    run = trainer.run
+    if job.state == "failed":
+        st.error(job.error or "The training stopped with an error.", icon="🚫")
+        trainer.run = None
+        return
+    if run is None or job.state == "cancelled":
+        trainer.run = None
+        return
+    if trainer.finish_run(run, embedder(run.base), base_title=base_title(run.base),
+                          stopped=job.state == "stopped") is None:
+        st.info("Training was stopped before its first epoch finished, so there is no model yet.", icon="⏹")
+        return
+    run.card["name"] = add_visitor_model(run.name, run.model, run.card)
+    run.name = run.card["name"]
+    run.card["title"] = f"Your model · {run.name}"
+
+
+@st.fragment(run_every=1.0)
+def live_training(job: jobs.Job, epochs: int) -> None:
+    """The running job, redrawn every second: progress, live curves, Stop. Reruns the page when it ends."""
+    job.touch()
+    if job.finished:
+        st.rerun(scope="app")
+    st.progress(min(1.0, len(job.rows("epoch")) / max(epochs, 1)), text=progress_text(job))
+    label = "⏹ Stop training" if job.state == "running" else "✖ Leave the queue"
+    if st.button(label, key=f"trainer_stop_{job.id}", help="Stops after the current epoch; the model keeps what it learnt."):
+        job.stop()
+    spec = charts.training_curves([], epochs=epochs).to_dict()
+    st.vega_lite_chart(spec=charts.with_rows(spec, job.rows("epoch")), width="content",
+                       alt="Training and validation loss and accuracy per epoch, growing while it trains")
+    st.caption("The curves grow while it trains; you can keep using the page meanwhile.")
+
+
+def open_elsewhere(name: str) -> None:
+    """Buttons that open this visitor model on the feature-map and audit pages."""
+    a, b, _ = st.columns([1, 1, 2])
+    if a.button("🔍 See its feature maps and Grad-CAM (page 3)", key="trainer_open_fm"):
+        request_model(name)
+        st.switch_page("pages/feature_maps.py")
+    if b.button("🧪 Audit where it fails (page 5)", key="trainer_open_audit"):
+        request_model(name)
+        st.switch_page("pages/audit.py")
+
+
+def results(trainer: TrainingSession, run: Run) -> None:
+    """How well the run learnt: curves, per-class accuracy, confusion matrix, misclassified thumbnails."""
+    hist, ev = run.history, run.evaluation
+    last = hist.last or {}
+    st.markdown(
+        f"**{plain(run.name)}** — base model **{base_title(run.base)}**, {len(hist.rows)} of {hist.epochs_planned} "
+        f"epochs" + (" (stopped early)" if hist.stopped else "") + f", {last.get('seconds', 0):.1f} s of training, "
+        f"{len(run.x)} images ({len(run.train_idx)} to train on, {len(run.val_idx)} held out)."
+    )
+    cols = st.columns(3)
+    cols[0].metric(f"Accuracy on {run.judged_on} images", f"{ev.accuracy:.0%}")
+    cols[1].metric("Training accuracy (last epoch)", f"{last.get('accuracy', 0):.0%}")
+    cols[2].metric("Misclassified", f"{len(ev.misclassified)} of {len(ev.labels)}")
+    st.altair_chart(charts.training_curves(hist.rows, epochs=hist.epochs_planned), width="content",
+                    alt="Training and validation loss and accuracy per epoch")
+    st.caption("Look at the orange validation curves: if they flatten or rise while the blue training curves keep "
+               "improving, the model has started memorising its training images.")
+    if run.judged_on == "training":
+        st.warning("No class had enough images to hold any out, so these numbers are on the training images "
+                   "and are too optimistic.")
+    left, right = st.columns([2, 3])
+    with left:
+        st.subheader("Per-class accuracy")
+        st.dataframe(
+            {"class": ev.class_names, "images": ev.confusion.sum(axis=1).tolist(),
+             "accuracy": [None if np.isnan(a) else round(float(a), 3) for a in ev.per_class_accuracy]},
+            hide_index=True,
+            column_config={"accuracy": st.column_config.ProgressColumn("accuracy", min_value=0, max_value=1,
+                                                                       format="percent")},
+        )
+        st.caption("A class with a low score is one the model cannot yet tell from the others: add more varied examples.")
+    with right:
+        st.altair_chart(charts.confusion_matrix(ev.confusion, ev.class_names), width="content",
+                        alt=f"Confusion matrix of {run.name} on the {run.judged_on} images")
+        st.caption("Numbers on the diagonal were classified correctly; a number off the diagonal shows which class "
+                   "the model confused with which.")
+    st.subheader("Misclassified images")
+    if not ev.misclassified:
+        st.success(f"Every {run.judged_on} image was classified correctly.")
+        return
+    grid = st.columns(6)
+    for i, idx in enumerate(ev.misclassified[:24]):
+        probs = ev.probabilities[idx]
+        true, pred = ev.class_names[ev.labels[idx]], ev.class_names[int(probs.argmax())]
+        thumb = trainer.store.thumbnail(run.judged_keys[idx])
+        if thumb is not None:
+            with grid[i % 6]:
+                show_image(thumb, alt=f"A {true} image the model called {pred}",
+                           caption=f"{plain(true)} → {plain(pred)} ({probs.max():.0%})", width=160)
+    st.caption("Under each image: its true class → what the model said, and how sure it was. "
+               "Are these images unusual, or mislabelled?")
