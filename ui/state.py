@@ -57,3 +57,15 @@ def request_model(name: str) -> None:
 def take_requested_model() -> str | None:
     """The visitor model another page asked for, once (the model picker calls this)."""
     return st.session_state.pop(REQUESTED_KEY, None)
+
+
+TRAINING_KEY = "trainer"
+
+
+def last_training() -> Any:
+    """This visitor's training session from page 4 (a :class:`cnnviz.train.session.TrainingSession`), or ``None``.
+
+    Other pages read "the last training run" through this, never through page 4's keys:
+    ``last_training().run`` and ``last_training().validation_images()``.
+    """
+    return st.session_state.get(TRAINING_KEY)

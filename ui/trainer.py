@@ -19,13 +19,13 @@ from cnnviz.train import transfer
 from cnnviz.train.session import ClassImages, Embed, Run, TrainingSession
 from ui.jobs import owner_id, progress_text
 from ui.models import shipped_model
-from ui.state import add_visitor_model, request_model
+from ui.state import TRAINING_KEY, add_visitor_model, request_model
 from ui.widgets import show_image
 
 DECODE_SIDE = 512  # images are only needed at 224 px and for a thumbnail; decode no larger
 SHOWN_THUMBS = 24
 BASE_TITLES = {"efficientnet_lite0": "EfficientNet-Lite0", "mobilenet_v2": "MobileNetV2"}
-SESSION, JOB, GEN = "trainer", "trainer_job", "trainer_gen"
+SESSION, JOB, GEN = TRAINING_KEY, "trainer_job", "trainer_gen"
 
 
 def session() -> TrainingSession:
