@@ -55,7 +55,8 @@ def test_train_the_demo_dataset_and_download_the_export(page, app_url, tmp_path)
     path = tmp_path / "model.zip"
     info.value.save_as(path)
     archive = zipfile.ZipFile(io.BytesIO(path.read_bytes()))
-    assert sorted(archive.namelist()) == ["README.md", "labels.txt", "metadata.json", "model.keras", "model.tflite"]
+    assert {"README.md", "labels.txt", "metadata.json", "model.keras", "model.tflite", "model/model.json",
+            "index.html", "sketch.js"} <= set(archive.namelist())
     assert archive.read("labels.txt").decode().split() == ["square", "triangle", "circle"]
     meta = json.loads(archive.read("metadata.json"))
     assert meta["baseModel"] == "efficientnet_lite0" and meta["training"]["epochs_run"] == 3
@@ -69,7 +70,10 @@ def test_train_the_demo_dataset_and_download_the_export(page, app_url, tmp_path)
     epochs.press("Enter")
     wait_idle(page)
     page.get_by_role("button", name="Train the model").click()
-    page.get_by_text(re.compile(r"Epoch \d+/500 ")).first.wait_for(timeout=240_000)
+    page.get_by_text(re.compile(r"Epoch \d+ of 500")).first.wait_for(timeout=240_000)
+    page.get_by_text("Advanced settings").click()  # another click: the training goes on (a background job)
+    page.wait_for_timeout(1500)
+    assert page.get_by_text(re.compile(r"Epoch \d+ of 500")).count() >= 1
     page.get_by_role("button", name="Stop training").click()
     page.get_by_text("(stopped early)", exact=False).wait_for(timeout=120_000)
     wait_idle(page)
