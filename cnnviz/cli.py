@@ -18,6 +18,7 @@ import argparse
 import os
 import sys
 import time
+import zipfile
 from pathlib import Path
 from typing import Sequence
 
@@ -188,6 +189,8 @@ def _classify(args) -> int:
     model_path = Path(args.model)
     if not model_path.is_file():
         raise ValueError(f"The model zip “{model_path.name}” does not exist.")
+    if not zipfile.is_zipfile(model_path):  # before TensorFlow loads: a quick, quiet answer
+        raise ValueError(f"“{model_path.name}” is not a readable zip file (it may be damaged or incomplete).")
     csv_path = Path(args.csv)
     if not csv_path.parent.is_dir():
         raise ValueError(f"The folder for --csv, “{csv_path.parent}”, does not exist.")
