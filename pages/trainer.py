@@ -129,7 +129,7 @@ st.title("4 · Train your own classifier")
 st.markdown(
     "Teach a computer your own categories, as [Teachable Machine](https://teachablemachine.withgoogle.com/) "
     "does: give a few dozen example images per class, and a network that already learnt to see from "
-    "ImageNet's 1.2 million photos turns each image into **1 280 numbers**. Only a small last layer (the "
+    "ImageNet's 1,281,167 training photos turns each image into **1 280 numbers**. Only a small last layer (the "
     "*head*) is trained on those numbers — this is **transfer learning**, and it takes seconds."
 )
 
@@ -329,7 +329,7 @@ def _finish(run: dict, *, stopped: bool) -> None:
     run["card"] = {
         "name": run["name"], "title": f"Your model · {run['name']}", "kind": "visitor", "classes": run["classes"],
         "input_size": [int(d) for d in run["model"].input_shape[1:3]], "channels": 3, "base": run["base"],
-        "test_accuracy": run["eval"].accuracy,
+        f"{run['judged_on']}_accuracy": run["eval"].accuracy,  # validation (or training) images, not a test set
         "description": f"Trained here on {len(x)} images ({_base_title(run['base'])} base + a small head, "
                        f"{len(run['history'].rows)} epochs).",
     }
