@@ -97,3 +97,14 @@ def test_train_then_classify_the_lesson_zip_from_the_shell(tmp_path, shared_imag
     for row in rows:  # the same model on the same images: the same answers as the training run's test CSV
         assert row["predicted class"] == by_file[row["file"]]["predicted class"]
         assert float(row["confidence"]) == pytest.approx(float(by_file[row["file"]]["confidence"]), abs=2e-4)
+
+
+def test_the_pure_lesson_modules_never_import_tensorflow():
+    probe = ("import json, sys\n"
+             "import cnnviz.cli, cnnviz.predictions, cnnviz.train.lesson, cnnviz.train.dataset_check, cnnviz.audit.sets\n"
+             "cnnviz.cli._parser()\n"
+             "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))))")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
