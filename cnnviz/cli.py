@@ -176,7 +176,9 @@ def _train(args) -> int:
     out.write_bytes(blob)
     print(f"\nWrote {out} ({len(blob) / 1e6:.1f} MB in {time.perf_counter() - started:.1f} s): model.keras, "
           + ("" if args.no_tflite else "model.tflite, ") + "model/ (TensorFlow.js for ml5.js), index.html + sketch.js.")
-    if args.csv:
+    if args.csv and not trained.test_rows:
+        print(f"No CSV was written to {args.csv}: there are no testing/ images to list.")
+    elif args.csv:
         Path(args.csv).write_text(rows_to_csv(trained.test_rows), encoding="utf-8")
         print(f"Wrote {args.csv} ({len(trained.test_rows)} test images).")
     return 0
