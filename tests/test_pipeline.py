@@ -48,6 +48,19 @@ def test_split_follows_teachable_machine_and_the_test_is_the_headline(trained):
     assert any("1 test image(s) are not in a folder named after a training class" in s for s in res.sentences)
 
 
+def test_mistake_index_points_into_the_test_images_as_given():
+    head = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="softmax", use_bias=False)])
+    head.layers[0].set_weights([np.eye(2, dtype=np.float32) * 5])  # predicts the larger coordinate
+    x_test = np.array([[1, 0], [0, 1], [0, 1], [1, 0]], np.float32)
+    results, rows = pipeline.judge_head(
+        head, ["a", "b"], x_val=np.zeros((0, 2), np.float32), y_val=np.zeros(0, np.int64), val_files=[], val_folders=[],
+        x_test=x_test, test_classes=["a", None, "a", "b"], test_files=["0", "1", "2", "3"],
+        test_folders=["t/a", "t", "t/a", "t/b"])
+    assert [m.index for m in results.test.mistakes] == [2, 3] or [m.index for m in results.test.mistakes] == [3, 2]
+    assert {m.file for m in results.test.mistakes} == {"2", "3"} and results.test.n_images == 3
+    assert [r["predicted class"] for r in rows] == ["a", "b", "b", "a"] and rows[1]["correct"] == ""
+
+
 def test_dataset_check_and_csv_rows_come_with_it(trained):
     assert trained.check.duplicates_within_class == [["training/red/red0.png", "training/red/red0-again.png"]]
     rows = {r["file"]: r for r in trained.test_rows}

@@ -10,6 +10,7 @@ Machine's 50 epochs, batch 16, learning rate 0.001, 15 % validation rounded up).
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -156,7 +157,8 @@ def judge_head(head: keras.Model, class_names: Sequence[str], *, x_val: np.ndarr
 
     ``x_val``/``y_val``: validation embeddings ``(V, D)`` and class indices; ``x_test``: the
     ``testing/`` images' embeddings ``(T, D)`` with their folder classes (``None`` or a name
-    no class has: classified, not scored). The rows are :func:`cnnviz.predictions.prediction_rows`
+    no class has: classified, not scored). ``Mistake.index`` of the test result is the position
+    in ``test_files``; of the validation result, the position in ``x_val``. The rows are :func:`cnnviz.predictions.prediction_rows`
     for every test image (the CSV). The trainer page calls this with the embeddings it keeps.
     """
     classes = list(class_names)
@@ -170,6 +172,8 @@ def judge_head(head: keras.Model, class_names: Sequence[str], *, x_val: np.ndarr
         keep = np.flatnonzero(known)
         test = lesson.evaluate_set("test", test_probs[keep], labels[keep], classes,
                                    [test_files[k] for k in keep], [test_folders[k] for k in keep])
+        # Mistake.index points into the test images as given (unscored ones included), for thumbnails.
+        test.mistakes = [dataclasses.replace(m, index=int(keep[m.index])) for m in test.mistakes]
     results = lesson.lesson_results(test, validation, n_unscored_test=int((~known).sum()), n_training=n_training)
     rows = predictions.prediction_rows(
         list(test_files), test_probs, classes, folders=list(test_folders),
