@@ -18,6 +18,7 @@ import argparse
 import os
 import sys
 import time
+import zipfile
 from pathlib import Path
 from typing import Sequence
 
@@ -175,7 +176,9 @@ def _train(args) -> int:
     out.write_bytes(blob)
     print(f"\nWrote {out} ({len(blob) / 1e6:.1f} MB in {time.perf_counter() - started:.1f} s): model.keras, "
           + ("" if args.no_tflite else "model.tflite, ") + "model/ (TensorFlow.js for ml5.js), index.html + sketch.js.")
-    if args.csv:
+    if args.csv and not trained.test_rows:
+        print(f"No CSV was written to {args.csv}: there are no testing/ images to list.")
+    elif args.csv:
         Path(args.csv).write_text(rows_to_csv(trained.test_rows), encoding="utf-8")
         print(f"Wrote {args.csv} ({len(trained.test_rows)} test images).")
     return 0
@@ -188,6 +191,8 @@ def _classify(args) -> int:
     model_path = Path(args.model)
     if not model_path.is_file():
         raise ValueError(f"The model zip “{model_path.name}” does not exist.")
+    if not zipfile.is_zipfile(model_path):  # before TensorFlow loads: a quick, quiet answer
+        raise ValueError(f"“{model_path.name}” is not a readable zip file (it may be damaged or incomplete).")
     csv_path = Path(args.csv)
     if not csv_path.parent.is_dir():
         raise ValueError(f"The folder for --csv, “{csv_path.parent}”, does not exist.")

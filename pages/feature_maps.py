@@ -139,8 +139,7 @@ with c2:
                                                  "bright areas are where this filter responds.",
                caption="The same channel stretched over the input image")
 st.caption("Look at where the bright blocks fall on the picture: that is what this one filter responds to. "
-           "Every block covers a receptive field of "
-           f"{next(r.receptive_field for r in table if r.name == layer)} input pixels.")
+           + features.receptive_field_sentence(next(r.receptive_field for r in table if r.name == layer), model.input_shape[1]))
 
 st.subheader("The most active channels for this image")
 top = features.top_channels(fmap, 8)
@@ -180,14 +179,14 @@ target = features.last_conv_layer(model)
 g1, g2 = st.columns(2, gap="large")
 with g1:
     show_image(features.overlay(image, cam, normalise=False),
-               alt=f"Grad-CAM heat map for the class {explained} laid over the input image; bright areas raised its score.",
+               alt=f"Grad-CAM heat map for the class {explained} laid over the input image; bright areas counted towards its score.",
                caption=f"Grad-CAM for “{plain(explained)}” at layer {plain(target.name)}")
 with g2:
     st.altair_chart(top_k_chart(predictions, highlight=explained), width="stretch",
                     alt=f"The top {len(predictions)} predictions again, with {explained} highlighted if it is among them.")
     st.markdown(
         f"**What it shows:** where, in layer *{plain(target.name)}* (the last convolutional block, "
-        f"{target.output.shape[1]}×{target.output.shape[2]} positions), more activation would raise the score of "
+        f"{target.output.shape[1]}×{target.output.shape[2]} positions), the existing activations counted towards the score of "
         f"“{plain(explained)}”. Each channel is weighted by how much the score depends on it, and the positive sum is "
         "stretched over the picture.\n\n"
         "**What it does not show:** *why* the network decided, which pixels a person would call the object, or "

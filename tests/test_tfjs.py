@@ -79,3 +79,18 @@ def test_an_unsupported_layer_is_refused_with_a_sentence():
 def test_tm_metadata_has_teachable_machines_fields():
     meta = tfjs.tm_metadata(["a", "b"], 224, model_name="M", time_stamp="2026-01-01T00:00:00+00:00")
     assert meta["labels"] == ["a", "b"] and meta["imageSize"] == 224 and meta["tfjsVersion"] == tfjs.TFJS_VERSION
+
+
+def test_mobilenet_v2_as_the_trainer_builds_it_can_be_written():
+    """The trainer's other base (MobileNetV2 behind Rescaling(1/127.5, -1)); random weights, same layers."""
+    inputs = keras.Input((96, 96, 3), name="pixels")
+    x = keras.layers.Rescaling(scale=1 / 127.5, offset=-1.0, name="rescaling")(inputs)
+    base = keras.applications.MobileNetV2(weights=None, alpha=0.35, input_tensor=x, include_top=False, pooling="avg")
+    out = keras.layers.Dense(3, activation="softmax", name="head")(base.output)
+    model_json, weights = tfjs.tfjs_files(keras.Model(inputs, out))
+    layers = model_json["modelTopology"]["config"]["layers"]
+    assert {layer["class_name"] for layer in layers} <= set(tfjs.SUPPORTED_LAYERS)
+    cfg = _layer(model_json, "rescaling")["config"]
+    t = np.array([-1.0, 0.0, 1.0])
+    np.testing.assert_allclose(cfg["scale"] * t + cfg["offset"], (127 * (t + 1)) / 127.5 - 1, atol=1e-12)
+    assert len(weights) == 4 * sum(int(np.prod(w["shape"])) for w in model_json["weightsManifest"][0]["weights"])

@@ -7,7 +7,8 @@ Pure numpy functions on arrays; nothing here runs a model. Conventions:
 - An **OOD score** is "higher = more out of distribution": ``1 - max softmax``,
   entropy, or a feature distance to the reference set. :func:`auroc` then measures how
   well one score tells a probe set (positives) from the reference set (negatives):
-  1.0 perfectly, 0.5 no better than a coin.
+  1.0 perfectly, 0.5 not at all, below 0.5 in reverse (the probes score as *more* typical);
+  how well it separates is ``|AUROC - 0.5|``.
 - ``confidence`` is the maximum softmax probability, in 0–1; ``correct`` is boolean.
 
 Why several scores: a network trained with softmax is often *confidently* wrong on

@@ -190,7 +190,9 @@ def to_html(
         "<h2>Numbers</h2>",
         _sets_table(table, evaluation, sets),
         "<h3>Telling probes from references (AUROC)</h3>",
-        "<p>1.0: the score separates the probe set from the reference set perfectly; 0.5: no better than a coin.</p>",
+        "<p>1.0: the score is higher for every probe image than for every reference image; 0.5: it cannot tell "
+        "them apart; below 0.5 it ranks them in reverse (the probes look more typical than the references). "
+        "Separation is the distance from 0.5.</p>",
         _auroc_table(evaluation),
     ]
     if "accuracy" in evaluation:

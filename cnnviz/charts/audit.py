@@ -221,7 +221,9 @@ def audit_charts(run: Mapping, table: pd.DataFrame, score_names: Sequence[str]) 
         charts["Telling probes from references (AUROC)"] = (
             auroc_comparison(evaluation["auroc"], score_names),
             "Compare the grey bars (confidence-based scores) with the blue ones (distances in the network's "
-            "features): the longer bar tells this probe set from the reference set more reliably; 0.5 is chance.")
+            "features): 0.5 means the score cannot tell this probe set from the reference set, 1.0 that it always "
+            "scores the probe images higher; below 0.5 it ranks them in reverse (the probes look *more* typical). "
+            "How well a score separates the two is its distance from 0.5.")
     charts["Share the model abstains on"] = (
         share_caught(evaluation["caught"], sets, threshold),
         "At this threshold the model would say “unsure” for these shares: ideally high for probe sets and low "

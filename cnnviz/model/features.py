@@ -38,6 +38,7 @@ __all__ = [
     "LayerRow",
     "layer_table",
     "receptive_fields",
+    "receptive_field_sentence",
     "tile_channels",
     "tile_images",
     "colorize",
@@ -181,6 +182,21 @@ class LayerRow:
     jump: int
     receptive_field: int
     has_feature_map: bool
+
+
+def receptive_field_sentence(receptive_field: int, input_side: int | None) -> str:
+    """One sentence about a layer's receptive field: an ``N × N`` square of input pixels.
+
+    In EfficientNet-Lite0 the square is 211 × 211 up to block 9 and 275 × 275 from block 10's
+    depthwise convolution on (851 × 851 at the head): wider than the 224-pixel input. The
+    sentence then says that each position sees the whole picture (and the padding around it).
+    """
+    rf = int(receptive_field)
+    sentence = f"Every block covers a receptive field of {rf}×{rf} input pixels"
+    if input_side and rf > int(input_side):
+        return (sentence + f", wider than the {int(input_side)}×{int(input_side)} picture itself: each position "
+                "can see all of it (and the zero padding around it), though the pixels near its centre count most.")
+    return sentence + "."
 
 
 def receptive_fields(model: keras.Model) -> dict[str, tuple[int, int]]:
@@ -446,11 +462,15 @@ def grad_cam(model: keras.Model, image: np.ndarray, class_index: int | None = No
              layer_name: str | None = None) -> np.ndarray:
     """Grad-CAM heat map ``(H, W) float32`` in ``[0, 1]`` at ``image``'s own size.
 
-    Where in the picture would more of this layer's activation raise the score of
+    Where in the picture did this layer's existing activations count towards the score of
     ``class_index`` (the predicted class when ``None``)? Each channel of the last
     convolutional block (:func:`last_conv_layer`, or ``layer_name``) is weighted by the mean
-    gradient of the class score (the logit before softmax) with respect to it; the weighted
-    sum, kept where positive, is stretched to the image. It shows where evidence for the class
+    gradient of the class score (the logit before softmax) with respect to it; the
+    channel-weighted sum of the activations, kept where positive, is stretched to the image.
+    On a network that ends in global average pooling (EfficientNet, MobileNet, the trainer's
+    models) that gradient is the same at every position, so the map is not "where more
+    activation would raise the score" but the existing activations, each channel weighted by
+    how much the score depends on it. It shows where evidence for the class
     was found at that layer's coarse resolution — not why, and not what a human would call the
     object. An all-zero map means no positive evidence anywhere.
     """

@@ -10,6 +10,7 @@ Machine's 50 epochs, batch 16, learning rate 0.001, 15 % validation rounded up).
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -23,7 +24,7 @@ from cnnviz.train import dataset_check, lesson
 from cnnviz.train import transfer as training
 
 __all__ = ["EmbeddedCollection", "TrainedCollection", "embed_collection", "train_collection", "export_trained",
-           "classify_images", "folder_of"]
+           "classify_images", "folder_of", "judge_head"]
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 BATCH = 32
@@ -134,26 +135,50 @@ def train_collection(collection: lesson.Collection, embedder: keras.Model, *, ba
     files = [PurePosixPath(f.path).name for f in facts]
     folders = [folder_of(f.path) for f in facts]
     val_rows = [train_rows[i] for i in va]
-    validation = lesson.evaluate_set("validation", training.head_probabilities(head, x[va]), y[va], classes,
-                                     [files[i] for i in val_rows], [folders[i] for i in val_rows])
-    test_rows_idx = embedded.rows("testing")
-    test_probs = training.head_probabilities(head, x_all[test_rows_idx])
-    truths = [facts[i].label for i in test_rows_idx]
-    labels, known = lesson.test_labels(truths, classes)
-    test = None
-    if known.any():
-        keep = np.flatnonzero(known)
-        test = lesson.evaluate_set("test", test_probs[keep], labels[keep], classes,
-                                   [files[test_rows_idx[k]] for k in keep], [folders[test_rows_idx[k]] for k in keep])
-    results = lesson.lesson_results(test, validation, n_unscored_test=int((~known).sum()), n_training=len(tr))
-    test_rows = predictions.prediction_rows(
-        [files[i] for i in test_rows_idx], test_probs, classes, folders=[folders[i] for i in test_rows_idx],
-        true_classes=[t if t in index else None for t in truths], threshold=threshold)
+    test_idx = embedded.rows("testing")
+    results, test_rows = judge_head(
+        head, classes, x_val=x[va], y_val=y[va], val_files=[files[i] for i in val_rows],
+        val_folders=[folders[i] for i in val_rows], x_test=x_all[test_idx],
+        test_classes=[facts[i].label for i in test_idx], test_files=[files[i] for i in test_idx],
+        test_folders=[folders[i] for i in test_idx], n_training=len(tr), threshold=threshold)
     model = training.full_model(embedder, head, name=model_name)
     settings = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed,
                 "validation_fraction": lesson.VALIDATION_FRACTION}
     return TrainedCollection(model, head, base, classes, history, check, results, settings, test_rows, embedded,
                              {"embed_seconds": embedded.seconds, "train_seconds": train_seconds})
+
+
+def judge_head(head: keras.Model, class_names: Sequence[str], *, x_val: np.ndarray, y_val: np.ndarray,
+               val_files: Sequence[str], val_folders: Sequence[str], x_test: np.ndarray,
+               test_classes: Sequence[str | None], test_files: Sequence[str], test_folders: Sequence[str],
+               n_training: int | None = None, threshold: float = predictions.UNSURE_THRESHOLD,
+               ) -> tuple[lesson.LessonResults, list[dict]]:
+    """Test and validation results of a trained head from embeddings: ``(LessonResults, test prediction rows)``.
+
+    ``x_val``/``y_val``: validation embeddings ``(V, D)`` and class indices; ``x_test``: the
+    ``testing/`` images' embeddings ``(T, D)`` with their folder classes (``None`` or a name
+    no class has: classified, not scored). ``Mistake.index`` of the test result is the position
+    in ``test_files``; of the validation result, the position in ``x_val``. The rows are :func:`cnnviz.predictions.prediction_rows`
+    for every test image (the CSV). The trainer page calls this with the embeddings it keeps.
+    """
+    classes = list(class_names)
+    validation = lesson.evaluate_set("validation", training.head_probabilities(head, x_val), y_val, classes,
+                                     val_files, val_folders)
+    test_probs = training.head_probabilities(head, np.asarray(x_test, dtype=np.float32).reshape(len(test_files), -1)
+                                             if len(test_files) else np.zeros((0, int(head.input_shape[-1])), np.float32))
+    labels, known = lesson.test_labels(list(test_classes), classes)
+    test = None
+    if known.any():
+        keep = np.flatnonzero(known)
+        test = lesson.evaluate_set("test", test_probs[keep], labels[keep], classes,
+                                   [test_files[k] for k in keep], [test_folders[k] for k in keep])
+        # Mistake.index points into the test images as given (unscored ones included), for thumbnails.
+        test.mistakes = [dataclasses.replace(m, index=int(keep[m.index])) for m in test.mistakes]
+    results = lesson.lesson_results(test, validation, n_unscored_test=int((~known).sum()), n_training=n_training)
+    rows = predictions.prediction_rows(
+        list(test_files), test_probs, classes, folders=list(test_folders),
+        true_classes=[t if t in classes else None for t in test_classes], threshold=threshold)
+    return results, rows
 
 
 def export_trained(trained: TrainedCollection, *, model_name: str = "cnnviz classifier",
