@@ -12,18 +12,14 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-FONT = 16
+from cnnviz.charts.style import FONT, projector
+
 SET_COLOURS = ("#1f5fa8", "#d95f02", "#1b9e77", "#7570b3", "#e7298a", "#66a61e", "#a6761d", "#666666")
 SCORE_COLOURS = ("#9e9e9e", "#bdbdbd", "#1f5fa8", "#0d3b66")
 
 
 def _big(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
-    return (
-        chart.configure_axis(labelFontSize=FONT, titleFontSize=FONT + 2, labelLimit=320)
-        .configure_legend(labelFontSize=FONT, titleFontSize=FONT, labelLimit=320)
-        .configure_title(fontSize=FONT + 4, anchor="start")
-        .configure_header(labelFontSize=FONT, titleFontSize=FONT)
-    )
+    return projector(chart)
 
 
 def _set_scale(sets: Sequence[str]) -> alt.Scale:

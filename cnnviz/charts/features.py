@@ -8,9 +8,10 @@ from __future__ import annotations
 from typing import Sequence
 
 import altair as alt
+
+from cnnviz.charts.style import FONT, projector
 import pandas as pd
 
-FONT = 16
 BAR_COLOUR = "#1f5fa8"
 HIGHLIGHT_COLOUR = "#d95f02"
 
@@ -41,4 +42,4 @@ def top_k_chart(predictions: Sequence[tuple[str, float]], *, highlight: str | No
     bars = base.mark_bar(size=28).encode(color=colour)
     text = base.mark_text(align="left", dx=6, fontSize=FONT).encode(text="label:N")
     chart = (bars + text).properties(height=height or 48 * max(len(data), 1) + 40)
-    return chart.configure_axis(labelFontSize=FONT, titleFontSize=FONT + 2).configure_view(strokeWidth=0)
+    return projector(chart).configure_view(strokeWidth=0)

@@ -8,6 +8,9 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 import altair as alt
+
+from cnnviz.charts.style import CONFIG as STYLE
+from cnnviz.charts.style import FONT
 import numpy as np
 import pandas as pd
 
@@ -18,14 +21,7 @@ CLASS_COLOURS = ("#1f5fa8", "#d95f02")
 HEAT_COLOURS = ("#8fb3df", "#ffffff", "#f4b183")
 """Paler versions of the class colours for heat-map backgrounds, so the dots stay visible on them."""
 POINT_COLOUR = "#c2185b"
-FONT = 16
-
-
-CONFIG = {
-    "axis": {"labelFontSize": FONT, "titleFontSize": FONT + 2, "grid": True},
-    "legend": {"labelFontSize": FONT, "titleFontSize": FONT},
-    "title": {"fontSize": FONT + 4, "anchor": "start"},
-}
+CONFIG = {**STYLE, "axis": {**STYLE["axis"], "grid": True}}
 """Projector-sized fonts, passed once to the top-level chart (each ``configure_*`` call would copy it)."""
 
 

@@ -11,22 +11,15 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from cnnviz.charts.style import BLUE, FONT, ORANGE, projector
+
 __all__ = ["training_curves", "with_rows", "curve_records", "confusion_matrix", "probability_bars"]
 
-FONT = 16
-PART_COLOURS = {"training": "#1f5fa8", "validation": "#d95f02"}
+PART_COLOURS = {"training": BLUE, "validation": ORANGE}
 
 
 def _big(chart):
-    # "pad": width/height are the plot area and titles, axes and legends are added around it.
-    # (Streamlit otherwise squeezes everything into the given size, shrinking the cells.)
-    return (
-        chart.properties(autosize=alt.AutoSizeParams(type="pad", contains="padding"))
-        .configure_axis(labelFontSize=FONT, titleFontSize=FONT + 2, labelLimit=320)
-        .configure_legend(labelFontSize=FONT, titleFontSize=FONT, labelLimit=320)
-        .configure_title(fontSize=FONT + 4, anchor="start")
-        .configure_header(labelFontSize=FONT + 2, titleFontSize=FONT)
-    )
+    return projector(chart, pad=True)
 
 
 def curve_records(rows: Sequence[dict]) -> list[dict]:
