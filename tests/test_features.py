@@ -12,7 +12,7 @@ from PIL import Image
 
 keras = pytest.importorskip("keras")
 
-from cnnviz.model import features  # noqa: E402
+from cnnviz.model import compiled, features  # noqa: E402
 
 
 def _tiny_residual_model() -> keras.Model:
@@ -63,7 +63,7 @@ def test_feature_model_is_one_model_built_once_and_traced_once():
     assert len(fmodel.outputs) == len(features.feature_layers(model))
     features.feature_maps(model, _image(seed=1))
     features.feature_maps(model, _image(seed=2))
-    run = features._FEATURES[model][2]
+    run = compiled.per_model(model, "features", lambda: None)[2]
     assert run.experimental_get_tracing_count() == 1
 
 
@@ -229,7 +229,7 @@ def test_grad_cam_comes_back_at_the_image_size_and_reuses_one_compiled_function(
     assert cam.shape == (96, 64)
     assert cam[:40, :24].mean() > 0.8 and cam[60:, :].max() < 0.1
     features.grad_cam(model, _red_and_blue(50, 50), class_index=1)
-    run = features._GRAD[model][None]
+    run = compiled.per_model(model, "gradcam:None", lambda: None)
     assert run.experimental_get_tracing_count() == 1
 
 

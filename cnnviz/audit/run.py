@@ -10,23 +10,18 @@ models take raw 0–255 pixels and output probabilities.
 """
 from __future__ import annotations
 
-import threading
-import weakref
 from typing import Callable, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from cnnviz.model import compiled
 from cnnviz.model import features as _features
 from cnnviz.model import registry
 
 __all__ = ["embedding_output", "predict_with_features", "grad_cams"]
 
-_LOCK = threading.Lock()
-# Compiled two-output functions per model object; weak keys: they die with the model and
-# are reachable only through it, so one visitor's model never serves another.
-_RUN: "weakref.WeakKeyDictionary[keras.Model, Callable]" = weakref.WeakKeyDictionary()
 
 
 def embedding_output(model: keras.Model):
@@ -39,19 +34,20 @@ def embedding_output(model: keras.Model):
 
 
 def _runner(model: keras.Model) -> Callable:
-    with _LOCK:
-        run = _RUN.get(model)
-        if run is None:
-            both = keras.Model(model.inputs, [embedding_output(model), model.outputs[0]], name=f"{model.name}_audit")
-            spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32)
+    """Features and probabilities of a batch in one traced call (built once per model)."""
 
-            @tf.function(input_signature=[spec], reduce_retracing=True)
-            def run(x):
-                feats, probs = both(x, training=False)
-                return tf.reshape(feats, (tf.shape(feats)[0], -1)), probs
+    def build() -> Callable:
+        both = keras.Model(model.inputs, [embedding_output(model), model.outputs[0]], name=f"{model.name}_audit")
+        spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32)
 
-            _RUN[model] = run
-    return run
+        @tf.function(input_signature=[spec], reduce_retracing=True)
+        def run(x):
+            feats, probs = both(x, training=False)
+            return tf.reshape(feats, (tf.shape(feats)[0], -1)), probs
+
+        return run
+
+    return compiled.per_model(model, "audit", build)
 
 
 def predict_with_features(

@@ -202,8 +202,6 @@ class _Runner:
 _RUNNERS: "OrderedDict[str, _Runner | None]" = OrderedDict()  # None: it does not convert
 _RUNNERS_LOCK = threading.Lock()
 _CONVERT_LOCK = threading.Lock()
-_KERAS: "weakref.WeakKeyDictionary[keras.Model, Callable]" = weakref.WeakKeyDictionary()
-_KERAS_LOCK = threading.Lock()
 
 
 def _cache_file(key: str) -> Path:
@@ -271,17 +269,14 @@ def _keras_call(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
     """The Keras model under one traced ``tf.function`` (the path LiteRT replaces)."""
     import tensorflow as tf
 
-    with _KERAS_LOCK:
-        fn = _KERAS.get(model)
-        if fn is None:
-            traced = tf.function(lambda x: model(x, training=False), reduce_retracing=True,
-                                 input_signature=[tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32)])
+    from cnnviz.model import compiled
 
-            def fn(pixels: np.ndarray) -> np.ndarray:
-                out = traced(tf.constant(np.asarray(pixels, dtype=np.float32))).numpy()
-                return out.reshape(len(out), -1).astype(np.float32)
+    traced = compiled.inference(model)
 
-            _KERAS[model] = fn
+    def fn(pixels: np.ndarray) -> np.ndarray:
+        out = traced(tf.constant(np.asarray(pixels, dtype=np.float32))).numpy()
+        return out.reshape(len(out), -1).astype(np.float32)
+
     return fn
 
 

@@ -17,8 +17,6 @@ Conventions: images are ``(H, W, 3)`` RGB ``uint8``; models take raw 0–255 flo
 from __future__ import annotations
 
 import io
-import threading
-import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -28,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from cnnviz.model import compiled
 from cnnviz.model.registry import prepare
 
 __all__ = [
@@ -63,10 +62,6 @@ _MERGE = (keras.layers.Add, keras.layers.Multiply, keras.layers.Concatenate)
 _INTERESTING = _CONV + _POOL + _ACTIVATION + _MERGE
 
 # Per-model compiled functions (see module docstring for why weak keys are safe here).
-_LOCK = threading.Lock()
-_FEATURES: "weakref.WeakKeyDictionary[keras.Model, tuple]" = weakref.WeakKeyDictionary()
-_PROBS: "weakref.WeakKeyDictionary[keras.Model, Callable]" = weakref.WeakKeyDictionary()
-_GRAD: "weakref.WeakKeyDictionary[keras.Model, dict]" = weakref.WeakKeyDictionary()
 
 
 # --------------------------------------------------------------------------- feature maps
@@ -108,50 +103,34 @@ def feature_maps(model: keras.Model, image: np.ndarray) -> dict[str, np.ndarray]
 
 def probabilities(model: keras.Model, image: np.ndarray) -> np.ndarray:
     """Class probabilities ``(n_classes,) float32`` for one image (compiled call, no ``predict()``)."""
-    with _LOCK:
-        run = _PROBS.get(model)
-        if run is None:
-            run = _PROBS[model] = _compiled(model)
-    out = run(_prepare(image, model))
+    out = compiled.inference(model)(_prepare(image, model))
     if isinstance(out, (list, tuple)):
         out = out[0]
     return np.asarray(out)[0].astype(np.float32)
 
 
 def _feature_entry(model: keras.Model) -> tuple[keras.Model, list[str], Callable]:
-    with _LOCK:
-        entry = _FEATURES.get(model)
-        if entry is None:
-            layers = feature_layers(model)
-            if not layers:
-                nested = [layer.name for layer in model.layers if isinstance(layer, keras.Model)]
-                if nested:
-                    # e.g. Sequential([MobileNetV2(...), Dense(...)]): its convolutions hide inside one layer.
-                    raise ValueError(
-                        f"The model “{model.name}” keeps its convolutions inside another model (“{nested[0]}”); "
-                        "this viewer shows flat models only, such as those trained or bundled here."
-                    )
-                raise ValueError(
-                    f"The model “{model.name}” has no convolution or pooling layers with a picture-shaped output, "
-                    "so there are no feature maps to show."
-                )
-            graph = _graph(model)
-            fmodel = keras.Model(_input(model), [graph[layer.name][0] for layer in layers],
-                                 name=f"{model.name}_features")
-            entry = (fmodel, [layer.name for layer in layers], _compiled(fmodel))
-            _FEATURES[model] = entry
-    return entry
+    return compiled.per_model(model, "features", lambda: _build_feature_entry(model))
 
 
-def _compiled(model: keras.Model) -> Callable:
-    """``model(x, training=False)`` traced once into a graph for single images of the model's size."""
-    spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32)
-
-    @tf.function(input_signature=[spec], reduce_retracing=True)
-    def run(x):
-        return model(x, training=False)
-
-    return run
+def _build_feature_entry(model: keras.Model) -> tuple[keras.Model, list[str], Callable]:
+    layers = feature_layers(model)
+    if not layers:
+        nested = [layer.name for layer in model.layers if isinstance(layer, keras.Model)]
+        if nested:
+            # e.g. Sequential([MobileNetV2(...), Dense(...)]): its convolutions hide inside one layer.
+            raise ValueError(
+                f"The model “{model.name}” keeps its convolutions inside another model (“{nested[0]}”); "
+                "this viewer shows flat models only, such as those trained or bundled here."
+            )
+        raise ValueError(
+            f"The model “{model.name}” has no convolution or pooling layers with a picture-shaped output, "
+            "so there are no feature maps to show."
+        )
+    graph = _graph(model)
+    fmodel = keras.Model(_input(model), [graph[layer.name][0] for layer in layers],
+                         name=f"{model.name}_features")
+    return fmodel, [layer.name for layer in layers], compiled.inference(fmodel)
 
 
 def _prepare(image: np.ndarray, model: keras.Model) -> np.ndarray:
@@ -537,27 +516,25 @@ def grad_cams(model: keras.Model, images: Sequence[np.ndarray], class_indices: S
 
 
 def _grad_function(model: keras.Model, layer_name: str | None) -> Callable:
-    with _LOCK:
-        per_layer = _GRAD.setdefault(model, {})
-        run = per_layer.get(layer_name)
-        if run is not None:
-            return run
-        layer = model.get_layer(layer_name) if layer_name else last_conv_layer(model)
-        before_softmax, to_logits = _logits(model)
-        grad_model = keras.Model(_input(model), [_graph(model)[layer.name][0], before_softmax],
-                                 name=f"{model.name}_gradcam")
-        spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32)
+    return compiled.per_model(model, f"gradcam:{layer_name}", lambda: _build_grad_function(model, layer_name))
 
-        @tf.function(input_signature=[spec, tf.TensorSpec((None,), tf.int32)], reduce_retracing=True)
-        def run(x, class_indices):
-            with tf.GradientTape() as tape:
-                conv_out, pre = grad_model(x, training=False)
-                logits = to_logits(pre)
-                index = tf.where(class_indices < 0, tf.argmax(logits, axis=1, output_type=tf.int32), class_indices)
-                score = tf.reduce_sum(tf.gather(logits, index, axis=1, batch_dims=1))
-            grads = tape.gradient(score, conv_out)  # (n, h, w, c)
-            weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)  # (n, 1, 1, c)
-            return tf.nn.relu(tf.reduce_sum(conv_out * weights, axis=-1))
 
-        per_layer[layer_name] = run
-        return run
+def _build_grad_function(model: keras.Model, layer_name: str | None) -> Callable:
+    layer = model.get_layer(layer_name) if layer_name else last_conv_layer(model)
+    before_softmax, to_logits = _logits(model)
+    grad_model = keras.Model(_input(model), [_graph(model)[layer.name][0], before_softmax],
+                             name=f"{model.name}_gradcam")
+    spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32)
+
+    @tf.function(input_signature=[spec, tf.TensorSpec((None,), tf.int32)], reduce_retracing=True)
+    def run(x, class_indices):
+        with tf.GradientTape() as tape:
+            conv_out, pre = grad_model(x, training=False)
+            logits = to_logits(pre)
+            index = tf.where(class_indices < 0, tf.argmax(logits, axis=1, output_type=tf.int32), class_indices)
+            score = tf.reduce_sum(tf.gather(logits, index, axis=1, batch_dims=1))
+        grads = tape.gradient(score, conv_out)  # (n, h, w, c)
+        weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)  # (n, 1, 1, c)
+        return tf.nn.relu(tf.reduce_sum(conv_out * weights, axis=-1))
+
+    return run

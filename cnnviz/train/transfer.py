@@ -27,7 +27,6 @@ import hashlib
 import os
 import threading
 import time
-import weakref
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from PIL import Image
 
 from cnnviz import predictions
 from cnnviz.audit import measures
+from cnnviz.model import compiled
 from cnnviz.train import lesson
 
 __all__ = [
@@ -204,19 +204,9 @@ def embedding_model_for(base: keras.Model) -> keras.Model:
     return embedding_model(base)
 
 
-_COMPILED: "weakref.WeakKeyDictionary[keras.Model, Callable]" = weakref.WeakKeyDictionary()
-_COMPILED_LOCK = threading.Lock()
-
-
 def _compiled(model: keras.Model) -> Callable[[np.ndarray], tf.Tensor]:
-    """One traced inference function per model (shared models are shared by every visitor)."""
-    with _COMPILED_LOCK:
-        fn = _COMPILED.get(model)
-        if fn is None:
-            spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
-            fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
-            _COMPILED[model] = fn
-    return fn
+    """One traced inference function per model (:func:`cnnviz.model.compiled.inference`)."""
+    return compiled.inference(model)
 
 
 def embed_images(images: Sequence[np.ndarray], embedder: keras.Model, base_name: str, *,
