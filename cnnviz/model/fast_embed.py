@@ -84,6 +84,7 @@ class ConversionError(RuntimeError):
 # --------------------------------------------------------------------------- identity of a model
 
 _FINGERPRINTS: "weakref.WeakKeyDictionary[keras.Model, str]" = weakref.WeakKeyDictionary()
+_FINGERPRINTS_LOCK = threading.Lock()
 
 
 def _versions() -> str:
@@ -104,7 +105,8 @@ def fingerprint(model: keras.Model) -> str:
     Two model objects with the same layers and weights (the shipped base and the base inside a
     classifier trained on it) share a fingerprint, hence one conversion. Computed once per object.
     """
-    found = _FINGERPRINTS.get(model)
+    with _FINGERPRINTS_LOCK:
+        found = _FINGERPRINTS.get(model)
     if found is not None:
         return found
     config = model.get_config()
@@ -118,7 +120,8 @@ def fingerprint(model: keras.Model) -> str:
         digest.update(repr((value.shape, str(value.dtype))).encode())
         digest.update(value.data)
     found = digest.hexdigest()
-    _FINGERPRINTS[model] = found
+    with _FINGERPRINTS_LOCK:
+        _FINGERPRINTS[model] = found
     return found
 
 
@@ -221,6 +224,13 @@ def _load_or_convert(model: keras.Model, key: str, *, persist: bool, convert_new
             flatbuffer = path.read_bytes()
         except OSError:
             flatbuffer = None
+    if flatbuffer is not None:
+        try:
+            return _Runner(flatbuffer, _static_input(model), THREADS)
+        except Exception as err:  # a damaged file (a disk that filled up): convert again
+            log.info("Converting %s again: its kept LiteRT file could not be used (%s)", model.name, err)
+            path.unlink(missing_ok=True)
+            flatbuffer = None
     if flatbuffer is None:
         if not convert_new:
             return None
@@ -313,6 +323,7 @@ def is_fast(call: Callable) -> bool:
 # --------------------------------------------------------------------------- a classifier, split
 
 _SPLITS: "weakref.WeakKeyDictionary[keras.Model, tuple]" = weakref.WeakKeyDictionary()
+_SPLITS_LOCK = threading.Lock()
 
 
 def split_at_embedding(model: keras.Model) -> tuple[keras.Model, keras.Model | None]:
@@ -323,7 +334,8 @@ def split_at_embedding(model: keras.Model) -> tuple[keras.Model, keras.Model | N
     ``None`` when the output does not depend on the features alone (e.g. a skip connection
     around them). Cached per model object.
     """
-    found = _SPLITS.get(model)
+    with _SPLITS_LOCK:
+        found = _SPLITS.get(model)
     if found is None:
         from cnnviz.model.registry import embedding_model
 
@@ -333,7 +345,8 @@ def split_at_embedding(model: keras.Model) -> tuple[keras.Model, keras.Model | N
         except Exception:  # the output reaches back past the features
             tail = None
         found = (trunk, tail)
-        _SPLITS[model] = found
+        with _SPLITS_LOCK:
+            found = _SPLITS.setdefault(model, found)  # two visitors at once keep one split
     return found
 
 
@@ -413,7 +426,7 @@ def _model_input(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 _DONE = object()
 
 
-def embed_stream(items: Iterable[Any], model: keras.Model, *, batch_size: int = 32, prefetch: int = 2,
+def embed_stream(items: Iterable[Any], model: keras.Model, *, batch_size: int = 8, prefetch: int = 4,
                  max_side: int | None = 512, persist: bool = False, fast: bool = True,
                  on_progress: Callable[[int, int | None], None] | None = None) -> Iterator[Embedded]:
     """Embed pictures with ``model`` (an embedding model), decoding the next batch while this one runs.
@@ -423,13 +436,16 @@ def embed_stream(items: Iterable[Any], model: keras.Model, *, batch_size: int = 
     thread that decodes (bytes and paths go through :func:`cnnviz.images.load_image` with
     ``max_side``, as the trainer reads uploads) and resizes to the model's input. At most
     ``prefetch`` batches of ``batch_size`` wait between the worker and the network, so memory
-    stays bounded however long the collection is. Yields one :class:`Embedded` per item, in
+    stays bounded however long the collection is (the interpreter runs one picture at a time, so
+    a small ``batch_size`` only makes the network start sooner). Yields one :class:`Embedded` per item, in
     input order, including unreadable files (with ``error``). ``on_progress(done, total)``
     follows each batch (``total`` is ``None`` when ``items`` has no length). Stopping early
     (breaking out of the loop) stops the worker.
     """
     call = embedder(model, persist=persist, images=len(items) if hasattr(items, "__len__") else None, fast=fast)
     total = len(items) if hasattr(items, "__len__") else None
+    if any(d is None for d in model.inputs[0].shape[1:]):
+        raise ValueError(f"{model.name} takes pictures of any size; embed_stream needs a model with a fixed input size.")
     shape = tuple(int(d) for d in model.inputs[0].shape[1:])
     batches: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
     stop = threading.Event()
