@@ -194,7 +194,7 @@ class _Runner:
         self.lock = threading.Lock()
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
-        pixels = np.asarray(pixels, dtype=np.float32)
+        pixels = np.ascontiguousarray(pixels, dtype=np.float32)  # set_tensor copies C-ordered memory
         out = np.empty((len(pixels), self.features), dtype=np.float32)
         with self.lock:
             for i in range(len(pixels)):

@@ -209,7 +209,8 @@ def embed_images(images: Sequence[np.ndarray], embedder: keras.Model, base_name:
     """Embed images with ``embedder``, reusing cached embeddings. Returns ``(keys, (N, D) float32)``.
 
     Only images missing from ``store`` (for this ``base_name``) go through the network,
-    in batches of ``batch_size`` through one compiled call. ``on_progress(done, total)``
+    in batches of ``batch_size``, on LiteRT (:func:`cnnviz.model.fast_embed.embedder`; Keras
+    when the base cannot be converted). ``on_progress(done, total)``
     is called after each batch (the page moves a progress bar).
     """
     keys = [image_key(image) for image in images]
