@@ -414,15 +414,16 @@ def _decode(item: Any, max_side: int | None) -> np.ndarray:
     raise TypeError(f"cannot embed a {type(item).__name__}")
 
 
-def _model_input(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """``(H, W, C)`` float32 0–255 as :func:`cnnviz.model.registry.prepare` makes it (Pillow bilinear)."""
-    height, width, channels = shape
+def _model_input(image: np.ndarray, out: np.ndarray) -> None:
+    """Write ``image`` into ``out`` ``(H, W, C)`` float32 0–255 as :func:`cnnviz.model.registry.prepare`
+    makes it (Pillow bilinear): straight from Pillow's bytes into the batch, no float copy between."""
+    height, width, channels = out.shape
     pil = Image.fromarray(np.asarray(image, dtype=np.uint8))
     pil = pil.convert("L" if channels == 1 else "RGB")
     if pil.size != (width, height):
         pil = pil.resize((width, height), Image.Resampling.BILINEAR)
-    x = np.asarray(pil, dtype=np.float32)
-    return x[..., None] if channels == 1 else x
+    pixels = np.asarray(pil)
+    out[...] = pixels[..., None] if channels == 1 else pixels
 
 
 _DONE = object()
@@ -466,7 +467,8 @@ def embed_stream(items: Iterable[Any], model: keras.Model, *, batch_size: int = 
 
         try:
             batch: list[tuple[int, Any, np.ndarray | None, str | None]] = []
-            pixels: list[np.ndarray] = []
+            pixels = np.empty((batch_size, *shape), np.float32)  # a fresh one per batch: the queue holds them
+            ready = 0
             for index, item in enumerate(items):
                 if stop.is_set():
                     return
@@ -476,12 +478,13 @@ def embed_stream(items: Iterable[Any], model: keras.Model, *, batch_size: int = 
                     batch.append((index, item, None, str(err)))
                 else:
                     batch.append((index, item, image, None))
-                    pixels.append(_model_input(image, shape))
+                    _model_input(image, pixels[ready])
+                    ready += 1
                 if len(batch) >= batch_size:
-                    if not put((batch, pixels)):
+                    if not put((batch, pixels[:ready])):
                         return
-                    batch, pixels = [], []
-            if batch and not put((batch, pixels)):
+                    batch, pixels, ready = [], np.empty((batch_size, *shape), np.float32), 0
+            if batch and not put((batch, pixels[:ready])):
                 return
             put(_DONE)
         except BaseException as err:  # handed to the consumer, who raises it
@@ -498,7 +501,7 @@ def embed_stream(items: Iterable[Any], model: keras.Model, *, batch_size: int = 
             if isinstance(got, BaseException):
                 raise got
             batch, pixels = got
-            features = call(np.stack(pixels)) if pixels else np.zeros((0, 0), np.float32)
+            features = call(pixels) if len(pixels) else np.zeros((0, 0), np.float32)
             row = 0
             for index, item, image, error in batch:
                 if image is None:
