@@ -225,7 +225,7 @@ def embed_images(images: Sequence[np.ndarray], embedder: keras.Model, base_name:
     size = tuple(embedder.input_shape[1:3])
     from cnnviz.model import fast_embed  # the shared base runs on LiteRT (Keras if it cannot convert)
 
-    call = fast_embed.embedder(embedder, persist=True)
+    call = fast_embed.embedder(embedder, persist=True) if missing else None
     total = len(missing)
     for start in range(0, total, batch_size):
         chunk = missing[start:start + batch_size]
