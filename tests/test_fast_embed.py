@@ -113,6 +113,20 @@ def test_conversion_is_cached_by_content_and_kept_on_disk_only_for_shared_models
     assert fast_embed.fingerprint(embedding_model(other)) != fast_embed.fingerprint(trunk)
 
 
+def test_a_damaged_kept_conversion_is_converted_again(keras_home, photos16):
+    from cnnviz.model.registry import embedding_model
+
+    trunk = embedding_model(_tiny_known(seed=7)[0])
+    reference = fast_embed.embedder(trunk, persist=True)(photos16[1])
+    kept = keras_home / "litert" / f"{fast_embed.fingerprint(trunk)}.tflite"
+    kept.write_bytes(kept.read_bytes()[:100])  # a disk that filled up while writing
+    fast_embed._RUNNERS.clear()  # a new process
+    again = fast_embed.embedder(trunk, persist=True)
+    assert fast_embed.is_fast(again)
+    np.testing.assert_array_equal(again(photos16[1]), reference)
+    assert kept.stat().st_size > 100
+
+
 def test_a_model_litert_cannot_run_falls_back_to_keras_with_one_log_line(keras_home, photos16, caplog):
     from cnnviz.model.registry import embedding_model
     from cnnviz.train import transfer

@@ -3,7 +3,9 @@
 The measures in :mod:`cnnviz.audit.measures` are pure numpy; this module is the one place the
 audit touches Keras. Images go through the model in batches, in ONE compiled call that
 returns both the class probabilities and the features entering the final Dense layer
-(the "embedding" a feature-distance score compares), so each image is computed once.
+(the "embedding" a feature-distance score compares), so each image is computed once. When the
+model's base is converted to LiteRT already (:mod:`cnnviz.model.fast_embed`; the trainer converts
+the shipped bases), the features come from LiteRT and only the final Dense layers run on Keras.
 
 Conventions as in :mod:`cnnviz.model.features`: images ``(H, W, 3)`` RGB ``uint8`` of any size,
 models take raw 0–255 pixels and output probabilities.

@@ -215,7 +215,8 @@ def embed_images(images: Sequence[np.ndarray], embedder: keras.Model, base_name:
     """Embed images with ``embedder``, reusing cached embeddings. Returns ``(keys, (N, D) float32)``.
 
     Only images missing from ``store`` (for this ``base_name``) go through the network,
-    in batches of ``batch_size`` through one compiled call. ``on_progress(done, total)``
+    in batches of ``batch_size``, on LiteRT (:func:`cnnviz.model.fast_embed.embedder`; Keras
+    when the base cannot be converted). ``on_progress(done, total)``
     is called after each batch (the page moves a progress bar).
     """
     keys = [image_key(image) for image in images]
@@ -230,7 +231,7 @@ def embed_images(images: Sequence[np.ndarray], embedder: keras.Model, base_name:
     size = tuple(embedder.input_shape[1:3])
     from cnnviz.model import fast_embed  # the shared base runs on LiteRT (Keras if it cannot convert)
 
-    call = fast_embed.embedder(embedder, persist=True)
+    call = fast_embed.embedder(embedder, persist=True) if missing else None
     total = len(missing)
     for start in range(0, total, batch_size):
         chunk = missing[start:start + batch_size]
