@@ -7,6 +7,8 @@ import keras
 import pytest
 from streamlit.testing.v1 import AppTest
 
+pytestmark = pytest.mark.slow  # every test here opens a page whose default model is EfficientNet-Lite0
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -10,6 +10,8 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+pytestmark = pytest.mark.slow  # every test here embeds images with EfficientNet-Lite0
+
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = str(ROOT / "pages" / "trainer.py")
 
