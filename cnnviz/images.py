@@ -76,7 +76,7 @@ def load_image(data: bytes, *, max_side: int | None = WORK_SIDE, name: str = "Th
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data), formats=_FORMATS)
+            img: Image.Image = Image.open(io.BytesIO(data), formats=_FORMATS)
             width, height = img.size
             _check_dimensions(width, height, name)
             if getattr(img, "n_frames", 1) > 1:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import keras
 import numpy as np
@@ -29,7 +29,7 @@ _LOCK = threading.Lock()
 _RUN: "weakref.WeakKeyDictionary[keras.Model, Callable]" = weakref.WeakKeyDictionary()
 
 
-def embedding_output(model: keras.Model):
+def embedding_output(model: keras.Model) -> Any:
     """The tensor entering the model's final Dense layer (its penultimate features).
 
     Defined by :func:`cnnviz.model.registry.embedding_model`, so every page agrees on what
@@ -40,18 +40,18 @@ def embedding_output(model: keras.Model):
 
 def _runner(model: keras.Model) -> Callable:
     with _LOCK:
-        run = _RUN.get(model)
-        if run is None:
+        found = _RUN.get(model)
+        if found is None:
             both = keras.Model(model.inputs, [embedding_output(model), model.outputs[0]], name=f"{model.name}_audit")
             spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32)
 
             @tf.function(input_signature=[spec], reduce_retracing=True)
-            def run(x):
+            def run(x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
                 feats, probs = both(x, training=False)
                 return tf.reshape(feats, (tf.shape(feats)[0], -1)), probs
 
-            _RUN[model] = run
-    return run
+            _RUN[model] = found = run
+    return found
 
 
 def predict_with_features(

@@ -5,7 +5,7 @@ can be told apart from the back of a lecture hall. Never imports TensorFlow.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Sequence, TypeVar
 
 import altair as alt
 import numpy as np
@@ -17,7 +17,10 @@ FONT = 16
 PART_COLOURS = {"training": "#1f5fa8", "validation": "#d95f02"}
 
 
-def _big(chart):
+_Chart = TypeVar("_Chart", bound=alt.TopLevelMixin)
+
+
+def _big(chart: _Chart) -> _Chart:
     # "pad": width/height are the plot area and titles, axes and legends are added around it.
     # (Streamlit otherwise squeezes everything into the given size, shrinking the cells.)
     return (
@@ -41,7 +44,8 @@ def curve_records(rows: Sequence[dict]) -> list[dict]:
     return records
 
 
-def training_curves(rows: Sequence[dict], *, epochs: int | None = None, width: int = 380, height: int = 260):
+def training_curves(rows: Sequence[dict], *, epochs: int | None = None, width: int = 380,
+                    height: int = 260) -> alt.HConcatChart:
     """Loss and accuracy per epoch, training vs validation, side by side.
 
     ``rows`` are :class:`cnnviz.train.transfer.History` rows (``epoch``, ``loss``, ``accuracy``,
@@ -84,7 +88,7 @@ def with_rows(spec: dict, rows: Sequence[dict]) -> dict:
     return spec
 
 
-def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], *, size: int = 90):
+def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], *, size: int = 90) -> alt.LayerChart:
     """Heat map of ``matrix[true, predicted]`` counts, numbers written in every cell.
 
     Everything on the diagonal is right; a bright cell off the diagonal names the two
@@ -118,7 +122,7 @@ def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], *, size: in
 
 
 def probability_bars(probabilities: Sequence[float], class_names: Sequence[str], *, title: str = "How sure is the model?",
-                     width: int = 380):
+                     width: int = 380) -> alt.LayerChart:
     """One horizontal bar per class, 0–100 %, the predicted class highlighted."""
     probs = np.asarray(probabilities, dtype=float).reshape(-1)
     best = int(np.argmax(probs)) if len(probs) else -1

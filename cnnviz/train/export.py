@@ -103,7 +103,7 @@ def import_zip(data: bytes, *, filename: str = "the zip") -> tuple[keras.Model, 
     kind, config and layer checks, ``safe_mode=True``); labels come from ``labels.txt``
     and must match the model's number of outputs.
     """
-    from cnnviz.model.registry import ModelError, load_uploaded_model
+    from cnnviz.model.registry import ModelCard, ModelError, load_uploaded_model
 
     if not data:
         raise ExportError(f"{filename} is empty.")
@@ -140,7 +140,7 @@ def import_zip(data: bytes, *, filename: str = "the zip") -> tuple[keras.Model, 
         raise ExportError(f"labels.txt lists {len(labels)} classes but the model has {n_outputs} outputs.")
     base = metadata.get("baseModel") if isinstance(metadata, dict) else None
     name = metadata.get("modelName") if isinstance(metadata, dict) else None
-    card = dict(card)
+    card = ModelCard(card)
     card.update(
         name=str(name or Path(filename).stem), title=f"Your model · {name or filename}", kind="visitor",
         classes=labels, base=base,

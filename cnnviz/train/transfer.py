@@ -36,6 +36,7 @@ from typing import Callable, Iterator, Sequence
 
 import keras
 import numpy as np
+from numpy.typing import ArrayLike
 import tensorflow as tf
 from PIL import Image
 
@@ -254,17 +255,18 @@ def embed_images(images: Sequence[np.ndarray], embedder: keras.Model, base_name:
 # --------------------------------------------------------------------------- data split and head
 
 
-def stratified_split(labels: Sequence[int], fraction: float = 0.15, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(labels: ArrayLike, fraction: float = 0.15, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Indices ``(train, validation)``: ``fraction`` of each class held out, the same for the same seed.
 
     Every class with at least two images keeps at least one image in each part, so a
     class of 5 images still has 1 validation image (15 % of 5 rounds to 1).
     """
-    labels = np.asarray(labels)
+    label_array = np.asarray(labels)
     rng = np.random.default_rng(seed)
-    train, val = [], []
-    for cls in np.unique(labels):
-        members = np.flatnonzero(labels == cls)
+    train: list[int] = []
+    val: list[int] = []
+    for cls in np.unique(label_array):
+        members = np.flatnonzero(label_array == cls)
         rng.shuffle(members)
         n_val = 0 if len(members) < 2 else min(len(members) - 1, max(1, round(len(members) * fraction)))
         val.extend(members[:n_val])
@@ -335,7 +337,7 @@ def train_head(head: keras.Model, x_train: np.ndarray, y_train: np.ndarray,
     batch = tf.constant(int(batch_size))
 
     @tf.function
-    def run_epoch(order):
+    def run_epoch(order: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         n = tf.shape(order)[0]
         loss_sum = tf.constant(0.0)
         correct = tf.constant(0.0)
@@ -354,7 +356,7 @@ def train_head(head: keras.Model, x_train: np.ndarray, y_train: np.ndarray,
         return loss_sum / count, correct / count
 
     @tf.function
-    def validate(x, y):
+    def validate(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         probs = head(x, training=False)
         hit = tf.cast(tf.equal(tf.argmax(probs, axis=1, output_type=tf.int32), y), tf.float32)
         return loss_fn(y, probs), tf.reduce_mean(hit)
@@ -405,17 +407,17 @@ class Evaluation:
 def evaluate(probabilities: np.ndarray, labels: Sequence[int], class_names: Sequence[str]) -> Evaluation:
     """Per-class accuracy, confusion matrix and misclassified images from ``(N, C)`` probabilities."""
     probabilities = np.asarray(probabilities, dtype=np.float32).reshape(-1, len(class_names))
-    labels = np.asarray(labels, dtype=np.int64)
-    predicted = probabilities.argmax(axis=1) if len(labels) else np.zeros(0, dtype=np.int64)
+    truth = np.asarray(labels, dtype=np.int64)
+    predicted = probabilities.argmax(axis=1) if len(truth) else np.zeros(0, dtype=np.int64)
     n = len(class_names)
     confusion = np.zeros((n, n), dtype=np.int64)
-    np.add.at(confusion, (labels, predicted), 1)
+    np.add.at(confusion, (truth, predicted), 1)
     totals = confusion.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         per_class = np.where(totals > 0, np.diag(confusion) / np.maximum(totals, 1), np.nan)
-    accuracy = float((predicted == labels).mean()) if len(labels) else float("nan")
-    return Evaluation(list(class_names), probabilities, labels, confusion, per_class, accuracy,
-                      [int(i) for i in np.flatnonzero(predicted != labels)])
+    accuracy = float((predicted == truth).mean()) if len(truth) else float("nan")
+    return Evaluation(list(class_names), probabilities, truth, confusion, per_class, accuracy,
+                      [int(i) for i in np.flatnonzero(predicted != truth)])
 
 
 def head_probabilities(head: keras.Model, embeddings: np.ndarray) -> np.ndarray:
