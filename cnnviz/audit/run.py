@@ -59,7 +59,7 @@ def predict_with_features(
     images: Sequence[np.ndarray],
     *,
     batch_size: int = 32,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], object] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(probs (N, C) float32, features (N, D) float32)`` for ``N`` images of any size.
 
@@ -85,7 +85,7 @@ def grad_cams(
     images: Sequence[np.ndarray],
     class_indices: Sequence[int] | None = None,
     *,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], object] | None = None,
 ) -> list[np.ndarray]:
     """Grad-CAM map ``(H, W) float32`` in [0, 1] per image (:func:`cnnviz.model.features.grad_cam`).
 
@@ -115,7 +115,7 @@ def run_audit(
     gallery_size: int = 8,
     gradcam_all: bool = False,
     settings: dict | None = None,
-    progress: Callable[[float, str], None] | None = None,
+    progress: Callable[[float, str], object] | None = None,
 ) -> dict:
     """The whole audit: run the model over every set, score it, and Grad-CAM the worst failures.
 

@@ -326,7 +326,7 @@ def tile_images(tiles: np.ndarray | Sequence[np.ndarray], *, columns: int | None
     return grid
 
 
-def tile_channels(fmap: np.ndarray, *, sort: bool = False, order: Sequence[int] | None = None,
+def tile_channels(fmap: np.ndarray, *, sort: bool = False, order: Sequence[int] | np.ndarray | None = None,
                   columns: int | None = None, cell: int | None = None, gap: int = 2,
                   cmap: str = "viridis", max_side: int = 1440) -> np.ndarray:
     """All channels of one ``(H, W, C)`` feature map as ONE tiled RGB ``uint8`` image.

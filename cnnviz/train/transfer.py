@@ -219,7 +219,7 @@ def _compiled(model: keras.Model) -> Callable[[np.ndarray], tf.Tensor]:
 
 def embed_images(images: Sequence[np.ndarray], embedder: keras.Model, base_name: str, *,
                  store: EmbeddingStore | None = None, batch_size: int = 32,
-                 on_progress: Callable[[int, int], None] | None = None) -> tuple[list[str], np.ndarray]:
+                 on_progress: Callable[[int, int], object] | None = None) -> tuple[list[str], np.ndarray]:
     """Embed images with ``embedder``, reusing cached embeddings. Returns ``(keys, (N, D) float32)``.
 
     Only images missing from ``store`` (for this ``base_name``) go through the network,
@@ -480,7 +480,7 @@ class SlotTimeout(RuntimeError):
 
 
 @contextmanager
-def training_slot(on_wait: Callable[[float], None] | None = None, *, poll_s: float = 0.5,
+def training_slot(on_wait: Callable[[float], object] | None = None, *, poll_s: float = 0.5,
                   timeout_s: float | None = None) -> Iterator[None]:
     """Hold one of the :data:`MAX_CONCURRENT_TRAININGS` process-wide training slots.
 
