@@ -62,7 +62,7 @@ def main() -> None:
 
     # 100 images: the real collection, filled up with generated probes.
     extra = probes.probe_set(list(probes.GENERATORS), N - len(paintings) - len(others), size=(256, 256), seed=0)
-    image_sets = {
+    image_sets: dict[str, dict] = {
         "paintings": {"files": paint_files, "images": paintings, "labels": None},
         "non-paintings and abstract": {"files": other_files, "images": others, "labels": None},
         "generated probes": {"files": list(extra), "images": list(extra.values()), "labels": None},

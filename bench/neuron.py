@@ -57,7 +57,7 @@ finally:
 """
 
 # One widget per section, stepped back and forth: (section, widget kind, key, values).
-MOVES = [
+MOVES: list[tuple[str, str, str, list[float]]] = [
     ("neuron", "slider", "w1", [0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3]),
     ("exercise", "number_input", "ex_w1", [1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7, 1.8]),
     ("two_layers", "slider", "hidden", [3, 4, 3, 4, 3, 4, 3, 4]),  # cached after the first visit
@@ -93,15 +93,15 @@ def main() -> None:
         t = time.perf_counter()
         at.run()
         first_ms = (time.perf_counter() - t) * 1000
-        timings = at.session_state["_bench"]
+        timings: dict[str, list[float]] = at.session_state["_bench"]
         for name in list(timings):
             timings[name].clear()  # the first run trains the cached networks: reported separately
         per_section: dict[str, float] = {}
         for section, kind, key, values in MOVES:
             for name in list(timings):
                 timings[name].clear()
-            for v in values:
-                getattr(at, kind)(key=key).set_value(v).run()
+            for value in values:
+                getattr(at, kind)(key=key).set_value(value).run()
                 assert not at.exception, [e.value for e in at.exception]
             per_section[section] = median_ms(timings[section][1:])
         page_ms = median_ms(timings["page"][1:])

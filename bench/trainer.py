@@ -54,9 +54,9 @@ def augmented(images, n, rng):
         scale = rng.uniform(0.6, 1.0)
         cw, ch = int(w * scale), int(h * scale)
         x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
-        pil = pil.crop((x, y, x + cw, y + ch)).rotate(float(rng.uniform(-12, 12)), resample=Image.BILINEAR, expand=False)
+        pil = pil.crop((x, y, x + cw, y + ch)).rotate(float(rng.uniform(-12, 12)), resample=Image.Resampling.BILINEAR, expand=False)
         if rng.random() < 0.5:
-            pil = pil.transpose(Image.FLIP_LEFT_RIGHT)
+            pil = pil.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         pil = ImageEnhance.Brightness(pil).enhance(float(rng.uniform(0.75, 1.25)))
         pil = ImageEnhance.Contrast(pil).enhance(float(rng.uniform(0.75, 1.25)))
         pil.thumbnail((320, 320))
@@ -82,7 +82,7 @@ def main() -> None:
                    if p.suffix.lower() in {".png", ".jpg", ".jpeg"}]
         images += augmented(sources, PER_CLASS, rng)
         labels += [label] * PER_CLASS
-    labels = np.array(labels)
+    targets = np.array(labels)
     print(f"{len(images)} images in {len(CLASSES)} classes ({', '.join(CLASSES)}), from {SHARED / 'paintings'}")
 
     import keras
@@ -112,7 +112,7 @@ def main() -> None:
     _, x = training.embed_images(images, embedder, BASE, store=store)
     embed_s = time.perf_counter() - t0
     embed_cpu = time.process_time() - c0
-    train_idx, val_idx = training.stratified_split(labels, defaults.validation_fraction, defaults.seed)
+    train_idx, val_idx = training.stratified_split(targets, defaults.validation_fraction, defaults.seed)
     head = training.build_head(x.shape[1], len(CLASSES))
     history = training.History()
     c1 = time.process_time()
@@ -124,13 +124,13 @@ def main() -> None:
         json.dumps(with_rows(curves, history.rows))
 
     training.train_head(
-        head, x[train_idx], labels[train_idx], x[val_idx], labels[val_idx],
+        head, x[train_idx], targets[train_idx], x[val_idx], targets[val_idx],
         epochs=defaults.epochs, batch_size=defaults.batch_size, learning_rate=defaults.learning_rate,
         seed=defaults.seed, on_epoch=on_epoch, history=history,
     )
     head_train_s = time.perf_counter() - t1
     head_cpu = time.process_time() - c1
-    evaluation = training.evaluate(training.head_probabilities(head, x[val_idx]), labels[val_idx], list(CLASSES))
+    evaluation = training.evaluate(training.head_probabilities(head, x[val_idx]), targets[val_idx], list(CLASSES))
     model = training.full_model(embedder, head)
     end_to_end_s = time.perf_counter() - t0
     end_cpu = time.process_time() - c0
@@ -174,7 +174,7 @@ def main() -> None:
             epoch_times.append(time.perf_counter() - self.began)
 
     t3 = time.perf_counter()
-    fit = naive.fit(pixels[train_idx], labels[train_idx], validation_data=(pixels[val_idx], labels[val_idx]),
+    fit = naive.fit(pixels[train_idx], targets[train_idx], validation_data=(pixels[val_idx], targets[val_idx]),
                     epochs=FIT_EPOCHS, batch_size=defaults.batch_size, shuffle=True, verbose=0, callbacks=[Timer()])
     fit_measured_s = time.perf_counter() - t3
     steady = float(np.mean(epoch_times[1:])) if len(epoch_times) > 1 else epoch_times[0]

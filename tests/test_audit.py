@@ -126,7 +126,7 @@ def test_labels_confusion_and_per_class_accuracy():
 def test_evaluate_scores_reference_without_looking_at_itself():
     rng = np.random.default_rng(3)
     ref = rng.normal(size=(12, 5))
-    sets = {"ref": {"probs": rng.dirichlet([3, 1], 12), "features": ref, "labels": rng.integers(0, 2, 12)},
+    sets: dict[str, dict] = {"ref": {"probs": rng.dirichlet([3, 1], 12), "features": ref, "labels": rng.integers(0, 2, 12)},
             "copy of ref": {"probs": rng.dirichlet([3, 1], 12), "features": ref.copy(), "labels": None}}
     result = audit.evaluate(sets, "ref", threshold=0.7, k=1)
     # The same features as a probe set sit at distance 0; the reference itself is scored leave-one-out.

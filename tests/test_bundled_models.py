@@ -82,6 +82,7 @@ def test_every_card_has_its_model(card_path):
     assert card_path.with_suffix(".keras").is_file(), f"{card_path.name} has no {card_path.stem}.keras"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("card_path", _bundled_cards(), ids=[p.stem for p in _bundled_cards()])
 def test_bundled_model_matches_its_card(card_path):
     card = json.loads(card_path.read_text())
@@ -123,6 +124,7 @@ def test_script_help_lists_the_choices():
         assert word in result.stdout
 
 
+@pytest.mark.slow
 def test_short_run_writes_a_loadable_model_and_a_full_card(tmp_path, shared_keras_cache):
     result = _run_script("--model", "carpentries", "--epochs", "1", "--limit", "2000", "--out", str(tmp_path))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]

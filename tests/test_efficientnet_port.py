@@ -33,6 +33,7 @@ def _predict(model, shared_images, filename):
     return models.top_k(probs, models.class_names("efficientnet_lite0"), 3)
 
 
+@pytest.mark.slow
 def test_cat_photo_is_a_cat(lite0, shared_images):
     top = _predict(lite0, shared_images, "chelsea-the-cat-photo.png")
     assert top[0][0] == "Egyptian cat"
@@ -40,12 +41,14 @@ def test_cat_photo_is_a_cat(lite0, shared_images):
     assert {name for name, _ in top} <= CATS
 
 
+@pytest.mark.slow
 def test_coffee_photo_is_espresso(lite0, shared_images):
     (name, p), *_ = _predict(lite0, shared_images, "coffee-cup-photo.png")
     assert name == "espresso"
     assert p == pytest.approx(0.90, abs=0.04)
 
 
+@pytest.mark.slow
 def test_architecture_and_weight_layout(lite0, state_dict):
     assert lite0.input_shape == (None, 224, 224, 3) and lite0.output_shape == (None, 1000)
     assert lite0.get_layer("avg_pool").output.shape[-1] == 1280
@@ -62,6 +65,7 @@ def test_architecture_and_weight_layout(lite0, state_dict):
     assert lite0.get_layer("stem_bn").epsilon == pytest.approx(1e-3)
 
 
+@pytest.mark.slow
 def test_converted_once_then_loaded_from_the_keras_cache(lite0, keras_home):
     cached = keras_home / "models" / efficientnet_lite.CACHE_NAME
     assert cached.is_file()
@@ -113,6 +117,7 @@ def test_restricted_unpickler_accepts_exactly_what_the_weight_file_needs(state_d
     assert state_dict["_bn0.num_batches_tracked"].dtype == np.int64
 
 
+@pytest.mark.slow
 def test_a_damaged_cache_file_is_converted_again(lite0, tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     (tmp_path / "models").mkdir()

@@ -35,6 +35,7 @@ def trained(keras_home):
     return model, tests, in_app, blob
 
 
+@pytest.mark.slow
 def test_zip_holds_the_promised_files(trained):
     _, _, _, blob = trained
     archive = zipfile.ZipFile(io.BytesIO(blob))
@@ -58,6 +59,7 @@ def test_zip_holds_the_promised_files(trained):
     assert "keras.saving.load_model" in readme and BASE in readme and "```python" in readme
 
 
+@pytest.mark.slow
 def test_exported_keras_matches_the_in_app_model(trained, tmp_path):
     _, tests, in_app, blob = trained
     path = tmp_path / "model.keras"
@@ -68,6 +70,7 @@ def test_exported_keras_matches_the_in_app_model(trained, tmp_path):
     assert np.array_equal(probs.argmax(1), in_app.argmax(1))
 
 
+@pytest.mark.slow
 def test_exported_tflite_gives_the_same_top_class(trained):
     _, tests, in_app, blob = trained
     tflite = zipfile.ZipFile(io.BytesIO(blob)).read("model.tflite")
@@ -76,6 +79,7 @@ def test_exported_tflite_gives_the_same_top_class(trained):
     assert np.array_equal(probs.argmax(1), in_app.argmax(1))
 
 
+@pytest.mark.slow
 def test_readme_snippet_runs(trained, tmp_path, monkeypatch):
     _, tests, in_app, blob = trained
     archive = zipfile.ZipFile(io.BytesIO(blob))
@@ -90,6 +94,7 @@ def test_readme_snippet_runs(trained, tmp_path, monkeypatch):
     assert printed[0][0] == DEMO_CLASSES[int(in_app[0].argmax())]
 
 
+@pytest.mark.slow
 def test_import_back_works_and_keeps_labels_and_base(trained):
     model, tests, in_app, blob = trained
     loaded, card = export.import_zip(blob, filename="shapes.zip")
@@ -103,6 +108,7 @@ def test_import_back_works_and_keeps_labels_and_base(trained):
     (lambda blob: _rezip(blob, drop="labels.txt"), "lacks model.keras or labels.txt"),
     (lambda blob: _rezip(blob, replace={"model.keras": b"PK\x03\x04garbage"}), "damaged"),
 ])
+@pytest.mark.slow
 def test_bad_imports_are_refused_with_a_sentence(trained, make, phrase):
     with pytest.raises(export.ExportError) as err:
         export.import_zip(make(trained[3]), filename="shapes.zip")

@@ -15,7 +15,7 @@ keras = pytest.importorskip("keras")
 from cnnviz.model import compiled, features  # noqa: E402
 
 
-def _tiny_residual_model() -> keras.Model:
+def _tiny_residual_model():  # a keras.Model
     """Conv → BN → ReLU → pool → depthwise → add (residual) → GAP → softmax: every kind of layer the viewer shows."""
     keras.utils.set_random_seed(1)
     inp = keras.Input((16, 16, 3), name="pixels")
@@ -85,7 +85,7 @@ def test_probabilities_match_keras():
     assert probs.shape == (4,) and abs(probs.sum() - 1) < 1e-5
 
 
-def _stack(*layers, size=32) -> keras.Model:
+def _stack(*layers, size=32):  # a keras.Model
     return keras.Sequential([keras.Input((size, size, 3)), *layers])
 
 
@@ -182,7 +182,7 @@ def test_first_layer_kernels_are_rgb_tiles_with_zero_as_mid_gray():
     assert tuple(tiles[2, 5, 5]) == (128, 128, 0) and tuple(tiles[2, 0, 0]) == (128, 128, 128)
 
 
-def _colour_model() -> keras.Model:
+def _colour_model():  # a keras.Model
     """A model whose answer is known: class 0 = 'red is present', class 1 = 'blue is present'.
 
     A 1×1 convolution with fixed weights makes channel 0 light up on red pixels and

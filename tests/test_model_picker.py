@@ -9,6 +9,8 @@ import pytest
 from cnnviz.text import plain
 from streamlit.testing.v1 import AppTest
 
+pytestmark = pytest.mark.slow  # every test here opens a page whose default model is EfficientNet-Lite0
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -112,7 +112,7 @@ def test_prepare_resizes_and_grays_for_the_model():
     gray_model = _tiny_classifier((28, 28, 1))
     x = models.prepare(image, gray_model)
     assert x.shape == (1, 28, 28, 1) and x.dtype == np.float32
-    expected = np.asarray(Image.fromarray(image).convert("L").resize((28, 28), Image.BILINEAR), np.float32)
+    expected = np.asarray(Image.fromarray(image).convert("L").resize((28, 28), Image.Resampling.BILINEAR), np.float32)
     np.testing.assert_array_equal(x[0, ..., 0], expected)
 
     rgb_model = _tiny_classifier((32, 40, 3))

@@ -45,8 +45,13 @@ CASES = {
     "page neuron": ("page", str(ROOT / "pages" / "neuron.py")),
     "page convolution": ("page", str(ROOT / "pages" / "convolution.py")),
     "cnnviz/learn/ (every module)": ("modules", "cnnviz.learn.*"),
-    "audit without a model": ("modules", "cnnviz.audit.probes", "cnnviz.audit.measures", "cnnviz.audit.report",
-                              "cnnviz.charts.audit"),
+    "audit without a model": (
+        "modules",
+        "cnnviz.audit.probes",
+        "cnnviz.audit.measures",
+        "cnnviz.audit.report",
+        "cnnviz.charts.audit",
+    ),
     "trainer input": ("modules", "cnnviz.zips", "cnnviz.train.demo_data", "cnnviz.charts.training"),
     "offline check": ("modules", "cnnviz.offline", "cnnviz.keras_cache", "cnnviz.images"),
 }
@@ -55,8 +60,14 @@ CASES = {
 @pytest.mark.parametrize("case", list(CASES))
 def test_never_imports_tensorflow(case):
     kind, *targets = CASES[case]
-    proc = subprocess.run([sys.executable, "-c", PROBE, kind, *targets], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, kind, *targets],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["problems"] == [], report["problems"]

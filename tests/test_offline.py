@@ -34,7 +34,12 @@ def test_shipped_class_index_is_keras_own_table(shared_keras_cache):
 def test_empty_cache_reads_the_shipped_names(empty_cache):
     names, note = keras_cache.imagenet_classes()
     assert (names[0], names[281], names[285], names[967], names[999]) == (
-        "tench", "tabby", "Egyptian cat", "espresso", "toilet tissue")
+        "tench",
+        "tabby",
+        "Egyptian cat",
+        "espresso",
+        "toilet tissue",
+    )
     assert note == ""
     assert keras_cache.imagenet_class_source() == keras_cache.SHIPPED_CLASS_INDEX
 
@@ -69,9 +74,15 @@ def test_report_on_a_fresh_laptop_says_what_is_missing_and_how_to_get_it(empty_c
     assert rows["ImageNet class names"] == offline.Row("ImageNet class names", True, "from the copy shipped in data/")
     bundled = [r for w, r in rows.items() if w.startswith("Bundled CNN")]
     assert len(bundled) == len(list(offline.MODELS_DIR.glob("*.keras"))) >= 3 and all(r.ok for r in bundled)
-    for what in ("ImageNet network MobileNetV2", "Fashion-MNIST (from-scratch training)",
-                 "MNIST (from-scratch training)", "CIFAR-10 (from-scratch training)",
-                 "TF.js check: ml5", "TF.js check: @tensorflow/tfjs", "TF.js check: @teachablemachine/image"):
+    for what in (
+        "ImageNet network MobileNetV2",
+        "Fashion-MNIST (from-scratch training)",
+        "MNIST (from-scratch training)",
+        "CIFAR-10 (from-scratch training)",
+        "TF.js check: ml5",
+        "TF.js check: @tensorflow/tfjs",
+        "TF.js check: @teachablemachine/image",
+    ):
         row = rows[what]
         assert not row.ok, what
         assert row.detail.endswith(".") and row.detail.count(". ") == 0, f"not one sentence: {row.detail}"
@@ -96,11 +107,17 @@ def test_report_sees_files_once_they_are_in_the_caches(empty_cache, tmp_path):
         '\n9e77\t{"key":"make-fetch-happen:request-cache:https://registry.npmjs.org/ml5/-/ml5-1.4.0.tgz"}\n'
         '\n9e78\t{"key":"make-fetch-happen:request-cache:https://registry.npmjs.org/@tensorflow/tfjs/-/tfjs-4.22.0.tgz"}\n'
         # package metadata alone (no tarball) is not enough to install offline
-        '\n9e79\t{"key":"make-fetch-happen:request-cache:https://registry.npmjs.org/@teachablemachine%2fimage"}\n')
+        '\n9e79\t{"key":"make-fetch-happen:request-cache:https://registry.npmjs.org/@teachablemachine%2fimage"}\n'
+    )
     rows = _rows()
-    for what in ("ImageNet network MobileNetV2", "Fashion-MNIST (from-scratch training)",
-                 "MNIST (from-scratch training)", "CIFAR-10 (from-scratch training)",
-                 "TF.js check: ml5", "TF.js check: @tensorflow/tfjs"):
+    for what in (
+        "ImageNet network MobileNetV2",
+        "Fashion-MNIST (from-scratch training)",
+        "MNIST (from-scratch training)",
+        "CIFAR-10 (from-scratch training)",
+        "TF.js check: ml5",
+        "TF.js check: @tensorflow/tfjs",
+    ):
         assert rows[what].ok, rows[what]
     assert not rows["TF.js check: @teachablemachine/image"].ok
 
@@ -108,8 +125,9 @@ def test_report_sees_files_once_they_are_in_the_caches(empty_cache, tmp_path):
 def test_the_check_prints_the_table_without_importing_tensorflow(tmp_path):
     # What `make check` runs, from elsewhere: the editable install makes cnnviz importable anywhere.
     probe = "import runpy, sys; runpy.run_module('cnnviz.offline', run_name='__main__'); print('keras' in sys.modules)"
-    run = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                         check=False)
+    run = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert "✓ ImageNet class names" in run.stdout
     assert "work offline on this machine." in run.stdout
@@ -137,11 +155,29 @@ print(json.dumps(out))
 
 @pytest.mark.slow
 def test_fresh_clone_without_shared_or_keras_cache_names_the_sample_photos(tmp_path):
-    env = {**os.environ, "KERAS_HOME": str(tmp_path / "empty-keras"), "CNNVIZ_SHARED": str(tmp_path / "nowhere"),
-           "TMPDIR": str(tmp_path), "npm_config_cache": str(tmp_path / "npm")}
+    env = {
+        **os.environ,
+        "KERAS_HOME": str(tmp_path / "empty-keras"),
+        "CNNVIZ_SHARED": str(tmp_path / "nowhere"),
+        "TMPDIR": str(tmp_path),
+        "npm_config_cache": str(tmp_path / "npm"),
+    }
     run = subprocess.run(
-        [sys.executable, "-c", FRESH_CLONE_PROBE, str(ROOT / "pages" / "feature_maps.py"), "Chelsea the cat", "Cup of coffee"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False)
+        [
+            sys.executable,
+            "-c",
+            FRESH_CLONE_PROBE,
+            str(ROOT / "pages" / "feature_maps.py"),
+            "Chelsea the cat",
+            "Cup of coffee",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     got = json.loads(run.stdout.strip().splitlines()[-1])
     for image, expected in (("Chelsea the cat", {"tabby", "Egyptian cat"}), ("Cup of coffee", {"espresso"})):

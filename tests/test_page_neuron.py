@@ -103,15 +103,21 @@ def test_softmax_panel_matches_hand_computation():
     assert at.table[0].value["probability"].iloc[0] == "100.00%"  # cold: the top logit takes all
 
 
+def _percent_correct(title: str) -> int:
+    found = re.search(r"(\d+)% correct", title)
+    assert found, f"no accuracy in the chart title {title!r}"
+    return int(found.group(1))
+
+
 def test_one_neuron_fails_on_xor_and_two_layers_do_not():
     at = run()
     titles = [t for t in chart_titles(at) if "correct" in t]
-    one, two = (int(re.search(r"(\d+)% correct", t).group(1)) for t in titles)
+    one, two = (_percent_correct(t) for t in titles)
     assert one <= 75 and two == 100
     at.slider(key="hidden").set_value(1).run()
     two_with_one_hidden = [t for t in chart_titles(at) if "Two layers" in t][0]
     assert "(1 + 1 neurons)" in two_with_one_hidden
-    assert int(re.search(r"(\d+)% correct", two_with_one_hidden).group(1)) <= 75
+    assert _percent_correct(two_with_one_hidden) <= 75
 
 
 def test_data_set_choice_changes_the_plane():

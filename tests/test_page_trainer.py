@@ -13,6 +13,8 @@ from streamlit.testing.v1 import AppTest
 
 from cnnviz.text import plain
 
+pytestmark = pytest.mark.slow  # every test here embeds images with EfficientNet-Lite0
+
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = str(ROOT / "pages" / "trainer.py")
 

@@ -18,6 +18,7 @@ feature space frequently separate such probes better. A seminar should see both.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = [
     "label_distribution",
@@ -64,7 +65,7 @@ def label_distribution(top_classes: np.ndarray, n_classes: int, *, normalize: bo
     return counts
 
 
-def confidence_histogram(confidence: np.ndarray, bins: int = 10) -> tuple[np.ndarray, np.ndarray]:
+def confidence_histogram(confidence: ArrayLike, bins: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """Counts of confidences in ``bins`` equal bins over [0, 1]: ``(counts (bins,), edges (bins+1,))``.
 
     The last bin includes 1.0.
@@ -206,7 +207,7 @@ def _midranks(values: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def auroc(negative_scores: np.ndarray, positive_scores: np.ndarray) -> float:
+def auroc(negative_scores: ArrayLike, positive_scores: ArrayLike) -> float:
     """Area under the ROC curve: P(score of a random positive > a random negative), ties count ½.
 
     Computed from ranks (Mann–Whitney U). Positives are the probe images, negatives the
@@ -222,7 +223,7 @@ def auroc(negative_scores: np.ndarray, positive_scores: np.ndarray) -> float:
     return float(u / (len(neg) * len(pos)))
 
 
-def coverage_accuracy(confidence: np.ndarray, correct: np.ndarray, thresholds: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def coverage_accuracy(confidence: ArrayLike, correct: ArrayLike, thresholds: ArrayLike | None = None) -> dict[str, np.ndarray]:
     """For each abstain threshold ``t``: the model answers only when ``confidence >= t``.
 
     Returns ``{"threshold", "coverage", "accuracy"}`` arrays: coverage is the share of
@@ -240,7 +241,7 @@ def coverage_accuracy(confidence: np.ndarray, correct: np.ndarray, thresholds: n
     return {"threshold": thresholds, "coverage": coverage, "accuracy": accuracy}
 
 
-def share_abstained(confidence: np.ndarray, threshold: float) -> float:
+def share_abstained(confidence: ArrayLike, threshold: float) -> float:
     """Share of images whose confidence is below ``threshold`` (the model says "unsure")."""
     conf = np.asarray(confidence, dtype=np.float64).ravel()
     return float((conf < threshold).mean()) if len(conf) else float("nan")
@@ -263,7 +264,7 @@ def per_class_accuracy(true: np.ndarray, predicted: np.ndarray, n_classes: int) 
         return np.where(totals > 0, np.diag(matrix) / np.where(totals > 0, totals, 1), np.nan)
 
 
-def reliability_bins(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 10) -> dict[str, np.ndarray]:
+def reliability_bins(confidence: ArrayLike, correct: ArrayLike, n_bins: int = 10) -> dict[str, np.ndarray]:
     """Group images into ``n_bins`` equal confidence bins over [0, 1] (right-closed: ``(lo, hi]``, first bin ``[0, hi]``).
 
     Returns ``{"lower", "upper", "count", "confidence", "accuracy"}`` arrays of length
@@ -283,7 +284,7 @@ def reliability_bins(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 
             "accuracy": np.where(count > 0, accuracy, np.nan)}
 
 
-def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 10) -> float:
+def expected_calibration_error(confidence: ArrayLike, correct: ArrayLike, n_bins: int = 10) -> float:
     """ECE: ``sum_b (n_b / N) · |accuracy_b - confidence_b|`` over the reliability bins, in [0, 1]."""
     bins = reliability_bins(confidence, correct, n_bins)
     total = bins["count"].sum()

@@ -17,6 +17,7 @@ from typing import Callable
 
 import cv2
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = [
     "GENERATORS",
@@ -67,7 +68,7 @@ def _check_size(size: Size) -> tuple[int, int]:
     return height, width
 
 
-def _canvas(size: Size, colour) -> np.ndarray:
+def _canvas(size: Size, colour: ArrayLike) -> np.ndarray:
     height, width = _check_size(size)
     image = np.empty((height, width, 3), dtype=np.uint8)
     image[:] = np.asarray(colour, dtype=np.uint8)
@@ -123,9 +124,9 @@ def rothko(size: Size = (224, 224), seed: int = 0) -> np.ndarray:
         bottom = round(margin_y + (i + 1) * band - band * 0.05)
         mask[top:bottom, round(margin_x):round(width - margin_x)] = 1.0
         sigma = max(1.0, min(height, width) * 0.03)
-        mask = cv2.GaussianBlur(mask, (0, 0), sigma)[:, :, None]
+        blurred = cv2.GaussianBlur(mask, (0, 0), sigma)[:, :, None]
         colour = rng.integers(20, 256, 3).astype(np.float32)
-        image = image * (1 - mask) + colour * mask
+        image = image * (1 - blurred) + colour * blurred
     grain = rng.normal(0, 4, (height, width, 1)).astype(np.float32)  # canvas texture
     return np.clip(image + grain, 0, 255).astype(np.uint8)
 
@@ -137,10 +138,10 @@ def kandinsky(size: Size = (224, 224), seed: int = 0) -> np.ndarray:
     image = _canvas(size, rng.integers(200, 250, 3))
     scale = min(height, width)
 
-    def colour():
+    def colour() -> tuple[int, ...]:
         return tuple(int(c) for c in rng.integers(0, 256, 3))
 
-    def point():
+    def point() -> tuple[int, int]:
         return int(rng.integers(0, width)), int(rng.integers(0, height))
 
     for _ in range(rng.integers(3, 7)):
@@ -334,7 +335,10 @@ def jpeg(image: np.ndarray, quality: int = 10) -> np.ndarray:
     ok, data = cv2.imencode(".jpg", cv2.cvtColor(_as_rgb(image), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:  # pragma: no cover - OpenCV always encodes a valid uint8 array
         raise ValueError("JPEG encoding failed.")
-    return cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    decoded = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if decoded is None:  # pragma: no cover - what OpenCV just encoded always decodes
+        raise ValueError("JPEG decoding failed.")
+    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
 
 
 def invert(image: np.ndarray) -> np.ndarray:

@@ -25,11 +25,14 @@ import base64
 import datetime as _dt
 import html
 import io
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from PIL import Image
+
+if TYPE_CHECKING:
+    import altair as alt
 
 __all__ = ["DISCUSSION_PROMPTS", "results_table", "to_csv", "to_html", "chart_svg", "png_data_uri", "most_confident_failures"]
 
@@ -105,7 +108,7 @@ def to_csv(run: Mapping) -> bytes:
     return rows_to_csv(rows).encode("utf-8")
 
 
-def chart_svg(chart) -> str | None:
+def chart_svg(chart: alt.TopLevelMixin) -> str | None:
     """An Altair chart as SVG text (rendered offline by ``vl-convert``), or ``None`` if it cannot be."""
     try:
         buffer = io.StringIO()
@@ -137,11 +140,11 @@ def most_confident_failures(table: pd.DataFrame, n: int = 12) -> pd.DataFrame:
     return picked.sort_values("confidence", ascending=False).head(n)
 
 
-def _e(value) -> str:
+def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _fmt(value) -> str:
+def _fmt(value: object) -> str:
     if isinstance(value, (float, np.floating)):
         return "—" if value != value else f"{value:.3f}"
     return _e(value)

@@ -12,7 +12,7 @@ models take raw 0–255 pixels and output probabilities.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import keras
 import numpy as np
@@ -26,7 +26,7 @@ __all__ = ["embedding_output", "predict_with_features", "grad_cams"]
 
 
 
-def embedding_output(model: keras.Model):
+def embedding_output(model: keras.Model) -> Any:
     """The tensor entering the model's final Dense layer (its penultimate features).
 
     Defined by :func:`cnnviz.model.registry.embedding_model`, so every page agrees on what
@@ -57,7 +57,7 @@ def predict_with_features(
     images: Sequence[np.ndarray],
     *,
     batch_size: int = 32,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], object] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(probs (N, C) float32, features (N, D) float32)`` for ``N`` images of any size.
 
@@ -86,7 +86,7 @@ def grad_cams(
     images: Sequence[np.ndarray],
     class_indices: Sequence[int] | None = None,
     *,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], object] | None = None,
 ) -> list[np.ndarray]:
     """Grad-CAM map ``(H, W) float32`` in [0, 1] per image (:func:`cnnviz.model.features.grad_cam`).
 
@@ -116,7 +116,7 @@ def run_audit(
     gallery_size: int = 8,
     gradcam_all: bool = False,
     settings: dict | None = None,
-    progress: Callable[[float, str], None] | None = None,
+    progress: Callable[[float, str], object] | None = None,
 ) -> dict:
     """The whole audit: run the model over every set, score it, and Grad-CAM the worst failures.
 

@@ -73,7 +73,7 @@ def confidence_histogram(table: pd.DataFrame, sets: Sequence[str], *, threshold:
     if threshold is not None:
         position = pd.DataFrame({"bin": [f"{lo:.1f}–{hi:.1f}" for lo, hi in zip(edges[:-1], edges[1:]) if lo <= threshold < hi or (hi == 1 and threshold >= 1)][:1]})
         layers.append(alt.Chart(position).mark_rule(color="#c62828", strokeWidth=3, strokeDash=[6, 4]).encode(x=alt.X("bin:N", sort=None)))
-    return _big(alt.layer(*layers))
+    return _big(alt.LayerChart(layer=[*layers]))
 
 
 def auroc_comparison(aurocs: Mapping[str, Mapping[str, float]], score_names: Sequence[str]) -> alt.LayerChart:
@@ -94,7 +94,7 @@ def auroc_comparison(aurocs: Mapping[str, Mapping[str, float]], score_names: Seq
     ).properties(width=760, height=max(240, 40 * len(data)))
     labels = bars.mark_text(align="left", dx=4, fontSize=FONT - 2).encode(text=alt.Text("AUROC:Q", format=".2f"), color=alt.value("#222"))
     chance = alt.Chart(pd.DataFrame({"AUROC": [0.5]})).mark_rule(color="#c62828", strokeDash=[6, 4], strokeWidth=2).encode(x="AUROC:Q")
-    return _big(alt.layer(bars, labels, chance))
+    return _big(alt.LayerChart(layer=[bars, labels, chance]))
 
 
 def coverage_accuracy(curve: Mapping[str, np.ndarray], threshold: float) -> alt.LayerChart:
@@ -111,7 +111,7 @@ def coverage_accuracy(curve: Mapping[str, np.ndarray], threshold: float) -> alt.
     ).properties(width=560, height=380)
     near = data.iloc[[int(np.argmin(np.abs(data["threshold"].to_numpy() - threshold)))]] if len(data) else data
     dot = alt.Chart(near).mark_point(size=400, filled=True, color="#c62828").encode(x="coverage:Q", y="accuracy:Q")
-    return _big(alt.layer(line, dot))
+    return _big(alt.LayerChart(layer=[line, dot]))
 
 
 def share_caught(caught: Mapping[str, float], sets: Sequence[str], threshold: float) -> alt.Chart:
@@ -145,7 +145,7 @@ def reliability_diagram(bins: Mapping[str, np.ndarray]) -> alt.LayerChart:
                  alt.Tooltip("confidence:Q", format=".2f"), alt.Tooltip("accuracy:Q", format=".2f")],
     ).properties(width=520, height=380)
     diagonal = alt.Chart(pd.DataFrame({"x": [0.0, 1.0], "y": [0.0, 1.0]})).mark_line(color="#c62828", strokeDash=[6, 4], strokeWidth=2).encode(x="x:Q", y="y:Q")
-    return _big(alt.layer(bars, diagonal))
+    return _big(alt.LayerChart(layer=[bars, diagonal]))
 
 
 def per_class_accuracy(accuracy: np.ndarray, class_names: Sequence[str]) -> alt.Chart:
@@ -172,7 +172,7 @@ def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str]) -> alt.Laye
     cells = base.mark_rect().encode(color=alt.Color("images:Q", scale=alt.Scale(scheme="blues"), title="Images"),
                                     tooltip=["true", "predicted", "images"]).properties(width=size, height=size)
     text = base.mark_text(fontSize=FONT).encode(text="images:Q", color=alt.condition(alt.datum.images > matrix.max() / 2, alt.value("white"), alt.value("black")))
-    return _big(alt.layer(cells, text))
+    return _big(alt.LayerChart(layer=[cells, text]))
 
 
 def transformation_effect(rows: pd.DataFrame) -> alt.LayerChart:
@@ -192,7 +192,7 @@ def transformation_effect(rows: pd.DataFrame) -> alt.LayerChart:
         tooltip=["transformation", "top_class", alt.Tooltip("confidence:Q", format=".0%")],
     ).properties(width=760, height=max(200, 34 * len(data)))
     labels = bars.mark_text(align="left", dx=6, fontSize=FONT - 2).encode(text="top_class:N", color=alt.value("#222"))
-    return _big(alt.layer(bars, labels))
+    return _big(alt.LayerChart(layer=[bars, labels]))
 
 
 def audit_charts(run: Mapping, table: pd.DataFrame, score_names: Sequence[str]) -> dict[str, tuple]:

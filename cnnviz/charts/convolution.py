@@ -37,7 +37,7 @@ def _diverging(value: float, limit: float) -> tuple[str, str]:
     return "#" + "".join(f"{c:02x}" for c in rgb), "#ffffff" if abs(t) > 0.6 else "#000000"
 
 
-def step_chart(patch: np.ndarray, kernel: np.ndarray, products: np.ndarray, *, cell: int = 58) -> alt.Chart:
+def step_chart(patch: np.ndarray, kernel: np.ndarray, products: np.ndarray, *, cell: int = 58) -> alt.FacetChart:
     """Input patch × kernel = products, as three grids of numbers side by side.
 
     ``patch``, ``kernel`` and ``products`` are ``(kh, kw)`` or ``(kh, kw, C)``; a 2-D kernel
@@ -80,18 +80,17 @@ def _step_template(kh: int, kw: int, names: tuple[str, ...], cell: int) -> alt.F
         tooltip=["channel", "panel", "row", "col", "label"],
     )
     labels = base.mark_text(fontSize=font, fontWeight="bold").encode(text="label:N", color=alt.Color("ink:N", scale=None))
-    facet = dict(column=alt.Column("panel:N", sort=["input patch", "× kernel", "= products"], header=alt.Header(title=None, labelFontSize=18, labelFontWeight="bold")))
-    if len(names) > 1:
-        facet["row"] = alt.Row("channel:N", sort=list(names), header=alt.Header(title=None, labelFontSize=16, labelAngle=0, labelAlign="left"))
+    column = alt.Column("panel:N", sort=["input patch", "× kernel", "= products"], header=alt.Header(title=None, labelFontSize=18, labelFontWeight="bold"))
+    row = alt.Row("channel:N", sort=list(names), header=alt.Header(title=None, labelFontSize=16, labelAngle=0, labelAlign="left")) if len(names) > 1 else alt.Undefined
     return (
         alt.layer(cells, labels, data=pd.DataFrame())
         .properties(width=size * kw, height=size * kh)
-        .facet(**facet, spacing=24)
+        .facet(column=column, row=row, spacing=24)
         .configure_view(stroke=None)
     )
 
 
-def kernel_chart(kernel: np.ndarray, *, cell: int = 58) -> alt.Chart:
+def kernel_chart(kernel: np.ndarray, *, cell: int = 58) -> alt.LayerChart:
     """A ``(kh, kw)`` kernel as a grid of its weights (blue negative, white 0, red positive)."""
     kernel = np.asarray(kernel, np.float32)
     limit = float(np.abs(kernel).max())

@@ -5,13 +5,14 @@ with large fonts, because these charts are projected in a lecture hall.
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import altair as alt
 
 from cnnviz.charts.style import CONFIG as STYLE
 from cnnviz.charts.style import FONT
 import numpy as np
+from numpy.typing import ArrayLike
 import pandas as pd
 
 from cnnviz.learn.neuron import activate
@@ -25,7 +26,7 @@ CONFIG = {**STYLE, "axis": {**STYLE["axis"], "grid": True}}
 """Projector-sized fonts, passed once to the top-level chart (each ``configure_*`` call would copy it)."""
 
 
-def _layer(*layers: alt.Chart, **properties) -> alt.LayerChart:
+def _layer(*layers: alt.Chart, **properties: Any) -> alt.LayerChart:
     """Layer charts with the projector configuration; one construction, no chained copies."""
     return alt.LayerChart(layer=list(layers), config=CONFIG, **properties)
 
@@ -101,13 +102,14 @@ def decision_map(xs: np.ndarray, ys: np.ndarray, values: np.ndarray, *, points: 
                   width=size, height=size, title=title)
 
 
-def loss_curves(histories: Mapping[str, Sequence[float]], *, height: int = 300) -> alt.Chart:
+def loss_curves(histories: Mapping[str, ArrayLike], *, height: int = 300) -> alt.LayerChart:
     """Training loss (mean cross-entropy) against gradient-descent step, one line per model."""
     frames = []
-    for name, h in histories.items():
+    for name, history in histories.items():
+        h = np.asarray(history, dtype=float)
         every = max(1, int(np.ceil(len(h) / 300)))  # 300 points per line draw the same curve, faster
         steps = np.arange(0, len(h), every)
-        frames.append(pd.DataFrame({"step": steps, "loss": np.asarray(h, dtype=float)[steps], "model": name}))
+        frames.append(pd.DataFrame({"step": steps, "loss": h[steps], "model": name}))
     data = pd.concat(frames, ignore_index=True)
     chart = alt.Chart(data).mark_line(strokeWidth=4).encode(
         x=alt.X("step:Q", title="gradient-descent step"),
@@ -130,7 +132,7 @@ def error_history(errors: Sequence[float], target: float, *, height: int = 260) 
     return _layer(zero, line, height=height)
 
 
-def softmax_bars(labels: Sequence[str], logits: Sequence[float], probabilities: Sequence[float], *,
+def softmax_bars(labels: Sequence[str], logits: ArrayLike, probabilities: ArrayLike, *,
                  height: int = 300) -> alt.LayerChart:
     """Horizontal bars of each class's probability (0–1), labelled with the percentage and its logit."""
     data = pd.DataFrame({"class": list(labels), "p": np.asarray(probabilities, dtype=float),

@@ -34,7 +34,8 @@ def curve_records(rows: Sequence[dict]) -> list[dict]:
     return records
 
 
-def training_curves(rows: Sequence[dict], *, epochs: int | None = None, width: int = 380, height: int = 260):
+def training_curves(rows: Sequence[dict], *, epochs: int | None = None, width: int = 380,
+                    height: int = 260) -> alt.HConcatChart:
     """Loss and accuracy per epoch, training vs validation, side by side.
 
     ``rows`` are :class:`cnnviz.train.transfer.History` rows (``epoch``, ``loss``, ``accuracy``,
@@ -77,7 +78,7 @@ def with_rows(spec: dict, rows: Sequence[dict]) -> dict:
     return spec
 
 
-def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], *, size: int = 90):
+def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], *, size: int = 90) -> alt.LayerChart:
     """Heat map of ``matrix[true, predicted]`` counts, numbers written in every cell.
 
     Everything on the diagonal is right; a bright cell off the diagonal names the two
@@ -111,7 +112,7 @@ def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], *, size: in
 
 
 def probability_bars(probabilities: Sequence[float], class_names: Sequence[str], *, title: str = "How sure is the model?",
-                     width: int = 380):
+                     width: int = 380) -> alt.LayerChart:
     """One horizontal bar per class, 0–100 %, the predicted class highlighted."""
     probs = np.asarray(probabilities, dtype=float).reshape(-1)
     best = int(np.argmax(probs)) if len(probs) else -1

@@ -25,7 +25,7 @@ PADDINGS = ("valid", "same")
 
 
 def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
-    pair = (value, value) if np.isscalar(value) else tuple(value)
+    pair: tuple[int, ...] = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
     if len(pair) != 2 or any(int(v) != v or v < 1 for v in pair):
         raise ValueError(f"{name} must be a positive whole number (or two of them), not {value!r}.")
     return int(pair[0]), int(pair[1])
@@ -47,6 +47,15 @@ def output_size(n: int, k: int, stride: int = 1, padding: str = "valid") -> int:
       inside the image; 0 when it never does.
     - ``"same"``: ``ceil(n / stride)`` — zeros are added so that, with stride 1, the
       output is as large as the input. The kernel size does not matter.
+
+    Examples
+    --------
+    A 3 × 3 kernel on a 28-pixel-wide image, moved 2 pixels at a time:
+
+    >>> output_size(28, 3, stride=2)
+    13
+    >>> output_size(28, 3, stride=2, padding="same")
+    14
     """
     if stride < 1 or k < 1 or n < 0:
         raise ValueError("sizes and stride must be positive.")
@@ -60,13 +69,20 @@ def same_padding(n: int, k: int, stride: int = 1) -> tuple[int, int]:
 
     Total = ``max((out - 1) * stride + k - n, 0)`` with ``out = ceil(n / stride)``;
     ``before = total // 2`` and the odd one left over goes *after* (bottom/right).
+
+    Examples
+    --------
+    >>> same_padding(5, 3)
+    (1, 1)
+    >>> same_padding(6, 3, stride=2)  # the odd zero goes after
+    (0, 1)
     """
     out = output_size(n, k, stride, "same")
     total = max((out - 1) * stride + k - n, 0)
     return total // 2, total - total // 2
 
 
-def padding_amounts(shape: tuple[int, int], kernel_shape: tuple[int, int], stride=1, padding: str = "valid") -> tuple[tuple[int, int], tuple[int, int]]:
+def padding_amounts(shape: tuple[int, int], kernel_shape: tuple[int, int], stride: int | tuple[int, int] = 1, padding: str = "valid") -> tuple[tuple[int, int], tuple[int, int]]:
     """``((top, bottom), (left, right))`` zero rows/columns added around an ``(H, W)`` image."""
     (sh, sw) = _pair(stride, "stride")
     if _check_padding(padding) == "valid":
@@ -85,7 +101,7 @@ def _as_float_image(image: np.ndarray) -> tuple[np.ndarray, bool]:
     return image.astype(np.float32), True
 
 
-def _correlate_valid(image: np.ndarray, kernel: np.ndarray, pads, stride: tuple[int, int], owned: bool = False) -> np.ndarray:
+def _correlate_valid(image: np.ndarray, kernel: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]], stride: tuple[int, int], owned: bool = False) -> np.ndarray:
     """Valid cross-correlation of the zero-padded float32 image, sampled every ``stride`` pixels.
 
     With the anchor at the kernel's top-left corner, ``filter2D`` writes the window
@@ -137,6 +153,17 @@ def convolve2d(image: np.ndarray, kernel: np.ndarray, stride: int | tuple[int, i
         ``(H', W')`` for a 2-D image or a 3-D kernel, ``(H', W', C)`` for a 2-D kernel
         on a C-channel image; ``H' = output_size(H, kh, stride, padding)``. It may be a
         (non-contiguous) view of a slightly larger array.
+
+    Examples
+    --------
+    A vertical-edge kernel finds the step from dark to bright between columns 1 and 2:
+
+    >>> import numpy as np
+    >>> image = np.array([[0, 0, 9, 9]] * 3)
+    >>> convolve2d(image, np.array([[-1, 0, 1]] * 3))
+    array([[27., 27.]], dtype=float32)
+    >>> convolve2d(image, np.ones((3, 3)), padding="same").shape
+    (3, 4)
     """
     image, owned = _as_float_image(image)
     kernel = np.asarray(kernel, dtype=np.float32)
@@ -157,14 +184,15 @@ def convolve2d(image: np.ndarray, kernel: np.ndarray, stride: int | tuple[int, i
         out = _correlate_valid(image, kernel, pads, strides, owned)
         return out[..., 0] if image.ndim == 2 and out.ndim == 3 else out
     # One Conv2D filter: per-channel correlations, summed over channels.
-    out = None
+    total: np.ndarray | None = None
     for c in range(kernel.shape[2]):
         channel = np.ascontiguousarray(image[..., c])  # a copy, except for a 1-channel image
         private = owned or not np.shares_memory(channel, image)
         part = _correlate_valid(channel, np.ascontiguousarray(kernel[..., c]), pads, strides, private)
         part = part[..., 0] if part.ndim == 3 else part
-        out = part if out is None else out + part
-    return out
+        total = part if total is None else total + part
+    assert total is not None  # the kernel has at least one channel (checked above)
+    return total
 
 
 class Step(NamedTuple):
@@ -278,7 +306,7 @@ def magnify(image: np.ndarray, factor: int) -> np.ndarray:
     return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
 
 
-def outline(image: np.ndarray, top: int, left: int, height: int, width: int, *, factor: int = 1, color=(230, 40, 40), thickness: int = 2) -> np.ndarray:
+def outline(image: np.ndarray, top: int, left: int, height: int, width: int, *, factor: int = 1, color: tuple[int, int, int] = (230, 40, 40), thickness: int = 2) -> np.ndarray:
     """A copy of an RGB (or gray) uint8 picture with a rectangle around pixels
     ``[top, top + height) × [left, left + width)`` of the *unmagnified* image.
 

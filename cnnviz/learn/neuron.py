@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Callable, NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 ACTIVATIONS: tuple[str, ...] = ("step", "linear", "sigmoid", "tanh", "relu", "leaky_relu")
 """Names accepted by :func:`activate`, in the order a lecture introduces them."""
@@ -35,7 +36,7 @@ FORMULAS: dict[str, str] = {
 """LaTeX for each activation, shown next to its curve (``\\theta`` threshold, ``\\alpha`` slope)."""
 
 
-def activate(z, name: str, *, threshold: float = 0.0, alpha: float = 0.3) -> np.ndarray:
+def activate(z: ArrayLike, name: str, *, threshold: float = 0.0, alpha: float = 0.3) -> np.ndarray:
     """Apply the activation function ``name`` element-wise to the weighted sum(s) ``z``.
 
     Parameters
@@ -51,6 +52,15 @@ def activate(z, name: str, *, threshold: float = 0.0, alpha: float = 0.3) -> np.
 
     Sigmoid is written as ``0.5 * (1 + tanh(z / 2))``, the same function, because it never
     overflows for large negative ``z`` (``exp(-z)`` would).
+
+    Examples
+    --------
+    >>> activate([-2.0, 0.0, 3.0], "relu")
+    array([0., 0., 3.])
+    >>> activate([-2.0, 0.0, 3.0], "step")
+    array([0., 1., 1.])
+    >>> float(activate(0.0, "sigmoid"))
+    0.5
     """
     z = np.asarray(z, dtype=np.float64)
     if name == "step":
@@ -68,13 +78,22 @@ def activate(z, name: str, *, threshold: float = 0.0, alpha: float = 0.3) -> np.
     raise ValueError(f"Unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}.")
 
 
-def softmax(logits, temperature: float = 1.0, axis: int = -1) -> np.ndarray:
+def softmax(logits: ArrayLike, temperature: float = 1.0, axis: int = -1) -> np.ndarray:
     """Turn scores (logits) into probabilities that are positive and sum to 1 along ``axis``.
 
     ``softmax(z, T)_i = exp(z_i / T) / sum_j exp(z_j / T)``. A high temperature ``T`` flattens
     the probabilities towards uniform; a low one sharpens them towards the largest logit.
     The maximum is subtracted before ``exp`` (this changes nothing mathematically) so that
     logits like 1000 do not overflow.
+
+    Examples
+    --------
+    >>> softmax([1.0, 0.0]).round(3)
+    array([0.731, 0.269])
+    >>> softmax([1.0, 0.0], temperature=100).round(3)  # hot: nearly uniform
+    array([0.502, 0.498])
+    >>> softmax([1000.0, 0.0])  # no overflow
+    array([1., 0.])
     """
     if not temperature > 0:
         raise ValueError("The temperature must be a positive number.")
@@ -84,28 +103,46 @@ def softmax(logits, temperature: float = 1.0, axis: int = -1) -> np.ndarray:
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
-def weighted_sum(inputs, weights, bias: float) -> float | np.ndarray:
+def weighted_sum(inputs: ArrayLike, weights: ArrayLike, bias: float) -> float | np.ndarray:
     """``z = sum_i w_i * x_i + b``: what a neuron computes before its activation.
 
     ``inputs`` has shape ``(n,)`` for one input or ``(m, n)`` for ``m`` inputs at once;
     ``weights`` has shape ``(n,)``. Returns a float, or shape ``(m,)``.
+
+    Examples
+    --------
+    The page's first exercise: make inputs 3 and 2 give 7.5.
+
+    >>> weighted_sum([3, 2], [1.5, 1.25], 0.5)
+    7.5
+    >>> weighted_sum([[3, 2], [1, 0]], [1.5, 1.25], 0.5)  # two inputs at once
+    array([7.5, 2. ])
     """
     z = np.asarray(inputs, dtype=np.float64) @ np.asarray(weights, dtype=np.float64) + bias
     return float(z) if np.ndim(z) == 0 else z
 
 
-def neuron_output(inputs, weights, bias: float, activation: str = "sigmoid", *,
+def neuron_output(inputs: ArrayLike, weights: ArrayLike, bias: float, activation: str = "sigmoid", *,
                   threshold: float = 0.0, alpha: float = 0.3) -> tuple[float | np.ndarray, float | np.ndarray]:
     """One neuron's weighted sum ``z`` and its output ``y = activation(z)``, returned as ``(z, y)``.
 
     Shapes as in :func:`weighted_sum`; ``threshold``/``alpha`` as in :func:`activate`.
+
+    Examples
+    --------
+    Exactly on the boundary (``z = 0``), ReLU stays silent but the step function fires:
+
+    >>> neuron_output([3, 2], [1.5, 1.25], -7.0, "relu")
+    (0.0, 0.0)
+    >>> neuron_output([3, 2], [1.5, 1.25], -7.0, "step")
+    (0.0, 1.0)
     """
     z = weighted_sum(inputs, weights, bias)
     y = activate(z, activation, threshold=threshold, alpha=alpha)
     return z, (float(y) if np.ndim(y) == 0 else y)
 
 
-def neuron_fires(points, weights, bias: float, activation: str = "sigmoid", *, threshold: float = 0.0) -> np.ndarray:
+def neuron_fires(points: ArrayLike, weights: ArrayLike, bias: float, activation: str = "sigmoid", *, threshold: float = 0.0) -> np.ndarray:
     """Which side of its line each point is on: True where the neuron says "class 1".
 
     ``points`` has shape ``(m, 2)``. The neuron's decision is ``z >= threshold`` for the step
@@ -113,7 +150,7 @@ def neuron_fires(points, weights, bias: float, activation: str = "sigmoid", *, t
     the boundary is always the straight line ``w1 x1 + w2 x2 + b = 0`` (or ``= threshold``).
     """
     z = weighted_sum(points, weights, bias)
-    return z >= threshold if activation == "step" else z > 0
+    return np.asarray(z >= threshold if activation == "step" else z > 0)
 
 
 # --- The 2-D input plane -------------------------------------------------------------------
@@ -131,7 +168,7 @@ def input_plane(extent: float = 5.0, resolution: int = 41) -> tuple[np.ndarray, 
     return xs, ys, np.column_stack([gx.ravel(), gy.ravel()])
 
 
-def decision_grid(weights, bias: float, activation: str = "sigmoid", *, extent: float = 5.0,
+def decision_grid(weights: ArrayLike, bias: float, activation: str = "sigmoid", *, extent: float = 5.0,
                   resolution: int = 41, threshold: float = 0.0, alpha: float = 0.3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One two-input neuron's output over the input plane (TensorFlow Playground's background).
 
@@ -198,7 +235,7 @@ class Network(NamedTuple):
     losses: np.ndarray
 
 
-def predict(net: Network, points) -> np.ndarray:
+def predict(net: Network, points: ArrayLike) -> np.ndarray:
     """Probability of class 1 for each point, shape ``(m,)``, from ``points`` of shape ``(m, 2)``.
 
     A single neuron: ``sigmoid(points @ w2 + b2)``. Two layers: a hidden layer of ``tanh``
@@ -209,7 +246,7 @@ def predict(net: Network, points) -> np.ndarray:
     return activate(h @ net.w2 + net.b2, "sigmoid")
 
 
-def train(points, labels, *, hidden: int | None = 4, epochs: int = 1500, learning_rate: float = 0.5,
+def train(points: ArrayLike, labels: ArrayLike, *, hidden: int | None = 4, epochs: int = 1500, learning_rate: float = 0.5,
           seed: int = 0) -> Network:
     """Fit one sigmoid neuron (``hidden=None``) or a 2-``hidden``-1 network by gradient descent.
 
@@ -243,7 +280,7 @@ def train(points, labels, *, hidden: int | None = 4, epochs: int = 1500, learnin
     return Network(w1, b1, w2, float(b2), hidden, losses)
 
 
-def accuracy(net: Network, points, labels) -> float:
+def accuracy(net: Network, points: ArrayLike, labels: ArrayLike) -> float:
     """Fraction (0–1) of points whose predicted class (probability ≥ 0.5) equals the label."""
     return float(np.mean((predict(net, points) >= 0.5) == np.asarray(labels).astype(bool)))
 

@@ -38,6 +38,20 @@ def pool2d(x: np.ndarray, size: int | tuple[int, int] = 2, stride: int | tuple[i
     Returns
     -------
     float32 array of shape ``(H', W'[, C])`` with ``H' = output_size(H, size, stride, padding)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[1, 2, 0, 0],
+    ...               [3, 4, 0, 8],
+    ...               [0, 0, 5, 5],
+    ...               [0, 1, 5, 5]])
+    >>> pool2d(x, 2)
+    array([[4., 8.],
+           [1., 5.]], dtype=float32)
+    >>> pool2d(x, 2, mode="avg")
+    array([[2.5 , 2.  ],
+           [0.25, 5.  ]], dtype=float32)
     """
     x = np.asarray(x, dtype=np.float32)
     if x.ndim not in (2, 3):

@@ -107,7 +107,7 @@ def build_efficientnet_lite0(num_classes: int = NUM_CLASSES) -> keras.Model:
     return keras.Model(inputs, outputs, name="efficientnet_lite0")
 
 
-def _mbconv(x, name: str, kernel: int, stride: int, expand: int, c_in: int, c_out: int):
+def _mbconv(x: Any, name: str, kernel: int, stride: int, expand: int, c_in: int, c_out: int) -> Any:
     """Mobile inverted bottleneck: 1x1 expand -> depthwise k x k -> 1x1 project (+ skip)."""
     shortcut = x
     if expand != 1:
@@ -157,7 +157,7 @@ class _Tensor:
 
 
 # torch.<Name>Storage -> numpy dtype (little-endian, as the file's sys info says)
-_STORAGE_DTYPES = {
+_STORAGE_DTYPES: dict[str, np.dtype] = {
     "FloatStorage": np.dtype("<f4"),
     "DoubleStorage": np.dtype("<f8"),
     "HalfStorage": np.dtype("<f2"),
@@ -170,7 +170,8 @@ _STORAGE_DTYPES = {
 }
 
 
-def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None, metadata=None):
+def _rebuild_tensor_v2(storage: Any, storage_offset: int, size: tuple[int, ...], stride: tuple[int, ...],
+                       requires_grad: bool = False, backward_hooks: Any = None, metadata: Any = None) -> _Tensor:
     # Stand-in for torch._utils._rebuild_tensor_v2: records where the numbers are, runs nothing.
     if not isinstance(storage, _Storage):
         raise UnsafePickleError("A tensor in the weight file does not point at a tensor storage.")
@@ -178,7 +179,7 @@ def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=Fals
 
 
 class _StoragePlaceholderType:
-    def __init__(self, name: str):
+    def __init__(self, name: str) -> None:
         self.name = name
 
 
@@ -190,7 +191,7 @@ class RestrictedUnpickler(pickle.Unpickler):
     :class:`UnsafePickleError` before anything it names can run.
     """
 
-    def __init__(self, file, storages: dict[str, _Storage] | None = None):
+    def __init__(self, file: Any, storages: dict[str, _Storage] | None = None) -> None:
         super().__init__(file)
         self.storages = storages if storages is not None else {}
 

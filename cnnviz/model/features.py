@@ -232,7 +232,7 @@ def layer_table(model: keras.Model) -> list[LayerRow]:
     return rows
 
 
-def _window(layer) -> tuple[int | None, int, int]:
+def _window(layer: keras.layers.Layer) -> tuple[int | None, int, int]:
     """(kernel side, stride, dilation) of a sliding-window layer; ``(None, 1, 1)`` otherwise."""
     kernel = getattr(layer, "kernel_size", None) or getattr(layer, "pool_size", None)
     if kernel is None or isinstance(layer, (keras.layers.Conv2DTranspose,)):
@@ -321,7 +321,7 @@ def tile_images(tiles: np.ndarray | Sequence[np.ndarray], *, columns: int | None
     return grid
 
 
-def tile_channels(fmap: np.ndarray, *, sort: bool = False, order: Sequence[int] | None = None,
+def tile_channels(fmap: np.ndarray, *, sort: bool = False, order: Sequence[int] | np.ndarray | None = None,
                   columns: int | None = None, cell: int | None = None, gap: int = 2,
                   cmap: str = "viridis", max_side: int = 1440) -> np.ndarray:
     """All channels of one ``(H, W, C)`` feature map as ONE tiled RGB ``uint8`` image.
@@ -336,9 +336,9 @@ def tile_channels(fmap: np.ndarray, *, sort: bool = False, order: Sequence[int] 
     fmap = np.asarray(fmap, dtype=np.float32)
     if fmap.ndim == 2:
         fmap = fmap[:, :, None]
-    if order is None:
-        order = top_channels(fmap) if sort else np.arange(fmap.shape[2])
-    h, w, n = fmap.shape[0], fmap.shape[1], len(order)
+    channels = [int(c) for c in (order if order is not None else
+                                 top_channels(fmap) if sort else range(fmap.shape[2]))]
+    h, w, n = fmap.shape[0], fmap.shape[1], len(channels)
     columns = columns or int(np.ceil(np.sqrt(n * h / w)))
     rows = int(np.ceil(n / columns))
     if cell is None:
@@ -346,7 +346,7 @@ def tile_channels(fmap: np.ndarray, *, sort: bool = False, order: Sequence[int] 
         fit = min((max_side - (columns - 1) * gap) // max(columns, 1), (max_side - (rows - 1) * gap) // max(rows, 1))
         cell = max(max(h, w), min(fit, 96))
     scale = max(1, cell // max(h, w))
-    normalised = _normalise_channels(fmap[:, :, list(order)])
+    normalised = _normalise_channels(fmap[:, :, channels])
     tiles = colorize(np.moveaxis(normalised, 2, 0), cmap)  # (n, h, w, 3)
     if scale > 1:
         tiles = tiles.repeat(scale, axis=1).repeat(scale, axis=2)
@@ -377,8 +377,8 @@ def overlay(image: np.ndarray, fmap_channel: np.ndarray, *, alpha: float = 0.75,
     image = np.asarray(image)
     if image.ndim == 2 or image.shape[2] == 1:
         image = np.repeat(image.reshape(image.shape[0], image.shape[1], 1), 3, axis=2)
-    heat = np.asarray(fmap_channel, dtype=np.float32)
-    heat = cv2.resize(heat, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+    heat = np.asarray(cv2.resize(np.asarray(fmap_channel, dtype=np.float32), (image.shape[1], image.shape[0]),
+                                 interpolation=cv2.INTER_LINEAR), dtype=np.float32)
     if normalise:
         heat = _normalise_channels(heat[:, :, None])[:, :, 0]
     heat = np.clip(heat, 0.0, 1.0)
@@ -409,7 +409,7 @@ def first_layer_kernels(model: keras.Model, *, scale: int = 8) -> np.ndarray:
                 kernel = kernel.mean(axis=2, keepdims=True)
             tiles = np.moveaxis(kernel, 3, 0)  # (n, kh, kw, c_in)
             limit = np.abs(tiles).max(axis=(1, 2, 3), keepdims=True)
-            tiles = 0.5 + 0.5 * tiles / np.where(limit > 0, limit, 1.0)
+            tiles = (0.5 + 0.5 * tiles / np.where(limit > 0, limit, 1.0)).astype(np.float32)
             if tiles.shape[3] == 1:
                 tiles = np.repeat(tiles, 3, axis=3)
             tiles = np.clip(np.rint(tiles * 255.0), 0, 255).astype(np.uint8)
@@ -472,7 +472,7 @@ def _logits(model: keras.Model) -> tuple:
     if isinstance(last, keras.layers.Dense) and last.activation is softmax:
         kernel, bias = last.kernel, (last.bias if last.use_bias else None)
 
-        def dense_logits(x):
+        def dense_logits(x: tf.Tensor) -> tf.Tensor:
             out = tf.matmul(x, tf.convert_to_tensor(kernel))
             return out + tf.convert_to_tensor(bias) if bias is not None else out
 
@@ -484,7 +484,7 @@ def _logits(model: keras.Model) -> tuple:
     return model.outputs[0], lambda p: tf.math.log(tf.maximum(p, 1e-12))
 
 
-def _input(model: keras.Model):
+def _input(model: keras.Model) -> Any:
     # A single tensor, not a one-element list: Keras warns when the call structure differs.
     return model.inputs[0] if len(model.inputs) == 1 else model.inputs
 

@@ -223,7 +223,7 @@ def prepare(image_rgb_uint8: np.ndarray, model: keras.Model) -> np.ndarray:
     img = Image.fromarray(np.asarray(image_rgb_uint8, dtype=np.uint8))
     img = img.convert("L" if c == 1 else "RGB")
     if h is not None and w is not None and img.size != (w, h):
-        img = img.resize((w, h), Image.BILINEAR)
+        img = img.resize((w, h), Image.Resampling.BILINEAR)
     x = np.asarray(img, dtype=np.float32)
     if c == 1:
         x = x[..., None]

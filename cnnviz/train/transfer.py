@@ -34,6 +34,7 @@ from typing import Callable, Iterator, Sequence
 
 import keras
 import numpy as np
+from numpy.typing import ArrayLike
 import tensorflow as tf
 from PIL import Image
 
@@ -211,7 +212,7 @@ def _compiled(model: keras.Model) -> Callable[[np.ndarray], tf.Tensor]:
 
 def embed_images(images: Sequence[np.ndarray], embedder: keras.Model, base_name: str, *,
                  store: EmbeddingStore | None = None, batch_size: int = 32,
-                 on_progress: Callable[[int, int], None] | None = None) -> tuple[list[str], np.ndarray]:
+                 on_progress: Callable[[int, int], object] | None = None) -> tuple[list[str], np.ndarray]:
     """Embed images with ``embedder``, reusing cached embeddings. Returns ``(keys, (N, D) float32)``.
 
     Only images missing from ``store`` (for this ``base_name``) go through the network,
@@ -250,18 +251,19 @@ def embed_images(images: Sequence[np.ndarray], embedder: keras.Model, base_name:
 # --------------------------------------------------------------------------- data split and head
 
 
-def stratified_split(labels: Sequence[int], fraction: float = 0.15, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(labels: ArrayLike, fraction: float = 0.15, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Indices ``(train, validation)``: ``fraction`` of each class held out, the same for the same seed.
 
     How many images of a class are held out is :func:`cnnviz.train.lesson.validation_count`
     (Teachable Machine's rounding up, but every class keeps at least one training image),
     so a class of 5 images has 1 validation image and a class of 20 has 4.
     """
-    labels = np.asarray(labels)
+    label_array = np.asarray(labels)
     rng = np.random.default_rng(seed)
-    train, val = [], []
-    for cls in np.unique(labels):
-        members = np.flatnonzero(labels == cls)
+    train: list[int] = []
+    val: list[int] = []
+    for cls in np.unique(label_array):
+        members = np.flatnonzero(label_array == cls)
         rng.shuffle(members)
         n_val = lesson.validation_count(len(members), fraction)
         val.extend(members[:n_val])
@@ -332,7 +334,7 @@ def train_head(head: keras.Model, x_train: np.ndarray, y_train: np.ndarray,
     batch = tf.constant(int(batch_size))
 
     @tf.function
-    def run_epoch(order):
+    def run_epoch(order: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         n = tf.shape(order)[0]
         loss_sum = tf.constant(0.0)
         correct = tf.constant(0.0)
@@ -351,7 +353,7 @@ def train_head(head: keras.Model, x_train: np.ndarray, y_train: np.ndarray,
         return loss_sum / count, correct / count
 
     @tf.function
-    def validate(x, y):
+    def validate(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         probs = head(x, training=False)
         hit = tf.cast(tf.equal(tf.argmax(probs, axis=1, output_type=tf.int32), y), tf.float32)
         return loss_fn(y, probs), tf.reduce_mean(hit)
@@ -407,14 +409,14 @@ def evaluate(probabilities: np.ndarray, labels: Sequence[int], class_names: Sequ
     file names and the errors sorted by confidence use :func:`cnnviz.train.lesson.evaluate_set`.
     """
     probabilities = np.asarray(probabilities, dtype=np.float32).reshape(-1, len(class_names))
-    labels = np.asarray(labels, dtype=np.int64)
-    predicted = probabilities.argmax(axis=1) if len(labels) else np.zeros(0, dtype=np.int64)
+    truth = np.asarray(labels, dtype=np.int64)
+    predicted = probabilities.argmax(axis=1) if len(truth) else np.zeros(0, dtype=np.int64)
     n = len(class_names)
-    confusion = measures.confusion_matrix(labels, predicted, n)
-    per_class = measures.per_class_accuracy(labels, predicted, n)
-    accuracy = float((predicted == labels).mean()) if len(labels) else float("nan")
-    return Evaluation(list(class_names), probabilities, labels, confusion, per_class, accuracy,
-                      [int(i) for i in np.flatnonzero(predicted != labels)])
+    confusion = measures.confusion_matrix(truth, predicted, n)
+    per_class = measures.per_class_accuracy(truth, predicted, n)
+    accuracy = float((predicted == truth).mean()) if len(truth) else float("nan")
+    return Evaluation(list(class_names), probabilities, truth, confusion, per_class, accuracy,
+                      [int(i) for i in np.flatnonzero(predicted != truth)])
 
 
 def head_probabilities(head: keras.Model, embeddings: np.ndarray) -> np.ndarray:
@@ -474,7 +476,7 @@ class SlotTimeout(RuntimeError):
 
 
 @contextmanager
-def training_slot(on_wait: Callable[[float], None] | None = None, *, poll_s: float = 0.5,
+def training_slot(on_wait: Callable[[float], object] | None = None, *, poll_s: float = 0.5,
                   timeout_s: float | None = None) -> Iterator[None]:
     """Hold one of the :data:`MAX_CONCURRENT_TRAININGS` process-wide training slots.
 

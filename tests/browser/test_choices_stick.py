@@ -41,3 +41,55 @@ def test_convolution_choices_stick_and_survive_navigation(page, app_url):
     assert "kernel=sobel-x" in page.url  # and the link to this view is back in the address bar
     assert_no_exception(page)
     screenshot(page, "sticky-convolution")
+
+
+def test_neuron_choice_sticks(page, app_url):
+    open_page(page, app_url, "neuron")
+    page.get_by_text("From scores to probabilities").wait_for()
+    choose(page, "activation function f", "tanh")
+    rerun(page)
+    assert shown_choice(page, "activation function f") == "tanh"
+    assert "activation=tanh" in page.url
+    charts = page.locator('[data-testid="stVegaLiteChart"]').evaluate_all("els => els.map(e => e.innerHTML)")
+    assert page.get_by_text("weighted sum z").count() >= 1 and charts
+    assert_no_exception(page)
+
+
+def test_feature_map_choices_stick(page, app_url):
+    open_page(page, app_url, "feature_maps")
+    page.get_by_text("1 · The layers").wait_for(timeout=180_000)
+    choose(page, "Model", "Fashion-MNIST · better")
+    page.get_by_text("1 · The layers").wait_for(timeout=180_000)
+    choose(page, "Image", "Checkerboard")
+    layer_box = page.locator('input[aria-label="Layer"]')
+    first_layer = layer_box.input_value()
+    layer_box.locator("xpath=..").locator('button[aria-label="Open"]').click()
+    options = page.locator('[role="option"]')
+    options.nth(2).wait_for()
+    wanted = options.nth(2).inner_text().strip()
+    options.nth(2).click()
+    wait_idle(page)
+    rerun(page)
+    assert "Fashion-MNIST · better" in shown_choice(page, "Model")
+    assert shown_choice(page, "Image") == "Checkerboard"
+    assert shown_choice(page, "Layer") == wanted != first_layer
+    assert "The input image: Checkerboard" in image_alts(page)
+    assert f"channels of layer {wanted.split(' · ')[0]}" in image_alts(page)
+    assert_no_exception(page)
+    screenshot(page, "sticky-feature-maps")
+
+
+def test_trainer_settings_stick(page, app_url):
+    open_page(page, app_url, "trainer")
+    page.get_by_text("Advanced settings").click()
+    choose(page, "Batch size", "32")
+    choose(page, "Learning rate", "0.005")
+    rerun(page)
+    page.get_by_text("Advanced settings").click()
+    assert shown_choice(page, "Batch size") == "32" and shown_choice(page, "Learning rate") == "0.005"
+    assert "batch=32" in page.url and "lr=0.005" in page.url
+    go_to(page, "1 · Neuron and activation")
+    go_to(page, "4 · Train your own classifier")
+    page.get_by_text("Advanced settings").click()
+    assert shown_choice(page, "Batch size") == "32"
+    assert_no_exception(page)
