@@ -37,9 +37,8 @@ def plain_sentence(sentence: str | None) -> str:
     return sentence
 
 
-@pytest.fixture()
-def run_files(tmp_path):
-    """``run_files([{"kind", "call", "path", "args"}], env={...}, timeout=60)`` → ``{kind: report}``.
+def runner(tmp_path: Path):
+    """``run([{"kind", "call", "path", "args"}], env={...}, timeout=60)`` → ``{kind: report}``.
 
     The reports are those of :mod:`tests.bad_inputs.child`; ``report["baseline_mb"]`` is the
     child's memory after its imports, before any hostile byte.
@@ -70,3 +69,9 @@ def run_files(tmp_path):
         return reports
 
     return run
+
+
+@pytest.fixture()
+def run_files(tmp_path):
+    """:func:`runner` in this test's temporary folder."""
+    return runner(tmp_path)
