@@ -479,6 +479,16 @@ def check_visitor_models(kept_params: Sequence[int], new_params: int) -> None:
         )
 
 
+def kept_upload_params(entries) -> list[int]:
+    """Parameter counts of the uploaded models among a visitor's ``{"model", "card"}`` entries.
+
+    Uploads and imported export zips carry ``filename`` on their card; models trained on the
+    trainer page share the base network already in memory and do not count.
+    """
+    return [int(e["card"].get("params") or 0) for e in entries if isinstance(e, dict)
+            and isinstance(e.get("card"), dict) and e["card"].get("filename")]
+
+
 def _check_weights_size(archive: zipfile.ZipFile) -> None:
     info = archive.getinfo("model.weights.h5")
     max_params = limit("CNNVIZ_MAX_MODEL_PARAMS")
