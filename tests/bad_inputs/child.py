@@ -48,9 +48,16 @@ def _zip(data: bytes, args: dict):
 
 
 def _audit_zip(data: bytes, args: dict):
-    from cnnviz.audit.sets import read_set_zip
     from cnnviz.zips import ZipError
 
+    try:
+        from cnnviz.audit.sets import read_set_zip
+    except ImportError:  # an older checkout: what its audit page did (every image decoded at 512 px)
+        from cnnviz.zips import read_image_zip
+
+        def read_set_zip(data, zip_name, side):
+            contents = read_image_zip(data, zip_name=zip_name, max_side=512, loose_images=True)
+            return [i for g in contents.training.values() for i in g] + contents.testing, contents.skipped
     try:
         items, skipped = read_set_zip(data, zip_name="“probes.zip”", side=args.get("side", 224))
     except ZipError as err:
@@ -63,8 +70,8 @@ def _model(data: bytes, args: dict):
     from cnnviz.model.registry import ModelError, load_uploaded_model
 
     try:
-        model, card = load_uploaded_model(data, args.get("filename", "upload.keras"),
-                                          kept_params=args.get("kept_params", ()))
+        extra = {"kept_params": args["kept_params"]} if "kept_params" in args else {}
+        model, card = load_uploaded_model(data, args.get("filename", "upload.keras"), **extra)
     except ModelError as err:
         return "refused", str(err), None
     return "ok", None, {"params": int(card["params"]), "input_size": card["input_size"]}

@@ -73,13 +73,10 @@ def _export(model, names, *, metadata_labels=None, labels_txt=None) -> bytes:
     return data
 
 
-@pytest.fixture(scope="module")
-def reports(tmp_path_factory):
-    """Every hostile model and export file, made here, checked in one child: ``{kind: report}``."""
+def model_files(folder, marker) -> dict:
+    """Every hostile model and export file: ``{kind: (bytes, call, args)}`` (also used by bench/bad_inputs.py)."""
     import keras
 
-    folder = tmp_path_factory.mktemp("models")
-    marker = folder / "payload-ran"
     good = hostile.save_model(hostile.tiny_classifier(), folder)
     cfg = json.loads(zipfile.ZipFile(io.BytesIO(good)).read("config.json"))
     files = {
@@ -123,6 +120,15 @@ def reports(tmp_path_factory):
     }
     keras.backend.clear_session()
     marker.unlink(missing_ok=True)  # Keras traced the Lambda here while building it; the child must not
+    return files
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    """Every hostile model and export file, made here, checked in one child: ``{kind: report}``."""
+    folder = tmp_path_factory.mktemp("models")
+    marker = folder / "payload-ran"
+    files = model_files(folder, marker)
     jobs = []
     for kind, (data, call, args) in files.items():
         path = folder / f"{len(jobs)}.bin"
