@@ -7,6 +7,8 @@ import keras
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from cnnviz.text import plain
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -74,7 +76,8 @@ def test_bad_upload_shows_its_sentence_and_the_page_keeps_working():
     at = _run()
     at.file_uploader[0].set_value(("notes.keras", b"just text", "application/octet-stream")).run()
     assert not at.exception
-    assert [e.value for e in at.error] == ["“notes.keras” is not a Keras model: a .keras file is a zip archive and this one is not."]
+    # Shown as text: the sentence quotes the visitor's file name, so it is escaped Markdown.
+    assert [e.value for e in at.error] == [plain("“notes.keras” is not a Keras model: a .keras file is a zip archive and this one is not.")]
     assert _picked(at).startswith("picked efficientnet_lite0")
 
 

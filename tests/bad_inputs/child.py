@@ -19,7 +19,18 @@ from pathlib import Path
 
 
 def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
+    """This program's peak resident memory (MB): ``VmHWM``, which starts afresh at ``exec``.
+
+    ``ru_maxrss`` would not do: Linux keeps it across ``exec``, so a child of a test runner that
+    already holds TensorFlow would report the runner's 700 MB.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
 
 
 def _image(data: bytes, args: dict):
@@ -113,7 +124,9 @@ def main() -> None:
             outcome, sentence, result = CALLS[job["call"]](data, job.get("args", {}))
             error = None
         except BaseException as exc:  # the point of the test: anything that escapes is a crash
-            outcome, sentence, result, error = "crash", str(exc)[:300], None, type(exc).__name__
+            module = type(exc).__module__
+            name = type(exc).__name__ if module == "builtins" else f"{module}.{type(exc).__name__}"
+            outcome, sentence, result, error = "crash", str(exc)[:300], None, name
         print(json.dumps({"kind": job["kind"], "outcome": outcome, "sentence": sentence, "error": error,
                           "seconds": round(time.perf_counter() - began, 3), "peak_mb": round(_peak_mb(), 1),
                           "result": result}), flush=True)

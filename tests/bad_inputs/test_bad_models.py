@@ -112,7 +112,10 @@ def model_files(folder, marker) -> dict:
         "visitor already keeps 5 models": (good, "model", {"kept_params": [10, 10, 10, 10, 10]}),
         "export round trip": (_export(hostile.tiny_classifier(classes=3), ["good", "two\nlines", "x"]), "export", {}),
         "export with odd labels": (_export(hostile.tiny_classifier(), ["a", "b"], metadata_labels=["a\nb", "[x](http://e)"],
-                                           labels_txt="a\nb\n[x](http://e)\n"), "export", {}),
+                                           labels_txt="a b\n[x](http://e)\n"), "export", {}),
+        "export from old code, names shifted": (_export(hostile.tiny_classifier(classes=3), ["good", "two", "x"],
+                                                        metadata_labels=["good", "two\nlines", "   "],
+                                                        labels_txt="good\ntwo\nlines\n"), "export", {}),
         "export deep metadata": (hostile.rewrite_member(_export(hostile.tiny_classifier(), ["a", "b"]), "metadata.json",
                                                         hostile.deep_json()), "export", {}),
         "export damaged deflate": (hostile.damage_deflate(_export(hostile.tiny_classifier(), ["a", "b"]), "model.keras"),
@@ -174,6 +177,7 @@ def test_a_good_model_still_loads(reports):
     ("SavedModel zip", "TensorFlow SavedModel"),
     ("visitor already keeps 5 models", "You have already uploaded 5 models"),
     ("export deep metadata", "nests lists more than 100 levels deep"),
+    ("export from old code, names shifted", "labels.txt and metadata.json in “export.zip” name different classes"),
     ("export damaged deflate", "is not a readable zip file"),
 ])
 def test_hostile_model_files_are_refused_in_plain_words(reports, kind, words):
@@ -188,7 +192,7 @@ def test_checking_every_model_file_costs_bounded_memory_and_time(reports):
 
 def test_class_names_survive_export_and_import(reports):
     assert reports["export round trip"]["result"]["classes"] == ["good", "two lines", "x"]
-    # A zip whose labels.txt was split by a line break still gets the names from metadata.json.
+    # labels.txt shows "a\nb" on one line; metadata.json keeps the exact name.
     assert reports["export with odd labels"]["result"]["classes"] == ["a\nb", "[x](http://e)"]
 
 
