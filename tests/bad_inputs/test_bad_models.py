@@ -15,6 +15,9 @@ import pytest
 from tests.bad_inputs import hostile
 from tests.bad_inputs.conftest import plain_sentence, runner
 
+# Building the files and starting TensorFlow twice (here and in the child) takes 20-40 s.
+pytestmark = pytest.mark.slow
+
 #: What the model child may grow beyond TensorFlow's own ~700 MB while checking every file.
 MAX_EXTRA_MB = 600
 
