@@ -414,7 +414,8 @@ def declared_size(config: dict) -> tuple[list[tuple[int | None, ...]], int]:
     parameters costs milliseconds and no memory here. Raises :class:`ModelError` when the
     layers do not fit together.
     """
-    # Private Keras API (pinned keras==3.15.1): the public one always allocates the weights.
+    # Private Keras API (pinned keras==3.15.1): the public one always allocates the weights. Keras
+    # keeps this state per thread, so visitors' sessions (Streamlit threads) do not see each other's.
     from keras.src.backend.common import global_state
     from keras.src.backend.common.stateless_scope import StatelessScope
 
