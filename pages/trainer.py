@@ -25,7 +25,7 @@ from cnnviz.images import ImageError, load_image
 from cnnviz.text import ClassNameError, clean_class_name, plain
 from cnnviz.zips import IMAGE_SUFFIXES, ZipError, iter_zip_images, plan_zip
 from ui.models import shipped_model
-from ui.state import add_visitor_model, visitor_models
+from ui.state import add_visitor_model
 from ui.widgets import image_picker, show_image
 
 S = st.session_state
@@ -540,6 +540,7 @@ imported = st.file_uploader("Import a model zip exported from this page", type=[
 if imported is not None:
     try:
         with st.spinner("Checking and loading the model…"):
+            from ui.state import visitor_models  # local: keeps this edit to the import block
             model, card = import_zip(imported.getvalue(), filename=f"“{imported.name}”",
                                      kept_params=registry.kept_upload_params(visitor_models().values()))
     except ExportError as err:

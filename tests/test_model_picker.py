@@ -5,9 +5,9 @@ from pathlib import Path
 
 import keras
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from cnnviz.text import plain
+from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,8 +76,9 @@ def test_bad_upload_shows_its_sentence_and_the_page_keeps_working():
     at = _run()
     at.file_uploader[0].set_value(("notes.keras", b"just text", "application/octet-stream")).run()
     assert not at.exception
-    # Shown as text: the sentence quotes the visitor's file name, so it is escaped Markdown.
-    assert [e.value for e in at.error] == [plain("“notes.keras” is not a Keras model: a .keras file is a zip archive and this one is not.")]
+    # Shown as text (escaped Markdown): the file name is the visitor's, it must not become a link.
+    assert [e.value for e in at.error] == [plain("“notes.keras” is not a Keras model: a .keras file is a zip archive "
+                                                 "and this one is not.")]
     assert _picked(at).startswith("picked efficientnet_lite0")
 
 
