@@ -200,7 +200,9 @@ imported = st.file_uploader("Import a model zip exported from this page", type=[
 if imported is not None:
     try:
         with st.spinner("Checking and loading the model…"):
-            model, card = import_zip(imported.getvalue(), filename=f"“{imported.name}”")
+            from ui.state import visitor_models  # local: keeps this edit to the import block
+            model, card = import_zip(imported.getvalue(), filename=f"“{imported.name}”",
+                                     kept_params=registry.kept_upload_params(visitor_models().values()))
     except ExportError as err:
         st.error(plain(err), icon="🚫")
     else:

@@ -121,7 +121,8 @@ def _take_upload(uploaded, key: str) -> None:
         return
     try:
         with st.spinner(f"Checking and loading {plain(uploaded.name)}…"):
-            model, card = registry.load_uploaded_model(uploaded.getvalue(), uploaded.name)
+            model, card = registry.load_uploaded_model(
+                uploaded.getvalue(), uploaded.name, kept_params=registry.kept_upload_params(visitor_models().values()))
     except registry.ModelError as err:
         st.session_state[marker] = str(err)
         st.error(plain(err), icon="🚫")

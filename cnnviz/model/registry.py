@@ -386,7 +386,8 @@ def declared_size(config: dict) -> tuple[list[tuple[int | None, ...]], int]:
     parameters costs milliseconds and no memory here. Raises :class:`ModelError` when the
     layers do not fit together.
     """
-    # Private Keras API (pinned keras==3.15.1): the public one always allocates the weights.
+    # Private Keras API (pinned keras==3.15.1): the public one always allocates the weights. Keras
+    # keeps this state per thread, so visitors' sessions (Streamlit threads) do not see each other's.
     from keras.src.backend.common import global_state
     from keras.src.backend.common.stateless_scope import StatelessScope
 
@@ -451,10 +452,17 @@ def check_visitor_models(kept_params: Sequence[int], new_params: int) -> None:
         )
 
 
-def _check_weights_file(archive: zipfile.ZipFile) -> None:
-    """Refuse weights that are too large, or an HDF5 file that links elsewhere, before Keras reads them."""
-    import h5py
+def kept_upload_params(entries) -> list[int]:
+    """Parameter counts of the uploaded models among a visitor's ``{"model", "card"}`` entries.
 
+    Uploads and imported export zips carry ``filename`` on their card; models trained on the
+    trainer page share the base network already in memory and do not count.
+    """
+    return [int(e["card"].get("params") or 0) for e in entries if isinstance(e, dict)
+            and isinstance(e.get("card"), dict) and e["card"].get("filename")]
+
+
+def _check_weights_size(archive: zipfile.ZipFile) -> None:
     info = archive.getinfo("model.weights.h5")
     max_params = limit("CNNVIZ_MAX_MODEL_PARAMS")
     # float32 weights plus generous room for HDF5's own bookkeeping.
@@ -463,6 +471,13 @@ def _check_weights_file(archive: zipfile.ZipFile) -> None:
             f"This model's weights are {info.file_size / 1e6:,.0f} MB; this server accepts models of at most "
             f"{max_params:,} parameters (about {4 * max_params / 1e6:,.0f} MB)."
         )
+
+
+def _check_weights_file(archive: zipfile.ZipFile) -> None:
+    """Refuse weights that are too large, or an HDF5 file that links elsewhere, before Keras reads them."""
+    import h5py
+
+    max_params = limit("CNNVIZ_MAX_MODEL_PARAMS")
     try:
         raw = archive.read("model.weights.h5")
         with h5py.File(io.BytesIO(raw), "r") as weights:
@@ -536,6 +551,7 @@ def _checked_archive(data: bytes, filename: str) -> dict[str, Any]:
                 raise ModelError("This model archive unpacks to more than 400 MB, which is too large.")
             if archive.getinfo("config.json").file_size > MAX_CONFIG_BYTES:
                 raise ModelError("This model's description (config.json) is implausibly large, so it was refused.")
+            _check_weights_size(archive)  # before testzip: no need to unpack 400 MB to refuse it
             bad = archive.testzip()  # reads every member: CRC errors of a cut-off download show here
             if bad is not None:
                 raise ModelError(f"This .keras file is damaged: its part “{bad}” does not match its checksum.")

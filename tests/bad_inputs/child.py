@@ -19,7 +19,18 @@ from pathlib import Path
 
 
 def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
+    """This program's peak resident memory (MB): ``VmHWM``, which starts afresh at ``exec``.
+
+    ``ru_maxrss`` would not do: Linux keeps it across ``exec``, so a child of a test runner that
+    already holds TensorFlow would report the runner's 700 MB.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
 
 
 def _image(data: bytes, args: dict):
@@ -48,9 +59,16 @@ def _zip(data: bytes, args: dict):
 
 
 def _audit_zip(data: bytes, args: dict):
-    from cnnviz.audit.sets import read_set_zip
     from cnnviz.zips import ZipError
 
+    try:
+        from cnnviz.audit.sets import read_set_zip
+    except ImportError:  # an older checkout: what its audit page did (every image decoded at 512 px)
+        from cnnviz.zips import read_image_zip
+
+        def read_set_zip(data, zip_name, side):
+            contents = read_image_zip(data, zip_name=zip_name, max_side=512, loose_images=True)
+            return [i for g in contents.training.values() for i in g] + contents.testing, contents.skipped
     try:
         items, skipped = read_set_zip(data, zip_name="“probes.zip”", side=args.get("side", 224))
     except ZipError as err:
@@ -63,8 +81,8 @@ def _model(data: bytes, args: dict):
     from cnnviz.model.registry import ModelError, load_uploaded_model
 
     try:
-        model, card = load_uploaded_model(data, args.get("filename", "upload.keras"),
-                                          kept_params=args.get("kept_params", ()))
+        extra = {"kept_params": args["kept_params"]} if "kept_params" in args else {}
+        model, card = load_uploaded_model(data, args.get("filename", "upload.keras"), **extra)
     except ModelError as err:
         return "refused", str(err), None
     return "ok", None, {"params": int(card["params"]), "input_size": card["input_size"]}
@@ -106,7 +124,9 @@ def main() -> None:
             outcome, sentence, result = CALLS[job["call"]](data, job.get("args", {}))
             error = None
         except BaseException as exc:  # the point of the test: anything that escapes is a crash
-            outcome, sentence, result, error = "crash", str(exc)[:300], None, type(exc).__name__
+            module = type(exc).__module__
+            name = type(exc).__name__ if module == "builtins" else f"{module}.{type(exc).__name__}"
+            outcome, sentence, result, error = "crash", str(exc)[:300], None, name
         print(json.dumps({"kind": job["kind"], "outcome": outcome, "sentence": sentence, "error": error,
                           "seconds": round(time.perf_counter() - began, 3), "peak_mb": round(_peak_mb(), 1),
                           "result": result}), flush=True)

@@ -37,9 +37,10 @@ def plain_sentence(sentence: str | None) -> str:
     return sentence
 
 
-@pytest.fixture()
-def run_files(tmp_path):
-    """``run_files([{"kind", "call", "path", "args"}], env={...}, timeout=60)`` → ``{kind: report}``.
+def runner(tmp_path: Path, *, check_repo: bool = True):
+    """``run([{"kind", "call", "path", "args"}], env={...}, timeout=60)`` → ``{kind: report}``.
+
+    ``check_repo=False`` skips the repository check (a benchmark running while files are edited).
 
     The reports are those of :mod:`tests.bad_inputs.child`; ``report["baseline_mb"]`` is the
     child's memory after its imports, before any hostile byte.
@@ -53,10 +54,10 @@ def run_files(tmp_path):
         child_env = {k: v for k, v in os.environ.items() if not k.startswith("CNNVIZ_MAX")}
         child_env.update(TMPDIR=str(sandbox / "tmp"), HOME=str(sandbox / "home"), PYTHONHASHSEED="0",
                          TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", **(env or {}))
-        before = _repo_state()
+        before = _repo_state() if check_repo else ""
         done = subprocess.run([sys.executable, str(CHILD), str(code_root), str(jobs_file)], cwd=sandbox / "work",
                               env=child_env, capture_output=True, text=True, timeout=timeout)
-        assert _repo_state() == before, "the child wrote into the repository"
+        assert not check_repo or _repo_state() == before, "the child wrote into the repository"
         left = [p for p in (sandbox / "tmp").rglob("*")]
         assert not left, f"the child left temporary files behind: {left[:5]}"
         lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
@@ -70,3 +71,9 @@ def run_files(tmp_path):
         return reports
 
     return run
+
+
+@pytest.fixture()
+def run_files(tmp_path):
+    """:func:`runner` in this test's temporary folder."""
+    return runner(tmp_path)

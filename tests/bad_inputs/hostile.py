@@ -211,13 +211,13 @@ def save_model(model, folder: Path, name: str = "model.keras") -> bytes:
     return path.read_bytes()
 
 
-def tiny_classifier(input_shape=(16, 16, 3)):
+def tiny_classifier(input_shape=(16, 16, 3), classes: int = 2):
     keras = _keras()
     keras.utils.set_random_seed(0)
     inputs = keras.Input(input_shape)
     x = keras.layers.Conv2D(4, 3)(inputs)
     x = keras.layers.GlobalAveragePooling2D()(x)
-    return keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
+    return keras.Model(inputs, keras.layers.Dense(classes, activation="softmax")(x))
 
 
 def rewrite_member(data: bytes, member: str, new: bytes, compression: int = zipfile.ZIP_STORED) -> bytes:

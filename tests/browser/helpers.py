@@ -73,17 +73,23 @@ def selectbox(page, label: str):
 
 
 def choose(page, label: str, option: str) -> None:
-    """Pick ``option`` in the selectbox labelled ``label`` (its list can miss a click made mid-rerun)."""
+    """Pick ``option`` in the selectbox labelled ``label``, as a visitor does: type part of it, click it.
+
+    Typing filters the list, so an option far down a long list (a layer) is as easy to reach as the first.
+    """
     box = selectbox(page, label)
     box.scroll_into_view_if_needed()
+    field = box.locator(f'input[aria-label="{label}"]')
     choice = page.locator('[role="option"]').filter(has_text=option)
     for _ in range(10):
-        box.locator('button[aria-label="Open"]').click()
+        field.click()
+        field.fill(option)
         try:
             choice.first.wait_for(timeout=3000)
             break
-        except Exception:  # list did not open: click again
+        except Exception:  # the list did not open (a rerun redrew the box): try again
             page.keyboard.press("Escape")
+            wait_idle(page)
     choice.first.click()
     wait_idle(page)
 
