@@ -17,6 +17,8 @@ ensure_app_shell()  # before heavy imports: a bookmark opened first on a fresh s
 from cnnviz import jobs
 from cnnviz.charts import training as charts
 from cnnviz.charts.scratch import compare_curves
+from cnnviz.model.features import tile_images
+from cnnviz.train.progress import first_conv
 from cnnviz.train import scratch as S
 from ui.jobs import live_training, owner_id
 from ui.state import add_visitor_model
@@ -223,6 +225,14 @@ left.dataframe({"class": ev.class_names, "accuracy": [round(float(a), 3) for a i
                    "accuracy", min_value=0, max_value=1, format="percent")})
 right.altair_chart(charts.confusion_matrix(ev.confusion, ev.class_names, size=48 if len(ev.class_names) > 5 else 90),
                    width="content", alt="Confusion matrix on the test images")
+if res.first_filters is not None:
+    st.subheader("The first layer's filters, before and after")
+    f1, f2 = st.columns(2)
+    for col, kernel, when in ((f1, res.first_filters, "before training (random)"),
+                              (f2, first_conv(res.model).kernel.numpy(), "after training")):
+        col.image(tile_images(S.filter_tiles(kernel, scale=max(2, 48 // kernel.shape[0])), gap=3), width=260,
+                  caption=when, alt=f"The first layer's filters {when}")
+    st.caption("Gray is weight 0, light positive, dark negative. Trained filters often look for edges and blobs.")
 st.subheader("The mistakes it was surest of")
 worst = S.confident_errors(ev, 12)
 if worst:

@@ -127,3 +127,27 @@ def test_open_the_trained_model_on_the_feature_map_page(trained):
     assert not at.exception, at.exception
     assert at.session_state["cnnviz_requested_model"] == name
     assert any("Feature maps" in t.value for t in at.title)
+
+
+def test_streamlit_does_not_reset_keras_under_a_running_training():
+    """Streamlit calls keras.backend.clear_session() after each script run; mid-training that swaps out
+    Keras's global state under the training thread (it retraced and crawled). ui.jobs skips it while busy."""
+    import threading
+
+    from keras.src.backend.common import global_state
+
+    from cnnviz import jobs
+
+    at = fresh()
+    gate = threading.Event()
+    job = jobs.submit(lambda ctx: gate.wait(30), kind="test", owner="keras-state-test")
+    while job.state != "running":
+        time.sleep(0.01)
+    tracker = global_state.GLOBAL_STATE_TRACKER
+    at.number_input(key="scratch_seed").set_value(4).run()
+    assert global_state.GLOBAL_STATE_TRACKER is tracker
+    gate.set()
+    while not job.finished:
+        time.sleep(0.01)
+    at.number_input(key="scratch_seed").set_value(5).run()
+    assert global_state.GLOBAL_STATE_TRACKER is not tracker  # idle: Streamlit cleans up as before
