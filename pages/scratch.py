@@ -182,7 +182,7 @@ if start:
     else:
         job.label = f"Run {len(SS.get('scratch_jobs', [])) + 1} · {preset.title.split(' (')[0]} · {int(subset):,} images"
         SS.setdefault("scratch_jobs", []).append(job)
-        running = [job]
+        st.rerun()  # draw the page again with this run in it (and the Train button off)
 for job in running:
     st.subheader(job.label)
     live_training(job, "scratch")

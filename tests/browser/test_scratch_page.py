@@ -45,8 +45,9 @@ def test_build_train_watch_stop_and_open_on_feature_maps(page, app_url):
     assert "5000" in (thumb.get_attribute("aria-valuenow") or thumb.input_value())
     set_number(page, "Epochs", 2)
 
-    page.get_by_role("button", name="Train").click()
+    page.get_by_role("button", name="▶️ Train", exact=True).click()
     page.locator(FILTERS).wait_for(timeout=120_000)
+    assert page.get_by_role("button", name="▶️ Train", exact=True).is_disabled()  # one run at a time
     page.get_by_text(re.compile(r"Epoch 1 of 2")).first.wait_for(timeout=120_000)
     before = element_pixels(page.locator(FILTERS))
     first_text = progress_text(page)
@@ -63,8 +64,8 @@ def test_build_train_watch_stop_and_open_on_feature_maps(page, app_url):
             assert progress_text(page) != first_text
             break
         page.wait_for_timeout(200)
-    if after is not None:
-        assert pixel_difference(before, after) > 0.5, "the first layer's filters did not change while training"
+    assert after is not None, "the second epoch was never seen while training"
+    assert pixel_difference(before, after) > 0.5, "the first layer's filters did not change while training"
     try:
         page.get_by_text("4 · What it learnt").wait_for(timeout=60_000)
     except Exception:
@@ -75,7 +76,9 @@ def test_build_train_watch_stop_and_open_on_feature_maps(page, app_url):
     assert_no_exception(page)
     text = main.inner_text()
     assert "Accuracy on 10,000 test images" in text and "2 of 2 epochs" in text
-    assert page.locator('[data-testid="stVegaLiteChart"]').count() >= 3  # curves, confusion, probability bars
+    page.get_by_text("Classify one").scroll_into_view_if_needed()
+    page.wait_for_function("document.querySelectorAll('[data-testid=\"stVegaLiteChart\"]').length >= 3",
+                           timeout=60_000)  # curves, confusion matrix, probability bars of the picked image
     start = element_pixels(page.locator('img[alt="The first layer\'s filters before training (random)"]'))
     end = element_pixels(page.locator('img[alt="The first layer\'s filters after training"]'))
     assert pixel_difference(start, end) > 2, "training did not change the first layer's filters"
@@ -83,7 +86,7 @@ def test_build_train_watch_stop_and_open_on_feature_maps(page, app_url):
 
     # A second, long run stopped half way: the model is kept and judged.
     set_number(page, "Epochs", 30)
-    page.get_by_role("button", name="Train").click()
+    page.get_by_role("button", name="▶️ Train", exact=True).click()
     page.get_by_text(re.compile(r"Epoch 2 of 30")).first.wait_for(timeout=240_000)
     page.get_by_role("button", name="Stop (keep what it learnt)").click()
     page.get_by_text(re.compile(r"of 30 epochs \(stopped\)")).first.wait_for(timeout=240_000)
