@@ -100,12 +100,14 @@ data = _dataset()
 if data is None:
     st.stop()
 n_train = len(data.x_train)
-low = min(n_train, 500)
 wanted = SS.pop("scratch_subset_next", None)
-if wanted is not None or "scratch_subset" not in SS or not low <= SS["scratch_subset"] <= n_train:
-    SS["scratch_subset"] = int(min(max(wanted or 10_000, low), n_train))
-subset = st.slider("Training images (a random subset, the same for the same seed)", low, n_train,
-                   key="scratch_subset", step=max(1, min(500, n_train // 20)) if n_train > 500 else 1)
+if n_train <= 500:  # a small collection trains on all of its images (a slider needs a range)
+    subset = n_train
+else:
+    if wanted is not None or "scratch_subset" not in SS or not 500 <= SS["scratch_subset"] <= n_train:
+        SS["scratch_subset"] = int(min(max(wanted or 10_000, 500), n_train))
+    subset = st.slider("Training images (a random subset, the same for the same seed)", 500, n_train,
+                       key="scratch_subset", step=max(1, min(500, n_train // 20)))
 st.caption(f"**{data.title}**: {n_train:,} training and {len(data.x_test):,} test images of "
            f"{' × '.join(map(str, data.input_shape))}, {len(data.class_names)} classes. "
            "10 % of the chosen training images are held out for validation; the test images are never trained on.")

@@ -151,3 +151,31 @@ def test_streamlit_does_not_reset_keras_under_a_running_training():
         time.sleep(0.01)
     at.number_input(key="scratch_seed").set_value(5).run()
     assert global_state.GLOBAL_STATE_TRACKER is not tracker  # idle: Streamlit cleans up as before
+
+
+def test_a_visitors_zip_becomes_the_data_set_and_a_bad_zip_one_sentence():
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    from cnnviz.train.demo_data import demo_dataset
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, images in demo_dataset(6, size=48, seed=2).items():
+            for i, im in enumerate(images):
+                png = io.BytesIO()
+                Image.fromarray(im).save(png, format="PNG")
+                archive.writestr(f"{name}/{i}.png", png.getvalue())
+    at = fresh()
+    at.radio(key="scratch_source").set_value("zip").run()
+    at.radio(key="scratch_size").set_value(64).run()
+    [up] = [u for u in at.file_uploader if u.label.startswith("A zip with one folder per class")]
+    up.set_value(("shapes.zip", buffer.getvalue(), "application/zip")).run()
+    assert not at.exception, at.exception
+    assert any("shapes.zip" in c.value and "64 × 64 × 1" in c.value and "3 classes" in c.value for c in at.caption)
+    assert "**Total:" in " ".join(markdowns(at))  # the summary is computed for 64×64 gray input
+    [up] = [u for u in at.file_uploader if u.label.startswith("A zip with one folder per class")]
+    up.set_value(("broken.zip", b"not a zip", "application/zip")).run()
+    assert [e.value for e in at.error] == ["“broken.zip” is not a readable zip file (it may be damaged or incomplete)."]
