@@ -35,7 +35,7 @@ from typing import Any, Callable
 
 __all__ = [
     "QueueFull", "JobError", "Job", "JobContext", "Pool",
-    "submit", "jobs_of", "default_pool", "WORKERS", "QUEUE", "PER_OWNER", "ORPHAN_S",
+    "submit", "jobs_of", "busy", "default_pool", "WORKERS", "QUEUE", "PER_OWNER", "ORPHAN_S",
 ]
 
 log = logging.getLogger(__name__)
@@ -224,6 +224,11 @@ class Pool:
         with self._cond:
             return len(self._queue)
 
+    def busy(self) -> bool:
+        """Whether any job is running or waiting."""
+        with self._cond:
+            return bool(self._queue) or any(j.state == "running" for j in self._jobs.values())
+
     def _position(self, job: Job) -> int | None:
         with self._cond:
             self._reap()
@@ -312,6 +317,11 @@ def default_pool() -> Pool:
         if _DEFAULT is None:
             _DEFAULT = Pool()
         return _DEFAULT
+
+
+def busy() -> bool:
+    """Whether the process-wide pool is running or holding any job (False before its first use)."""
+    return _DEFAULT is not None and _DEFAULT.busy()
 
 
 def submit(fn: Callable[[JobContext], Any], *, kind: str, owner: str) -> Job:

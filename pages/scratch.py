@@ -17,6 +17,8 @@ ensure_app_shell()  # before heavy imports: a bookmark opened first on a fresh s
 from cnnviz import jobs
 from cnnviz.charts import training as charts
 from cnnviz.charts.scratch import compare_curves
+from cnnviz.model.features import tile_images
+from cnnviz.train.progress import first_conv
 from cnnviz.train import scratch as S
 from ui.jobs import live_training, owner_id
 from ui.state import add_visitor_model
@@ -98,12 +100,14 @@ data = _dataset()
 if data is None:
     st.stop()
 n_train = len(data.x_train)
-low = min(n_train, 500)
 wanted = SS.pop("scratch_subset_next", None)
-if wanted is not None or "scratch_subset" not in SS or not low <= SS["scratch_subset"] <= n_train:
-    SS["scratch_subset"] = int(min(max(wanted or 10_000, low), n_train))
-subset = st.slider("Training images (a random subset, the same for the same seed)", low, n_train,
-                   key="scratch_subset", step=max(1, min(500, n_train // 20)) if n_train > 500 else 1)
+if n_train <= 500:  # a small collection trains on all of its images (a slider needs a range)
+    subset = n_train
+else:
+    if wanted is not None or "scratch_subset" not in SS or not 500 <= SS["scratch_subset"] <= n_train:
+        SS["scratch_subset"] = int(min(max(wanted or 10_000, 500), n_train))
+    subset = st.slider("Training images (a random subset, the same for the same seed)", 500, n_train,
+                       key="scratch_subset", step=max(1, min(500, n_train // 20)))
 st.caption(f"**{data.title}**: {n_train:,} training and {len(data.x_test):,} test images of "
            f"{' × '.join(map(str, data.input_shape))}, {len(data.class_names)} classes. "
            "10 % of the chosen training images are held out for validation; the test images are never trained on.")
@@ -180,7 +184,7 @@ if start:
     else:
         job.label = f"Run {len(SS.get('scratch_jobs', [])) + 1} · {preset.title.split(' (')[0]} · {int(subset):,} images"
         SS.setdefault("scratch_jobs", []).append(job)
-        running = [job]
+        st.rerun()  # draw the page again with this run in it (and the Train button off)
 for job in running:
     st.subheader(job.label)
     live_training(job, "scratch")
@@ -223,6 +227,14 @@ left.dataframe({"class": ev.class_names, "accuracy": [round(float(a), 3) for a i
                    "accuracy", min_value=0, max_value=1, format="percent")})
 right.altair_chart(charts.confusion_matrix(ev.confusion, ev.class_names, size=48 if len(ev.class_names) > 5 else 90),
                    width="content", alt="Confusion matrix on the test images")
+if res.first_filters is not None:
+    st.subheader("The first layer's filters, before and after")
+    f1, f2 = st.columns(2)
+    for col, kernel, when in ((f1, res.first_filters, "before training (random)"),
+                              (f2, first_conv(res.model).kernel.numpy(), "after training")):
+        col.image(tile_images(S.filter_tiles(kernel, scale=max(2, 48 // kernel.shape[0])), gap=3), width=260,
+                  caption=when, alt=f"The first layer's filters {when}")
+    st.caption("Gray is weight 0, light positive, dark negative. Trained filters often look for edges and blobs.")
 st.subheader("The mistakes it was surest of")
 worst = S.confident_errors(ev, 12)
 if worst:

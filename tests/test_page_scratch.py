@@ -127,3 +127,55 @@ def test_open_the_trained_model_on_the_feature_map_page(trained):
     assert not at.exception, at.exception
     assert at.session_state["cnnviz_requested_model"] == name
     assert any("Feature maps" in t.value for t in at.title)
+
+
+def test_streamlit_does_not_reset_keras_under_a_running_training():
+    """Streamlit calls keras.backend.clear_session() after each script run; mid-training that swaps out
+    Keras's global state under the training thread (it retraced and crawled). ui.jobs skips it while busy."""
+    import threading
+
+    from keras.src.backend.common import global_state
+
+    from cnnviz import jobs
+
+    at = fresh()
+    gate = threading.Event()
+    job = jobs.submit(lambda ctx: gate.wait(30), kind="test", owner="keras-state-test")
+    while job.state != "running":
+        time.sleep(0.01)
+    tracker = global_state.GLOBAL_STATE_TRACKER
+    at.number_input(key="scratch_seed").set_value(4).run()
+    assert global_state.GLOBAL_STATE_TRACKER is tracker
+    gate.set()
+    while not job.finished:
+        time.sleep(0.01)
+    at.number_input(key="scratch_seed").set_value(5).run()
+    assert global_state.GLOBAL_STATE_TRACKER is not tracker  # idle: Streamlit cleans up as before
+
+
+def test_a_visitors_zip_becomes_the_data_set_and_a_bad_zip_one_sentence():
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    from cnnviz.train.demo_data import demo_dataset
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, images in demo_dataset(6, size=48, seed=2).items():
+            for i, im in enumerate(images):
+                png = io.BytesIO()
+                Image.fromarray(im).save(png, format="PNG")
+                archive.writestr(f"{name}/{i}.png", png.getvalue())
+    at = fresh()
+    at.radio(key="scratch_source").set_value("zip").run()
+    at.radio(key="scratch_size").set_value(64).run()
+    [up] = [u for u in at.file_uploader if u.label.startswith("A zip with one folder per class")]
+    up.set_value(("shapes.zip", buffer.getvalue(), "application/zip")).run()
+    assert not at.exception, at.exception
+    assert any("shapes.zip" in c.value and "64 × 64 × 1" in c.value and "3 classes" in c.value for c in at.caption)
+    assert "**Total:" in " ".join(markdowns(at))  # the summary is computed for 64×64 gray input
+    [up] = [u for u in at.file_uploader if u.label.startswith("A zip with one folder per class")]
+    up.set_value(("broken.zip", b"not a zip", "application/zip")).run()
+    assert [e.value for e in at.error] == ["“broken.zip” is not a readable zip file (it may be damaged or incomplete)."]

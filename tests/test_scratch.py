@@ -216,3 +216,18 @@ def test_sample_grid_one_row_per_class():
     assert grid.shape == (3 * 32 + 4, 4 * 32 + 6, 3)
     first_triangle = data.x_train[np.flatnonzero(data.y_train == 1)[0]]
     np.testing.assert_array_equal(grid[34:66:2, 0:32:2, 0], first_triangle[..., 0])
+
+
+def test_export_keras_and_tflite_give_the_same_answers_and_load_back_as_an_upload():
+    from cnnviz.model.registry import load_uploaded_model
+    from cnnviz.train.export import tflite_probabilities
+
+    preset = S.PRESETS["overfit_dropout"]  # Dropout and augmentation layers must survive both formats
+    model = S.build_model(preset.layers, (28, 28, 1), 10, augment=S.Augment(flip=True, rotation=0.05, shift=0.1,
+                                                                            noise=0.05), seed=1)
+    x = np.random.default_rng(0).integers(0, 256, (3, 28, 28, 1)).astype("float32")
+    expected = np.asarray(model(x, training=False))
+    back, card = load_uploaded_model(S.keras_bytes(model), "mine.keras")
+    np.testing.assert_allclose(np.asarray(back(x, training=False)), expected, atol=1e-6)
+    assert card["channels"] == 1 and card["input_size"] == [28, 28]
+    np.testing.assert_allclose(tflite_probabilities(S.tflite_bytes(model), x), expected, atol=1e-5)

@@ -691,6 +691,7 @@ class Result:
     val_images: int = 0
     seconds: float = 0.0
     stopped: bool = False
+    first_filters: np.ndarray | None = None  # the first convolution's kernel before training (random)
 
 
 def training_job(run: Run):
@@ -717,6 +718,7 @@ def training_job(run: Run):
               learning_rate=run.learning_rate, optimizer=run.optimizer, seed=run.seed, callbacks=[progress])
         result.seconds = time.perf_counter() - began
         result.rows = [{k: v for k, v in r.items() if k != "filters"} for r in ctx._job.rows("epoch")]
+        result.first_filters = next((r["filters"] for r in ctx._job.rows("start")), None)
         result.stopped = ctx.should_stop()
         if ctx._job._cancel:
             return result
