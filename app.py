@@ -6,6 +6,7 @@ Run with:  make run
 import streamlit as st
 
 from ui import settings
+from ui.background import keep_jobs_alive
 
 st.set_page_config(page_title="cnnviz", page_icon="🧠", layout="wide")
 
@@ -29,4 +30,5 @@ PAGES = {
 
 page = st.navigation(PAGES, expanded=True)
 settings.begin_run()
+keep_jobs_alive()
 page.run()

@@ -148,7 +148,8 @@ def start_training(trainer: TrainingSession, base: str, settings: dict[str, Any]
         return run
 
     try:
-        st.session_state[JOB] = jobs.submit(work, kind="trainer", owner=owner_id())
+        job = st.session_state[JOB] = jobs.submit(work, kind="trainer", owner=owner_id())
+        job.label = f"Training “{run.name}”"
     except jobs.QueueFull as err:
         trainer.run = None
         st.error(str(err), icon="⏳")
