@@ -19,6 +19,7 @@ from cnnviz.charts import training as charts
 from cnnviz.charts.scratch import compare_curves
 from cnnviz.model.features import tile_images
 from cnnviz.train.progress import first_conv
+from cnnviz.model import registry  # noqa: E402
 from cnnviz.train import scratch as S
 from ui.jobs import live_training, owner_id
 from ui.state import add_visitor_model
@@ -201,11 +202,10 @@ registered = SS.setdefault("scratch_registered", {})
 for job in finished:  # each finished run is offered on this visitor's feature-map and audit pages
     if job.id not in registered:
         res, ev = job.result, job.result.evaluation
-        card = {"name": res.run.name, "title": f"Your model · {job.label}", "kind": "visitor",
-                "classes": list(ev.class_names), "input_size": list(res.run.data.input_shape[:2]),
-                "channels": res.run.data.input_shape[2], "test_accuracy": ev.accuracy,
-                "description": f"Trained from scratch here on {res.train_images:,} {res.run.data.title} images "
-                               f"for {len(res.rows)} epochs."}
+        card = registry.visitor_card(
+            job.label, res.model, ev.class_names, test_accuracy=ev.accuracy,
+            description=f"Trained from scratch here on {res.train_images:,} {res.run.data.title} images "
+                        f"for {len(res.rows)} epochs.")
         registered[job.id] = card["name"] = add_visitor_model(job.label, res.model, card)
         SS["scratch_result"] = job.label  # show the run that just ended
 by_label = {j.label: j for j in finished[::-1]}

@@ -64,6 +64,20 @@ class ModelCard(dict):
             raise AttributeError(key) from None
 
 
+def visitor_card(name: str, model: keras.Model, classes: Sequence[str], *, description: str,
+                 base: str | None = None, **extra: Any) -> ModelCard:
+    """The one card of a model a visitor trained, imported or uploaded (pages 3, 4, 5 and the scratch page read it).
+
+    ``input_size`` and ``channels`` come from the model itself, so a card can never disagree with it.
+    """
+    return ModelCard(
+        name=name, title=f"Your model · {name}", kind="visitor", classes=[str(c) for c in classes],
+        input_size=[d if d is None else int(d) for d in model.inputs[0].shape[1:3]],
+        channels=int(model.inputs[0].shape[-1]), base=base, description=description,
+        available=True, reason="", **extra,
+    )
+
+
 # --------------------------------------------------------------------------- where things live
 
 
@@ -666,13 +680,12 @@ def load_uploaded_model(data: bytes, filename: str, *, kept_params: Sequence[int
         classes = [f"class {i}" for i in range(n)]
         note = " ".join(filter(None, [note, f"This file carries no class names (Keras does not save them), so its "
                                             f"classes are numbered class 0 … class {n - 1}."]))
-    card = ModelCard(
-        name=Path(filename).stem, title=f"Your model · {filename}", kind="visitor",
-        classes=classes, input_size=[h, w], channels=c,
+    card = visitor_card(
+        Path(filename).stem, model, classes,
         description=(
             f"Uploaded by you ({filename}, {len(data) / 1e6:.1f} MB, {model.count_params():,} parameters). "
             "The app feeds it raw 0–255 pixels, so it should scale them itself (a Rescaling layer)."
         ),
-        available=True, reason="", note=note, params=int(model.count_params()), filename=filename,
+        note=note, params=int(model.count_params()), filename=filename,
     )
     return model, card

@@ -171,7 +171,7 @@ def import_zip(data: bytes, *, filename: str = "the zip", kept_params: Sequence[
     per output (any name survives), else from ``labels.txt``, and must match the model's number
     of outputs.
     """
-    from cnnviz.model.registry import ModelError, load_uploaded_model, parse_json
+    from cnnviz.model.registry import ModelError, load_uploaded_model, parse_json, visitor_card
 
     if not data:
         raise ExportError(f"{filename} is empty.")
@@ -229,10 +229,10 @@ def import_zip(data: bytes, *, filename: str = "the zip", kept_params: Sequence[
     name = metadata.get("modelName")
     base = str(base)[:100] if base is not None else None
     name = str(name)[:100] if name is not None else None
-    card = dict(card)
-    card.update(
-        name=str(name or Path(filename).stem), title=f"Your model · {name or filename}", kind="visitor",
-        classes=labels, base=base,
+    card = visitor_card(
+        str(name or Path(filename).stem), model, labels, base=base,
+        note=str(card.get("note", "")).split("This file carries no class names")[0].strip(),  # labels.txt names them
+        params=card.get("params"), filename=card.get("filename"),
         description=f"Imported from {filename}; base model {base or 'unknown'}; trained {str(metadata.get('timeStamp', '?'))[:40]}.",
     )
     return model, card

@@ -23,11 +23,12 @@ from typing import Any, Callable, Sequence
 import keras
 import numpy as np
 
+from cnnviz.model.registry import visitor_card
 from cnnviz.train import transfer
 from cnnviz.train.demo_data import demo_dataset
 from cnnviz.zips import iter_zip_images, plan_zip
 
-__all__ = ["ClassImages", "TestImage", "Run", "TrainingSession", "Embed", "visitor_card", "model_slug"]
+__all__ = ["ClassImages", "TestImage", "Run", "TrainingSession", "Embed", "model_slug"]
 
 #: ``embed(images, on_progress)`` → one embedding-store key per image (embeddings cached in the store).
 Embed = Callable[[Sequence[np.ndarray], Callable[[int, int], None] | None], list[str]]
@@ -83,16 +84,6 @@ class Run:
 def model_slug(name: str) -> str:
     """A model/file name from a visitor's run name: ``"My classifier 1"`` → ``"My_classifier_1"``."""
     return re.sub(r"\W+", "_", name).strip("_") or "classifier"
-
-
-def visitor_card(name: str, model: keras.Model, classes: Sequence[str], *, description: str,
-                 base: str | None = None, **extra: Any) -> dict[str, Any]:
-    """The one card type for a model a visitor trained, imported or uploaded (pages 3, 4, 5 read it)."""
-    return {
-        "name": name, "title": f"Your model · {name}", "kind": "visitor", "classes": [str(c) for c in classes],
-        "input_size": [int(d) for d in model.input_shape[1:3]], "channels": int(model.input_shape[-1]),
-        "base": base, "description": description, **extra,
-    }
 
 
 class TrainingSession:
