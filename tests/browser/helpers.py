@@ -86,12 +86,16 @@ def choose(page, label: str, option: str) -> None:
         field.fill(option)
         try:
             choice.first.wait_for(timeout=3000)
-            break
+            wanted = choice.first.inner_text().strip()
+            choice.first.click()
         except Exception:  # the list did not open (a rerun redrew the box): try again
             page.keyboard.press("Escape")
             wait_idle(page)
-    choice.first.click()
-    wait_idle(page)
+            continue
+        wait_idle(page)
+        if field.input_value().strip() == wanted:
+            return
+    raise AssertionError(f"could not choose {option!r} in {label!r}")
 
 
 def shown_choice(page, label: str) -> str:

@@ -35,8 +35,9 @@ def test_train_the_demo_dataset_and_download_the_export(page, app_url, tmp_path)
     assert "3 of 3 epochs" in text and "EfficientNet-Lite0" in text
     page.get_by_text("How well did it learn?").scroll_into_view_if_needed()
     screenshot(page, "trainer")
+    # Learning curves, confusion matrix, probability bars of the test image (Vega draws them asynchronously).
+    page.wait_for_function("document.querySelectorAll('[data-testid=\"stVegaLiteChart\"]').length >= 3", timeout=60_000)
     charts = page.locator('[data-testid="stVegaLiteChart"]')
-    assert charts.count() >= 3  # learning curves, confusion matrix, probability bars of the test image
     for i in range(charts.count()):  # every chart really drew something
         box = charts.nth(i).bounding_box()
         assert box and box["width"] > 200 and box["height"] > 100
