@@ -45,7 +45,7 @@ CASES = {
     "page neuron": ("page", str(ROOT / "pages" / "neuron.py")),
     "page convolution": ("page", str(ROOT / "pages" / "convolution.py")),
     "cnnviz/learn/ (every module)": ("modules", "cnnviz.learn.*"),
-    "audit without a model": ("modules", "cnnviz.audit.probes", "cnnviz.audit.measures", "cnnviz.audit.report",
+    "audit without a model": ("modules", "cnnviz.audit.probes", "cnnviz.audit.measures", "cnnviz.audit.report", "cnnviz.audit.sets",
                               "cnnviz.charts.audit"),
     "trainer input": ("modules", "cnnviz.zips", "cnnviz.train.demo_data", "cnnviz.charts.training"),
     "offline check": ("modules", "cnnviz.offline", "cnnviz.keras_cache", "cnnviz.images"),
