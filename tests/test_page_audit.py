@@ -32,7 +32,7 @@ def app():
     at.session_state["audit_model_choice"] = "mine:tiny"
     at.session_state["audit_ref_source"] = "generated"
     at.session_state["audit_ref_kinds"] = list(KINDS)
-    at.session_state["audit_ref_count"] = 24
+    at.session_state["audit_ref_per_shape"] = 24
     at.session_state["audit_probe0_kinds"] = ["Pollock drips", "Printed text", "Noise", "Blank page"]
     at.session_state["audit_probe0_count"] = 16
     at.session_state["audit_gallery"] = 4
@@ -261,7 +261,7 @@ def test_a_model_without_dense_layer_gets_a_sentence_not_a_crash():
     at.session_state["cnnviz_user_models"] = {"odd": {"model": odd, "card": {"name": "odd", "kind": "visitor", "classes": ["a", "b", "c"]}}}
     at.session_state["audit_model_choice"] = "mine:odd"
     at.session_state["audit_ref_source"] = "shapes"
-    at.session_state["audit_ref_count"] = 2
+    at.session_state["audit_ref_per_shape"] = 2
     at.session_state["audit_probe0_count"] = 4
     at.run()
     assert not at.exception

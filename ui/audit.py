@@ -56,8 +56,8 @@ def image_set_input(key: str, options: Sequence[str], class_names: Sequence[str]
                                      default=defaults.seed, url=f"{key}_seed", where=b)
         found = audit_sets.generated_set(kinds, int(count), seed=int(seed), class_names=class_names)
     elif source == audit_sets.SHAPES:
-        per_class = settings.slider("Images per shape", *audit_sets.SHAPES_PER_CLASS, key=f"{key}_count",
-                                    default=defaults.per_class, url=f"{key}_n")
+        per_class = settings.slider("Images per shape", *audit_sets.SHAPES_PER_CLASS, key=f"{key}_per_shape",
+                                    default=defaults.per_class, url=f"{key}_per_shape")
         found = audit_sets.shapes_set(int(per_class), class_names)
     elif source == audit_sets.SAMPLES:
         found = audit_sets.samples_set(_samples())
