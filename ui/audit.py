@@ -157,11 +157,15 @@ def run(model: Any, card: dict, class_names: Sequence[str], image_sets: dict[str
                                             threshold=threshold, k=k)
     with st.status("Auditing…", expanded=True) as status:
         bar = st.progress(0.0, text="Starting")
+
+        def moved(fraction: float, message: str) -> None:
+            bar.progress(min(1.0, fraction), text=plain(message))  # the message quotes set names
+
         try:
             result = audit_model.run_audit(
                 model, card, class_names, {n: s.as_image_set() for n, s in image_sets.items()}, reference,
                 threshold=threshold, k=k, gallery_size=gallery_size, gradcam_all=gradcam_all, settings=settings_used,
-                progress=lambda f, msg: bar.progress(min(1.0, f), text=msg))
+                progress=moved)
         except (ValueError, registry.ModelError) as err:
             status.update(label="The audit could not run.", state="error")
             st.error(plain(err), icon="🚫")
