@@ -272,3 +272,37 @@ def test_a_model_without_dense_layer_gets_a_sentence_not_a_crash():
     at.button(key="audit_run_button").click().run()
     assert not at.exception
     assert any("no final Dense layer" in e.value for e in at.error)
+
+
+@pytest.mark.slow
+def test_a_model_trained_on_page_4_is_audited_on_its_own_validation_images(keras_home):
+    """The whole path in one session: train on the demo shapes, open page 5, the reference is the held-out shapes."""
+    import time
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
+    at.switch_page("pages/trainer.py").run()
+    at.button(key="trainer_demo").click().run()
+    at.number_input(key="trainer_epochs").set_value(3).run()
+    at.button(key="trainer_train").click().run()
+    job = at.session_state["trainer_job"]
+    deadline = time.monotonic() + 240
+    while not job.finished and time.monotonic() < deadline:
+        time.sleep(0.25)
+        job.touch()
+    at.run()
+    training = at.session_state["trainer"]
+    assert training.run is not None and training.run.finished, job.error
+    at.session_state["audit_transform_on"] = False
+    at.session_state["audit_probe0_count"] = 8
+    at.button(key="trainer_open_audit").click().run()  # "🧪 Audit where it fails (page 5)"
+    at.switch_page("pages/audit.py").run()  # AppTest's own page follows (its reruns would go back to page 4)
+    assert not at.exception, at.exception
+    assert at.selectbox(key="audit_model_choice").value == "mine:My classifier 1"
+    assert at.selectbox(key="audit_ref_source").value == "trainer"  # the default for a visitor's own model
+    at.button(key="audit_run_button").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    ref = at.session_state["audit_result"]["sets"]["Reference"]
+    names, _, labels = training.validation_images()
+    assert ref["files"] == names and ref["labels"].tolist() == labels.tolist()
+    assert "accuracy" in at.session_state["audit_result"]["evaluation"]
+    assert at.session_state["audit_result"]["card"]["classes"] == ["square", "triangle", "circle"]
