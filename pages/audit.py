@@ -36,7 +36,9 @@ st.markdown(
 st.header("1 · The model")
 model_name, model, card = image_model_picker("audit_model", otherwise="it cannot be audited here")
 classes = registry.class_names(card)
-st.caption(f"{plain(card.get('title', model_name))} · {len(classes)} categories. " + plain(card.get("description") or ""))
+st.caption(f"{plain(card.get('title', model_name))} · {len(classes)} categories"
+           + (": " + ", ".join(plain(c) for c in classes) if len(classes) <= 20 else "") + ". "
+           + plain(card.get("description") or "") + (" " + plain(card["note"]) if card.get("note") else ""))
 if card.get("kind") == "imagenet":
     st.caption("Its 1 000 ImageNet categories were chosen for photographs of objects and animals in 2009: "
                "no “painting”, no “abstract”, no “portrait”. Keep that in mind when you read its answers.")
