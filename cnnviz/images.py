@@ -25,6 +25,8 @@ __all__ = [
     "load_image_file",
     "decode_pixels",
     "downscale",
+    "thumbnail",
+    "THUMB_SIDE",
     "to_rgb_uint8",
     "sample_images",
     "MAX_BYTES",
@@ -215,6 +217,22 @@ def downscale(image: np.ndarray, max_side: int = WORK_SIDE) -> np.ndarray:
     scale = max_side / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+#: Longest side of the app's thumbnails (pixels): the trainer's store, the audit's gallery and
+#: report. Enough for a gallery; small enough that 5 000 of them take under 140 MB.
+THUMB_SIDE = 96
+
+
+def thumbnail(image: np.ndarray, side: int = THUMB_SIDE) -> np.ndarray:
+    """A small copy of an ``(H, W, 3)`` ``uint8`` image: longest side at most ``side`` pixels, aspect kept.
+
+    Lanczos-filtered (Pillow's ``Image.thumbnail``); an image already that small comes back as an
+    equal copy, never enlarged. Always a new array, so the thumbnail never pins the full picture.
+    """
+    pil = Image.fromarray(np.asarray(image, dtype=np.uint8))
+    pil.thumbnail((side, side), Image.Resampling.LANCZOS)
+    return np.asarray(pil, dtype=np.uint8).copy()
 
 
 def sample_images() -> dict[str, np.ndarray]:

@@ -139,3 +139,21 @@ def test_real_shared_images_decode(shared_images):
     for path in paths:
         img = load_image_file(path)
         assert img.dtype == np.uint8 and img.shape[2] == 3 and max(img.shape[:2]) <= WORK_SIDE
+
+
+def test_thumbnail_keeps_aspect_never_enlarges_and_is_the_trainers_too():
+    from cnnviz.images import THUMB_SIDE, thumbnail
+    from cnnviz.train import transfer
+
+    wide = np.asarray(noise_rgb(400, 300))
+    thumb = thumbnail(wide)
+    assert thumb.shape == (72, THUMB_SIDE, 3) and thumb.dtype == np.uint8
+    assert thumbnail(wide, 50).shape == (38, 50, 3)
+    small = wide[:20, :30]
+    again = thumbnail(small)
+    np.testing.assert_array_equal(again, small)
+    assert not np.shares_memory(again, small)
+    # A flat colour stays that colour (the filter keeps levels).
+    flat = np.full((300, 200, 3), (10, 120, 250), np.uint8)
+    assert np.abs(thumbnail(flat).astype(int) - (10, 120, 250)).max() <= 1
+    assert transfer.thumbnail is thumbnail and transfer.THUMB_SIDE == THUMB_SIDE

@@ -50,6 +50,7 @@ CASES = {
         "cnnviz.audit.probes",
         "cnnviz.audit.measures",
         "cnnviz.audit.report",
+        "cnnviz.audit.sets",
         "cnnviz.charts.audit",
     ),
     "trainer input": ("modules", "cnnviz.zips", "cnnviz.train.demo_data", "cnnviz.charts.training"),

@@ -118,3 +118,23 @@ def test_every_chart_builds(run):
     bundle = audit_charts.audit_charts(run, table, audit.OOD_SCORES)
     assert {"Accuracy per class", "Confusion matrix", "Reliability diagram", "Coverage against accuracy"} <= set(bundle)
     assert all(isinstance(sentence, str) and len(sentence) > 20 for _chart, sentence in bundle.values())
+
+
+def test_with_threshold_rescores_abstaining_from_stored_outputs(run):
+    import copy
+
+    moved = report.with_threshold(copy.deepcopy(run), 0.9)
+    ev = moved["evaluation"]
+    for name, data in run["sets"].items():
+        conf = np.asarray(data["probs"]).max(axis=1)
+        assert ev["caught"][name] == pytest.approx((conf < 0.9).mean())
+        np.testing.assert_array_equal(ev["scores"][name]["abstained"], conf < 0.9)
+    assert ev["threshold"] == 0.9 and ev["k"] == run["evaluation"]["k"] and moved["settings"]["abstain threshold"] == 0.9
+    same = copy.deepcopy(run)
+    assert report.with_threshold(same, 0.6)["evaluation"] is same["evaluation"]  # already there: nothing recomputed
+
+
+def test_best_separating_scores_pick_the_highest_defined_auroc():
+    evaluation = {"auroc": {"a": {"x": 0.6, "y": 0.9, "z": float("nan")}, "b": {"x": float("nan")},
+                            "c": {"x": 0.7, "y": 0.7}}}
+    assert report.best_separating_scores(evaluation) == {"a": ("y", 0.9), "c": ("x", 0.7)}

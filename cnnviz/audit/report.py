@@ -31,10 +31,12 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from cnnviz.images import thumbnail
+
 if TYPE_CHECKING:
     import altair as alt
 
-__all__ = ["DISCUSSION_PROMPTS", "results_table", "to_csv", "to_html", "chart_svg", "png_data_uri", "most_confident_failures"]
+__all__ = ["DISCUSSION_PROMPTS", "with_threshold", "best_separating_scores", "results_table", "to_csv", "to_html", "chart_svg", "png_data_uri", "most_confident_failures"]
 
 #: Closing questions for a seminar (shown at the end of every report).
 DISCUSSION_PROMPTS = (
@@ -47,6 +49,37 @@ DISCUSSION_PROMPTS = (
     "Where would you set the abstain threshold for your collection, and who pays for the images it still gets wrong?",
     "What do the Grad-CAM maps show, and what can they not show about why a label was chosen?",
 )
+
+
+def with_threshold(run: dict, threshold: float) -> dict:
+    """``run`` re-scored for another abstain threshold, in place, from its stored outputs (no model run).
+
+    Abstaining is arithmetic on the stored probabilities, so the page can move the threshold
+    live; the report's settings follow. A run already at ``threshold`` is returned unchanged.
+    """
+    evaluation = run["evaluation"]
+    if evaluation["threshold"] != float(threshold):
+        from cnnviz.audit import measures  # pure numpy
+
+        run["evaluation"] = measures.evaluate(run["sets"], evaluation["reference"], threshold=threshold,
+                                              k=evaluation["k"])
+        run.setdefault("settings", {})["abstain threshold"] = threshold
+    return run
+
+
+def best_separating_scores(evaluation: Mapping) -> dict[str, tuple[str, float]]:
+    """For each probe set, the score that tells it from the reference best: ``{probe: (score, AUROC)}``.
+
+    Scores whose AUROC is undefined (NaN) are passed over; a probe set without any defined
+    AUROC is left out.
+    """
+    best: dict[str, tuple[str, float]] = {}
+    for probe, aurocs in evaluation["auroc"].items():
+        defined = {score: float(v) for score, v in aurocs.items() if v == v}
+        if defined:
+            score = max(defined, key=defined.__getitem__)
+            best[probe] = (score, defined[score])
+    return best
 
 
 def results_table(run: Mapping) -> pd.DataFrame:
@@ -120,10 +153,8 @@ def chart_svg(chart: alt.TopLevelMixin) -> str | None:
 
 def png_data_uri(image: np.ndarray, max_side: int = 160) -> str:
     """A small PNG ``data:`` URI of an ``(H, W, 3)`` uint8 image (longest side ``max_side``)."""
-    pil = Image.fromarray(np.asarray(image, dtype=np.uint8))
-    pil.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
-    pil.save(buffer, format="PNG", optimize=True)
+    Image.fromarray(thumbnail(image, max_side)).save(buffer, format="PNG", optimize=True)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 

@@ -1,4 +1,13 @@
-"""An audit's image sets from a visitor's zip: kept at the size the model sees, and honest about what they are.
+"""An audit's image sets: where each comes from, what it holds, and whether the audit can run on them.
+
+*Sources.* A set is filled from one of :data:`SOURCE_TITLES`: generated probes (seeded, so a
+link reproduces them), the demo shapes, the app's sample images, the visitor's uploads (true
+classes from folder names), a zip, camera shots, or the validation images of the model the
+visitor trained on page 4. Each source has one function here returning an :class:`ImageSet`
+with sentences that say what was used and why; :func:`audit_sets` then says whether the audit
+can run (two images in the reference, a probe set, one name per set), :func:`fingerprint`
+whether a stored audit still matches the sets and settings, :func:`run_settings` what the
+report lists.
 
 *Memory.* An audit runs each image through the model once (at its input size, 224 × 224 for the
 ImageNet networks), shows a Grad-CAM gallery and keeps 96-pixel thumbnails for the report. A probe
@@ -19,15 +28,25 @@ Never imports TensorFlow.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from pathlib import PurePosixPath
+from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from cnnviz.zips import ZipImage, iter_zip_images, plan_zip, read_image_zip
+from cnnviz.audit import probes
+from cnnviz.images import THUMB_SIDE, thumbnail
+from cnnviz.text import ClassNameError, clean_class_name
+from cnnviz.train.demo_data import DEMO_CLASSES, demo_dataset
+from cnnviz.zips import ZipError, ZipImage, iter_zip_images, plan_zip, read_image_zip
 
 __all__ = ["MAX_SET_IMAGES", "MIN_SIDE", "MAX_SIDE", "set_side", "read_set_zip",
-           "ReferenceSet", "class_index", "reference_set_from_zip", "labelled_image_set"]
+           "ImageSet", "ReferenceSet", "class_index", "reference_set_from_zip", "labelled_image_set",
+           "SHAPES", "GENERATED", "SAMPLES", "TRAINER", "UPLOAD", "ZIP", "CAMERA", "SOURCE_TITLES", "sources",
+           "SetDefaults", "REFERENCE_DEFAULTS", "MAX_PROBE_SETS", "probe_defaults", "GENERATED_COUNT", "SHAPES_PER_CLASS",
+           "with_true_classes", "generated_set", "shapes_set", "samples_set", "uploaded_set", "zip_set", "camera_set",
+           "trainer_set", "set_name", "audit_sets", "fingerprint", "run_settings", "set_thumbnails"]
 
 #: Images per set: an audit of a seminar's sample, not of a whole archive.
 MAX_SET_IMAGES = 500
@@ -67,24 +86,39 @@ def class_index(name: str | None, class_names: Sequence[str]) -> int | None:
 
 
 @dataclass
-class ReferenceSet:
-    """An image set for :func:`cnnviz.audit.run.run_audit`, with where it came from.
+class ImageSet:
+    """One image set of an audit: ``N`` images ``(h, w, 3)`` ``uint8`` with their file names.
 
-    ``part`` is ``"testing"`` (the lesson's test images), ``"training"`` (a zip without
-    ``testing/``) or ``"all"`` (a plain ``<class>/`` zip); ``labels`` are true class indices
-    (``None`` when no image's folder names a class); ``sentences`` say what was used and why.
+    ``labels``: ``(N,)`` true class indices into the model's classes, or ``None`` when the true
+    classes are unknown (then no accuracy is measured on the set). ``sentences``: what was used
+    and why, for the visitor (plain text; they may quote file names). ``skipped``: one sentence
+    per file that was not used. ``seed``: the seed of generated pictures (for the report).
     """
 
-    files: list[str]
-    images: list[np.ndarray]
-    labels: np.ndarray | None
-    part: str
+    files: list[str] = field(default_factory=list)
+    images: list[np.ndarray] = field(default_factory=list)
+    labels: np.ndarray | None = None
     sentences: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    seed: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.images)
 
     def as_image_set(self) -> dict:
         """``{"files", "images", "labels"}``, the shape :func:`~cnnviz.audit.run.run_audit` takes."""
         return {"files": list(self.files), "images": list(self.images), "labels": self.labels}
+
+
+@dataclass
+class ReferenceSet(ImageSet):
+    """An :class:`ImageSet` from a reference zip, with the part of the zip it came from.
+
+    ``part`` is ``"testing"`` (the lesson's test images), ``"training"`` (a zip without
+    ``testing/``) or ``"all"`` (a plain ``<class>/`` zip).
+    """
+
+    part: str = "all"
 
 
 def labelled_image_set(files: Sequence[str], images: Sequence[np.ndarray], folders: Sequence[str | None],
@@ -143,4 +177,269 @@ def reference_set_from_zip(data: bytes, class_names: Sequence[str], *, zip_name:
         if left_out:
             sentences.append(f"{left_out} image(s) are not in a folder named after one of the model's classes "
                              "and were left out of the reference set.")
-    return ReferenceSet(files, images, labels, part, sentences, list(plan.skipped))
+    return ReferenceSet(files=files, images=images, labels=labels, part=part, sentences=sentences,
+                        skipped=list(plan.skipped))
+
+
+# --------------------------------------------------------------------------- sources
+SHAPES, GENERATED, SAMPLES, TRAINER, UPLOAD, ZIP, CAMERA = "shapes", "generated", "samples", "trainer", "upload", "zip", "camera"
+#: What the visitor reads for each source (the URL holds the short id).
+SOURCE_TITLES = {
+    SHAPES: "Generated shapes (squares, triangles, circles)",
+    GENERATED: "Generated pictures (seeded)",
+    SAMPLES: "The app's sample images",
+    TRAINER: "My trainer's validation images",
+    UPLOAD: "Upload images or a folder",
+    ZIP: "Upload a zip (class folders)",
+    CAMERA: "Camera",
+}
+#: Generated pictures per set (slider range); demo shapes per shape.
+GENERATED_COUNT = (4, 100)
+SHAPES_PER_CLASS = (2, 40)
+MAX_PROBE_SETS = 3
+ABSTRACT = ("Mondrian grid", "Rothko colour fields", "Kandinsky circles and lines", "Pollock drips")
+NOT_PICTURES = ("Printed text", "Blank page", "Noise")
+
+
+def sources(card: Mapping[str, Any], *, reference: bool) -> list[str]:
+    """The sources a set can come from, the default first.
+
+    A reference set is what the model was made for: shapes, generated pictures, samples, uploads,
+    a zip, and for a model the visitor trained or uploaded (``kind == "visitor"``) first of all
+    the trainer's validation images. A probe set is what it was not made for: generated probes,
+    uploads, a zip or camera shots.
+    """
+    if not reference:
+        return [GENERATED, UPLOAD, ZIP, CAMERA]
+    return ([TRAINER] if card.get("kind") == "visitor" else []) + [SHAPES, GENERATED, SAMPLES, UPLOAD, ZIP]
+
+
+@dataclass(frozen=True)
+class SetDefaults:
+    """What a set starts as before the visitor changes it: its name, generated kinds, seed and count."""
+
+    name: str
+    kinds: tuple[str, ...]
+    seed: int
+    count: int = 24
+    per_class: int = 8
+
+
+REFERENCE_DEFAULTS = SetDefaults("Reference", ("Geometric shapes",), seed=1)
+
+
+def probe_defaults(i: int) -> SetDefaults:
+    """Defaults of probe set ``i`` (0-based): the first holds abstract paintings, the others non-pictures."""
+    if i == 0:
+        return SetDefaults("Abstract probes", ABSTRACT, seed=100)
+    return SetDefaults(f"Probe set {i + 1}", NOT_PICTURES, seed=100 * (i + 1))
+
+
+def with_true_classes(files: Sequence[str], images: Sequence[np.ndarray], names: Sequence[str | None],
+                      class_names: Sequence[str]) -> ImageSet:
+    """A set whose true classes are ``names`` (folders, kinds) matched to the model's classes ignoring case.
+
+    Accuracy and calibration only mean something when every image's true class is one of the
+    model's, so ``labels`` is ``None`` unless all of them are; all images are kept either way.
+    """
+    idx = [class_index(n, class_names) for n in names]
+    known = sum(i is not None for i in idx)
+    sentences = []
+    if 0 < known < len(idx):
+        sentences.append(f"{known} of these {len(idx)} images are of one of the model's classes and the others are "
+                         "not, so this set has no true classes: accuracy cannot be measured on it.")
+    labels = np.array(idx, dtype=np.int64) if idx and known == len(idx) else None
+    return ImageSet(list(files), list(images), labels, sentences)
+
+
+def generated_set(kinds: Sequence[str], count: int, *, seed: int, class_names: Sequence[str],
+                  size: tuple[int, int] = (224, 224)) -> ImageSet:
+    """``count`` pictures from :data:`cnnviz.audit.probes.GENERATORS`, cycling through ``kinds``.
+
+    Same kinds, count and seed, same pictures. A kind named like a class of the model is that
+    image's true class. Unknown kinds are ignored; none left gives an empty set with a sentence.
+    """
+    kinds = [k for k in kinds if k in probes.GENERATORS]
+    if not kinds:
+        return ImageSet(sentences=["Choose at least one kind of picture."])
+    made = probes.probe_set(kinds, int(count), size=size, seed=int(seed))
+    found = with_true_classes(list(made), list(made.values()), [n.rsplit(" #", 1)[0] for n in made], class_names)
+    found.seed = int(seed)
+    return found
+
+
+def shapes_set(per_class: int, class_names: Sequence[str], *, size: int = 128, seed: int = 0) -> ImageSet:
+    """The trainer's demo shapes, ``per_class`` of each of squares, triangles and circles ("square 1", …)."""
+    data = demo_dataset(int(per_class), size=size, seed=seed)
+    files = [f"{shape} {i + 1}" for shape in DEMO_CLASSES for i in range(len(data[shape]))]
+    images = [img for shape in DEMO_CLASSES for img in data[shape]]
+    return with_true_classes(files, images, [f.rsplit(" ", 1)[0] for f in files], class_names)
+
+
+def samples_set(samples: Mapping[str, np.ndarray]) -> ImageSet:
+    """The app's sample images by title; their true classes are unknown."""
+    return ImageSet(list(samples), list(samples.values()))
+
+
+def camera_set(photos: Sequence[np.ndarray]) -> ImageSet:
+    """Photos taken for this set ("photo 1", …), true classes unknown."""
+    if not photos:
+        return ImageSet(sentences=["Take a photo to add it to this set."])
+    return ImageSet([f"photo {i + 1}" for i in range(len(photos))], list(photos),
+                    sentences=[f"{len(photos)} photos in this set."])
+
+
+def uploaded_set(named: Sequence[tuple[str, np.ndarray]], class_names: Sequence[str], *,
+                 problems: Sequence[str] = (), offered: int | None = None,
+                 max_images: int = MAX_SET_IMAGES) -> ImageSet:
+    """Uploaded ``(file name, image)`` pairs; a folder upload's folder names are the true classes.
+
+    ``problems``: one sentence per file that could not be read (kept as ``skipped``).
+    ``offered``: how many files the visitor uploaded, when only the first were read; at most
+    ``max_images`` images are used, and a sentence says when some were not.
+    """
+    named = list(named)
+    offered = len(named) + len(problems) if offered is None else offered
+    used = named[:max_images]
+    files = [n for n, _ in used]
+    found = with_true_classes(files, [im for _, im in used], [PurePosixPath(f).parent.name or None for f in files],
+                              class_names)
+    if offered > len(used) + len(problems):
+        found.sentences.append(f"Only {len(used)} of the {offered} files are used: a set holds at most "
+                               f"{max_images} images.")
+    found.skipped = list(problems)
+    return found
+
+
+def zip_set(data: bytes, class_names: Sequence[str], *, zip_name: str = "The zip", side: int = MIN_SIDE,
+            reference: bool = False, max_images: int = MAX_SET_IMAGES) -> ImageSet:
+    """The images of a zip: class folders give the true classes. Raises :class:`cnnviz.zips.ZipError`.
+
+    As a reference set, a zip in the lesson's layout (``training/`` + ``testing/``) gives its
+    ``testing/`` images only (:func:`reference_set_from_zip`, whose sentences say why). A zip with
+    no usable image at all is refused with one sentence.
+    """
+    if reference and plan_zip(data, zip_name=zip_name, loose_images=True).layout == "lesson":
+        found: ImageSet = reference_set_from_zip(data, class_names, zip_name=zip_name, max_side=side,
+                                                 max_images=max_images)
+    else:
+        items, skipped = read_set_zip(data, zip_name=zip_name, side=side, max_images=max_images)
+        found = with_true_classes([i.path for i in items], [i.image for i in items], [i.label for i in items],
+                                  class_names)
+        found.skipped = list(skipped)
+    if not len(found):
+        unused = f" ({len(found.skipped)} files were not used)" if found.skipped else ""
+        raise ZipError(f"{zip_name} holds no usable images{unused}: the audit reads PNG, JPEG, WebP, BMP, GIF "
+                       "and TIFF files.")
+    return found
+
+
+class _Run(Protocol):
+    name: str
+    judged_on: str
+
+    @property
+    def finished(self) -> bool: ...
+
+
+class _Training(Protocol):
+    """What the audit reads of page 4's :class:`cnnviz.train.session.TrainingSession`."""
+
+    run: _Run | None
+
+    def validation_images(self) -> tuple[list[str], list[np.ndarray], np.ndarray] | None: ...
+
+
+def trainer_set(training: _Training | None, model_name: str) -> ImageSet:
+    """The held-out images of the visitor's last training run, labelled, when ``model_name`` is its model.
+
+    Empty, with the sentence that says why, when nothing was trained yet, another model is
+    chosen, or the images are no longer in memory.
+    """
+    run = getattr(training, "run", None)
+    if training is None or run is None or not run.finished:
+        return ImageSet(sentences=["Train a model on page 4 first; its validation images then appear here."])
+    if run.name != model_name:
+        return ImageSet(sentences=[f"These are the validation images of “{run.name}”; choose that model above to "
+                                   "use them."])
+    found = training.validation_images()
+    if found is None:
+        return ImageSet(sentences=["The trainer's images are no longer in memory; please add them again on page 4."])
+    files, images, labels = found
+    if run.judged_on == "training":
+        what = (f"{len(files)} images the model was trained on (no class had enough images to hold any out), so "
+                "its confidence and accuracy here are higher than on new images")
+    else:
+        what = f"{len(files)} images the model never trained on"
+    return ImageSet(list(files), list(images), np.asarray(labels, dtype=np.int64),
+                    sentences=[f"{what}; kept as {THUMB_SIDE}-pixel thumbnails, so the model sees them a little "
+                               "blurred."])
+
+
+# --------------------------------------------------------------------------- can the audit run?
+def set_name(typed: object, default: str) -> str:
+    """The name the visitor typed for a set, on one line and at most 60 characters; blank → ``default``."""
+    try:
+        return clean_class_name(typed)
+    except ClassNameError:
+        return default
+
+
+def audit_sets(reference: tuple[str, ImageSet | None],
+               probe_sets: Sequence[tuple[str, ImageSet | None]]) -> tuple[dict[str, ImageSet], list[str]]:
+    """The sets to audit (the reference first, then every probe set with images) and what stops the audit.
+
+    The audit can run when the list of problems is empty: the reference set has at least two
+    images (its distances compare each image with the others), at least one probe set has
+    images, and no two sets share a name (results, the CSV and the report are by name).
+    """
+    problems: list[str] = []
+    names = [reference[0]] + [name for name, _ in probe_sets]
+    for name in dict.fromkeys(n for n in names if names.count(n) > 1):
+        problems.append(f"Two sets are called “{name}”; please give every set its own name.")
+    ref_name, ref = reference
+    chosen: dict[str, ImageSet] = {}
+    if ref is None or len(ref) < 2:
+        problems.append("The reference set needs at least two images.")
+    else:
+        chosen[ref_name] = ref
+    for name, found in probe_sets:
+        if found is not None and len(found) and name not in chosen:
+            chosen[name] = found
+    if not any(len(found) for _, found in probe_sets if found is not None):
+        problems.append("Add images to at least one probe set.")
+    return chosen, problems
+
+
+def fingerprint(image_sets: Mapping[str, ImageSet], settings: object) -> str:
+    """A short digest of the sets (names, files, labels, pixels) and ``settings`` (its ``repr``).
+
+    Equal digests mean a stored audit still shows these sets and settings. Every 16th pixel row
+    and column is hashed: a rerun of the page hashes 500 images in milliseconds, and a changed
+    picture changes far more than one pixel.
+    """
+    digest = hashlib.blake2b(repr(settings).encode(), digest_size=16)
+    for name, found in image_sets.items():
+        digest.update(repr((name, list(found.files), None if found.labels is None else found.labels.tolist())).encode())
+        for image in found.images:
+            digest.update(repr(image.shape).encode())
+            digest.update(np.ascontiguousarray(image[::16, ::16]).tobytes())
+    return digest.hexdigest()
+
+
+def run_settings(model_title: str, reference: str, image_sets: Mapping[str, ImageSet], *, threshold: float,
+                 k: int) -> dict[str, Any]:
+    """The settings the report lists: model, sets, threshold, neighbours, images per set, seeds of generated sets."""
+    settings: dict[str, Any] = {
+        "model": model_title, "reference set": reference,
+        "probe sets": ", ".join(n for n in image_sets if n != reference),
+        "abstain threshold": threshold, "kNN neighbours": k,
+    }
+    settings.update({f"{name} · images": len(found) for name, found in image_sets.items()})
+    settings.update({f"seed ({name})": found.seed for name, found in image_sets.items() if found.seed is not None})
+    return settings
+
+
+def set_thumbnails(image_sets: Mapping[str, ImageSet], side: int = THUMB_SIDE) -> dict[str, list[np.ndarray]]:
+    """``{set name: [thumbnail, …]}`` in file order, kept with a finished audit for the page and the report."""
+    return {name: [thumbnail(img, side) for img in found.images] for name, found in image_sets.items()}

@@ -39,6 +39,7 @@ import tensorflow as tf
 from PIL import Image
 
 from cnnviz import predictions
+from cnnviz.images import THUMB_SIDE, thumbnail  # re-exported: one thumbnail for the whole app
 from cnnviz.audit import measures
 from cnnviz.model import compiled
 from cnnviz.train import lesson
@@ -95,11 +96,6 @@ DEFAULTS = TrainingDefaults()
 MAX_CONCURRENT_TRAININGS = max(1, int(os.environ.get("CNNVIZ_MAX_TRAININGS", "2")))
 _SLOTS = threading.BoundedSemaphore(MAX_CONCURRENT_TRAININGS)
 
-#: Longest side of the thumbnails the store keeps (pixels): enough for a gallery,
-#: small enough that 5 000 of them take under 140 MB.
-THUMB_SIDE = 96
-
-
 # --------------------------------------------------------------------------- the per-visitor store
 
 
@@ -109,13 +105,6 @@ def image_key(image: np.ndarray) -> str:
     digest.update(repr((image.shape, str(image.dtype))).encode())
     digest.update(np.ascontiguousarray(image).data)
     return digest.hexdigest()
-
-
-def thumbnail(image: np.ndarray, side: int = THUMB_SIDE) -> np.ndarray:
-    """A small copy of ``image`` (longest side ``side`` pixels, aspect kept), RGB ``uint8``."""
-    pil = Image.fromarray(image)
-    pil.thumbnail((side, side), Image.Resampling.LANCZOS)
-    return np.asarray(pil, dtype=np.uint8).copy()
 
 
 class EmbeddingStore:

@@ -4,14 +4,14 @@ import io
 
 import pytest
 
-from tests.browser.helpers import assert_no_exception, open_page, screenshot, wait_idle
+from tests.browser.helpers import assert_no_exception, go_to, open_page, rerun, screenshot, wait_idle
 
 pytestmark = pytest.mark.browser
 
 
 def test_run_an_audit_see_charts_and_download_report_and_csv(page, app_url):
     # Small sets from the URL (a lecturer's saved link): 3 × 3 shapes as references, 8 abstract probes.
-    open_page(page, app_url, "audit", query="audit_ref_n=3&audit_probe0_n=8&audit_probe0_name=Abstract+%3Cb%3Eprobes%3C%2Fb%3E")
+    open_page(page, app_url, "audit", query="audit_ref_per_shape=3&audit_probe0_n=8&audit_probe0_name=Abstract+%3Cb%3Eprobes%3C%2Fb%3E")
     page.get_by_text("7 · Change only the style").wait_for(timeout=180_000)
     wait_idle(page)
     assert "Audit where it fails" in page.locator("h1").first.inner_text()
@@ -58,3 +58,55 @@ def test_run_an_audit_see_charts_and_download_report_and_csv(page, app_url):
     assert "probability: tabby" in rows[0] and 0 < float(rows[0]["confidence"]) <= 1
     wait_idle(page)
     assert_no_exception(page)
+
+
+def _source_box(page, nth: int):
+    """The n-th "Images from" selectbox (0: the reference set, 1…: the probe sets)."""
+    return page.locator('[data-testid="stSelectbox"]').filter(has=page.locator('input[aria-label="Images from"]')).nth(nth)
+
+
+def _choose_source(page, nth: int, option: str) -> None:
+    box = _source_box(page, nth)
+    box.scroll_into_view_if_needed()
+    choice = page.locator('[role="option"]').filter(has_text=option)
+    for _ in range(10):
+        box.locator('button[aria-label="Open"]').click()
+        try:
+            choice.first.wait_for(timeout=3000)
+            break
+        except Exception:  # list did not open: click again
+            page.keyboard.press("Escape")
+    choice.first.click()
+    wait_idle(page)
+
+
+def _shown_source(page, nth: int) -> str:
+    return _source_box(page, nth).locator('input[aria-label="Images from"]').input_value().strip()
+
+
+def test_the_sets_stick_across_reruns_and_a_visit_to_another_page(page, app_url):
+    open_page(page, app_url, "audit", query="audit_probe0_n=100000&threshold=abc")  # crafted: both fall back
+    page.get_by_text("7 · Change only the style").wait_for(timeout=180_000)
+    wait_idle(page)
+    assert_no_exception(page)
+    _choose_source(page, 0, "Generated pictures (seeded)")
+    page.locator('[data-testid="stRadio"] label').filter(has_text="2").first.click()
+    wait_idle(page)
+    _choose_source(page, 2, "Upload a zip (class folders)")
+    rerun(page)
+    assert _shown_source(page, 0) == "Generated pictures (seeded)"
+    assert _shown_source(page, 1) == "Generated pictures (seeded)"  # probe set 1 kept its own default
+    assert _shown_source(page, 2) == "Upload a zip (class folders)"
+    assert "audit_ref_n=" not in page.url  # "how many" starts at its own default, not the shapes' count
+    assert "audit_ref_src=generated" in page.url and "audit_probe1_src=zip" in page.url and "probe_sets=2" in page.url
+    assert "threshold=" not in page.url and "audit_probe0_n=" not in page.url  # the crafted values were dropped
+
+    go_to(page, "1 · Neuron and activation")
+    go_to(page, "5 · Audit where it fails")
+    page.get_by_text("7 · Change only the style").wait_for(timeout=180_000)
+    rerun(page, 1)
+    assert _shown_source(page, 0) == "Generated pictures (seeded)"
+    assert _shown_source(page, 2) == "Upload a zip (class folders)"
+    assert page.locator('[data-testid="stRadio"] input[type="radio"]').nth(1).is_checked()
+    assert_no_exception(page)
+    screenshot(page, "sticky-audit")
