@@ -56,10 +56,12 @@ typecheck: install-test
 
 # Everything but the browser and the slow tests (doctests included): the loop to run while working.
 test-fast: install-test
-	$(PY) -m pytest -m "not browser and not slow"
+	$(PY) -m pytest -n 2 -m "not browser and not slow"
 
+# Library and page tests on both cores, then the browser tests one at a time (each starts a real server).
 test: lint typecheck install-test $(CHROMIUM)
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 -m "not browser"
+	$(PY) -m pytest -m browser
 
 bench: install
 	for b in bench/[a-z]*.py; do $(PY) -m bench.$$(basename $$b .py) || exit 1; done
