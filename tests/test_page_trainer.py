@@ -174,7 +174,7 @@ def test_a_zip_without_testing_says_the_numbers_come_from_the_held_out_images(ke
     assert not at.button(key="trainer_train").disabled
     at.number_input(key="trainer_epochs").set_value(1).run()
     train(at)
-    assert any("no test set, so these numbers come only from the few images held out" in w.value for w in at.warning)
+    assert any("numbers above come only from the few images held out of training" in w.value for w in at.warning)
     assert {m.label: m.value for m in at.metric}["Test accuracy"] == "no test set"
     assert at.session_state["trainer"].run.results.headline is at.session_state["trainer"].run.results.validation
 

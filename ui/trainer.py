@@ -228,10 +228,10 @@ def results(trainer: TrainingSession, run: Run) -> None:
                    help="15 % of each class held out of training, as Teachable Machine does.")
     cols[2].metric("Training accuracy (last epoch)", f"{last.get('accuracy', 0):.0%}")
     for sentence in res.sentences:
-        st.text(sentence)
-    if test is None:
-        st.warning("There is no test set, so these numbers come only from the few images held out of training "
-                   "for validation. Put images of each class into testing/<class>/ in your zip for a real test.")
+        if test is None and sentence.startswith("There is no testing/"):
+            st.warning(plain(sentence), icon="⚠️")  # the numbers are from a handful of images: say it loudly
+        else:
+            st.text(sentence)
     st.altair_chart(charts.training_curves(hist.rows, epochs=hist.epochs_planned), width="content",
                     alt="Training and validation loss and accuracy per epoch")
     st.caption("Look at the orange validation curves: if they flatten or rise while the blue training curves keep "
