@@ -371,7 +371,7 @@ class TrainingSession:
         path = self.paths.get(key, file)
         return path.rsplit("/", 1)[-1], pipeline.folder_of(path)
 
-    def judge(self, run: Run, *, threshold: float = predictions.UNSURE_THRESHOLD) -> lesson.LessonResults:
+    def judge(self, run: Run) -> lesson.LessonResults:
         """Test and validation results of a run's head (:func:`cnnviz.train.pipeline.judge_head`)."""
         files = dict(zip((k for c in self.classes for k in c.keys), (f for c in self.classes for f in c.files)))
         val = [self._file_and_folder(run.keys[i], files.get(run.keys[i], f"image {i + 1}")) for i in run.val_idx]
@@ -380,8 +380,8 @@ class TrainingSession:
             run.head, run.classes, x_val=run.x[run.val_idx], y_val=run.y[run.val_idx],
             val_files=[f for f, _ in val], val_folders=[d for _, d in val], x_test=run.x_test,
             test_classes=[t.label for t in run.test], test_files=[f for f, _ in test],
-            test_folders=[d for _, d in test], n_training=len(run.train_idx), threshold=threshold)
-        return results
+            test_folders=[d for _, d in test], n_training=len(run.train_idx))
+        return results  # the CSV rows come from test_rows(), at the threshold the visitor chooses
 
     def test_rows(self, run: Run, threshold: float = predictions.UNSURE_THRESHOLD) -> list[dict]:
         """The CSV rows (:func:`cnnviz.predictions.prediction_rows`) of the run's test images at ``threshold``."""
