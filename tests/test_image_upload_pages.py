@@ -47,8 +47,10 @@ def _open(page: str, query: dict) -> AppTest:
         at.query_params[name] = value
     at.run()
     if page == "pages/trainer.py":
+        from tests.test_page_trainer import train
+
         at.button(key="trainer_demo").click().run()
-        at.button(key="trainer_train").click().run()
+        train(at)  # a background job: wait for it, as the page's poll would
     return at
 
 
