@@ -120,7 +120,7 @@ if run is not None and run.finished:
     st.header("3 · How well did it learn?")
     tr.results(trainer, run)
 threshold = tr.unsure_threshold() if run is not None and run.finished and run.test else None
-if threshold is not None:
+if threshold is not None and run is not None:
     st.markdown("**All test images as a table (CSV)**: file, folder, true class, predicted class, confidence, "
                 "correct, unsure and one probability per class.")
     st.download_button("⬇️ Download the test results (CSV)", transfer.rows_to_csv(trainer.test_rows(run, threshold)),

@@ -210,6 +210,7 @@ def open_elsewhere(name: str) -> None:
 def results(trainer: TrainingSession, run: Run) -> None:
     """How well the run learnt: the test set as the headline (validation beside it), curves, errors."""
     hist, res = run.history, run.results
+    assert res is not None, "finish_run judges every run it keeps"
     last = hist.last or {}
     st.markdown(
         f"**{plain(run.name)}** — base model **{base_title(run.base)}**, {len(hist.rows)} of {hist.epochs_planned} "
@@ -238,7 +239,7 @@ def results(trainer: TrainingSession, run: Run) -> None:
                "improving, the model has started memorising its training images.")
     if head is None or not head.n_images:
         return
-    what = "test" if head is test else "validation"
+    what = "test" if head is test else "validation"  # head is not None from here on
     st.subheader(f"On the {what} images" + (" (the headline)" if head is test else " (no test set)"))
     left, right = st.columns([2, 3])
     with left:

@@ -81,7 +81,7 @@ class Run:
     card: dict[str, Any] | None = None
     #: The test set frozen at the start (``x_test`` ``(T, D)``, row-aligned with ``test``).
     test: list[TestImage] = field(default_factory=list)
-    x_test: np.ndarray | None = None
+    x_test: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     #: Test (headline when there is one) and validation results, once judged.
     results: lesson.LessonResults | None = None
 

@@ -142,6 +142,7 @@ def test_the_lesson_zip_from_upload_to_ml5(page, app_url, tmp_path, shared_image
     assert [classes[int(p.argmax())] for p in keras_probs] == [predicted[n] for n in names]  # the page's CSV agrees
 
     httpd, base = serve(folder)
+    figures = {"test_images": n_test, "test_accuracy": right / n_test}
     try:
         for library in ("ml5", "tmImage"):
             context = browser.new_context()
@@ -155,6 +156,9 @@ def test_the_lesson_zip_from_upload_to_ml5(page, app_url, tmp_path, shared_image
                 got = _by_label(out[name], classes)
                 assert classes[int(got.argmax())] == classes[int(expected.argmax())], f"{library} top-1 differs on {name}"
                 assert float(np.abs(got - expected).max()) <= TOLERANCE, (library, name)
+            figures[f"max_probability_difference_{library}"] = max(
+                float(np.abs(_by_label(out[n], classes) - p).max()) for n, p in zip(names, keras_probs))
     finally:
         httpd.shutdown()
         httpd.server_close()
+    print(json.dumps(figures))
