@@ -18,7 +18,6 @@ ensure_app_shell()  # before heavy imports: a bookmark opened first on a fresh s
 from cnnviz.charts import training as charts  # noqa: E402
 from cnnviz.images import IMAGE_TYPES  # noqa: E402
 from cnnviz.model import registry  # noqa: E402
-from cnnviz.predictions import UNSURE_EXPLANATION, UNSURE_THRESHOLD  # noqa: E402
 from cnnviz.text import plain  # noqa: E402
 from cnnviz.train import transfer  # noqa: E402
 from cnnviz.train.export import ExportError, export_zip, import_zip  # noqa: E402
@@ -85,6 +84,8 @@ for row_start in range(0, len(trainer.classes), 3):
 if st.button("➕ Add a class", key="trainer_add_class"):
     trainer.add_class()
     st.rerun()
+if trainer.has_images:
+    tr.dataset_check(trainer.dataset_check(base))
 
 # ---------------------------------------------------------------- 2 · training
 st.header("2 · Train")
@@ -118,6 +119,13 @@ run = trainer.run
 if run is not None and run.finished:
     st.header("3 · How well did it learn?")
     tr.results(trainer, run)
+threshold = tr.unsure_threshold() if run is not None and run.finished and run.test else None
+if threshold is not None and run is not None:
+    st.markdown("**All test images as a table (CSV)**: file, folder, true class, predicted class, confidence, "
+                "correct, unsure and one probability per class.")
+    st.download_button("⬇️ Download the test results (CSV)", transfer.rows_to_csv(trainer.test_rows(run, threshold)),
+                       file_name="test-results.csv", mime="text/csv", key="trainer_test_csv")
+if run is not None and run.finished:
     st.markdown(f"**{plain(run.name)}** is also offered on the feature-map and audit pages, for you only.")
     tr.open_elsewhere(run.name)
 
@@ -127,6 +135,8 @@ if run is not None and run.finished:
     testable[run.name] = {"name": run.name, "model": run.model, "card": run.card, "head": run.head}
 if testable:
     st.header("4 · Test it on new images")
+    if threshold is None:
+        threshold = tr.unsure_threshold()
     which = st.selectbox("Model to test", list(testable)[::-1], key="trainer_test_model")
     chosen = testable[which]
     classes = chosen["card"]["classes"]
@@ -166,30 +176,30 @@ if testable:
         result = S.get("trainer_batch_result")
         if result and result[0] == which:
             _, names, probs, labels = result
-            rows = transfer.prediction_rows(names, probs, classes, true_classes=labels,
+            rows = transfer.prediction_rows([n.rsplit("/", 1)[-1] for n in names], probs, classes, threshold=threshold,
+                                            true_classes=[lab if lab in classes else None for lab in labels or [None] * len(names)],
                                             folders=[n.rsplit("/", 1)[0] if "/" in n else "" for n in names])
-            if labels and any(labels):
-                known = [(r["predicted class"], lab) for r, lab in zip(rows, labels) if lab]
-                st.markdown(f"**{sum(p == t for p, t in known)} of {len(known)}** labelled test images classified correctly.")
+            known = [r for r in rows if r["true class"]]
+            if known:
+                st.markdown(f"**{sum(r['correct'] for r in known)} of {len(known)}** labelled test images classified correctly.")
             st.dataframe(rows, hide_index=True, height=min(400, 38 + 35 * len(rows)))
             st.download_button("⬇️ Download the table (CSV)", transfer.rows_to_csv(rows), file_name="predictions.csv",
                                mime="text/csv", key="trainer_csv")
-            st.caption("One row per image: the predicted class, how sure the model is, and every class's probability. "
-                       + UNSURE_EXPLANATION.format(threshold=UNSURE_THRESHOLD))
+            st.caption("One row per image: the predicted class, how sure the model is, and every class's probability; "
+                       "“unsure” uses the confidence chosen above.")
 
 # ---------------------------------------------------------------- 5 · export / import
 st.header("5 · Take it home, bring it back")
 if run is not None and run.finished:
     st.markdown(f"The zip holds **{plain(run.name)}** (base {tr.base_title(run.base)} + head) as `model.keras`, "
-                "`model.tflite` and a TensorFlow.js model for ml5.js and Teachable Machine's library, with "
-                "`labels.txt`, `metadata.json`, a p5 sketch and a README with a Python example.")
+                "`model.tflite` and, in the folder `model/`, a TensorFlow.js model (`model.json`, `weights.bin`, "
+                "`metadata.json`) that ml5.js and Teachable Machine's library load as the lesson does; with "
+                "`labels.txt`, a p5 sketch (`index.html` + `sketch.js`) that classifies `example.png` (one of your "
+                "test images when there are any), and a README with a Python example.")
     if st.button("📦 Prepare the export zip", key="trainer_prepare_export"):
         with st.spinner("Saving the model as .keras, TFLite and TensorFlow.js (about 10 s)…"):
-            S["trainer_export"] = export_zip(
-                run.model, run.classes, base_model=run.base, model_name=run.name,
-                training={**run.settings, "epochs_run": len(run.history.rows), "images": int(len(run.x)),
-                          f"{run.judged_on}_accuracy": run.evaluation.accuracy},
-            )
+            S["trainer_export"] = export_zip(run.model, run.classes, base_model=run.base, model_name=run.name,
+                                             training=trainer.training_info(run), example_image=trainer.example)
     if S.get("trainer_export"):
         slug = re.sub(r"[^a-z0-9]+", "-", run.name.lower()).strip("-") or "model"
         st.download_button("⬇️ Download the model zip", S["trainer_export"], file_name=f"{slug}.zip",

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-import time
 import re
 from pathlib import Path
 
@@ -51,14 +50,10 @@ def _open(page: str, query: dict) -> AppTest:
         at.query_params[name] = value
     at.run()
     if page == "pages/trainer.py":
+        from tests.test_page_trainer import train
+
         at.button(key="trainer_demo").click().run()
-        at.button(key="trainer_train").click().run()
-        job = at.session_state["trainer_job"]  # training is a background job: wait for it, then redraw
-        deadline = time.monotonic() + 240
-        while not job.finished and time.monotonic() < deadline:
-            time.sleep(0.25)
-            job.touch()
-        at.run()
+        train(at)  # a background job: wait for it, as the page's poll would
     return at
 
 

@@ -74,6 +74,25 @@ def test_demo_dataset_trains_and_shows_results(trained_session):
     assert any("How well did it learn" in h.value for h in at.header)
     assert any("EfficientNet-Lite0" in m.value and "4 of 4 epochs" in m.value for m in at.markdown)
     assert len(at.metric) == 3
+    # The demo's 12 test shapes are the headline; validation is beside it, labelled as such.
+    res = run.results
+    assert res.headline is res.test and res.test.n_images == 12
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Test accuracy (testing/ images)"] == f"{res.test.accuracy:.0%}"
+    assert metrics["Validation accuracy (held out of training)"] == f"{res.validation.accuracy:.0%}"
+    assert any(t.value.startswith(f"Test: {res.test.n_correct} of 12 images in testing/ right") for t in at.text)
+    assert any(s.value.startswith("Misclassified test images") for s in at.subheader)
+    captions = " ".join(c.value for c in at.caption)
+    if res.test.mistakes:
+        m = res.test.mistakes[0]
+        assert f"{plain(m.file)}  \n{plain(m.true_class)} → {plain(m.predicted_class)} ({m.confidence:.0%})" in captions
+    else:
+        assert any("Every test image was classified correctly" in s.value for s in at.success)
+    # The dataset check is shown (it warned about nothing that blocks training).
+    assert any(s.value == "Check your images before training" for s in at.subheader)
+    check = [d.value for d in at.dataframe if "training images" in d.value.columns][0]
+    assert list(check["class"]) == ["circle", "square", "triangle"] and list(check["testing images"]) == [4, 4, 4]
+    assert at.get("download_button")[0].proto.label == "⬇️ Download the test results (CSV)"
     # The model is registered for this visitor's other pages (feature maps, audit).
     mine = at.session_state["cnnviz_user_models"]
     assert list(mine) == ["My classifier 1"]
@@ -88,7 +107,17 @@ def test_demo_test_images_give_a_table_and_csv(trained_session):
     assert any("labelled test images classified correctly" in m.value for m in at.markdown)
     assert len(at.dataframe) >= 2  # per-class accuracy + predictions table
     table = at.dataframe[-1].value
-    assert list(table.columns[:5]) == ["file", "folder", "true class", "predicted class", "confidence"] and len(table) == 12
+    assert list(table.columns[:7]) == ["file", "folder", "true class", "predicted class", "confidence", "correct",
+                                       "unsure"] and len(table) == 12
+    assert set(table["folder"]) == {"testing/square", "testing/triangle", "testing/circle"}
+    assert list(table["correct"]) == list(table["true class"] == table["predicted class"])
+    assert not table["unsure"].any() or (table["confidence"][table["unsure"]] < 0.5).all()
+    # The unsure threshold is the visitor's: at 0.99 every answer below 99 % confidence is unsure.
+    at.slider(key="trainer_unsure").set_value(0.99).run()
+    assert not at.exception
+    table = at.dataframe[-1].value
+    assert list(table["unsure"]) == list(table["confidence"] < 0.99)
+    assert any("below 99%" in c.value for c in at.caption)
 
 
 def test_two_visitors_never_see_each_others_images_or_models(trained_session):
@@ -131,6 +160,25 @@ def test_export_then_import_back_in_the_page(trained_session):
     assert not at.exception
     assert any("not a readable zip" in e.value for e in at.error)
     assert len(at.session_state["trainer_imported"]) == 1
+
+
+def test_a_zip_without_testing_says_the_numbers_come_from_the_held_out_images(keras_home):
+    at = fresh()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        for i in range(3):
+            archive.writestr(f"red/r{i}.png", png((220, 30, 30), i))
+            archive.writestr(f"blue/b{i}.png", png((20, 20, 220), 10 + i))
+    uploader(at, "A zip").set_value(("plain.zip", buf.getvalue(), "application/zip")).run()
+    assert not at.exception
+    # 32-pixel images: the check warns, and training is still allowed.
+    assert any("smaller than 100 pixels" in w.value for w in at.warning)
+    assert not at.button(key="trainer_train").disabled
+    at.number_input(key="trainer_epochs").set_value(1).run()
+    train(at)
+    assert any("numbers above come only from the few images held out of training" in w.value for w in at.warning)
+    assert {m.label: m.value for m in at.metric}["Test accuracy"] == "no test set"
+    assert at.session_state["trainer"].run.results.headline is at.session_state["trainer"].run.results.validation
 
 
 def test_bad_zip_and_bad_images_show_messages_and_keep_what_was_added(keras_home):

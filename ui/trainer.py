@@ -15,8 +15,11 @@ from cnnviz import jobs
 from cnnviz.charts import training as charts
 from cnnviz.images import IMAGE_TYPES, ImageError, load_image
 from cnnviz.text import plain
+from cnnviz.predictions import UNSURE_EXPLANATION, UNSURE_THRESHOLD
+from cnnviz.train import dataset_check as dataset_check_module
 from cnnviz.train import transfer
 from cnnviz.train.session import ClassImages, Embed, Run, TrainingSession
+from ui import settings
 from ui.jobs import owner_id, progress_text
 from ui.models import shipped_model
 from ui.state import TRAINING_KEY, add_visitor_model, request_model
@@ -206,53 +209,94 @@ def open_elsewhere(name: str) -> None:
 
 
 def results(trainer: TrainingSession, run: Run) -> None:
-    """How well the run learnt: curves, per-class accuracy, confusion matrix, misclassified thumbnails."""
-    hist, ev = run.history, run.evaluation
+    """How well the run learnt: the test set as the headline (validation beside it), curves, errors."""
+    hist, res = run.history, run.results
+    assert res is not None, "finish_run judges every run it keeps"
     last = hist.last or {}
     st.markdown(
         f"**{plain(run.name)}** — base model **{base_title(run.base)}**, {len(hist.rows)} of {hist.epochs_planned} "
         f"epochs" + (" (stopped early)" if hist.stopped else "") + f", {last.get('seconds', 0):.1f} s of training, "
-        f"{len(run.x)} images ({len(run.train_idx)} to train on, {len(run.val_idx)} held out)."
+        f"{len(run.train_idx)} images trained on, {len(run.val_idx)} held out for validation, "
+        f"{len(run.test)} test images."
     )
+    head, val, test = res.headline, res.validation, res.test
     cols = st.columns(3)
-    cols[0].metric(f"Accuracy on {run.judged_on} images", f"{ev.accuracy:.0%}")
-    cols[1].metric("Training accuracy (last epoch)", f"{last.get('accuracy', 0):.0%}")
-    cols[2].metric("Misclassified", f"{len(ev.misclassified)} of {len(ev.labels)}")
+    if test is not None:
+        cols[0].metric("Test accuracy (testing/ images)", f"{test.accuracy:.0%}",
+                       help="Pictures the model never saw while training: the number to report.")
+    else:
+        cols[0].metric("Test accuracy", "no test set", help="There is no testing/ folder with class folders.")
+    cols[1].metric("Validation accuracy (held out of training)", f"{val.accuracy:.0%}" if val and val.n_images else "–",
+                   help="15 % of each class held out of training, as Teachable Machine does.")
+    cols[2].metric("Training accuracy (last epoch)", f"{last.get('accuracy', 0):.0%}")
+    for sentence in res.sentences:
+        if test is None and sentence.startswith("There is no testing/"):
+            st.warning(plain(sentence), icon="⚠️")  # the numbers are from a handful of images: say it loudly
+        else:
+            st.text(sentence)
     st.altair_chart(charts.training_curves(hist.rows, epochs=hist.epochs_planned), width="content",
                     alt="Training and validation loss and accuracy per epoch")
     st.caption("Look at the orange validation curves: if they flatten or rise while the blue training curves keep "
                "improving, the model has started memorising its training images.")
-    if run.judged_on == "training":
-        st.warning("No class had enough images to hold any out, so these numbers are on the training images "
-                   "and are too optimistic.")
+    if head is None or not head.n_images:
+        return
+    what = "test" if head is test else "validation"  # head is not None from here on
+    st.subheader(f"On the {what} images" + (" (the headline)" if head is test else " (no test set)"))
     left, right = st.columns([2, 3])
     with left:
-        st.subheader("Per-class accuracy")
+        st.markdown(f"**Per-class accuracy ({what})**")
         st.dataframe(
-            {"class": ev.class_names, "images": ev.confusion.sum(axis=1).tolist(),
-             "accuracy": [None if np.isnan(a) else round(float(a), 3) for a in ev.per_class_accuracy]},
-            hide_index=True,
+            head.per_class_rows(), hide_index=True, key=f"trainer_per_class_{what}",
             column_config={"accuracy": st.column_config.ProgressColumn("accuracy", min_value=0, max_value=1,
                                                                        format="percent")},
         )
         st.caption("A class with a low score is one the model cannot yet tell from the others: add more varied examples.")
     with right:
-        st.altair_chart(charts.confusion_matrix(ev.confusion, ev.class_names), width="content",
-                        alt=f"Confusion matrix of {run.name} on the {run.judged_on} images")
+        st.altair_chart(charts.confusion_matrix(head.confusion, head.class_names), width="content",
+                        alt=f"Confusion matrix of {run.name} on the {what} images")
         st.caption("Numbers on the diagonal were classified correctly; a number off the diagonal shows which class "
                    "the model confused with which.")
-    st.subheader("Misclassified images")
-    if not ev.misclassified:
-        st.success(f"Every {run.judged_on} image was classified correctly.")
+    if head is test and val is not None and val.n_images:
+        with st.expander(f"Validation: {val.n_correct} of {val.n_images} images held out of training/ right "
+                         f"({val.accuracy:.0%})"):
+            st.dataframe(val.per_class_rows(), hide_index=True, key="trainer_per_class_validation")
+            st.caption("Validation images come from training/: the model did not train on them, but they are few "
+                       "and were watched while training, so the test set above is the fairer measure.")
+    st.subheader(f"Misclassified {what} images, most confident first")
+    if not head.mistakes:
+        st.success(f"Every {what} image was classified correctly.")
         return
+    keys = [t.key for t in run.test] if head is test else [run.keys[i] for i in run.val_idx]
     grid = st.columns(6)
-    for i, idx in enumerate(ev.misclassified[:24]):
-        probs = ev.probabilities[idx]
-        true, pred = ev.class_names[ev.labels[idx]], ev.class_names[int(probs.argmax())]
-        thumb = trainer.store.thumbnail(run.judged_keys[idx])
-        if thumb is not None:
-            with grid[i % 6]:
-                show_image(thumb, alt=f"A {true} image the model called {pred}",
-                           caption=f"{plain(true)} → {plain(pred)} ({probs.max():.0%})", width=160)
-    st.caption("Under each image: its true class → what the model said, and how sure it was. "
-               "Are these images unusual, or mislabelled?")
+    for i, m in enumerate(head.mistakes[:24]):
+        thumb = trainer.store.thumbnail(keys[m.index])
+        with grid[i % 6]:
+            if thumb is not None:
+                show_image(thumb, alt=f"{m.file}: a {m.true_class} image the model called {m.predicted_class}",
+                           width=160)
+            st.caption(f"{plain(m.file)}  \n{plain(m.true_class)} → {plain(m.predicted_class)} ({m.confidence:.0%})")
+    if len(head.mistakes) > 24:
+        st.caption(f"… and {len(head.mistakes) - 24} more; the CSV below lists every image.")
+    st.caption("Under each image: its file name, its true class → what the model said, and how sure it was. "
+               "The first ones are the model's most confident errors: are these images unusual, or mislabelled?")
+
+
+def dataset_check(check: dataset_check_module.DatasetCheck) -> None:
+    """The dataset check before training: a short table and plain sentences (it warns, never blocks)."""
+    st.subheader("Check your images before training")
+    if check.rows:
+        st.dataframe(check.rows, hide_index=True, key="trainer_check_table")
+    for sentence in check.sentences:
+        if sentence in check.warnings:
+            st.warning(plain(sentence), icon="⚠️")
+        else:
+            st.text(sentence)
+    st.caption("These are warnings, not rules: you can train anyway.")
+
+
+def unsure_threshold() -> float:
+    """The confidence below which the CSV's ``unsure`` column says yes, with its explanation."""
+    threshold = settings.slider("“unsure” below this confidence", 0.0, 1.0, key="trainer_unsure",
+                                default=UNSURE_THRESHOLD, url="unsure", step=0.05, format="%.2f")
+    st.caption(UNSURE_EXPLANATION.format(threshold=threshold))
+    return float(threshold)

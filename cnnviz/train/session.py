@@ -7,15 +7,19 @@ The page only draws widgets and calls these methods; every rule lives here, with
 - images arrive from files, a folder, the webcam, a zip in the lesson's layout
   (``training/<class>/…`` + ``testing/…``) or the generated demo shapes; the same picture
   twice in a class is kept once;
-- a run freezes the data it trains on (embeddings, labels, the validation split), trains a
-  head, and when it ends (finished, stopped, or interrupted after at least one epoch) is
-  judged and turned into one full Keras model with a visitor model card.
+- facts for the dataset check (:func:`cnnviz.train.dataset_check.image_facts`) are kept
+  per image as it arrives, so :meth:`TrainingSession.dataset_check` can run before training;
+- a run freezes the data it trains on (embeddings, labels, the validation split, the test
+  set), trains a head, and when it ends (finished, stopped, or interrupted after at least
+  one epoch) is judged with :func:`cnnviz.train.pipeline.judge_head` (the test set is the
+  headline when there is one) and turned into one full Keras model with a visitor model card.
 
 Embedding is passed in as a function ``embed(images, on_progress) -> keys`` so that this
 module needs no particular base network (the page gives it the cached EfficientNet-Lite0).
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -23,8 +27,9 @@ from typing import Any, Callable, Sequence
 import keras
 import numpy as np
 
+from cnnviz import predictions
 from cnnviz.model.registry import visitor_card
-from cnnviz.train import transfer
+from cnnviz.train import dataset_check, lesson, pipeline, transfer
 from cnnviz.train.demo_data import demo_dataset
 from cnnviz.zips import iter_zip_images, plan_zip
 
@@ -75,6 +80,11 @@ class Run:
     judged_keys: list[str] = field(default_factory=list)
     model: keras.Model | None = None
     card: dict[str, Any] | None = None
+    #: The test set frozen at the start (``x_test`` ``(T, D)``, row-aligned with ``test``).
+    test: list[TestImage] = field(default_factory=list)
+    x_test: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    #: Test (headline when there is one) and validation results, once judged.
+    results: lesson.LessonResults | None = None
 
     @property
     def finished(self) -> bool:
@@ -98,6 +108,10 @@ class TrainingSession:
         self.zip_summary = ""
         self.run: Run | None = None
         self.runs_started = 0
+        self.facts: dict[str, dataset_check.ImageFacts] = {}  # by store key: size, grayscale, pixel hash
+        self.paths: dict[str, str] = {}  # by store key: the path inside a zip (for the folder column)
+        self.example: np.ndarray | None = None  # one test image (else a training one) for the exported sketch
+        self._example_is_test = False
 
     # ------------------------------------------------------------------ classes
     def _new_class(self, name: str) -> ClassImages:
@@ -153,7 +167,20 @@ class TrainingSession:
         if not named:
             return 0
         keys = embed([image for _, image in named], on_progress)
+        self._remember([image for _, image in named], keys, [name for name, _ in named])
         return self._attach(cls, [name for name, _ in named], keys)
+
+    def _remember(self, images: Sequence[np.ndarray], keys: Sequence[str], paths: Sequence[str],
+                  *, testing: bool = False) -> None:
+        """Keep the dataset check's facts (not the image) and the path of each arriving image."""
+        for image, key, path in zip(images, keys, paths):
+            if key not in self.facts:
+                self.facts[key] = dataset_check.image_facts(path, "training", None, image)
+            if not testing:  # a test image's path is its TestImage.file (the same picture may also be in training/)
+                self.paths.setdefault(key, path)
+        if len(images) and (self.example is None or (testing and not self._example_is_test)):
+            self.example = np.asarray(images[0])
+            self._example_is_test = testing
 
     @staticmethod
     def _attach(cls: ClassImages, files: Sequence[str], keys: Sequence[str]) -> int:
@@ -192,6 +219,10 @@ class TrainingSession:
 
         def flush() -> None:
             keys = embed([item.image for item in chunk], None)
+            for part in ("training", "testing"):
+                mine = [(item, key) for item, key in zip(chunk, keys) if item.part == part]
+                self._remember([i.image for i, _ in mine], [k for _, k in mine], [i.path for i, _ in mine],
+                               testing=part == "testing")
             for item, key in zip(chunk, keys):
                 if item.part == "training":
                     self._attach(self.class_named(item.label), [item.name], [key])
@@ -219,10 +250,31 @@ class TrainingSession:
         """The generated shapes: ``per_class`` training images per shape and a labelled test set."""
         for name, images in demo_dataset(per_class, seed=0).items():
             self.add_images(self.class_named(name), [(f"{name}-{i:02d}.png", im) for i, im in enumerate(images)], embed)
-        named = [(f"test-{name}-{i}.png", im, name) for name, ims in demo_dataset(tests_per_class, seed=1).items()
+        named = [(f"testing/{name}/test-{name}-{i}.png", im, name) for name, ims in demo_dataset(tests_per_class, seed=1).items()
                  for i, im in enumerate(ims)]
         keys = embed([im for _, im, _ in named], None)
+        self._remember([im for _, im, _ in named], keys, [f for f, _, _ in named], testing=True)
         self.testset = [TestImage(f, k, label) for (f, _, label), k in zip(named, keys)]
+
+    def check_facts(self) -> list[dataset_check.ImageFacts]:
+        """Facts of every image as it stands now: training images under their card's current name, then the test set."""
+        found = []
+        for cls in self.classes:
+            for key, file in zip(cls.keys, cls.files):
+                if key in self.facts:
+                    found.append(dataclasses.replace(self.facts[key], path=self.paths.get(key, file), part="training",
+                                                     label=cls.name))
+        for t in self.testset:
+            if t.key in self.facts:
+                found.append(dataclasses.replace(self.facts[t.key], path=t.file, part="testing", label=t.label))
+        return found
+
+    def dataset_check(self, base: str) -> dataset_check.DatasetCheck:
+        """The dataset check of the current classes and test set (near-copies by the ``base`` embeddings when all are in memory)."""
+        facts = self.check_facts()
+        found = [self.store.embedding(f.key, base) for f in facts]
+        embeddings = np.stack(found) if found and all(e is not None for e in found) else None
+        return dataset_check.check_dataset(facts, self.skipped, embeddings)
 
     def test_embeddings(self, base: str) -> np.ndarray:
         """``(N, D)`` embeddings of the test images under ``base`` (``ValueError`` if some were dropped)."""
@@ -263,11 +315,14 @@ class TrainingSession:
         x = np.stack([self.store.embedding(k, base) for k in keys])
         seed = transfer.DEFAULTS["seed"]
         train_idx, val_idx = transfer.stratified_split(labels, transfer.DEFAULTS["validation_fraction"], seed)
+        test = [t for t in self.testset if self.store.embedding(t.key, base) is not None]
+        x_test = (np.stack([self.store.embedding(t.key, base) for t in test]) if test
+                  else np.zeros((0, x.shape[1]), np.float32))
         self.runs_started += 1
         self.run = Run(
             name=f"My classifier {self.runs_started}", base=base, classes=[c.name for c in usable], keys=keys,
             x=x, y=labels, train_idx=train_idx, val_idx=val_idx, settings=dict(settings),
-            head=transfer.build_head(x.shape[1], len(usable), seed=seed),
+            head=transfer.build_head(x.shape[1], len(usable), seed=seed), test=test, x_test=x_test,
         )
         return self.run
 
@@ -290,14 +345,53 @@ class TrainingSession:
                                            run.classes)
         run.judged_on = "validation" if len(run.val_idx) else "training"
         run.judged_keys = [run.keys[i] for i in judged]
+        run.results = self.judge(run)
         run.history.stopped = stopped or run.history.stopped
         run.model = transfer.full_model(embedder, run.head, name=model_slug(run.name))
+        test = run.results.test
         run.card = visitor_card(
-            run.name, run.model, run.classes, base=run.base, validation_accuracy=run.evaluation.accuracy,
-            description=f"Trained here on {len(run.x)} images ({base_title} base + a small head, "
+            run.name, run.model, run.classes, base=run.base,
+            validation_accuracy=run.results.validation.accuracy if run.results.validation else None,
+            test_accuracy=test.accuracy if test else None,
+            description=f"Trained here on {len(run.train_idx)} images ({base_title} base + a small head, "
                         f"{len(run.history.rows)} epochs).",
         )
         return run
+
+    def _file_and_folder(self, key: str, file: str) -> tuple[str, str]:
+        path = self.paths.get(key, file)
+        return path.rsplit("/", 1)[-1], pipeline.folder_of(path)
+
+    def judge(self, run: Run) -> lesson.LessonResults:
+        """Test and validation results of a run's head (:func:`cnnviz.train.pipeline.judge_head`)."""
+        files = dict(zip((k for c in self.classes for k in c.keys), (f for c in self.classes for f in c.files)))
+        val = [self._file_and_folder(run.keys[i], files.get(run.keys[i], f"image {i + 1}")) for i in run.val_idx]
+        test = [(t.file.rsplit("/", 1)[-1], pipeline.folder_of(t.file)) for t in run.test]
+        results, _ = pipeline.judge_head(
+            run.head, run.classes, x_val=run.x[run.val_idx], y_val=run.y[run.val_idx],
+            val_files=[f for f, _ in val], val_folders=[d for _, d in val], x_test=run.x_test,
+            test_classes=[t.label for t in run.test], test_files=[f for f, _ in test],
+            test_folders=[d for _, d in test], n_training=len(run.train_idx))
+        return results  # the CSV rows come from test_rows(), at the threshold the visitor chooses
+
+    def test_rows(self, run: Run, threshold: float = predictions.UNSURE_THRESHOLD) -> list[dict]:
+        """The CSV rows (:func:`cnnviz.predictions.prediction_rows`) of the run's test images at ``threshold``."""
+        if not run.test:
+            return []
+        test = [(t.file.rsplit("/", 1)[-1], pipeline.folder_of(t.file)) for t in run.test]
+        probs = transfer.head_probabilities(run.head, run.x_test)
+        return transfer.prediction_rows([f for f, _ in test], probs, run.classes, folders=[d for _, d in test],
+                                        true_classes=[t.label if t.label in run.classes else None for t in run.test],
+                                        threshold=threshold)
+
+    def training_info(self, run: Run) -> dict[str, Any]:
+        """What the export's metadata says about a finished run (settings, image counts, validation and test accuracy)."""
+        res = run.results
+        return {**run.settings, "epochs_run": len(run.history.rows), "training_images": int(len(run.train_idx)),
+                "validation_images": int(len(run.val_idx)),
+                "validation_accuracy": res.validation.accuracy if res and res.validation else None,
+                "test_accuracy": res.test.accuracy if res and res.test else None,
+                "test_images": res.test.n_images if res and res.test else 0}
 
     def validation_images(self) -> tuple[list[str], list[np.ndarray], np.ndarray] | None:
         """The last run's held-out images as ``(names, thumbnails, labels)`` for the audit, or ``None``."""

@@ -35,9 +35,12 @@ def test_train_the_demo_dataset_and_download_the_export(page, app_url, tmp_path)
     assert "3 of 3 epochs" in text and "EfficientNet-Lite0" in text
     page.get_by_text("How well did it learn?").scroll_into_view_if_needed()
     screenshot(page, "trainer")
-    # Learning curves, confusion matrix, probability bars of the test image (Vega draws them asynchronously).
-    page.wait_for_function("document.querySelectorAll('[data-testid=\"stVegaLiteChart\"]').length >= 3", timeout=60_000)
+    # The page is long now (dataset check, test and validation results): bring the test section's chart into view.
+    page.get_by_text("4 · Test it on new images").scroll_into_view_if_needed()
+    wait_idle(page)
     charts = page.locator('[data-testid="stVegaLiteChart"]')
+    charts.nth(2).wait_for(timeout=60_000)
+    assert charts.count() >= 3  # learning curves, confusion matrix, probability bars of the test image
     for i in range(charts.count()):  # every chart really drew something
         box = charts.nth(i).bounding_box()
         assert box and box["width"] > 200 and box["height"] > 100
@@ -45,7 +48,7 @@ def test_train_the_demo_dataset_and_download_the_export(page, app_url, tmp_path)
     # that merely mentions it), with one cell per (true, predicted) pair of the 3 classes.
     matrix = charts.filter(has=page.locator("svg text", has_text="Confusion matrix (rows: true class"))
     assert matrix.count() == 1
-    assert matrix.locator("g.mark-rect.role-mark path").count() == 3 * 3  # the legend's gradient is a rect too
+    assert matrix.locator("g.mark-rect.role-mark path").count() == 3 * 3  # the cells, not the legend gradient
     assert page.get_by_text("Numbers on the diagonal").count() == 1
 
     page.get_by_role("button", name="Prepare the export zip").click()
