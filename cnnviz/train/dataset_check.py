@@ -204,9 +204,12 @@ def check_dataset(facts: Sequence[ImageFacts], skipped: Sequence[str] = (), embe
                 near.append((facts[tr].path, facts[t].path, float(row[j])))
         near.sort(key=lambda item: -item[2])
         if near:
-            warn(f"{len(near)} testing image(s) look almost the same as a training image (another copy, scan or "
-                 f"crop of the same picture?): {_names([f'{b} ≈ {a} ({c:.2f})' for a, b, c in near], 2)}. "
-                 "Check them: if they are the same work, the test is easier than it looks.")
+            # Worded as what was measured: pictures of one simple kind (the demo shapes) can be this close
+            # without being copies, so the sentence does not call them the same picture.
+            warn(f"{len(near)} testing image(s) look almost the same as a training image to the network (cosine "
+                 f"similarity of their embeddings {near_cosine:.2f} or more): "
+                 f"{_names([f'{b} ≈ {a} ({c:.2f})' for a, b, c in near], 2)}. Check them: if one is another copy, "
+                 "scan or crop of the same work, the test is easier than it looks.")
         else:
             sentences.append(f"No testing image is a near-copy of a training image (cosine similarity of their "
                              f"embeddings below {near_cosine:.2f}).")
