@@ -38,7 +38,7 @@ import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sized
+from typing import Any, Callable, Generator, Iterable, Sized
 
 import keras
 import numpy as np
@@ -427,7 +427,7 @@ _DONE = object()
 
 def embed_stream(items: Iterable[Any], model: keras.Model, *, batch_size: int = 8, prefetch: int = 4,
                  max_side: int | None = 512, persist: bool = False, fast: bool = True,
-                 on_progress: Callable[[int, int | None], None] | None = None) -> Iterator[Embedded]:
+                 on_progress: Callable[[int, int | None], None] | None = None) -> Generator[Embedded, None, None]:
     """Embed pictures with ``model`` (an embedding model), decoding the next batch while this one runs.
 
     ``items`` may be image bytes, file paths, ``(H, W, 3)`` RGB ``uint8`` arrays or objects

@@ -28,7 +28,7 @@ import zipfile
 import zlib
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import keras
 import numpy as np
@@ -467,7 +467,7 @@ def check_visitor_models(kept_params: Sequence[int], new_params: int) -> None:
         )
 
 
-def kept_upload_params(entries: Sequence[Any]) -> list[int]:
+def kept_upload_params(entries: Iterable[Any]) -> list[int]:
     """Parameter counts of the uploaded models among a visitor's ``{"model", "card"}`` entries.
 
     Uploads and imported export zips carry ``filename`` on their card; models trained on the
