@@ -7,7 +7,7 @@ read the URL over the visitor's click.
 import pytest
 
 from tests.browser.helpers import (assert_no_exception, choose, go_to, open_page, rerun, screenshot,
-                                   shown_choice, wait_idle)
+                                   shown_choice)
 
 pytestmark = pytest.mark.browser
 
