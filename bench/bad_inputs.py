@@ -39,7 +39,7 @@ NOT_ON_OLD_CODE = {
 
 
 def image_and_zip_kinds() -> dict:
-    kinds = {kind: (data, "image", {}) for kind, (data, _) in REFUSED.items()}
+    kinds: dict[str, tuple[bytes, str, dict]] = {kind: (data, "image", {}) for kind, (data, _) in REFUSED.items()}
     kinds.update({
         "EXIF wrong type (JPEG)": (hostile.exif_wrong_type("JPEG"), "image", {}),
         "EXIF wrong type (WebP)": (hostile.exif_wrong_type("WEBP"), "image", {}),
@@ -99,8 +99,8 @@ def main() -> None:
     options = parser.parse_args()
     from tests.bad_inputs.test_bad_models import model_files
 
-    with tempfile.TemporaryDirectory(prefix="cnnviz-bench-bad-") as folder:
-        folder = Path(folder)
+    with tempfile.TemporaryDirectory(prefix="cnnviz-bench-bad-") as scratch:
+        folder = Path(scratch)
         kinds = image_and_zip_kinds()
         models = model_files(folder, folder / "payload-ran")
         jobs = {}
@@ -110,7 +110,7 @@ def main() -> None:
             jobs[kind] = {"kind": kind, "call": call, "path": path, "args": args}
         run = runner(folder, check_repo=False)
         after = {}
-        for kind, job in jobs.items():
+        for job in jobs.values():
             if job["call"] not in ("model", "export"):
                 after.update(run([job], timeout=300))
         after.update(run([job for job in jobs.values() if job["call"] in ("model", "export")], timeout=600))
@@ -131,7 +131,7 @@ def main() -> None:
     print("| kind | before | after | peak memory (MB) | time (s) |")
     print("| --- | --- | --- | --- | --- |")
     for kind in jobs:
-        b = NOT_ON_OLD_CODE.get(kind) if kind in NOT_ON_OLD_CODE else summary(before.get(kind)) if options.before else "—"
+        b = NOT_ON_OLD_CODE[kind] if kind in NOT_ON_OLD_CODE else summary(before.get(kind)) if options.before else "—"
         if options.before and kind not in NOT_ON_OLD_CODE and before.get(kind) and "peak_mb" in before[kind]:
             b += f" ({before[kind]['peak_mb']:.0f} MB, {before[kind]['seconds']:.1f} s)"
         a = after[kind]

@@ -89,7 +89,11 @@ def fast_path(files: list[bytes], embedder):
 
     from cnnviz.model import fast_embed
 
-    return np.stack([r.embedding for r in fast_embed.embed_stream(files, embedder, batch_size=STREAM_BATCH, persist=True)])
+    results = list(fast_embed.embed_stream(files, embedder, batch_size=STREAM_BATCH, persist=True))
+    unreadable = [r.error for r in results if r.embedding is None]
+    if unreadable:
+        raise SystemExit(f"The benchmark's images must all read: {unreadable[0]}")
+    return np.stack([r.embedding for r in results if r.embedding is not None])
 
 
 def make_collection(folder: Path, n: int) -> Path:
@@ -112,7 +116,7 @@ def make_collection(folder: Path, n: int) -> Path:
             x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
             pil = pil.crop((x, y, x + cw, y + ch))
             if rng.random() < 0.5:
-                pil = pil.transpose(Image.FLIP_LEFT_RIGHT)
+                pil = pil.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
             pil.thumbnail((320, 320), Image.Resampling.BILINEAR)
             archive.writestr(f"class_{i % 4}/image_{i:05d}.jpg", jpeg(np.asarray(pil)))
     return path
@@ -128,6 +132,8 @@ def collection_fast(data: bytes, embedder):
     n = 0
     for result in fast_embed.embed_stream(iter_zip_images(data, plan, max_side=MAX_SIDE), embedder,
                                           batch_size=STREAM_BATCH, persist=True):
+        if result.image is None or result.embedding is None:
+            raise SystemExit(f"The benchmark's images must all read: {result.error}")
         store.put(transfer.image_key(result.image), BASE, result.embedding, result.image)
         n += 1
     return n, store
@@ -138,12 +144,12 @@ def collection_keras(data: bytes, embedder, keras_call, limit: int):
     import numpy as np
 
     from cnnviz.train import transfer
-    from cnnviz.zips import iter_zip_images, plan_zip
+    from cnnviz.zips import ZipImage, iter_zip_images, plan_zip
 
     plan = plan_zip(data, zip_name="collection.zip")
     plan.entries = plan.entries[:limit]
     store = transfer.EmbeddingStore()
-    chunk = []
+    chunk: list[ZipImage] = []
     size = tuple(embedder.input_shape[1:3])
 
     def flush():
@@ -192,7 +198,7 @@ def main() -> None:
     fast_path(photos[:4], embedder)
 
     load_before = os.getloadavg()[0]
-    times = {(name, way): [] for name in sets for way in ("keras", "fast")}
+    times: dict[tuple[str, str], list[float]] = {(name, way): [] for name in sets for way in ("keras", "fast")}
     diffs = []
     for _ in range(2):
         for name, files in sets.items():
@@ -238,11 +244,12 @@ def main() -> None:
           f"({COLLECTION / collection_s:.0f} images/s; target ≤ 30 s: {'met' if collection_s <= 30 else 'MISSED'}); "
           f"the old path on its first {n_base} images, scaled: {baseline_s:.1f} s ({ratio:.2f}× slower); "
           f"1-minute load {load_collection:.1f}; store {len(store)} distinct images, {store.nbytes() / 1e6:.0f} MB")
+    cores = os.cpu_count() or 1
     # CPU seconds of this process (all threads) hardly depend on what else runs: half of them
     # is the wall time an otherwise idle 2-core machine would need at best.
     print(f"CPU time (all threads): fast {collection_cpu_s:.1f} s, old path (scaled) {baseline_cpu_s:.1f} s; "
-          f"on {os.cpu_count()} idle cores that is at least {collection_cpu_s / os.cpu_count():.1f} s and "
-          f"{baseline_cpu_s / os.cpu_count():.1f} s")
+          f"on {cores} idle cores that is at least {collection_cpu_s / cores:.1f} s and "
+          f"{baseline_cpu_s / cores:.1f} s")
     rss = peak_rss_mb()
     print(f"peak RSS {rss:.0f} MB")
     print(json.dumps({

@@ -60,7 +60,7 @@ def _table(rows: list[dict], columns: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def _fmt(value) -> str:
+def _fmt(value: object) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -108,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_settings(args) -> None:
+def _check_settings(args: argparse.Namespace) -> None:
     if getattr(args, "epochs", 1) < 1 or getattr(args, "batch_size", 1) < 1:
         raise ValueError("--epochs and --batch-size must be at least 1.")
     if getattr(args, "learning_rate", 0.001) <= 0:
@@ -117,7 +117,7 @@ def _check_settings(args) -> None:
         raise ValueError("--threshold is a confidence between 0 and 1, e.g. 0.5.")
 
 
-def _train(args) -> int:
+def _train(args: argparse.Namespace) -> int:
     from cnnviz.train import lesson
     from cnnviz.zips import ZipError
 
@@ -184,7 +184,7 @@ def _train(args) -> int:
     return 0
 
 
-def _classify(args) -> int:
+def _classify(args: argparse.Namespace) -> int:
     from cnnviz.train import lesson
     from cnnviz.zips import ZipError
 

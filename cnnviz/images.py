@@ -8,6 +8,7 @@ understands (:class:`ImageError`). It never imports TensorFlow.
 from __future__ import annotations
 
 import io
+import os
 import struct
 import warnings
 from pathlib import Path
@@ -144,7 +145,7 @@ def decode_pixels(data: bytes, *, max_side: int | None = WORK_SIDE, name: str = 
         return 0
 
 
-def load_image_file(path: str | Path, *, max_side: int | None = WORK_SIDE) -> np.ndarray:
+def load_image_file(path: str | os.PathLike[str], *, max_side: int | None = WORK_SIDE) -> np.ndarray:
     """Read an image file from disk through the same checks as an upload."""
     path = Path(path)
     return load_image(path.read_bytes(), max_side=max_side, name=path.name)

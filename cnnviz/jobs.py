@@ -279,6 +279,8 @@ class Pool:
                 job.state = "running"
                 job.started_at = time.monotonic()
                 fn = job._fn
+                # Only _finish clears it, and a finished job has left the queue.
+                assert fn is not None
             self._run(job, fn)
 
     def _run(self, job: Job, fn: Callable[[JobContext], Any]) -> None:

@@ -77,7 +77,7 @@ def prediction_rows(files: Sequence[str], probabilities: np.ndarray, class_names
     return rows
 
 
-def no_formula(value) -> str:
+def no_formula(value: object) -> str:
     """``value`` as text that a spreadsheet shows as text: a leading ``= + - @`` gets an apostrophe.
 
     A file called ``=HYPERLINK(…).png`` would otherwise run as a formula when the CSV is opened.
@@ -101,7 +101,7 @@ def rows_to_csv(rows: Sequence[dict]) -> str:
     return buffer.getvalue()
 
 
-def _cell(value):
+def _cell(value: object) -> object:
     if isinstance(value, (bool, np.bool_)):
         return "yes" if value else "no"
     if isinstance(value, str):

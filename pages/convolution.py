@@ -110,8 +110,9 @@ with col_kernel:
     divisor_default = float(preset.divisor)
     custom = settings.value("conv_weights", "", url="weights",  # an edited grid: "w,w,…;divisor"
                             valid=lambda text: text == "" or parse_grid(text, ksize) is not None)
-    if custom:
-        weights, divisor_default = parse_grid(custom, ksize)
+    parsed = parse_grid(custom, ksize) if custom else None
+    if parsed is not None:
+        weights, divisor_default = parsed
     st.caption("Edit any weight, like a photo editor's custom filter. The kernel is the weights ÷ the divisor.")
     grid = st.data_editor(
         pd.DataFrame(weights, columns=[str(c + 1) for c in range(ksize)]),

@@ -9,6 +9,7 @@ Each section is a keyed ``st.fragment``, so moving a slider reruns only its own 
 from __future__ import annotations
 
 import hashlib
+from typing import Any, Literal
 
 import altair as alt
 import numpy as np
@@ -100,7 +101,7 @@ def vega_lite_spec(chart: alt.TopLevelMixin) -> dict:
     return spec
 
 
-def show_chart(key: str, chart, *, alt_text: str, width: str = "stretch") -> None:
+def show_chart(key: str, chart: Any, *, alt_text: str, width: Literal["stretch", "content"] | int = "stretch") -> None:
     """Draw an Altair chart (or a spec from :func:`vega_lite_spec`) with its alt text.
 
     ``key`` keeps the chart's identity across reruns, so Vega updates it instead of redrawing.
@@ -138,7 +139,7 @@ def weights_by_hand() -> None:
         b = number("bias b", "ex_b", 0.0)
         if st.button("Start again", key="ex_reset"):
             st.session_state.pop("ex_history", None)
-    out = neuron.weighted_sum(TARGET_INPUTS, [w1, w2], b)
+    out = float(neuron.weighted_sum(TARGET_INPUTS, [w1, w2], b))  # one input vector: one number
     error = TARGET - out
     history = st.session_state.setdefault("ex_history", [])
     if not history or history[-1][0] != (w1, w2, b):
@@ -193,7 +194,7 @@ def one_neuron() -> None:
         m1, m2 = st.columns(2)
         m1.metric("weighted sum z", f"{z:.2f}")
         m2.metric("output y", f"{y:.4f}")
-        show_chart("curve_chart", charts.activation_curve(activation, z, threshold=threshold, alpha=alpha),
+        show_chart("curve_chart", charts.activation_curve(activation, float(z), threshold=threshold, alpha=alpha),
                    alt_text=f"Curve of the {ACTIVATION_NAMES[activation]} activation with the current point "
                        f"z = {z:.2f}, y = {y:.4f} marked.")
         st.caption("Look at the pink dot: across is this neuron's weighted sum, up is its output. Move a "

@@ -210,7 +210,7 @@ for job in finished:  # each finished run is offered on this visitor's feature-m
         SS["scratch_result"] = job.label  # show the run that just ended
 by_label = {j.label: j for j in finished[::-1]}
 chosen = by_label[st.selectbox("Run", list(by_label), key="scratch_result")]
-res: S.Result = chosen.result
+res = chosen.result
 ev = res.evaluation
 name = registered[chosen.id]
 last = res.rows[-1] if res.rows else {}
@@ -227,11 +227,11 @@ left.dataframe({"class": ev.class_names, "accuracy": [round(float(a), 3) for a i
                    "accuracy", min_value=0, max_value=1, format="percent")})
 right.altair_chart(charts.confusion_matrix(ev.confusion, ev.class_names, size=48 if len(ev.class_names) > 5 else 90),
                    width="content", alt="Confusion matrix on the test images")
-if res.first_filters is not None:
+if res.first_filters is not None and (conv := first_conv(res.model)) is not None:
     st.subheader("The first layer's filters, before and after")
     f1, f2 = st.columns(2)
     for col, kernel, when in ((f1, res.first_filters, "before training (random)"),
-                              (f2, first_conv(res.model).kernel.numpy(), "after training")):
+                              (f2, conv.kernel.numpy(), "after training")):
         col.image(tile_images(S.filter_tiles(kernel, scale=max(2, 48 // kernel.shape[0])), gap=3), width=260,
                   caption=when, alt=f"The first layer's filters {when}")
     st.caption("Gray is weight 0, light positive, dark negative. Trained filters often look for edges and blobs.")

@@ -36,6 +36,7 @@ def test_lesson_zip_uses_testing_only_with_labels_from_folders():
     ref = reference_set_from_zip(_zip(LESSON), CLASSES, zip_name="“paintings.zip”")
     assert ref.part == "testing"
     assert sorted(f.rsplit("/", 1)[-1] for f in ref.files) == ["d.png", "e.png", "f.png"]
+    assert ref.labels is not None
     assert dict(zip((f.rsplit("/", 1)[-1] for f in ref.files), ref.labels.tolist())) == {"d.png": 0, "e.png": 1, "f.png": 1}
     text = " ".join(ref.sentences)
     assert "3 training/ images were left out" in text and "surer and more accurate" in text
@@ -50,7 +51,7 @@ def test_lesson_zip_uses_testing_only_with_labels_from_folders():
 def test_zip_without_testing_says_training_images_inflate_confidence():
     only_training = {k: v for k, v in LESSON.items() if "/training/" in k}
     ref = reference_set_from_zip(_zip(only_training), CLASSES)
-    assert ref.part == "training" and len(ref.files) == 3 and ref.labels.tolist().count(0) == 2
+    assert ref.part == "training" and len(ref.files) == 3 and ref.labels is not None and ref.labels.tolist().count(0) == 2
     assert "higher than on new images" in " ".join(ref.sentences)
 
 

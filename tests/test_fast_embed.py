@@ -4,11 +4,23 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
+from typing import Iterable, TypeVar
 
 import numpy as np
 import pytest
 
 from cnnviz.model import fast_embed
+
+T = TypeVar("T")
+
+
+def _present(values: Iterable[T | None]) -> list[T]:
+    """``values``, each of which must be there (an unreadable picture fails the test here)."""
+    found = []
+    for value in values:
+        assert value is not None
+        found.append(value)
+    return found
 
 SIDE = 16
 BIG_JOB = fast_embed.CONVERT_MIN_IMAGES  # a job this size converts a model that is not converted yet
@@ -144,7 +156,7 @@ def test_a_model_litert_cannot_run_falls_back_to_keras_with_one_log_line(keras_h
         _, x = transfer.embed_images(images, trunk, "visitor")
         np.testing.assert_allclose(x, trunk.predict(pixels, verbose=0), atol=1e-5)
         # The pipeline too.
-        streamed = np.stack([r.embedding for r in fast_embed.embed_stream(images, trunk, batch_size=5)])
+        streamed = np.stack(_present(r.embedding for r in fast_embed.embed_stream(images, trunk, batch_size=5)))
         np.testing.assert_allclose(streamed, x, atol=1e-6)
     ours = [r for r in caplog.records if r.name == "cnnviz.model.fast_embed"]
     assert len(ours) == 1 and ours[0].levelno == logging.WARNING
@@ -186,14 +198,14 @@ def test_stream_keeps_input_order_reads_every_kind_of_item_and_reports_bad_files
     assert [r.item is item for r, item in zip(results, items)] == [True] * len(items)
     assert progress == [(3, 7), (6, 7), (7, 7)]
     bad = results[3]
-    assert bad.image is None and bad.embedding is None and "not an image this app can read" in bad.error
+    assert bad.image is None and bad.embedding is None and bad.error is not None and "not an image this app can read" in bad.error
     good = [r for r in results if r.error is None]
     assert len(good) == 6
     # Each embedding is the Keras embedding of that very picture (decoded as the trainer decodes).
     from cnnviz.train.transfer import to_model_input
 
-    reference = trunk.predict(to_model_input([r.image for r in good], (SIDE, SIDE)), verbose=0)
-    np.testing.assert_allclose(np.stack([r.embedding for r in good]), reference, atol=1e-4)
+    reference = trunk.predict(to_model_input(_present(r.image for r in good), (SIDE, SIDE)), verbose=0)
+    np.testing.assert_allclose(np.stack(_present(r.embedding for r in good)), reference, atol=1e-4)
     np.testing.assert_array_equal(good[0].image, load_image_file(paths[0], max_side=512))
 
 
@@ -271,7 +283,7 @@ def test_efficientnet_lite0_embeddings_on_litert_equal_keras_on_real_images(kera
     assert np.abs(x - embedder.predict(pixels, verbose=0)).max() <= 1e-4
 
     streamed = list(fast_embed.embed_stream(paths, embedder, batch_size=6))
-    assert np.abs(np.stack([r.embedding for r in streamed]) - keras_x).max() <= 1e-4
+    assert np.abs(np.stack(_present(r.embedding for r in streamed)) - keras_x).max() <= 1e-4
 
     probs, feats = audit_model.predict_with_features(base, images)
     assert np.abs(feats - keras_x).max() <= 1e-4

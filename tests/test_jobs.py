@@ -145,7 +145,7 @@ def test_a_failing_job_does_not_affect_the_others():
     told = pool.submit(refused, kind="t", owner="b")
     good = pool.submit(learner(20), kind="t", owner="c")
     wait_for(lambda: good.finished)
-    assert bad.state == "failed" and bad.error.endswith(".") and "IndexError" not in bad.error
+    assert bad.state == "failed" and bad.error is not None and bad.error.endswith(".") and "IndexError" not in bad.error
     assert told.state == "failed" and told.error == "These images are too small to train on."
     assert good.state == "done" and good.result["steps"] == 20 and good.error is None
     again = pool.submit(learner(3), kind="t", owner="a")  # the worker survived

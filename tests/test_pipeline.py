@@ -56,6 +56,7 @@ def test_mistake_index_points_into_the_test_images_as_given():
         head, ["a", "b"], x_val=np.zeros((0, 2), np.float32), y_val=np.zeros(0, np.int64), val_files=[], val_folders=[],
         x_test=x_test, test_classes=["a", None, "a", "b"], test_files=["0", "1", "2", "3"],
         test_folders=["t/a", "t", "t/a", "t/b"])
+    assert results.test is not None
     assert [m.index for m in results.test.mistakes] == [2, 3]  # equal confidence: the given order
     assert {m.file for m in results.test.mistakes} == {"2", "3"} and results.test.n_images == 3
     assert [r["predicted class"] for r in rows] == ["a", "b", "b", "a"] and rows[1]["correct"] == ""

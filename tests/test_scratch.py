@@ -75,8 +75,8 @@ def test_pooling_below_one_pixel_is_refused_before_keras_sees_it():
 def _layer_facts(model: keras.Model) -> list[tuple]:
     keys = ("filters", "kernel_size", "strides", "padding", "activation", "use_bias", "units", "rate", "pool_size",
             "scale", "height_factor", "mode")
-    return [(type(l).__name__, l.name, tuple((k, str(l.get_config().get(k))) for k in keys if k in l.get_config()))
-            for l in model.layers]
+    return [(type(layer).__name__, layer.name, tuple((k, str(layer.get_config().get(k))) for k in keys if k in layer.get_config()))
+            for layer in model.layers]
 
 
 @pytest.mark.parametrize("name", ["carpentries", "lenet5", "better"])
@@ -85,6 +85,7 @@ def test_bundled_models_are_the_builders_presets(name):
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("train_script", ROOT / "scripts" / "train_fashion_mnist.py")
+    assert spec is not None and spec.loader is not None
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     shipped = keras.saving.load_model(ROOT / "data" / "models" / f"fashion_mnist_{name}.keras", compile=False)
@@ -198,7 +199,7 @@ def test_to_input_squashes_and_grays():
 
 def test_editor_table_round_trip_and_bad_rows():
     for preset in S.PRESETS.values():
-        if all(not isinstance(l, (S.Conv2D)) or l.use_bias for l in preset.layers):
+        if all(not isinstance(layer, (S.Conv2D)) or layer.use_bias for layer in preset.layers):
             assert S.layers_from_table(S.layers_to_table(preset.layers)) == preset.layers
     rows = S.layers_to_table(S.PRESETS["carpentries"].layers)
     rows.insert(2, {"layer": None})  # a row just added, not yet filled in

@@ -32,4 +32,5 @@ def test_auroc_sentences_say_what_below_half_means():
 
 def test_grad_cam_is_described_as_weighted_existing_activations():
     doc = features.grad_cam.__doc__
+    assert doc is not None
     assert "existing activations" in doc and "same at every position" in doc and "channel-weighted sum" in doc

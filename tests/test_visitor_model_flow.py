@@ -44,7 +44,7 @@ def test_full_model_gives_the_heads_answers(trained):
 def test_every_page_can_cut_and_explain_the_trained_model(trained):
     full, _, _, images = trained
     embedding = registry.embedding_model(full)  # the audit's feature distances
-    assert embedding.output_shape == (None, transfer.DEFAULTS["hidden_units"])
+    assert embedding.output_shape == (None, transfer.DEFAULTS.hidden_units)
     assert features.grad_cam(full, images[1]).shape == (32, 32)
     assert "conv" in features.feature_maps(full, images[1])
     rows, _ = audit_run.transformation_effect(full, images[1], ["one", "two"])  # page 5, section 7

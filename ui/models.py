@@ -5,7 +5,7 @@ models a visitor uploads or trains live only in that visitor's ``st.session_stat
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import streamlit as st
 
@@ -103,7 +103,7 @@ def image_model_picker(key: str, *, otherwise: str) -> tuple[str, Any, dict]:
     return picked
 
 
-def _unavailable_notes(cards: list[dict]) -> None:
+def _unavailable_notes(cards: Sequence[dict]) -> None:
     missing = [c for c in cards if not c["available"]]
     if missing:
         st.caption(

@@ -1,6 +1,8 @@
 """Widgets every page shares: the image picker and image display with alt text."""
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import streamlit as st
 
@@ -65,6 +67,6 @@ def _take_new_image(uploaded, key: str) -> None:
     st.rerun()
 
 
-def show_image(image: np.ndarray, *, alt: str, caption: str | None = None, width: int | str = "stretch") -> None:
+def show_image(image: np.ndarray, *, alt: str, caption: str | None = None, width: int | Literal["stretch", "content"] = "stretch") -> None:
     """``st.image`` that always carries alt text (screen readers, projector captions)."""
     st.image(image, caption=caption, alt=alt, width=width, clamp=image.dtype != np.uint8)

@@ -43,7 +43,7 @@ def _runner(model: keras.Model) -> Callable:
         spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32)
 
         @tf.function(input_signature=[spec], reduce_retracing=True)
-        def run(x):
+        def run(x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             feats, probs = both(x, training=False)
             return tf.reshape(feats, (tf.shape(feats)[0], -1)), probs
 

@@ -12,13 +12,13 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from cnnviz.charts.style import FONT, projector
+from cnnviz.charts.style import FONT, Chart, projector
 
 SET_COLOURS = ("#1f5fa8", "#d95f02", "#1b9e77", "#7570b3", "#e7298a", "#66a61e", "#a6761d", "#666666")
 SCORE_COLOURS = ("#9e9e9e", "#bdbdbd", "#1f5fa8", "#0d3b66")
 
 
-def _big(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
+def _big(chart: Chart) -> Chart:
     return projector(chart)
 
 

@@ -7,6 +7,7 @@ blue (negative) / white (0) / red (positive), symmetric around 0.
 from __future__ import annotations
 
 from functools import cache
+from typing import SupportsFloat
 
 import altair as alt
 import numpy as np
@@ -15,7 +16,7 @@ import pandas as pd
 CHANNEL_NAMES = {1: ["gray"], 3: ["red", "green", "blue"]}
 
 
-def number(value: float) -> str:
+def number(value: SupportsFloat) -> str:
     """Short, exact-looking label: integers without decimals, others with 4 significant digits."""
     value = float(value)
     if abs(value) < 5e-5:

@@ -29,7 +29,7 @@ def compare_records(runs: Mapping[str, Sequence[dict]]) -> list[dict]:
     return records
 
 
-def compare_curves(runs: Mapping[str, Sequence[dict]], *, width: int = 380, height: int = 260):
+def compare_curves(runs: Mapping[str, Sequence[dict]], *, width: int = 380, height: int = 260) -> alt.HConcatChart:
     """Loss and accuracy per epoch for several runs; colour = run, dashed = training, solid = validation."""
     data = pd.DataFrame(compare_records(runs), columns=["run", "epoch", "metric", "part", "value"])
     last = int(data["epoch"].max()) if len(data) else 2

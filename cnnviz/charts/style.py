@@ -6,16 +6,20 @@ validation orange; a set keeps its colour from chart to chart. Never imports Ten
 """
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 import altair as alt
 
 __all__ = ["FONT", "BLUE", "ORANGE", "CONFIG", "projector"]
+
+Chart = TypeVar("Chart", bound=alt.TopLevelMixin)
 
 #: Axis and legend labels, in pixels; titles are 2–4 px larger.
 FONT = 16
 BLUE, ORANGE = "#1f5fa8", "#d95f02"
 
 #: The same style as a Vega-Lite ``config`` block, for charts built as plain specs or layered once.
-CONFIG = {
+CONFIG: dict[str, dict[str, Any]] = {
     "axis": {"labelFontSize": FONT, "titleFontSize": FONT + 2, "labelLimit": 320},
     "legend": {"labelFontSize": FONT, "titleFontSize": FONT, "labelLimit": 320},
     "title": {"fontSize": FONT + 4, "anchor": "start"},
@@ -23,7 +27,7 @@ CONFIG = {
 }
 
 
-def projector(chart: alt.TopLevelMixin, *, pad: bool = False) -> alt.TopLevelMixin:
+def projector(chart: Chart, *, pad: bool = False) -> Chart:
     """``chart`` with projector-sized fonts (and, with ``pad``, titles and legends added around the plot area).
 
     ``pad``: width/height are the plot area; without it Streamlit squeezes axes and legends

@@ -11,14 +11,14 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from cnnviz.charts.style import BLUE, FONT, ORANGE, projector
+from cnnviz.charts.style import BLUE, FONT, ORANGE, Chart, projector
 
 __all__ = ["training_curves", "with_rows", "curve_records", "confusion_matrix", "probability_bars"]
 
 PART_COLOURS = {"training": BLUE, "validation": ORANGE}
 
 
-def _big(chart):
+def _big(chart: Chart) -> Chart:
     return projector(chart, pad=True)
 
 

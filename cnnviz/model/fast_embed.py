@@ -38,7 +38,7 @@ import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Generator, Iterable, Sized
 
 import keras
 import numpy as np
@@ -427,7 +427,7 @@ _DONE = object()
 
 def embed_stream(items: Iterable[Any], model: keras.Model, *, batch_size: int = 8, prefetch: int = 4,
                  max_side: int | None = 512, persist: bool = False, fast: bool = True,
-                 on_progress: Callable[[int, int | None], None] | None = None) -> Iterator[Embedded]:
+                 on_progress: Callable[[int, int | None], None] | None = None) -> Generator[Embedded, None, None]:
     """Embed pictures with ``model`` (an embedding model), decoding the next batch while this one runs.
 
     ``items`` may be image bytes, file paths, ``(H, W, 3)`` RGB ``uint8`` arrays or objects
@@ -441,8 +441,8 @@ def embed_stream(items: Iterable[Any], model: keras.Model, *, batch_size: int = 
     follows each batch (``total`` is ``None`` when ``items`` has no length). Stopping early
     (breaking out of the loop) stops the worker.
     """
-    call = embedder(model, persist=persist, images=len(items) if hasattr(items, "__len__") else None, fast=fast)
-    total = len(items) if hasattr(items, "__len__") else None
+    total = len(items) if isinstance(items, Sized) else None
+    call = embedder(model, persist=persist, images=total, fast=fast)
     if any(d is None for d in model.inputs[0].shape[1:]):
         raise ValueError(f"{model.name} takes pictures of any size; embed_stream needs a model with a fixed input size.")
     shape = tuple(int(d) for d in model.inputs[0].shape[1:])

@@ -527,7 +527,7 @@ def _build_grad_function(model: keras.Model, layer_name: str | None) -> Callable
     spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32)
 
     @tf.function(input_signature=[spec, tf.TensorSpec((None,), tf.int32)], reduce_retracing=True)
-    def run(x, class_indices):
+    def run(x: tf.Tensor, class_indices: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
             conv_out, pre = grad_model(x, training=False)
             logits = to_logits(pre)

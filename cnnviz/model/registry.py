@@ -28,7 +28,7 @@ import zipfile
 import zlib
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import keras
 import numpy as np
@@ -432,7 +432,8 @@ def check_size(shapes: Sequence[tuple[int | None, ...]], params: int, *, kept_pa
     """
     max_input = limit("CNNVIZ_MAX_MODEL_INPUT_PIXELS")
     for shape in shapes:
-        if len(shape) == 4 and all(isinstance(d, int) for d in shape[1:3]) and shape[1] * shape[2] > max_input:
+        if len(shape) == 4 and isinstance(shape[1], int) and isinstance(shape[2], int) \
+                and shape[1] * shape[2] > max_input:
             side = int(max_input ** 0.5)
             raise ModelError(
                 f"This model takes pictures of {shape[1]:,} × {shape[2]:,} pixels; this server accepts models "
@@ -466,7 +467,7 @@ def check_visitor_models(kept_params: Sequence[int], new_params: int) -> None:
         )
 
 
-def kept_upload_params(entries) -> list[int]:
+def kept_upload_params(entries: Iterable[Any]) -> list[int]:
     """Parameter counts of the uploaded models among a visitor's ``{"model", "card"}`` entries.
 
     Uploads and imported export zips carry ``filename`` on their card; models trained on the
@@ -498,7 +499,7 @@ def _check_weights_file(archive: zipfile.ZipFile) -> None:
             found: list[str] = []
             counts: list[int] = []
 
-            def visit(name: str, link) -> None:
+            def visit(name: str, link: Any) -> None:
                 if isinstance(link, (h5py.SoftLink, h5py.ExternalLink)):
                     found.append(name)
                     return
@@ -657,9 +658,9 @@ def load_uploaded_model(data: bytes, filename: str, *, kept_params: Sequence[int
         raise ModelError(f"“{filename}” does not hold a Keras model.")
 
     if not is_image_model(model):
-        shapes = ", ".join(str(tuple(t.shape)) for t in model.inputs)
+        described = ", ".join(str(tuple(t.shape)) for t in model.inputs)
         raise ModelError(
-            f"This model's input has shape {shapes}, which is not an image; the app needs a model that "
+            f"This model's input has shape {described}, which is not an image; the app needs a model that "
             "takes images of shape (height, width, 1 or 3 channels)."
         )
     if len(model.outputs) != 1 or len(model.outputs[0].shape) != 2 or (model.outputs[0].shape[-1] or 0) < 2:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -118,7 +118,7 @@ def check_dataset(facts: Sequence[ImageFacts], skipped: Sequence[str] = (), embe
     testing = [f for f in facts if f.part == "testing"]
     classes = sorted({f.label for f in training if f.label})
     test_only = sorted({f.label for f in testing if f.label and f.label not in classes})
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in classes + test_only:
         members = [f for f in facts if f.label == name]
         rows.append({
@@ -139,7 +139,7 @@ def check_dataset(facts: Sequence[ImageFacts], skipped: Sequence[str] = (), embe
     if not facts:
         sentences.append("There are no images to check yet.")
     elif counts:
-        largest, smallest = max(counts, key=counts.get), min(counts, key=counts.get)
+        largest, smallest = max(counts, key=counts.__getitem__), min(counts, key=counts.__getitem__)
         imbalance = counts[largest] / max(counts[smallest], 1)
         sentences.append(f"{len(training)} training images in {len(classes)} classes and {len(testing)} testing images.")
         if imbalance >= imbalance_ratio:

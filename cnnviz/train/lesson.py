@@ -30,7 +30,7 @@ import numpy as np
 
 from cnnviz.audit import measures
 from cnnviz.images import MAX_BYTES, ImageError, load_image
-from cnnviz.zips import (IMAGE_SUFFIXES, ZipEntry, ZipError, ZipImage, assign_layout, iter_zip_images,
+from cnnviz.zips import (IMAGE_SUFFIXES, ZipEntry, ZipError, ZipImage, ZipPlan, assign_layout, iter_zip_images,
                          plan_zip)
 
 __all__ = [
@@ -99,6 +99,8 @@ class Collection:
         if self._zip is not None:
             yield from iter_zip_images(self._zip, _plan_view(self), max_side=max_side, skipped=self.skipped)
             return
+        # Built from a zip (_zip) or a folder (_root): never neither.
+        assert self._root is not None
         for entry in self.entries:
             path = self._root / entry.path
             try:
@@ -114,9 +116,7 @@ class Collection:
             yield ZipImage(entry.path, entry.part, entry.label, image)
 
 
-def _plan_view(collection: Collection):
-    from cnnviz.zips import ZipPlan
-
+def _plan_view(collection: Collection) -> ZipPlan:
     return ZipPlan(entries=collection.entries, skipped=collection.skipped, layout=collection.layout)
 
 
@@ -248,7 +248,7 @@ class SetResult:
                 for i, name in enumerate(self.class_names)]
 
 
-def evaluate_set(name: str, probabilities: np.ndarray, labels: Sequence[int], class_names: Sequence[str],
+def evaluate_set(name: str, probabilities: np.ndarray, labels: Sequence[int] | np.ndarray, class_names: Sequence[str],
                  files: Sequence[str], folders: Sequence[str] | None = None) -> SetResult:
     """A :class:`SetResult` from ``(N, C)`` probabilities and true class indices.
 
@@ -258,21 +258,21 @@ def evaluate_set(name: str, probabilities: np.ndarray, labels: Sequence[int], cl
     """
     n_classes = len(class_names)
     probabilities = np.asarray(probabilities, dtype=np.float64).reshape(-1, n_classes)
-    labels = np.asarray(labels, dtype=np.int64).ravel()
+    truth = np.asarray(labels, dtype=np.int64).ravel()
     files = [str(f) for f in files]
     folders = [str(f) for f in folders] if folders is not None else [""] * len(files)
-    if not len(probabilities) == len(labels) == len(files) == len(folders):
+    if not len(probabilities) == len(truth) == len(files) == len(folders):
         raise ValueError("probabilities, labels, files and folders must have one entry per image.")
-    predicted = probabilities.argmax(axis=1) if len(labels) else np.zeros(0, dtype=np.int64)
-    confusion = measures.confusion_matrix(labels, predicted, n_classes)
-    per_class = measures.per_class_accuracy(labels, predicted, n_classes)
-    accuracy = float(np.mean(predicted == labels)) if len(labels) else float("nan")
-    wrong = np.flatnonzero(predicted != labels)
-    confidence = probabilities.max(axis=1) if len(labels) else np.zeros(0)
+    predicted = probabilities.argmax(axis=1) if len(truth) else np.zeros(0, dtype=np.int64)
+    confusion = measures.confusion_matrix(truth, predicted, n_classes)
+    per_class = measures.per_class_accuracy(truth, predicted, n_classes)
+    accuracy = float(np.mean(predicted == truth)) if len(truth) else float("nan")
+    wrong = np.flatnonzero(predicted != truth)
+    confidence = probabilities.max(axis=1) if len(truth) else np.zeros(0)
     order = wrong[np.argsort(-confidence[wrong], kind="stable")]
-    mistakes = [Mistake(int(i), files[i], folders[i], str(class_names[labels[i]]), str(class_names[predicted[i]]),
+    mistakes = [Mistake(int(i), files[i], folders[i], str(class_names[truth[i]]), str(class_names[predicted[i]]),
                         float(confidence[i])) for i in order]
-    return SetResult(name, list(class_names), files, folders, labels, probabilities, accuracy, per_class,
+    return SetResult(name, list(class_names), files, folders, truth, probabilities, accuracy, per_class,
                      confusion, mistakes)
 
 
@@ -287,7 +287,7 @@ def test_labels(true_classes: Sequence[str | None], class_names: Sequence[str]) 
     return labels, labels >= 0
 
 
-test_labels.__test__ = False  # a library function, not a pytest test
+test_labels.__test__ = False  # type: ignore[attr-defined]  # pytest reads it: a library function, not a test
 
 
 @dataclass
@@ -313,7 +313,7 @@ def lesson_results(test: SetResult | None, validation: SetResult | None, *, n_un
     """
     sentences: list[str] = []
     has_test = test is not None and test.n_images > 0
-    if has_test:
+    if test is not None and has_test:
         sentences.append(
             f"Test: {test.n_correct} of {test.n_images} images in testing/ right ({test.accuracy:.0%}). "
             "These are pictures the model never saw while training: this is the number to report."

@@ -104,8 +104,8 @@ def embed_collection(collection: lesson.Collection, embedder: keras.Model, base:
 
 
 def train_collection(collection: lesson.Collection, embedder: keras.Model, *, base: str = "efficientnet_lite0",
-                     epochs: int = training.DEFAULTS["epochs"], batch_size: int = training.DEFAULTS["batch_size"],
-                     learning_rate: float = training.DEFAULTS["learning_rate"], seed: int = training.DEFAULTS["seed"],
+                     epochs: int = training.DEFAULTS.epochs, batch_size: int = training.DEFAULTS.batch_size,
+                     learning_rate: float = training.DEFAULTS.learning_rate, seed: int = training.DEFAULTS.seed,
                      threshold: float = predictions.UNSURE_THRESHOLD, model_name: str = "classifier",
                      on_progress: Progress | None = None, embedded: EmbeddedCollection | None = None) -> TrainedCollection:
     """Read, check, split, train and test: the lesson's steps on ``collection``.
@@ -118,12 +118,12 @@ def train_collection(collection: lesson.Collection, embedder: keras.Model, *, ba
     facts, x_all = embedded.facts, embedded.embeddings
     check = dataset_check.check_dataset(facts, collection.skipped, x_all)
     train_rows = embedded.rows("training")
-    classes = sorted({facts[i].label for i in train_rows if facts[i].label})
+    classes = sorted({label for i in train_rows if (label := facts[i].label)})
     if len(classes) < 2:
         raise ValueError(f"{collection.name} has {len(classes)} class folder(s) with images; at least two are needed "
                          "to train (training/<class>/<image> or <class>/<image>).")
     index = {c: i for i, c in enumerate(classes)}
-    y = np.array([index[facts[i].label] for i in train_rows], dtype=np.int64)
+    y = np.array([index[facts[i].label or ""] for i in train_rows], dtype=np.int64)
     x = x_all[train_rows]
     tr, va = training.stratified_split(y, lesson.VALIDATION_FRACTION, seed)
     head = training.build_head(x.shape[1], len(classes), seed=seed)
@@ -171,7 +171,7 @@ def judge_head(head: keras.Model, class_names: Sequence[str], *, x_val: np.ndarr
     if known.any():
         keep = np.flatnonzero(known)
         test = lesson.evaluate_set("test", test_probs[keep], labels[keep], classes,
-                                   [test_files[k] for k in keep], [test_folders[k] for k in keep])
+                                   [test_files[int(k)] for k in keep], [test_folders[int(k)] for k in keep])
         # Mistake.index points into the test images as given (unscored ones included), for thumbnails.
         test.mistakes = [dataclasses.replace(m, index=int(keep[m.index])) for m in test.mistakes]
     results = lesson.lesson_results(test, validation, n_unscored_test=int((~known).sum()), n_training=n_training)

@@ -18,6 +18,7 @@ The model itself is kept as the job's partial result from the start.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import keras
 import numpy as np
@@ -56,7 +57,7 @@ class JobProgress(keras.callbacks.Callback):
             return None
         return np.array(self._conv.kernel.numpy(), dtype=np.float32, copy=True)
 
-    def on_train_begin(self, logs=None) -> None:
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._began = time.perf_counter()
         self._last = self._began
         self._conv = first_conv(self.model) if self.want_filters else None
@@ -64,10 +65,10 @@ class JobProgress(keras.callbacks.Callback):
         self.ctx.report(event="start", epoch=0, epochs=self.epochs, seconds=0.0,
                         batches=self.params.get("steps"), filters=self._filters(), **self.extra)
 
-    def on_epoch_begin(self, epoch, logs=None) -> None:
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._epoch = epoch + 1
 
-    def on_train_batch_end(self, batch, logs=None) -> None:
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if self.ctx.should_stop():
             self.model.stop_training = True
         now = time.perf_counter()
@@ -80,7 +81,7 @@ class JobProgress(keras.callbacks.Callback):
                         accuracy=_num(logs.get("accuracy")), seconds=now - self._began,
                         filters=self._filters(), **self.extra)
 
-    def on_epoch_end(self, epoch, logs=None) -> None:
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
         now = time.perf_counter()
         self._last = now
@@ -90,7 +91,7 @@ class JobProgress(keras.callbacks.Callback):
                         filters=self._filters(), stopped=bool(self.model.stop_training), **self.extra)
 
 
-def _num(value) -> float | None:
+def _num(value: Any) -> float | None:
     return None if value is None else float(value)
 
 

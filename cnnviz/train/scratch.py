@@ -28,13 +28,16 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Sequence, Union
 
 import keras
 import numpy as np
 from PIL import Image
 
 from cnnviz.train.transfer import Evaluation, evaluate
+
+if TYPE_CHECKING:
+    from cnnviz.jobs import JobContext
 
 __all__ = [
     "ArchitectureError", "DataError", "Conv2D", "MaxPooling2D", "Dropout", "Flatten", "Dense",
@@ -501,6 +504,7 @@ def dataset_from_zip(data: bytes, *, size: int = 32, colour: bool = False, test_
     for item in iter_zip_images(data, plan, max_side=4 * size):
         pixels = _resize(item.image, size, colour)
         if item.part == "training":
+            assert item.label is not None  # plan_zip puts every training image in a class folder
             train_x.append(pixels)
             train_y.append(index[item.label])
         elif item.label in index:
@@ -540,7 +544,8 @@ def take_subset(x: np.ndarray, y: np.ndarray, n: int | None, *, seed: int = 0) -
     return x[pick], y[pick]
 
 
-def split_validation(x: np.ndarray, y: np.ndarray, fraction: float = 0.1, *, seed: int = 0):
+def split_validation(x: np.ndarray, y: np.ndarray, fraction: float = 0.1, *,
+                     seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(x_train, y_train, x_val, y_val)``: ``fraction`` of each class held out for validation (seeded)."""
     from cnnviz.train.transfer import stratified_split
 
@@ -694,7 +699,7 @@ class Result:
     first_filters: np.ndarray | None = None  # the first convolution's kernel before training (random)
 
 
-def training_job(run: Run):
+def training_job(run: Run) -> Callable[[JobContext], Result]:
     """A function for :func:`cnnviz.jobs.submit`: subset, split, build, fit with live reports, judge on the test set.
 
     The model is the job's partial result from the first batch on, so Stop (or a failure
@@ -702,7 +707,7 @@ def training_job(run: Run):
     """
     from cnnviz.train.progress import JobProgress
 
-    def job(ctx) -> Result:
+    def job(ctx: JobContext) -> Result:
         import time
 
         data = run.data
@@ -756,7 +761,7 @@ def layers_to_table(layers: Sequence[Layer]) -> list[dict]:
     return rows
 
 
-def _cell(row: dict, key: str, default):
+def _cell(row: dict, key: str, default: Any) -> Any:
     value = row.get(key)
     if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
         return default

@@ -159,7 +159,7 @@ def tfjs_files(model: keras.Model, *, weights_file: str = "weights.bin") -> tupl
     return model_json, b"".join(blobs)
 
 
-def _as_list_of_refs(value) -> list[list]:
+def _as_list_of_refs(value: Any) -> list[list]:
     """Keras writes one input as ``[name, 0, 0]`` and several as ``[[name, 0, 0], …]``."""
     if value and isinstance(value[0], str):
         return [list(value)]
@@ -182,7 +182,7 @@ def _inbound(entry: dict) -> list[list[list]]:
     return nodes
 
 
-def _collect(value, refs: list[list]) -> None:
+def _collect(value: Any, refs: list[list]) -> None:
     if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
         layer, node_index, tensor_index = value["config"]["keras_history"]
         refs.append([layer, int(node_index), int(tensor_index)])
@@ -212,7 +212,7 @@ def _layer_config(cls: str, cfg: dict, name: str) -> dict:
     return out  # regularizers and constraints are left out: they do not change a prediction
 
 
-def _plain(value):
+def _plain(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_plain(v) for v in value]
     if isinstance(value, list):

@@ -30,7 +30,7 @@ import time
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Literal, Sequence, overload
 
 import keras
 import numpy as np
@@ -79,6 +79,14 @@ class TrainingDefaults:
     validation_fraction: float = 0.15
     hidden_units: int = 100
     seed: int = 0
+
+    # Typed per key, so DEFAULTS["seed"] is an int to mypy as DEFAULTS.seed is.
+    @overload
+    def __getitem__(self, name: Literal["epochs", "batch_size", "hidden_units", "seed"]) -> int: ...
+    @overload
+    def __getitem__(self, name: Literal["learning_rate", "validation_fraction"]) -> float: ...
+    @overload
+    def __getitem__(self, name: str) -> int | float: ...
 
     def __getitem__(self, name: str) -> int | float:
         # Pages written when this was a dict read DEFAULTS["epochs"]; keep them working.
@@ -225,6 +233,7 @@ def embed_images(images: Sequence[np.ndarray], embedder: keras.Model, base_name:
     total = len(missing)
     for start in range(0, total, batch_size):
         chunk = missing[start:start + batch_size]
+        assert call is not None  # made above whenever something is missing
         features = np.asarray(call(to_model_input([images[i] for i in chunk], size)), dtype=np.float32)
         for i, feature in zip(chunk, features):
             found[i] = feature
@@ -390,7 +399,7 @@ class Evaluation:
         return self.probabilities.argmax(axis=1)
 
 
-def evaluate(probabilities: np.ndarray, labels: Sequence[int], class_names: Sequence[str]) -> Evaluation:
+def evaluate(probabilities: np.ndarray, labels: Sequence[int] | np.ndarray, class_names: Sequence[str]) -> Evaluation:
     """Per-class accuracy, confusion matrix and misclassified images from ``(N, C)`` probabilities.
 
     The counting is :func:`cnnviz.audit.measures.confusion_matrix` and
@@ -444,7 +453,7 @@ def predict_probabilities(model: keras.Model, images: Sequence[np.ndarray], *, b
     return np.concatenate(out).astype(np.float32)
 
 
-def prediction_rows(names: Sequence[str], probabilities: np.ndarray, class_names: Sequence[str], **options) -> list[dict]:
+def prediction_rows(names: Sequence[str], probabilities: np.ndarray, class_names: Sequence[str], **options: Any) -> list[dict]:
     """Rows for a table/CSV, one per image: :func:`cnnviz.predictions.prediction_rows` (the one builder).
 
     ``options``: ``folders``, ``true_classes``, ``threshold`` (the ``unsure`` flag), ``decimals``.

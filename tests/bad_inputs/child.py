@@ -64,9 +64,10 @@ def _audit_zip(data: bytes, args: dict):
     try:
         from cnnviz.audit.sets import read_set_zip
     except ImportError:  # an older checkout: what its audit page did (every image decoded at 512 px)
-        from cnnviz.zips import read_image_zip
+        from cnnviz.zips import ZipImage, read_image_zip
 
-        def read_set_zip(data, zip_name, side):
+        def read_set_zip(data: bytes, *, zip_name: str = "", side: int = 512,
+                         max_images: int = 0) -> tuple[list[ZipImage], list[str]]:
             contents = read_image_zip(data, zip_name=zip_name, max_side=512, loose_images=True)
             return [i for g in contents.training.values() for i in g] + contents.testing, contents.skipped
     try:

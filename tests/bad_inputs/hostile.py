@@ -12,6 +12,7 @@ import struct
 import zipfile
 import zlib
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -151,7 +152,7 @@ def ico() -> bytes:
 
 
 # --------------------------------------------------------------------------- zips
-def make_zip(members: list[tuple[str | zipfile.ZipInfo, bytes]], compression: int = zipfile.ZIP_STORED) -> bytes:
+def make_zip(members: Sequence[tuple[str | zipfile.ZipInfo, bytes]], compression: int = zipfile.ZIP_STORED) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=compression) as archive:
         for name, data in members:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from typing import Any
 
 import h5py
 import pytest
@@ -135,7 +136,7 @@ def reports(tmp_path_factory):
     folder = tmp_path_factory.mktemp("models")
     marker = folder / "payload-ran"
     files = model_files(folder, marker)
-    jobs = []
+    jobs: list[dict[str, Any]] = []
     for kind, (data, call, args) in files.items():
         path = folder / f"{len(jobs)}.bin"
         path.write_bytes(data)

@@ -27,9 +27,14 @@ def _zip(member_prefix: str = "") -> bytes:
 
 
 def _watch(page) -> dict:
-    seen = {"requests": [], "dialogs": []}
+    seen: dict[str, list[str]] = {"requests": [], "dialogs": []}
+
+    def on_dialog(dialog) -> None:
+        seen["dialogs"].append(dialog.message)
+        dialog.dismiss()
+
     page.on("request", lambda request: seen["requests"].append(request.url))
-    page.on("dialog", lambda dialog: (seen["dialogs"].append(dialog.message), dialog.dismiss()))
+    page.on("dialog", on_dialog)
     return seen
 
 
