@@ -92,7 +92,7 @@ def test_a_training_job_on_demo_shapes_learns_reports_and_is_judged_on_the_test_
     wait(job, 120)
     assert job.state == "done", job.error
     result = job.result
-    assert (result.train_images, result.val_images) == (135, 15)
+    assert (result.train_images, result.val_images) == (134, 16)  # Teachable Machine rounds the 15 % up, per class
     assert [r["epoch"] for r in result.rows] == [1, 2, 3] and "filters" not in result.rows[0]
     ev = result.evaluation
     assert ev.confusion.sum() == len(data.x_test) == len(result.test_x)

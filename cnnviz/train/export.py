@@ -208,21 +208,21 @@ def import_zip(data: bytes, *, filename: str = "the zip", kept_params: Sequence[
     except ModelError as err:
         raise ExportError(str(err)) from None
     n_outputs = int(model.outputs[0].shape[-1])
-    archived = archived_class_names(keras_bytes, n_outputs)
-    if archived is not None:
-        labels = archived  # JSON inside the .keras: exact, whatever the names hold (labels.txt is for TM's tools)
     stored = metadata.get("labels")
     if isinstance(stored, list) and len(stored) == n_outputs and all(isinstance(n, str) for n in stored):
         # labels.txt holds one name per line, so a name with a line break spans two lines there:
         # the JSON list is the exact names, and labels.txt must agree with its one-line form.
         one_line = [" ".join(n.split()) for n in stored]
-        if [n for n in one_line if n] == labels:
-            labels = list(stored)
-        elif len(labels) == n_outputs:
+        if [n for n in one_line if n] != labels and len(labels) == n_outputs:
             raise ExportError(
                 f"labels.txt and metadata.json in {filename} name different classes, so it is not clear which "
                 "label belongs to which output; edit both the same way, or export the model again."
             )
+        labels = list(stored)
+    elif len(labels) != n_outputs:
+        archived = archived_class_names(keras_bytes, n_outputs)  # the names cnnviz also keeps inside the .keras
+        if archived is not None:
+            labels = archived
     if len(labels) != n_outputs:
         raise ExportError(f"labels.txt lists {len(labels)} classes but the model has {n_outputs} outputs.")
     base = metadata.get("baseModel")
