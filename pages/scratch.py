@@ -21,6 +21,7 @@ from cnnviz.model.features import tile_images
 from cnnviz.train.progress import first_conv
 from cnnviz.model import registry  # noqa: E402
 from cnnviz.train import scratch as S
+from ui import settings
 from ui.jobs import live_training, owner_id
 from ui.state import add_visitor_model
 from ui.widgets import image_picker, show_image
@@ -43,15 +44,18 @@ def _demo_data(size: int, colour: bool) -> S.Dataset:
 
 
 def _dataset() -> S.Dataset | None:
-    source = st.radio("Data set", list(SOURCES), format_func=SOURCES.get, key="scratch_source", horizontal=True)
+    source = settings.radio("Data set", list(SOURCES), key="scratch_source", default="fashion_mnist", url="data",
+                            format_func=SOURCES.get, horizontal=True)
     if source in ("fashion_mnist", "mnist", "cifar10"):
         try:
             return _keras_data(source)
         except S.DataError as err:
             st.warning(f"{err}", icon="📭")
             return None
-    size = st.radio("Resize to", [32, 64], key="scratch_size", horizontal=True, format_func=lambda s: f"{s} px")
-    colour = st.toggle("Colour (off: grayscale, as DIGITS offers)", key="scratch_colour", value=source == "demo")
+    size = settings.radio("Resize to", [32, 64], key="scratch_size", default=32, url="size", horizontal=True,
+                          format_func=lambda s: f"{s} px")
+    colour = settings.toggle("Colour (off: grayscale, as DIGITS offers)", key="scratch_colour", default=source == "demo",
+                             url="colour")
     if source == "demo":
         return _demo_data(size, colour)
     upload = st.file_uploader("A zip with one folder per class (or training/<class>/ and testing/<class>/)",
@@ -80,6 +84,7 @@ def _dataset() -> S.Dataset | None:
 def _load_preset(key: str) -> None:
     preset = S.PRESETS[key]
     SS["scratch_table"] = S.layers_to_table(preset.layers)
+    SS.pop("scratch_table_edited", None)
     SS["scratch_editor_gen"] = SS.get("scratch_editor_gen", 0) + 1  # a fresh editor shows the new rows
     SS.update({"scratch_epochs": preset.epochs, "scratch_batch": preset.batch_size, "scratch_lr": preset.learning_rate,
                "scratch_opt": preset.optimizer, "scratch_flip": preset.augment.flip,
@@ -105,10 +110,11 @@ wanted = SS.pop("scratch_subset_next", None)
 if n_train <= 500:  # a small collection trains on all of its images (a slider needs a range)
     subset = n_train
 else:
-    if wanted is not None or "scratch_subset" not in SS or not 500 <= SS["scratch_subset"] <= n_train:
-        SS["scratch_subset"] = int(min(max(wanted or 10_000, 500), n_train))
-    subset = st.slider("Training images (a random subset, the same for the same seed)", 500, n_train,
-                       key="scratch_subset", step=max(1, min(500, n_train // 20)))
+    if wanted is not None:  # a preset's own subset (the overfitting lesson) replaces the visitor's
+        SS["scratch_subset"] = int(min(max(wanted, 500), n_train))
+    subset = settings.slider("Training images (a random subset, the same for the same seed)", 500, n_train,
+                             key="scratch_subset", default=min(10_000, n_train), url="images",
+                             step=max(1, min(500, n_train // 20)))
 st.caption(f"**{data.title}**: {n_train:,} training and {len(data.x_test):,} test images of "
            f"{' × '.join(map(str, data.input_shape))}, {len(data.class_names)} classes. "
            "10 % of the chosen training images are held out for validation; the test images are never trained on.")
@@ -121,8 +127,13 @@ with st.expander("🔎 Explore the data: the first images of each class", expand
 st.header("2 · The network")
 if "scratch_table" not in SS:
     _load_preset("carpentries")
-preset_key = st.selectbox("Start from a lesson's network", list(S.PRESETS), format_func=lambda k: S.PRESETS[k].title,
-                          key="scratch_preset", index=list(S.PRESETS).index("carpentries"))
+elif (f"scratch_editor_{SS.get('scratch_editor_gen', 0)}" not in SS
+      and SS.get("scratch_table_edited", (None,))[0] == SS.get("scratch_editor_gen", 0)):
+    # Back from another page: Streamlit dropped the editor's edits, so start a fresh editor from the last table.
+    SS["scratch_table"] = SS.pop("scratch_table_edited")[1]
+    SS["scratch_editor_gen"] = SS.get("scratch_editor_gen", 0) + 1
+preset_key = settings.selectbox("Start from a lesson's network", list(S.PRESETS), key="scratch_preset",
+                                default="carpentries", url="preset", format_func=lambda k: S.PRESETS[k].title)
 if SS.get("scratch_preset_loaded", "carpentries") != preset_key:
     SS["scratch_preset_loaded"] = preset_key
     _load_preset(preset_key)
@@ -139,6 +150,7 @@ table = st.data_editor(
         "activation": st.column_config.SelectboxColumn("activation", options=list(S.ACTIVATIONS)),
         "rate": st.column_config.NumberColumn("rate", min_value=0.0, max_value=0.95, step=0.05),
     })
+SS["scratch_table_edited"] = (SS.get("scratch_editor_gen", 0), [dict(row) for row in table])
 try:
     layers = S.layers_from_table(table)
     rows = S.summary(layers, data.input_shape, len(data.class_names))
@@ -154,17 +166,25 @@ else:
 
 st.header("3 · Train it and watch")
 c1, c2, c3, c4, c5 = st.columns(5)
-epochs = c1.number_input("Epochs", 1, 100, key="scratch_epochs")
-batch = c2.selectbox("Batch size", BATCHES, key="scratch_batch")
-rate = c3.selectbox("Learning rate", RATES, key="scratch_lr", format_func=lambda r: f"{r:g}")
-optimizer = c4.selectbox("Optimizer", list(S.OPTIMIZERS), key="scratch_opt")
-seed = c5.number_input("Seed", 0, 10_000, 0, key="scratch_seed", help="The same seed gives the same run again.")
+epochs = settings.number_input("Epochs", 1, 100, key="scratch_epochs", default=preset.epochs, url="epochs", where=c1)
+batch = settings.selectbox("Batch size", BATCHES, key="scratch_batch", default=preset.batch_size, url="batch", where=c2)
+rate = settings.selectbox("Learning rate", RATES, key="scratch_lr", default=preset.learning_rate, url="lr", where=c3,
+                          format_func=lambda r: f"{r:g}")
+optimizer = settings.selectbox("Optimizer", list(S.OPTIMIZERS), key="scratch_opt", default=preset.optimizer,
+                               url="optimizer", where=c4)
+seed = settings.number_input("Seed", 0, 10_000, key="scratch_seed", default=0, url="seed", where=c5,
+                             help="The same seed gives the same run again.")
 with st.expander("🎲 Augmentation: change every training image a little, every epoch", expanded=False):
     a1, a2, a3, a4 = st.columns(4)
-    augment = S.Augment(flip=a1.checkbox("Flip left–right", key="scratch_flip"),
-                        rotation=a2.slider("Rotate (share of a turn)", 0.0, 0.1, key="scratch_rot", step=0.01),
-                        shift=a3.slider("Shift (share of the side)", 0.0, 0.2, key="scratch_shift", step=0.02),
-                        noise=a4.slider("Noise (share of the pixel range)", 0.0, 0.2, key="scratch_noise", step=0.02))
+    pa = preset.augment
+    augment = S.Augment(
+        flip=settings.toggle("Flip left–right", key="scratch_flip", default=pa.flip, url="flip", where=a1),
+        rotation=settings.slider("Rotate (share of a turn)", 0.0, 0.1, key="scratch_rot", default=pa.rotation,
+                                 url="rotate", step=0.01, where=a2),
+        shift=settings.slider("Shift (share of the side)", 0.0, 0.2, key="scratch_shift", default=pa.shift,
+                              url="shift", step=0.02, where=a3),
+        noise=settings.slider("Noise (share of the pixel range)", 0.0, 0.2, key="scratch_noise", default=pa.noise,
+                              url="noise", step=0.02, where=a4))
     if augment.active:
         preview = S.augment_preview(data.x_train[:6], augment, copies=5, seed=int(seed))
         for row in preview:
@@ -209,7 +229,7 @@ for job in finished:  # each finished run is offered on this visitor's feature-m
         registered[job.id] = card["name"] = add_visitor_model(job.label, res.model, card)
         SS["scratch_result"] = job.label  # show the run that just ended
 by_label = {j.label: j for j in finished[::-1]}
-chosen = by_label[st.selectbox("Run", list(by_label), key="scratch_result")]
+chosen = by_label[settings.selectbox("Run", list(by_label), key="scratch_result")]  # runs are private: no URL
 res: S.Result = chosen.result
 ev = res.evaluation
 name = registered[chosen.id]
@@ -273,7 +293,7 @@ with o3:
 
 if len(finished) > 1:
     st.header("5 · Runs side by side")
-    picked = st.multiselect("Runs to compare", list(by_label), default=list(by_label)[:2], key="scratch_compare")
+    picked = settings.multiselect("Runs to compare", list(by_label), key="scratch_compare", default=list(by_label)[:2])
     st.altair_chart(compare_curves({label: by_label[label].result.rows for label in picked}), width="content",
                     alt="Loss and accuracy per epoch of the chosen runs")
     st.caption("The overfitting lesson: train the “Overfitting” preset, then its Dropout/augmentation twin. Without "

@@ -181,3 +181,36 @@ def test_a_visitors_zip_becomes_the_data_set_and_a_bad_zip_one_sentence():
     [up] = [u for u in at.file_uploader if u.label.startswith("A zip with one folder per class")]
     up.set_value(("broken.zip", b"not a zip", "application/zip")).run()
     assert [e.value for e in at.error] == ["“broken.zip” is not a readable zip file (it may be damaged or incomplete)."]
+
+
+def test_a_lecturers_link_reopens_the_settings_and_crafted_values_fall_back():
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.query_params.update({"preset": "lenet5", "epochs": "3", "batch": "128", "lr": "0.002", "seed": "7",
+                            "optimizer": "sgd", "images": "2000"})
+    at.run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="scratch_preset").value == "lenet5"
+    assert at.number_input(key="scratch_epochs").value == 3 and at.selectbox(key="scratch_batch").value == 128
+    assert at.selectbox(key="scratch_lr").value == 0.002 and at.number_input(key="scratch_seed").value == 7
+    assert at.selectbox(key="scratch_opt").value == "sgd" and at.slider(key="scratch_subset").value == 2000
+    bad = AppTest.from_file(PAGE, default_timeout=120)
+    bad.query_params.update({"preset": "<script>", "epochs": "99999", "batch": "abc", "seed": "-1", "images": "1e99"})
+    bad.run()
+    assert not bad.exception, bad.exception
+    assert bad.selectbox(key="scratch_preset").value == "carpentries"
+    assert bad.number_input(key="scratch_epochs").value == 5 and bad.selectbox(key="scratch_batch").value == 32
+    assert bad.number_input(key="scratch_seed").value == 0 and bad.slider(key="scratch_subset").value == 10_000
+
+
+def test_settings_and_edited_layers_survive_a_page_switch():
+    at = fresh(APP)
+    at.switch_page("pages/scratch.py").run()
+    at.number_input(key="scratch_epochs").set_value(4).run()
+    at.radio(key="scratch_source").set_value("demo").run()
+    editor = at.session_state["scratch_table_edited"][1]
+    at.session_state["scratch_table_edited"] = (at.session_state["scratch_editor_gen"], editor[:-2])
+    at.switch_page("pages/home.py").run()
+    at.switch_page("pages/scratch.py").run()
+    assert not at.exception, at.exception
+    assert at.number_input(key="scratch_epochs").value == 4 and at.radio(key="scratch_source").value == "demo"
+    assert len(at.session_state["scratch_table"]) == len(editor) - 2
