@@ -20,6 +20,7 @@ from cnnviz.charts.scratch import compare_curves
 from cnnviz.model.features import tile_images
 from cnnviz.train.progress import first_conv
 from cnnviz.model import registry  # noqa: E402
+from cnnviz.text import plain
 from cnnviz.train import scratch as S
 from ui import settings
 from ui.jobs import live_training, owner_id
@@ -66,7 +67,7 @@ def _dataset() -> S.Dataset | None:
     marker = (upload.file_id, size, colour)
     if SS.get("scratch_zip_key") != marker:  # read once per file and setting; kept in this visitor's session only
         try:
-            with st.spinner(f"Reading {upload.name}…"):
+            with st.spinner(f"Reading {plain(upload.name)}…"):
                 SS["scratch_zip_data"] = S.dataset_from_zip(upload.getvalue(), size=size, colour=colour,
                                                             zip_name=f"“{upload.name}”")
         except S.DataError as err:
@@ -74,7 +75,7 @@ def _dataset() -> S.Dataset | None:
         SS["scratch_zip_key"] = marker
     data = SS["scratch_zip_data"]
     if isinstance(data, str):
-        st.error(data, icon="🚫")
+        st.error(plain(data), icon="🚫")  # it names the visitor's file and folders
         return None
     if data.skipped:
         st.caption(f"{len(data.skipped)} files in the zip were not used (not images, or unreadable).")
@@ -115,13 +116,13 @@ else:
     subset = settings.slider("Training images (a random subset, the same for the same seed)", 500, n_train,
                              key="scratch_subset", default=min(10_000, n_train), url="images",
                              step=max(1, min(500, n_train // 20)))
-st.caption(f"**{data.title}**: {n_train:,} training and {len(data.x_test):,} test images of "
+st.caption(f"**{plain(data.title)}**: {n_train:,} training and {len(data.x_test):,} test images of "
            f"{' × '.join(map(str, data.input_shape))}, {len(data.class_names)} classes. "
            "10 % of the chosen training images are held out for validation; the test images are never trained on.")
 with st.expander("🔎 Explore the data: the first images of each class", expanded=False):
     st.image(S.sample_grid(data.x_train, data.y_train, len(data.class_names), per_class=12,
                            scale=max(1, 64 // data.input_shape[0])),
-             caption=" · ".join(f"row {i + 1}: {n}" for i, n in enumerate(data.class_names)),
+             caption=" · ".join(f"row {i + 1}: {plain(n)}" for i, n in enumerate(data.class_names)),
              alt=f"A grid with one row of sample images per class of {data.title}")
 
 st.header("2 · The network")
@@ -158,7 +159,7 @@ try:
 except S.ArchitectureError as err:
     layers, rows, problem = (), [], str(err)
 if problem:
-    st.error(problem, icon="🧱")
+    st.error(plain(problem), icon="🧱")  # it can quote a cell the visitor typed
 else:
     st.dataframe([{"layer": r.name, "type": r.type, "output shape": r.shape_text, "parameters": r.params,
                    "what it does": r.note} for r in rows], hide_index=True)
@@ -213,7 +214,7 @@ for job in running:
 finished = [j for j in SS.get("scratch_jobs", []) if j.finished and j.result is not None and j.result.evaluation]
 for job in SS.get("scratch_jobs", []):
     if job.state == "failed":
-        st.error(f"{job.label}: {job.error}", icon="🚫")
+        st.error(plain(f"{job.label}: {job.error}"), icon="🚫")
 if not finished:
     st.stop()
 
@@ -259,7 +260,8 @@ st.subheader("The mistakes it was surest of")
 worst = S.confident_errors(ev, 12)
 if worst:
     tiles = S.enlarge(res.test_x[worst], 96)
-    st.image(list(tiles), width=96, caption=[f"{ev.class_names[ev.labels[i]]} → {ev.class_names[ev.predictions[i]]} "
+    st.image(list(tiles), width=96, caption=[f"{plain(ev.class_names[ev.labels[i]])} → "
+                                             f"{plain(ev.class_names[ev.predictions[i]])} "
                                              f"({ev.probabilities[i].max():.0%})" for i in worst],
              alt=[f"A {ev.class_names[ev.labels[i]]} the network called {ev.class_names[ev.predictions[i]]}" for i in worst])
     st.caption("Under each picture: the true class → what the network said, and how sure it was.")
@@ -289,7 +291,7 @@ with o3:
         st.download_button("⬇️ model.keras", files[1], file_name=f"{res.run.name}.keras", key="scratch_dl_keras")
         st.download_button("⬇️ model.tflite", files[2], file_name=f"{res.run.name}.tflite", key="scratch_dl_tflite")
         st.caption(f"Input: raw pixels 0–255, {' × '.join(map(str, res.run.data.input_shape))}; output: one "
-                   f"probability per class in this order: {', '.join(ev.class_names)}.")
+                   f"probability per class in this order: {', '.join(plain(c) for c in ev.class_names)}.")
 
 if len(finished) > 1:
     st.header("5 · Runs side by side")

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from cnnviz.text import plain
+
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = str(ROOT / "pages" / "scratch.py")
 APP = str(ROOT / "app.py")
@@ -57,9 +59,9 @@ def test_an_impossible_stack_is_refused_in_one_sentence_and_cannot_train():
         [{"layer": "MaxPooling2D", "window": 2}] * 5 + [{"layer": "Flatten"}]
     at.session_state["scratch_editor_gen"] = 99
     at.run()
-    assert [e.value for e in at.error] == [
+    assert [e.value for e in at.error] == [plain(
         "Layer 6 (MaxPooling2D) slides a 2×2 window over a 1×1 map, which is smaller than the window; "
-        "remove a pooling layer before it or use “same” padding."]
+        "remove a pooling layer before it or use “same” padding.")]
     assert at.button(key="scratch_train").disabled
 
 
@@ -176,11 +178,38 @@ def test_a_visitors_zip_becomes_the_data_set_and_a_bad_zip_one_sentence():
     [up] = [u for u in at.file_uploader if u.label.startswith("A zip with one folder per class")]
     up.set_value(("shapes.zip", buffer.getvalue(), "application/zip")).run()
     assert not at.exception, at.exception
-    assert any("shapes.zip" in c.value and "64 × 64 × 1" in c.value and "3 classes" in c.value for c in at.caption)
+    assert any(plain("shapes.zip") in c.value and "64 × 64 × 1" in c.value and "3 classes" in c.value for c in at.caption)
     assert "**Total:" in " ".join(markdowns(at))  # the summary is computed for 64×64 gray input
     [up] = [u for u in at.file_uploader if u.label.startswith("A zip with one folder per class")]
     up.set_value(("broken.zip", b"not a zip", "application/zip")).run()
-    assert [e.value for e in at.error] == ["“broken.zip” is not a readable zip file (it may be damaged or incomplete)."]
+    assert [e.value for e in at.error] == [
+        plain("“broken.zip” is not a readable zip file (it may be damaged or incomplete).")]
+
+
+def test_names_from_a_visitors_zip_are_shown_as_text_not_markdown():
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    from cnnviz.train.demo_data import demo_dataset
+
+    evil = "[Log in](https://evil.example) **x**"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for k, (name, images) in enumerate(demo_dataset(6, size=32, seed=2).items()):
+            for i, im in enumerate(images):
+                png = io.BytesIO()
+                Image.fromarray(im).save(png, format="PNG")
+                archive.writestr(f"{evil if k == 0 else name}/{i}.png", png.getvalue())
+    at = fresh()
+    at.radio(key="scratch_source").set_value("zip").run()
+    [up] = [u for u in at.file_uploader if u.label.startswith("A zip with one folder per class")]
+    up.set_value(("[a](http://x.example).zip", buffer.getvalue(), "application/zip")).run()
+    assert not at.exception, at.exception
+    shown = " ".join(c.value for c in at.caption) + " ".join(markdowns(at))
+    assert "](http" not in shown and "**x**" not in shown
+    assert any(plain("[a](http://x.example).zip") in c.value for c in at.caption)
 
 
 def test_a_lecturers_link_reopens_the_settings_and_crafted_values_fall_back():
