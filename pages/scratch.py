@@ -141,16 +141,23 @@ if SS.get("scratch_preset_loaded", "carpentries") != preset_key:
     st.rerun()
 preset = S.PRESETS[preset_key]
 st.caption(f"From: {preset.lesson}. {preset.note}")
-st.markdown("Edit the layers below: change a number, add a row at the bottom, delete a row (select it, then 🗑). "
+st.markdown("Edit the layers below: change a number, add a row at the bottom, delete a row (select it, then 🗑), "
+            "move a row by giving it another number in **order** (2 puts it second). "
             "The output layer (one neuron per class, softmax) is always added at the end.")
 table = st.data_editor(
     SS["scratch_table"], key=f"scratch_editor_{SS.get('scratch_editor_gen', 0)}", num_rows="dynamic", hide_index=False,
     column_config={
+        "order": st.column_config.NumberColumn("order", help="Type another number to move this layer there."),
         "layer": st.column_config.SelectboxColumn("layer", options=list(S.LAYER_TYPES), required=True),
         "padding": st.column_config.SelectboxColumn("padding", options=["valid", "same"]),
         "activation": st.column_config.SelectboxColumn("activation", options=list(S.ACTIVATIONS)),
         "rate": st.column_config.NumberColumn("rate", min_value=0.0, max_value=0.95, step=0.05),
     })
+table, moved = S.reorder_table(table)
+if moved:  # a fresh editor shows the rows in their new order
+    SS["scratch_table"] = table
+    SS["scratch_editor_gen"] = SS.get("scratch_editor_gen", 0) + 1
+    st.rerun()
 SS["scratch_table_edited"] = (SS.get("scratch_editor_gen", 0), [dict(row) for row in table])
 try:
     layers = S.layers_from_table(table)

@@ -243,3 +243,17 @@ def test_settings_and_edited_layers_survive_a_page_switch():
     assert not at.exception, at.exception
     assert at.number_input(key="scratch_epochs").value == 4 and at.radio(key="scratch_source").value == "demo"
     assert len(at.session_state["scratch_table"]) == len(editor) - 2
+
+
+def test_a_new_order_number_moves_a_layer():
+    at = fresh()
+    gen = at.session_state["scratch_editor_gen"]
+    rows = [dict(r) for r in at.session_state["scratch_table"]]
+    rows[4]["order"] = 1  # Flatten to the top, as a visitor types it in the order column
+    at.session_state["scratch_table"] = rows
+    at.session_state["scratch_editor_gen"] = gen + 10
+    at.run()
+    assert not at.exception, at.exception
+    assert [r["layer"] for r in at.session_state["scratch_table"]][:2] == ["Flatten", "Conv2D"]
+    assert [r["order"] for r in at.session_state["scratch_table"]] == [1, 2, 3, 4, 5, 6]
+    assert at.session_state["scratch_editor_gen"] == gen + 11

@@ -231,3 +231,24 @@ def test_export_keras_and_tflite_give_the_same_answers_and_load_back_as_an_uploa
     np.testing.assert_allclose(np.asarray(back(x, training=False)), expected, atol=1e-6)
     assert card["channels"] == 1 and card["input_size"] == [28, 28]
     np.testing.assert_allclose(tflite_probabilities(S.tflite_bytes(model), x), expected, atol=1e-5)
+
+
+def test_order_numbers_reorder_the_layer_table():
+    rows = S.layers_to_table(S.PRESETS["carpentries"].layers)  # Conv, Pool, Conv, Pool, Flatten, Dense
+    assert [r["order"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    same, moved = S.reorder_table(rows)
+    assert not moved and same == rows
+    rows[4]["order"] = 2  # "Flatten to the second place": it goes before the row that had 2
+    ordered, moved = S.reorder_table(rows)
+    assert moved and [r["layer"] for r in ordered] == ["Conv2D", "Flatten", "MaxPooling2D", "Conv2D",
+                                                       "MaxPooling2D", "Dense"]
+    assert [r["order"] for r in ordered] == [1, 2, 3, 4, 5, 6]
+    rows = S.layers_to_table(S.PRESETS["carpentries"].layers)
+    rows[0]["order"] = 3.5  # between rows 3 and 4
+    rows.append({"layer": "Dropout", "rate": 0.5, "order": None})  # a new row without a number stays last
+    ordered, moved = S.reorder_table(rows)
+    assert moved and [r["layer"] for r in ordered] == ["MaxPooling2D", "Conv2D", "Conv2D", "MaxPooling2D", "Flatten",
+                                                       "Dense", "Dropout"]
+    assert S.layers_from_table(ordered)[2] == S.Conv2D(16, 3)
+    ordered, moved = S.reorder_table([{"layer": "Dense", "order": "x"}, {"layer": "Flatten", "order": float("nan")}])
+    assert not moved and [r["order"] for r in ordered] == [1, 2]

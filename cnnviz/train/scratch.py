@@ -42,7 +42,8 @@ __all__ = [
     "Dataset", "validate", "summary", "build_model", "augment_preview", "train", "evaluate_on",
     "confident_errors", "load_keras_dataset", "dataset_from_zip", "demo_shapes", "take_subset",
     "split_validation", "filter_tiles", "to_input", "inference_copy", "keras_bytes", "tflite_bytes", "CLASS_NAMES",
-    "DATASET_TITLES", "MAX_PARAMS", "Run", "Result", "training_job",
+    "DATASET_TITLES", "MAX_PARAMS", "Run", "Result", "training_job", "layers_to_table", "layers_from_table",
+    "reorder_table",
 ]
 
 #: Largest network the page builds (parameters): bigger ones take minutes per epoch on 2 cores.
@@ -734,14 +735,15 @@ def training_job(run: Run):
 # --------------------------------------------------------------------------- the page's editor table and pictures
 
 #: Columns of the layer editor: one row per layer; cells a layer type does not use stay empty.
-TABLE_COLUMNS = ("layer", "filters or units", "window", "stride", "padding", "activation", "rate")
+TABLE_COLUMNS = ("order", "layer", "filters or units", "window", "stride", "padding", "activation", "rate")
 
 
 def layers_to_table(layers: Sequence[Layer]) -> list[dict]:
     """Layers → editor rows (``TABLE_COLUMNS``)."""
     rows = []
-    for layer in layers:
+    for place, layer in enumerate(layers, start=1):
         row = dict.fromkeys(TABLE_COLUMNS)
+        row["order"] = place
         row["layer"] = type(layer).__name__
         if isinstance(layer, Conv2D):
             row.update({"filters or units": layer.filters, "window": layer.kernel, "stride": layer.stride,
@@ -761,6 +763,29 @@ def _cell(row: dict, key: str, default):
     if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
         return default
     return value
+
+
+def reorder_table(rows: Sequence[dict]) -> tuple[list[dict], bool]:
+    """Sort editor rows by their ``order`` number and number them 1, 2, 3… again; also say whether any row moved.
+
+    A row without a number (one just added at the bottom) keeps its place. A row given the number
+    of another row goes before it: typing 2 into row 5 moves it to the second place, as a visitor
+    means; 2.5 puts it between rows 2 and 3.
+    """
+    def place(item: tuple[int, dict]) -> tuple[float, int, int]:
+        position, row = item
+        wanted = _cell(row, "order", None)
+        try:
+            number = float(wanted)
+        except (TypeError, ValueError):
+            number = math.nan
+        if not math.isfinite(number):
+            return float(position), 1, position
+        return number, 0 if number != position else 1, position
+
+    ranked = sorted(enumerate(rows, start=1), key=place)
+    moved = [position for position, _ in ranked] != list(range(1, len(rows) + 1))
+    return [{**row, "order": number} for number, (_, row) in enumerate(ranked, start=1)], moved
 
 
 def layers_from_table(rows: Sequence[dict]) -> tuple[Layer, ...]:
