@@ -290,13 +290,22 @@ for col, label, target in ((o1, "🔍 Open it on the feature-map page", "pages/f
         SS["cnnviz_requested_model"] = name
         st.switch_page(target)
 with o3:
-    if st.button("📦 Prepare .keras and .tflite", key="scratch_export"):
+    if st.button("📦 Prepare .keras, .tflite and TensorFlow.js", key="scratch_export"):
         with st.spinner("Saving and converting (a few seconds)…"):
-            SS["scratch_files"] = (chosen.id, S.keras_bytes(res.model), S.tflite_bytes(res.model))
+            web = S.tfjs_zip(res.model, ev.class_names, model_name=res.run.name, training={
+                "from": "scratch", "epochs": len(res.rows), "batchSize": res.run.batch_size,
+                "learningRate": res.run.learning_rate, "optimizer": res.run.optimizer,
+                "trainImages": res.train_images, "testAccuracy": round(float(ev.accuracy), 4)})
+            SS["scratch_files"] = (chosen.id, S.keras_bytes(res.model), S.tflite_bytes(res.model), *web)
     files = SS.get("scratch_files")
     if files and files[0] == chosen.id:
         st.download_button("⬇️ model.keras", files[1], file_name=f"{res.run.name}.keras", key="scratch_dl_keras")
         st.download_button("⬇️ model.tflite", files[2], file_name=f"{res.run.name}.tflite", key="scratch_dl_tflite")
+        if files[3] is not None:
+            st.download_button("⬇️ TensorFlow.js zip (ml5.js, Teachable Machine)", files[3],
+                               file_name=f"{res.run.name}_tfjs.zip", key="scratch_dl_tfjs")
+        if files[4]:
+            st.caption(plain(files[4]))  # it can quote a layer or class name
         st.caption(f"Input: raw pixels 0–255, {' × '.join(map(str, res.run.data.input_shape))}; output: one "
                    f"probability per class in this order: {', '.join(plain(c) for c in ev.class_names)}.")
 

@@ -257,3 +257,16 @@ def test_a_new_order_number_moves_a_layer():
     assert [r["layer"] for r in at.session_state["scratch_table"]][:2] == ["Flatten", "Conv2D"]
     assert [r["order"] for r in at.session_state["scratch_table"]] == [1, 2, 3, 4, 5, 6]
     assert at.session_state["scratch_editor_gen"] == gen + 11
+
+
+@pytest.mark.slow
+def test_export_of_a_gray_model_says_why_there_is_no_tensorflow_js(trained):
+    from cnnviz.train import scratch as S
+
+    at = trained
+    at.switch_page("pages/scratch.py").run()  # an earlier test may have left for the feature-map page
+    at.button(key="scratch_export").click().run()
+    assert not at.exception, at.exception
+    assert plain(S.GRAY_TFJS) in [c.value for c in at.caption]
+    files = at.session_state["scratch_files"]
+    assert files[1][:2] == b"PK" and files[3] is None  # a .keras is a zip; no TF.js zip for a 1-channel model

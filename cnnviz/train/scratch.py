@@ -23,9 +23,12 @@ Models take raw 0–255 pixels (a ``Rescaling(1/255)`` layer inside), like the b
 """
 from __future__ import annotations
 
+import io
+import json
 import math
 import os
 import tempfile
+import zipfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence, Union
@@ -43,7 +46,7 @@ __all__ = [
     "confident_errors", "load_keras_dataset", "dataset_from_zip", "demo_shapes", "take_subset",
     "split_validation", "filter_tiles", "to_input", "inference_copy", "keras_bytes", "tflite_bytes", "CLASS_NAMES",
     "DATASET_TITLES", "MAX_PARAMS", "Run", "Result", "training_job", "layers_to_table", "layers_from_table",
-    "reorder_table",
+    "reorder_table", "without_augmentation", "tfjs_zip", "GRAY_TFJS",
 ]
 
 #: Largest network the page builds (parameters): bigger ones take minutes per epoch on 2 cores.
@@ -637,6 +640,50 @@ def keras_bytes(model: keras.Model) -> bytes:
         path = Path(folder) / "model.keras"
         inference_copy(model).save(path)
         return path.read_bytes()
+
+
+def without_augmentation(model: keras.Model) -> keras.Model:
+    """A fresh copy of a :func:`build_model` network and its weights without the ``augment_*`` layers.
+
+    They change images only while training (predicting passes them through), and TensorFlow.js
+    has no such layers, so the copy predicts the same and can be exported.
+    """
+    inputs = keras.Input(shape=tuple(model.input_shape[1:]), name="pixels")
+    x = inputs
+    for layer in model.layers[1:]:  # a chain: each layer takes the previous one's output
+        if not layer.name.startswith("augment_"):
+            x = layer(x)
+    chain = keras.Model(inputs, x, name=model.name)
+    copy = keras.Model.from_config(chain.get_config())  # its own layers: node indices start at 0 again
+    copy.set_weights(chain.get_weights())
+    return copy
+
+
+GRAY_TFJS = ("TensorFlow.js (ml5.js, Teachable Machine) is offered for colour models only: those libraries hand "
+             "the network three colour channels, and this one takes a single gray channel.")
+
+
+def tfjs_zip(model: keras.Model, class_names: Sequence[str], *, model_name: str,
+             training: dict | None = None) -> tuple[bytes | None, str | None]:
+    """``(zip, why)``: page 4's export zip (``.keras``, TensorFlow.js, labels, metadata; no ``.tflite``) or ``None``.
+
+    ``why`` is one sentence when there is no zip (a gray model, see :data:`GRAY_TFJS`, or
+    class names the export refuses) or when the zip had to leave TensorFlow.js out (the
+    writer's own reason). The TensorFlow.js model takes ml5's [-1, 1] RGB pixels; the first
+    ``Rescaling(1/255)`` is rewritten for that by :mod:`cnnviz.train.tfjs`.
+    """
+    from cnnviz.train.export import ExportError, export_zip
+
+    if int(model.input_shape[-1]) != 3:
+        return None, GRAY_TFJS
+    try:
+        data = export_zip(without_augmentation(model), class_names, base_model="scratch", model_name=model_name,
+                          training=training, include_tflite=False)
+    except ExportError as err:
+        return None, str(err)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        skipped = json.loads(archive.read("metadata.json")).get("tfjsSkipped")
+    return data, (f"This zip has no TensorFlow.js part. {skipped}" if skipped else None)
 
 
 def tflite_bytes(model: keras.Model) -> bytes:
