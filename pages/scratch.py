@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import streamlit as st
+from streamlit_drawable_canvas import st_canvas
 
 from ui.router import ensure_app_shell
 
@@ -274,14 +275,26 @@ if worst:
     st.caption("Under each picture: the true class → what the network said, and how sure it was.")
 
 st.subheader("Classify one")
-pic_name, picture = image_picker("scratch_one", label="Image", query_param=None)
-one = S.to_input(picture, res.run.data.input_shape)
-probs = S.predict(res.model, one[None])[0]
-p1, p2 = st.columns([1, 3])
-with p1:
-    show_image(S.enlarge(one[None], 160)[0], alt=f"{pic_name} as the network sees it", caption="as the network sees it")
-p2.altair_chart(charts.probability_bars(probs, ev.class_names), width="content",
-                alt=f"The network says {ev.class_names[int(probs.argmax())]} with {probs.max():.0%}")
+how = settings.radio("Picture", ["image", "draw"], key="scratch_one_how", default="image", url="classify",
+                     format_func={"image": "An image", "draw": "Draw one"}.get, horizontal=True)
+if how == "draw":
+    drawn = st_canvas(stroke_width=22, stroke_color="#ffffff", background_color="#000000", height=280, width=280,
+                      drawing_mode="freedraw", return_image_data=True, key="scratch_canvas")
+    pic_name, picture = "Your drawing", S.drawing_to_picture(drawn.image_data)
+    if picture is None:
+        st.info("Draw with the mouse or a finger: light on dark, like the MNIST digits and Fashion-MNIST clothes.",
+                icon="✏️")
+else:
+    pic_name, picture = image_picker("scratch_one", label="Image", query_param=None)
+if picture is not None:
+    one = S.to_input(picture, res.run.data.input_shape)
+    probs = S.predict(res.model, one[None])[0]
+    p1, p2 = st.columns([1, 3])
+    with p1:
+        show_image(S.enlarge(one[None], 160)[0], alt=f"{pic_name} as the network sees it",
+                   caption="as the network sees it")
+    p2.altair_chart(charts.probability_bars(probs, ev.class_names), width="content",
+                    alt=f"The network says {ev.class_names[int(probs.argmax())]} with {probs.max():.0%}")
 
 o1, o2, o3 = st.columns(3)
 for col, label, target in ((o1, "🔍 Open it on the feature-map page", "pages/feature_maps.py"),

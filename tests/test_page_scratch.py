@@ -270,3 +270,15 @@ def test_export_of_a_gray_model_says_why_there_is_no_tensorflow_js(trained):
     assert plain(S.GRAY_TFJS) in [c.value for c in at.caption]
     files = at.session_state["scratch_files"]
     assert files[1][:2] == b"PK" and files[3] is None  # a .keras is a zip; no TF.js zip for a 1-channel model
+
+
+@pytest.mark.slow
+def test_draw_one_asks_for_a_drawing_and_the_page_goes_on(trained):
+    at = trained
+    at.switch_page("pages/scratch.py").run()
+    at.radio(key="scratch_one_how").set_value("draw").run()
+    assert not at.exception, at.exception
+    assert any(i.value.startswith("Draw with the mouse") for i in at.info)
+    assert at.button(key="scratch_export")  # what follows "classify one" is still drawn
+    at.radio(key="scratch_one_how").set_value("image").run()
+    assert not at.exception and not any(i.value.startswith("Draw with the mouse") for i in at.info)

@@ -279,3 +279,16 @@ def test_tfjs_zip_of_a_colour_model_drops_augmentation_and_takes_ml5_pixels():
     gray = S.build_model(layers, (16, 16, 1), 3, seed=1)
     assert S.tfjs_zip(gray, ["a", "b", "c"], model_name="g") == (None, S.GRAY_TFJS)
     assert S.tfjs_zip(model, ["a", "a", "c"], model_name="r")[0] is None  # repeated names: one sentence, no zip
+
+
+def test_a_drawing_becomes_a_picture_over_black_and_a_blank_canvas_none():
+    blank = np.zeros((4, 4, 4), np.uint8)
+    assert S.drawing_to_picture(None) is None and S.drawing_to_picture(blank) is None
+    drawn = blank.copy()
+    drawn[1, 2] = (255, 255, 255, 255)  # a white stroke
+    drawn[0, 0] = (255, 255, 255, 128)  # its half-transparent edge
+    picture = S.drawing_to_picture(drawn)
+    assert picture.dtype == np.uint8 and picture.shape == (4, 4, 3)
+    assert picture[1, 2].tolist() == [255, 255, 255] and picture[0, 0].tolist() == [128, 128, 128]
+    assert picture[3, 3].tolist() == [0, 0, 0]
+    assert S.to_input(picture, (28, 28, 1)).shape == (28, 28, 1)

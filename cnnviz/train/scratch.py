@@ -46,7 +46,7 @@ __all__ = [
     "confident_errors", "load_keras_dataset", "dataset_from_zip", "demo_shapes", "take_subset",
     "split_validation", "filter_tiles", "to_input", "inference_copy", "keras_bytes", "tflite_bytes", "CLASS_NAMES",
     "DATASET_TITLES", "MAX_PARAMS", "Run", "Result", "training_job", "layers_to_table", "layers_from_table",
-    "reorder_table", "without_augmentation", "tfjs_zip", "GRAY_TFJS",
+    "reorder_table", "without_augmentation", "drawing_to_picture", "tfjs_zip", "GRAY_TFJS",
 ]
 
 #: Largest network the page builds (parameters): bigger ones take minutes per epoch on 2 cores.
@@ -607,6 +607,20 @@ def to_input(image_rgb: np.ndarray, input_shape: Sequence[int]) -> np.ndarray:
     """An RGB ``uint8`` picture as one model input ``(H, W, C)`` uint8: squashed, gray if ``C = 1``."""
     h, _, c = (int(d) for d in input_shape)
     return _resize(image_rgb, h, colour=c == 3)
+
+
+def drawing_to_picture(rgba: np.ndarray | None) -> np.ndarray | None:
+    """A drawing canvas's RGBA ``(H, W, 4)`` → RGB ``uint8`` over black, or ``None`` while nothing is drawn.
+
+    Unpainted canvas pixels are transparent; over black they match the black background of
+    MNIST and Fashion-MNIST, whose digits and clothes are light on dark.
+    """
+    if rgba is None:
+        return None
+    rgba = np.asarray(rgba, dtype=np.float32)
+    rgb = rgba[..., :3] * (rgba[..., 3:4] / 255.0)
+    picture = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    return None if picture.max() == picture.min() else picture
 
 
 def filter_tiles(kernel: np.ndarray, *, scale: int = 8) -> np.ndarray:
