@@ -303,7 +303,8 @@ for col, label, target in ((o1, "🔍 Open it on the feature-map page", "pages/f
         SS["cnnviz_requested_model"] = name
         st.switch_page(target)
 with o3:
-    if st.button("📦 Prepare .keras, .tflite and TensorFlow.js", key="scratch_export"):
+    colour = res.run.data.input_shape[-1] == 3  # TensorFlow.js only for colour models (see S.GRAY_TFJS)
+    if st.button("📦 Prepare .keras, .tflite" + (" and TensorFlow.js" if colour else ""), key="scratch_export"):
         with st.spinner("Saving and converting (a few seconds)…"):
             web = S.tfjs_zip(res.model, ev.class_names, model_name=res.run.name, training={
                 "from": "scratch", "epochs": len(res.rows), "batchSize": res.run.batch_size,

@@ -263,7 +263,7 @@ def test_tfjs_zip_of_a_colour_model_drops_augmentation_and_takes_ml5_pixels():
     layers = (S.Conv2D(4, 3), S.BatchNormalization(), S.MaxPooling2D(2), S.Dropout(0.2), S.Flatten(), S.Dense(8))
     model = S.build_model(layers, (16, 16, 3), 3, augment=augment, seed=1)
     plain = S.without_augmentation(model)
-    assert not [l.name for l in plain.layers if l.name.startswith("augment_")]
+    assert not [layer.name for layer in plain.layers if layer.name.startswith("augment_")]
     x = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3)).astype("float32")
     np.testing.assert_allclose(plain.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
     data, why = S.tfjs_zip(model, ["a", "b", "c"], model_name="run_1")
@@ -271,10 +271,10 @@ def test_tfjs_zip_of_a_colour_model_drops_augmentation_and_takes_ml5_pixels():
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         topology = json.loads(archive.read("model/model.json"))["modelTopology"]["config"]["layers"]
         assert "model.tflite" not in archive.namelist()
-    rescale = [l for l in topology if l["name"] == "rescale"][0]["config"]
+    rescale = [entry for entry in topology if entry["name"] == "rescale"][0]["config"]
     # ml5 feeds t = x/127 - 1; the layer must give back x/255:
     assert rescale["scale"] == pytest.approx(127 / 255) and rescale["offset"] == pytest.approx(127 / 255)
-    assert [l["class_name"] for l in topology][:3] == ["InputLayer", "Rescaling", "Conv2D"]
+    assert [entry["class_name"] for entry in topology][:3] == ["InputLayer", "Rescaling", "Conv2D"]
 
     gray = S.build_model(layers, (16, 16, 1), 3, seed=1)
     assert S.tfjs_zip(gray, ["a", "b", "c"], model_name="g") == (None, S.GRAY_TFJS)
