@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import streamlit as st
+from streamlit_drawable_canvas import st_canvas
 
 from ui.router import ensure_app_shell
 
@@ -20,7 +21,9 @@ from cnnviz.charts.scratch import compare_curves
 from cnnviz.model.features import tile_images
 from cnnviz.train.progress import first_conv
 from cnnviz.model import registry  # noqa: E402
+from cnnviz.text import plain
 from cnnviz.train import scratch as S
+from ui import settings
 from ui.jobs import live_training, owner_id
 from ui.state import add_visitor_model
 from ui.widgets import image_picker, show_image
@@ -43,15 +46,18 @@ def _demo_data(size: int, colour: bool) -> S.Dataset:
 
 
 def _dataset() -> S.Dataset | None:
-    source = st.radio("Data set", list(SOURCES), format_func=SOURCES.get, key="scratch_source", horizontal=True)
+    source = settings.radio("Data set", list(SOURCES), key="scratch_source", default="fashion_mnist", url="data",
+                            format_func=SOURCES.get, horizontal=True)
     if source in ("fashion_mnist", "mnist", "cifar10"):
         try:
             return _keras_data(source)
         except S.DataError as err:
             st.warning(f"{err}", icon="📭")
             return None
-    size = st.radio("Resize to", [32, 64], key="scratch_size", horizontal=True, format_func=lambda s: f"{s} px")
-    colour = st.toggle("Colour (off: grayscale, as DIGITS offers)", key="scratch_colour", value=source == "demo")
+    size = settings.radio("Resize to", [32, 64], key="scratch_size", default=32, url="size", horizontal=True,
+                          format_func=lambda s: f"{s} px")
+    colour = settings.toggle("Colour (off: grayscale, as DIGITS offers)", key="scratch_colour", default=source == "demo",
+                             url="colour")
     if source == "demo":
         return _demo_data(size, colour)
     upload = st.file_uploader("A zip with one folder per class (or training/<class>/ and testing/<class>/)",
@@ -62,7 +68,7 @@ def _dataset() -> S.Dataset | None:
     marker = (upload.file_id, size, colour)
     if SS.get("scratch_zip_key") != marker:  # read once per file and setting; kept in this visitor's session only
         try:
-            with st.spinner(f"Reading {upload.name}…"):
+            with st.spinner(f"Reading {plain(upload.name)}…"):
                 SS["scratch_zip_data"] = S.dataset_from_zip(upload.getvalue(), size=size, colour=colour,
                                                             zip_name=f"“{upload.name}”")
         except S.DataError as err:
@@ -70,7 +76,7 @@ def _dataset() -> S.Dataset | None:
         SS["scratch_zip_key"] = marker
     data = SS["scratch_zip_data"]
     if isinstance(data, str):
-        st.error(data, icon="🚫")
+        st.error(plain(data), icon="🚫")  # it names the visitor's file and folders
         return None
     if data.skipped:
         st.caption(f"{len(data.skipped)} files in the zip were not used (not images, or unreadable).")
@@ -80,6 +86,7 @@ def _dataset() -> S.Dataset | None:
 def _load_preset(key: str) -> None:
     preset = S.PRESETS[key]
     SS["scratch_table"] = S.layers_to_table(preset.layers)
+    SS.pop("scratch_table_edited", None)
     SS["scratch_editor_gen"] = SS.get("scratch_editor_gen", 0) + 1  # a fresh editor shows the new rows
     SS.update({"scratch_epochs": preset.epochs, "scratch_batch": preset.batch_size, "scratch_lr": preset.learning_rate,
                "scratch_opt": preset.optimizer, "scratch_flip": preset.augment.flip,
@@ -105,40 +112,54 @@ wanted = SS.pop("scratch_subset_next", None)
 if n_train <= 500:  # a small collection trains on all of its images (a slider needs a range)
     subset = n_train
 else:
-    if wanted is not None or "scratch_subset" not in SS or not 500 <= SS["scratch_subset"] <= n_train:
-        SS["scratch_subset"] = int(min(max(wanted or 10_000, 500), n_train))
-    subset = st.slider("Training images (a random subset, the same for the same seed)", 500, n_train,
-                       key="scratch_subset", step=max(1, min(500, n_train // 20)))
-st.caption(f"**{data.title}**: {n_train:,} training and {len(data.x_test):,} test images of "
+    if wanted is not None:  # a preset's own subset (the overfitting lesson) replaces the visitor's
+        SS["scratch_subset"] = int(min(max(wanted, 500), n_train))
+    subset = settings.slider("Training images (a random subset, the same for the same seed)", 500, n_train,
+                             key="scratch_subset", default=min(10_000, n_train), url="images",
+                             step=max(1, min(500, n_train // 20)))
+st.caption(f"**{plain(data.title)}**: {n_train:,} training and {len(data.x_test):,} test images of "
            f"{' × '.join(map(str, data.input_shape))}, {len(data.class_names)} classes. "
            "10 % of the chosen training images are held out for validation; the test images are never trained on.")
 with st.expander("🔎 Explore the data: the first images of each class", expanded=False):
     st.image(S.sample_grid(data.x_train, data.y_train, len(data.class_names), per_class=12,
                            scale=max(1, 64 // data.input_shape[0])),
-             caption=" · ".join(f"row {i + 1}: {n}" for i, n in enumerate(data.class_names)),
+             caption=" · ".join(f"row {i + 1}: {plain(n)}" for i, n in enumerate(data.class_names)),
              alt=f"A grid with one row of sample images per class of {data.title}")
 
 st.header("2 · The network")
 if "scratch_table" not in SS:
     _load_preset("carpentries")
-preset_key = st.selectbox("Start from a lesson's network", list(S.PRESETS), format_func=lambda k: S.PRESETS[k].title,
-                          key="scratch_preset", index=list(S.PRESETS).index("carpentries"))
+elif (f"scratch_editor_{SS.get('scratch_editor_gen', 0)}" not in SS
+      and SS.get("scratch_table_edited", (None,))[0] == SS.get("scratch_editor_gen", 0)):
+    # Back from another page: Streamlit dropped the editor's edits, so start a fresh editor from the last table.
+    SS["scratch_table"] = SS.pop("scratch_table_edited")[1]
+    SS["scratch_editor_gen"] = SS.get("scratch_editor_gen", 0) + 1
+preset_key = settings.selectbox("Start from a lesson's network", list(S.PRESETS), key="scratch_preset",
+                                default="carpentries", url="preset", format_func=lambda k: S.PRESETS[k].title)
 if SS.get("scratch_preset_loaded", "carpentries") != preset_key:
     SS["scratch_preset_loaded"] = preset_key
     _load_preset(preset_key)
     st.rerun()
 preset = S.PRESETS[preset_key]
 st.caption(f"From: {preset.lesson}. {preset.note}")
-st.markdown("Edit the layers below: change a number, add a row at the bottom, delete a row (select it, then 🗑). "
+st.markdown("Edit the layers below: change a number, add a row at the bottom, delete a row (select it, then 🗑), "
+            "move a row by giving it another number in **order** (2 puts it second). "
             "The output layer (one neuron per class, softmax) is always added at the end.")
 table = st.data_editor(
     SS["scratch_table"], key=f"scratch_editor_{SS.get('scratch_editor_gen', 0)}", num_rows="dynamic", hide_index=False,
     column_config={
+        "order": st.column_config.NumberColumn("order", help="Type another number to move this layer there."),
         "layer": st.column_config.SelectboxColumn("layer", options=list(S.LAYER_TYPES), required=True),
         "padding": st.column_config.SelectboxColumn("padding", options=["valid", "same"]),
         "activation": st.column_config.SelectboxColumn("activation", options=list(S.ACTIVATIONS)),
         "rate": st.column_config.NumberColumn("rate", min_value=0.0, max_value=0.95, step=0.05),
     })
+table, moved = S.reorder_table(table)
+if moved:  # a fresh editor shows the rows in their new order
+    SS["scratch_table"] = table
+    SS["scratch_editor_gen"] = SS.get("scratch_editor_gen", 0) + 1
+    st.rerun()
+SS["scratch_table_edited"] = (SS.get("scratch_editor_gen", 0), [dict(row) for row in table])
 try:
     layers = S.layers_from_table(table)
     rows = S.summary(layers, data.input_shape, len(data.class_names))
@@ -146,7 +167,7 @@ try:
 except S.ArchitectureError as err:
     layers, rows, problem = (), [], str(err)
 if problem:
-    st.error(problem, icon="🧱")
+    st.error(plain(problem), icon="🧱")  # it can quote a cell the visitor typed
 else:
     st.dataframe([{"layer": r.name, "type": r.type, "output shape": r.shape_text, "parameters": r.params,
                    "what it does": r.note} for r in rows], hide_index=True)
@@ -154,17 +175,25 @@ else:
 
 st.header("3 · Train it and watch")
 c1, c2, c3, c4, c5 = st.columns(5)
-epochs = c1.number_input("Epochs", 1, 100, key="scratch_epochs")
-batch = c2.selectbox("Batch size", BATCHES, key="scratch_batch")
-rate = c3.selectbox("Learning rate", RATES, key="scratch_lr", format_func=lambda r: f"{r:g}")
-optimizer = c4.selectbox("Optimizer", list(S.OPTIMIZERS), key="scratch_opt")
-seed = c5.number_input("Seed", 0, 10_000, 0, key="scratch_seed", help="The same seed gives the same run again.")
+epochs = settings.number_input("Epochs", 1, 100, key="scratch_epochs", default=preset.epochs, url="epochs", where=c1)
+batch = settings.selectbox("Batch size", BATCHES, key="scratch_batch", default=preset.batch_size, url="batch", where=c2)
+rate = settings.selectbox("Learning rate", RATES, key="scratch_lr", default=preset.learning_rate, url="lr", where=c3,
+                          format_func=lambda r: f"{r:g}")
+optimizer = settings.selectbox("Optimizer", list(S.OPTIMIZERS), key="scratch_opt", default=preset.optimizer,
+                               url="optimizer", where=c4)
+seed = settings.number_input("Seed", 0, 10_000, key="scratch_seed", default=0, url="seed", where=c5,
+                             help="The same seed gives the same run again.")
 with st.expander("🎲 Augmentation: change every training image a little, every epoch", expanded=False):
     a1, a2, a3, a4 = st.columns(4)
-    augment = S.Augment(flip=a1.checkbox("Flip left–right", key="scratch_flip"),
-                        rotation=a2.slider("Rotate (share of a turn)", 0.0, 0.1, key="scratch_rot", step=0.01),
-                        shift=a3.slider("Shift (share of the side)", 0.0, 0.2, key="scratch_shift", step=0.02),
-                        noise=a4.slider("Noise (share of the pixel range)", 0.0, 0.2, key="scratch_noise", step=0.02))
+    pa = preset.augment
+    augment = S.Augment(
+        flip=settings.toggle("Flip left–right", key="scratch_flip", default=pa.flip, url="flip", where=a1),
+        rotation=settings.slider("Rotate (share of a turn)", 0.0, 0.1, key="scratch_rot", default=pa.rotation,
+                                 url="rotate", step=0.01, where=a2),
+        shift=settings.slider("Shift (share of the side)", 0.0, 0.2, key="scratch_shift", default=pa.shift,
+                              url="shift", step=0.02, where=a3),
+        noise=settings.slider("Noise (share of the pixel range)", 0.0, 0.2, key="scratch_noise", default=pa.noise,
+                              url="noise", step=0.02, where=a4))
     if augment.active:
         preview = S.augment_preview(data.x_train[:6], augment, copies=5, seed=int(seed))
         for row in preview:
@@ -193,7 +222,7 @@ for job in running:
 finished = [j for j in SS.get("scratch_jobs", []) if j.finished and j.result is not None and j.result.evaluation]
 for job in SS.get("scratch_jobs", []):
     if job.state == "failed":
-        st.error(f"{job.label}: {job.error}", icon="🚫")
+        st.error(plain(f"{job.label}: {job.error}"), icon="🚫")
 if not finished:
     st.stop()
 
@@ -209,7 +238,7 @@ for job in finished:  # each finished run is offered on this visitor's feature-m
         registered[job.id] = card["name"] = add_visitor_model(job.label, res.model, card)
         SS["scratch_result"] = job.label  # show the run that just ended
 by_label = {j.label: j for j in finished[::-1]}
-chosen = by_label[st.selectbox("Run", list(by_label), key="scratch_result")]
+chosen = by_label[settings.selectbox("Run", list(by_label), key="scratch_result")]  # runs are private: no URL
 res = chosen.result
 ev = res.evaluation
 name = registered[chosen.id]
@@ -239,20 +268,33 @@ st.subheader("The mistakes it was surest of")
 worst = S.confident_errors(ev, 12)
 if worst:
     tiles = S.enlarge(res.test_x[worst], 96)
-    st.image(list(tiles), width=96, caption=[f"{ev.class_names[ev.labels[i]]} → {ev.class_names[ev.predictions[i]]} "
+    st.image(list(tiles), width=96, caption=[f"{plain(ev.class_names[ev.labels[i]])} → "
+                                             f"{plain(ev.class_names[ev.predictions[i]])} "
                                              f"({ev.probabilities[i].max():.0%})" for i in worst],
              alt=[f"A {ev.class_names[ev.labels[i]]} the network called {ev.class_names[ev.predictions[i]]}" for i in worst])
     st.caption("Under each picture: the true class → what the network said, and how sure it was.")
 
 st.subheader("Classify one")
-pic_name, picture = image_picker("scratch_one", label="Image", query_param=None)
-one = S.to_input(picture, res.run.data.input_shape)
-probs = S.predict(res.model, one[None])[0]
-p1, p2 = st.columns([1, 3])
-with p1:
-    show_image(S.enlarge(one[None], 160)[0], alt=f"{pic_name} as the network sees it", caption="as the network sees it")
-p2.altair_chart(charts.probability_bars(probs, ev.class_names), width="content",
-                alt=f"The network says {ev.class_names[int(probs.argmax())]} with {probs.max():.0%}")
+how = settings.radio("Picture", ["image", "draw"], key="scratch_one_how", default="image", url="classify",
+                     format_func={"image": "An image", "draw": "Draw one"}.get, horizontal=True)
+if how == "draw":
+    drawn = st_canvas(stroke_width=22, stroke_color="#ffffff", background_color="#000000", height=280, width=280,
+                      drawing_mode="freedraw", return_image_data=True, key="scratch_canvas")
+    pic_name, picture = "Your drawing", S.drawing_to_picture(drawn.image_data)
+    if picture is None:
+        st.info("Draw with the mouse or a finger: light on dark, like the MNIST digits and Fashion-MNIST clothes.",
+                icon="✏️")
+else:
+    pic_name, picture = image_picker("scratch_one", label="Image", query_param=None)
+if picture is not None:
+    one = S.to_input(picture, res.run.data.input_shape)
+    probs = S.predict(res.model, one[None])[0]
+    p1, p2 = st.columns([1, 3])
+    with p1:
+        show_image(S.enlarge(one[None], 160)[0], alt=f"{pic_name} as the network sees it",
+                   caption="as the network sees it")
+    p2.altair_chart(charts.probability_bars(probs, ev.class_names), width="content",
+                    alt=f"The network says {ev.class_names[int(probs.argmax())]} with {probs.max():.0%}")
 
 o1, o2, o3 = st.columns(3)
 for col, label, target in ((o1, "🔍 Open it on the feature-map page", "pages/feature_maps.py"),
@@ -261,19 +303,29 @@ for col, label, target in ((o1, "🔍 Open it on the feature-map page", "pages/f
         SS["cnnviz_requested_model"] = name
         st.switch_page(target)
 with o3:
-    if st.button("📦 Prepare .keras and .tflite", key="scratch_export"):
+    colour = res.run.data.input_shape[-1] == 3  # TensorFlow.js only for colour models (see S.GRAY_TFJS)
+    if st.button("📦 Prepare .keras, .tflite" + (" and TensorFlow.js" if colour else ""), key="scratch_export"):
         with st.spinner("Saving and converting (a few seconds)…"):
-            SS["scratch_files"] = (chosen.id, S.keras_bytes(res.model), S.tflite_bytes(res.model))
+            web = S.tfjs_zip(res.model, ev.class_names, model_name=res.run.name, training={
+                "from": "scratch", "epochs": len(res.rows), "batchSize": res.run.batch_size,
+                "learningRate": res.run.learning_rate, "optimizer": res.run.optimizer,
+                "trainImages": res.train_images, "testAccuracy": round(float(ev.accuracy), 4)})
+            SS["scratch_files"] = (chosen.id, S.keras_bytes(res.model), S.tflite_bytes(res.model), *web)
     files = SS.get("scratch_files")
     if files and files[0] == chosen.id:
         st.download_button("⬇️ model.keras", files[1], file_name=f"{res.run.name}.keras", key="scratch_dl_keras")
         st.download_button("⬇️ model.tflite", files[2], file_name=f"{res.run.name}.tflite", key="scratch_dl_tflite")
+        if files[3] is not None:
+            st.download_button("⬇️ TensorFlow.js zip (ml5.js, Teachable Machine)", files[3],
+                               file_name=f"{res.run.name}_tfjs.zip", key="scratch_dl_tfjs")
+        if files[4]:
+            st.caption(plain(files[4]))  # it can quote a layer or class name
         st.caption(f"Input: raw pixels 0–255, {' × '.join(map(str, res.run.data.input_shape))}; output: one "
-                   f"probability per class in this order: {', '.join(ev.class_names)}.")
+                   f"probability per class in this order: {', '.join(plain(c) for c in ev.class_names)}.")
 
 if len(finished) > 1:
     st.header("5 · Runs side by side")
-    picked = st.multiselect("Runs to compare", list(by_label), default=list(by_label)[:2], key="scratch_compare")
+    picked = settings.multiselect("Runs to compare", list(by_label), key="scratch_compare", default=list(by_label)[:2])
     st.altair_chart(compare_curves({label: by_label[label].result.rows for label in picked}), width="content",
                     alt="Loss and accuracy per epoch of the chosen runs")
     st.caption("The overfitting lesson: train the “Overfitting” preset, then its Dropout/augmentation twin. Without "

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from cnnviz.text import plain
+
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = str(ROOT / "pages" / "scratch.py")
 APP = str(ROOT / "app.py")
@@ -57,9 +59,9 @@ def test_an_impossible_stack_is_refused_in_one_sentence_and_cannot_train():
         [{"layer": "MaxPooling2D", "window": 2}] * 5 + [{"layer": "Flatten"}]
     at.session_state["scratch_editor_gen"] = 99
     at.run()
-    assert [e.value for e in at.error] == [
+    assert [e.value for e in at.error] == [plain(
         "Layer 6 (MaxPooling2D) slides a 2×2 window over a 1×1 map, which is smaller than the window; "
-        "remove a pooling layer before it or use “same” padding."]
+        "remove a pooling layer before it or use “same” padding.")]
     assert at.button(key="scratch_train").disabled
 
 
@@ -176,8 +178,107 @@ def test_a_visitors_zip_becomes_the_data_set_and_a_bad_zip_one_sentence():
     [up] = [u for u in at.file_uploader if u.label.startswith("A zip with one folder per class")]
     up.set_value(("shapes.zip", buffer.getvalue(), "application/zip")).run()
     assert not at.exception, at.exception
-    assert any("shapes.zip" in c.value and "64 × 64 × 1" in c.value and "3 classes" in c.value for c in at.caption)
+    assert any(plain("shapes.zip") in c.value and "64 × 64 × 1" in c.value and "3 classes" in c.value for c in at.caption)
     assert "**Total:" in " ".join(markdowns(at))  # the summary is computed for 64×64 gray input
     [up] = [u for u in at.file_uploader if u.label.startswith("A zip with one folder per class")]
     up.set_value(("broken.zip", b"not a zip", "application/zip")).run()
-    assert [e.value for e in at.error] == ["“broken.zip” is not a readable zip file (it may be damaged or incomplete)."]
+    assert [e.value for e in at.error] == [
+        plain("“broken.zip” is not a readable zip file (it may be damaged or incomplete).")]
+
+
+def test_names_from_a_visitors_zip_are_shown_as_text_not_markdown():
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    from cnnviz.train.demo_data import demo_dataset
+
+    evil = "[Log in](https://evil.example) **x**"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for k, (name, images) in enumerate(demo_dataset(6, size=32, seed=2).items()):
+            for i, im in enumerate(images):
+                png = io.BytesIO()
+                Image.fromarray(im).save(png, format="PNG")
+                archive.writestr(f"{evil if k == 0 else name}/{i}.png", png.getvalue())
+    at = fresh()
+    at.radio(key="scratch_source").set_value("zip").run()
+    [up] = [u for u in at.file_uploader if u.label.startswith("A zip with one folder per class")]
+    up.set_value(("[a](http://x.example).zip", buffer.getvalue(), "application/zip")).run()
+    assert not at.exception, at.exception
+    shown = " ".join(c.value for c in at.caption) + " ".join(markdowns(at))
+    assert "](http" not in shown and "**x**" not in shown
+    assert any(plain("[a](http://x.example).zip") in c.value for c in at.caption)
+
+
+def test_a_lecturers_link_reopens_the_settings_and_crafted_values_fall_back():
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.query_params.update({"preset": "lenet5", "epochs": "3", "batch": "128", "lr": "0.002", "seed": "7",
+                            "optimizer": "sgd", "images": "2000"})
+    at.run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="scratch_preset").value == "lenet5"
+    assert at.number_input(key="scratch_epochs").value == 3 and at.selectbox(key="scratch_batch").value == 128
+    assert at.selectbox(key="scratch_lr").value == 0.002 and at.number_input(key="scratch_seed").value == 7
+    assert at.selectbox(key="scratch_opt").value == "sgd" and at.slider(key="scratch_subset").value == 2000
+    bad = AppTest.from_file(PAGE, default_timeout=120)
+    bad.query_params.update({"preset": "<script>", "epochs": "99999", "batch": "abc", "seed": "-1", "images": "1e99"})
+    bad.run()
+    assert not bad.exception, bad.exception
+    assert bad.selectbox(key="scratch_preset").value == "carpentries"
+    assert bad.number_input(key="scratch_epochs").value == 5 and bad.selectbox(key="scratch_batch").value == 32
+    assert bad.number_input(key="scratch_seed").value == 0 and bad.slider(key="scratch_subset").value == 10_000
+
+
+def test_settings_and_edited_layers_survive_a_page_switch():
+    at = fresh(APP)
+    at.switch_page("pages/scratch.py").run()
+    at.number_input(key="scratch_epochs").set_value(4).run()
+    at.radio(key="scratch_source").set_value("demo").run()
+    editor = at.session_state["scratch_table_edited"][1]
+    at.session_state["scratch_table_edited"] = (at.session_state["scratch_editor_gen"], editor[:-2])
+    at.switch_page("pages/home.py").run()
+    at.switch_page("pages/scratch.py").run()
+    assert not at.exception, at.exception
+    assert at.number_input(key="scratch_epochs").value == 4 and at.radio(key="scratch_source").value == "demo"
+    assert len(at.session_state["scratch_table"]) == len(editor) - 2
+
+
+def test_a_new_order_number_moves_a_layer():
+    at = fresh()
+    gen = at.session_state["scratch_editor_gen"]
+    rows = [dict(r) for r in at.session_state["scratch_table"]]
+    rows[4]["order"] = 1  # Flatten to the top, as a visitor types it in the order column
+    at.session_state["scratch_table"] = rows
+    at.session_state["scratch_editor_gen"] = gen + 10
+    at.run()
+    assert not at.exception, at.exception
+    assert [r["layer"] for r in at.session_state["scratch_table"]][:2] == ["Flatten", "Conv2D"]
+    assert [r["order"] for r in at.session_state["scratch_table"]] == [1, 2, 3, 4, 5, 6]
+    assert at.session_state["scratch_editor_gen"] == gen + 11
+
+
+@pytest.mark.slow
+def test_export_of_a_gray_model_says_why_there_is_no_tensorflow_js(trained):
+    from cnnviz.train import scratch as S
+
+    at = trained
+    at.switch_page("pages/scratch.py").run()  # an earlier test may have left for the feature-map page
+    at.button(key="scratch_export").click().run()
+    assert not at.exception, at.exception
+    assert plain(S.GRAY_TFJS) in [c.value for c in at.caption]
+    files = at.session_state["scratch_files"]
+    assert files[1][:2] == b"PK" and files[3] is None  # a .keras is a zip; no TF.js zip for a 1-channel model
+
+
+@pytest.mark.slow
+def test_draw_one_asks_for_a_drawing_and_the_page_goes_on(trained):
+    at = trained
+    at.switch_page("pages/scratch.py").run()
+    at.radio(key="scratch_one_how").set_value("draw").run()
+    assert not at.exception, at.exception
+    assert any(i.value.startswith("Draw with the mouse") for i in at.info)
+    assert at.button(key="scratch_export")  # what follows "classify one" is still drawn
+    at.radio(key="scratch_one_how").set_value("image").run()
+    assert not at.exception and not any(i.value.startswith("Draw with the mouse") for i in at.info)

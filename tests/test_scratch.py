@@ -232,3 +232,64 @@ def test_export_keras_and_tflite_give_the_same_answers_and_load_back_as_an_uploa
     np.testing.assert_allclose(np.asarray(back(x, training=False)), expected, atol=1e-6)
     assert card["channels"] == 1 and card["input_size"] == [28, 28]
     np.testing.assert_allclose(tflite_probabilities(S.tflite_bytes(model), x), expected, atol=1e-5)
+
+
+def test_order_numbers_reorder_the_layer_table():
+    rows = S.layers_to_table(S.PRESETS["carpentries"].layers)  # Conv, Pool, Conv, Pool, Flatten, Dense
+    assert [r["order"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    same, moved = S.reorder_table(rows)
+    assert not moved and same == rows
+    rows[4]["order"] = 2  # "Flatten to the second place": it goes before the row that had 2
+    ordered, moved = S.reorder_table(rows)
+    assert moved and [r["layer"] for r in ordered] == ["Conv2D", "Flatten", "MaxPooling2D", "Conv2D",
+                                                       "MaxPooling2D", "Dense"]
+    assert [r["order"] for r in ordered] == [1, 2, 3, 4, 5, 6]
+    rows = S.layers_to_table(S.PRESETS["carpentries"].layers)
+    rows[0]["order"] = 3.5  # between rows 3 and 4
+    rows.append({"layer": "Dropout", "rate": 0.5, "order": None})  # a new row without a number stays last
+    ordered, moved = S.reorder_table(rows)
+    assert moved and [r["layer"] for r in ordered] == ["MaxPooling2D", "Conv2D", "Conv2D", "MaxPooling2D", "Flatten",
+                                                       "Dense", "Dropout"]
+    assert S.layers_from_table(ordered)[2] == S.Conv2D(16, 3)
+    ordered, moved = S.reorder_table([{"layer": "Dense", "order": "x"}, {"layer": "Flatten", "order": float("nan")}])
+    assert not moved and [r["order"] for r in ordered] == [1, 2]
+
+
+def test_tfjs_zip_of_a_colour_model_drops_augmentation_and_takes_ml5_pixels():
+    import io
+    import json
+    import zipfile
+
+    augment = S.Augment(flip=True, rotation=0.05, noise=0.1)
+    layers = (S.Conv2D(4, 3), S.BatchNormalization(), S.MaxPooling2D(2), S.Dropout(0.2), S.Flatten(), S.Dense(8))
+    model = S.build_model(layers, (16, 16, 3), 3, augment=augment, seed=1)
+    plain = S.without_augmentation(model)
+    assert not [layer.name for layer in plain.layers if layer.name.startswith("augment_")]
+    x = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3)).astype("float32")
+    np.testing.assert_allclose(plain.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    data, why = S.tfjs_zip(model, ["a", "b", "c"], model_name="run_1")
+    assert why is None
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        topology = json.loads(archive.read("model/model.json"))["modelTopology"]["config"]["layers"]
+        assert "model.tflite" not in archive.namelist()
+    rescale = [entry for entry in topology if entry["name"] == "rescale"][0]["config"]
+    # ml5 feeds t = x/127 - 1; the layer must give back x/255:
+    assert rescale["scale"] == pytest.approx(127 / 255) and rescale["offset"] == pytest.approx(127 / 255)
+    assert [entry["class_name"] for entry in topology][:3] == ["InputLayer", "Rescaling", "Conv2D"]
+
+    gray = S.build_model(layers, (16, 16, 1), 3, seed=1)
+    assert S.tfjs_zip(gray, ["a", "b", "c"], model_name="g") == (None, S.GRAY_TFJS)
+    assert S.tfjs_zip(model, ["a", "a", "c"], model_name="r")[0] is None  # repeated names: one sentence, no zip
+
+
+def test_a_drawing_becomes_a_picture_over_black_and_a_blank_canvas_none():
+    blank = np.zeros((4, 4, 4), np.uint8)
+    assert S.drawing_to_picture(None) is None and S.drawing_to_picture(blank) is None
+    drawn = blank.copy()
+    drawn[1, 2] = (255, 255, 255, 255)  # a white stroke
+    drawn[0, 0] = (255, 255, 255, 128)  # its half-transparent edge
+    picture = S.drawing_to_picture(drawn)
+    assert picture.dtype == np.uint8 and picture.shape == (4, 4, 3)
+    assert picture[1, 2].tolist() == [255, 255, 255] and picture[0, 0].tolist() == [128, 128, 128]
+    assert picture[3, 3].tolist() == [0, 0, 0]
+    assert S.to_input(picture, (28, 28, 1)).shape == (28, 28, 1)

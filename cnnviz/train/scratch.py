@@ -23,9 +23,12 @@ Models take raw 0–255 pixels (a ``Rescaling(1/255)`` layer inside), like the b
 """
 from __future__ import annotations
 
+import io
+import json
 import math
 import os
 import tempfile
+import zipfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence, Union
@@ -45,7 +48,8 @@ __all__ = [
     "Dataset", "validate", "summary", "build_model", "augment_preview", "train", "evaluate_on",
     "confident_errors", "load_keras_dataset", "dataset_from_zip", "demo_shapes", "take_subset",
     "split_validation", "filter_tiles", "to_input", "inference_copy", "keras_bytes", "tflite_bytes", "CLASS_NAMES",
-    "DATASET_TITLES", "MAX_PARAMS", "Run", "Result", "training_job",
+    "DATASET_TITLES", "MAX_PARAMS", "Run", "Result", "training_job", "layers_to_table", "layers_from_table",
+    "reorder_table", "without_augmentation", "drawing_to_picture", "tfjs_zip", "GRAY_TFJS",
 ]
 
 #: Largest network the page builds (parameters): bigger ones take minutes per epoch on 2 cores.
@@ -610,6 +614,20 @@ def to_input(image_rgb: np.ndarray, input_shape: Sequence[int]) -> np.ndarray:
     return _resize(image_rgb, h, colour=c == 3)
 
 
+def drawing_to_picture(rgba: np.ndarray | None) -> np.ndarray | None:
+    """A drawing canvas's RGBA ``(H, W, 4)`` → RGB ``uint8`` over black, or ``None`` while nothing is drawn.
+
+    Unpainted canvas pixels are transparent; over black they match the black background of
+    MNIST and Fashion-MNIST, whose digits and clothes are light on dark.
+    """
+    if rgba is None:
+        return None
+    rgba = np.asarray(rgba, dtype=np.float32)
+    rgb = rgba[..., :3] * (rgba[..., 3:4] / 255.0)
+    picture = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    return None if picture.max() == picture.min() else picture
+
+
 def filter_tiles(kernel: np.ndarray, *, scale: int = 8) -> np.ndarray:
     """First-layer kernels ``(kh, kw, c_in, n)`` → RGB tiles ``(n, kh·scale, kw·scale, 3)`` uint8.
 
@@ -641,6 +659,50 @@ def keras_bytes(model: keras.Model) -> bytes:
         path = Path(folder) / "model.keras"
         inference_copy(model).save(path)
         return path.read_bytes()
+
+
+def without_augmentation(model: keras.Model) -> keras.Model:
+    """A fresh copy of a :func:`build_model` network and its weights without the ``augment_*`` layers.
+
+    They change images only while training (predicting passes them through), and TensorFlow.js
+    has no such layers, so the copy predicts the same and can be exported.
+    """
+    inputs = keras.Input(shape=tuple(model.input_shape[1:]), name="pixels")
+    x = inputs
+    for layer in model.layers[1:]:  # a chain: each layer takes the previous one's output
+        if not layer.name.startswith("augment_"):
+            x = layer(x)
+    chain = keras.Model(inputs, x, name=model.name)
+    copy = keras.Model.from_config(chain.get_config())  # its own layers: node indices start at 0 again
+    copy.set_weights(chain.get_weights())
+    return copy
+
+
+GRAY_TFJS = ("TensorFlow.js (ml5.js, Teachable Machine) is offered for colour models only: those libraries hand "
+             "the network three colour channels, and this one takes a single gray channel.")
+
+
+def tfjs_zip(model: keras.Model, class_names: Sequence[str], *, model_name: str,
+             training: dict | None = None) -> tuple[bytes | None, str | None]:
+    """``(zip, why)``: page 4's export zip (``.keras``, TensorFlow.js, labels, metadata; no ``.tflite``) or ``None``.
+
+    ``why`` is one sentence when there is no zip (a gray model, see :data:`GRAY_TFJS`, or
+    class names the export refuses) or when the zip had to leave TensorFlow.js out (the
+    writer's own reason). The TensorFlow.js model takes ml5's [-1, 1] RGB pixels; the first
+    ``Rescaling(1/255)`` is rewritten for that by :mod:`cnnviz.train.tfjs`.
+    """
+    from cnnviz.train.export import ExportError, export_zip
+
+    if int(model.input_shape[-1]) != 3:
+        return None, GRAY_TFJS
+    try:
+        data = export_zip(without_augmentation(model), class_names, base_model="scratch", model_name=model_name,
+                          training=training, include_tflite=False)
+    except ExportError as err:
+        return None, str(err)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        skipped = json.loads(archive.read("metadata.json")).get("tfjsSkipped")
+    return data, (f"This zip has no TensorFlow.js part. {skipped}" if skipped else None)
 
 
 def tflite_bytes(model: keras.Model) -> bytes:
@@ -739,14 +801,15 @@ def training_job(run: Run) -> Callable[[JobContext], Result]:
 # --------------------------------------------------------------------------- the page's editor table and pictures
 
 #: Columns of the layer editor: one row per layer; cells a layer type does not use stay empty.
-TABLE_COLUMNS = ("layer", "filters or units", "window", "stride", "padding", "activation", "rate")
+TABLE_COLUMNS = ("order", "layer", "filters or units", "window", "stride", "padding", "activation", "rate")
 
 
 def layers_to_table(layers: Sequence[Layer]) -> list[dict]:
     """Layers → editor rows (``TABLE_COLUMNS``)."""
     rows = []
-    for layer in layers:
+    for place, layer in enumerate(layers, start=1):
         row = dict.fromkeys(TABLE_COLUMNS)
+        row["order"] = place
         row["layer"] = type(layer).__name__
         if isinstance(layer, Conv2D):
             row.update({"filters or units": layer.filters, "window": layer.kernel, "stride": layer.stride,
@@ -766,6 +829,29 @@ def _cell(row: dict, key: str, default: Any) -> Any:
     if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
         return default
     return value
+
+
+def reorder_table(rows: Sequence[dict]) -> tuple[list[dict], bool]:
+    """Sort editor rows by their ``order`` number and number them 1, 2, 3… again; also say whether any row moved.
+
+    A row without a number (one just added at the bottom) keeps its place. A row given the number
+    of another row goes before it: typing 2 into row 5 moves it to the second place, as a visitor
+    means; 2.5 puts it between rows 2 and 3.
+    """
+    def place(item: tuple[int, dict]) -> tuple[float, int, int]:
+        position, row = item
+        wanted = _cell(row, "order", None)
+        try:
+            number = float(wanted)
+        except (TypeError, ValueError):
+            number = math.nan
+        if not math.isfinite(number):
+            return float(position), 1, position
+        return number, 0 if number != position else 1, position
+
+    ranked = sorted(enumerate(rows, start=1), key=place)
+    moved = [position for position, _ in ranked] != list(range(1, len(rows) + 1))
+    return [{**row, "order": number} for number, (_, row) in enumerate(ranked, start=1)], moved
 
 
 def layers_from_table(rows: Sequence[dict]) -> tuple[Layer, ...]:

@@ -46,7 +46,12 @@ def test_build_train_watch_stop_and_open_on_feature_maps(page, app_url):
     set_number(page, "Epochs", 2)
 
     page.get_by_role("button", name="▶️ Train", exact=True).click()
-    page.locator(FILTERS).wait_for(timeout=120_000)
+    try:
+        page.locator(FILTERS).wait_for(timeout=120_000)
+    except Exception:
+        screenshot(page, "scratch-debug-train")
+        print("MAIN", main.inner_text()[-3000:])
+        raise
     assert page.get_by_role("button", name="▶️ Train", exact=True).is_disabled()  # one run at a time
     page.get_by_text(re.compile(r"Epoch 1 of 2")).first.wait_for(timeout=120_000)
     before = element_pixels(page.locator(FILTERS))
@@ -83,6 +88,25 @@ def test_build_train_watch_stop_and_open_on_feature_maps(page, app_url):
     end = element_pixels(page.locator('img[alt="The first layer\'s filters after training"]'))
     assert pixel_difference(start, end) > 2, "training did not change the first layer's filters"
     screenshot(page, "scratch-results")
+
+    # Classify one the visitor draws: a stroke on the canvas reaches the network.
+    page.get_by_text("Draw one", exact=True).click()
+    wait_idle(page)
+    pad = page.locator("canvas.upper-canvas").first
+    pad.wait_for(timeout=60_000)
+    pad.scroll_into_view_if_needed()
+    box = pad.bounding_box()
+    page.mouse.move(box["x"] + 140, box["y"] + 40)
+    page.mouse.down()
+    for i in range(1, 21):
+        page.mouse.move(box["x"] + 140, box["y"] + 40 + i * 10)
+    page.mouse.up()
+    page.locator('img[alt="Your drawing as the network sees it"]').wait_for(timeout=60_000)
+    wait_idle(page)
+    assert_no_exception(page)
+    drawn = element_pixels(page.locator('img[alt="Your drawing as the network sees it"]'))
+    assert drawn.max() > 200 and drawn.min() < 50, "the drawn stroke did not reach the network's input"
+    screenshot(page, "scratch-drawn")
 
     # A second, long run stopped half way: the model is kept and judged.
     set_number(page, "Epochs", 30)
