@@ -169,7 +169,7 @@ if testable:
             if images:
                 S["trainer_batch_result"] = (which, [n for n, _ in images],
                                              transfer.predict_probabilities(chosen["model"], [im for _, im in images]), None)
-        if use_testset:
+        if use_testset and run is not None:  # only the current run's entry has a head
             S["trainer_batch_result"] = (which, [t.file for t in testset],
                                          transfer.head_probabilities(chosen["head"], trainer.test_embeddings(run.base)),
                                          [t.label for t in testset])

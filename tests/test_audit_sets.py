@@ -91,7 +91,7 @@ def test_generated_set_is_reproducible_and_labelled_only_when_every_kind_is_a_cl
     b = sets.generated_set(KINDS, 6, seed=7, class_names=["x"])
     assert len(a) == 6 and a.files[0] == "Mondrian grid #0" and a.seed == 7
     assert all(np.array_equal(x, y) for x, y in zip(a.images, b.images))
-    assert a.labels.tolist() == [1, 0, 1, 0, 1, 0] and a.sentences == []
+    assert a.labels is not None and a.labels.tolist() == [1, 0, 1, 0, 1, 0] and a.sentences == []
     assert b.labels is None and b.sentences == []
     other = sets.generated_set(KINDS, 6, seed=8, class_names=["x"])
     assert not np.array_equal(other.images[0], a.images[0])
@@ -104,7 +104,7 @@ def test_generated_set_is_reproducible_and_labelled_only_when_every_kind_is_a_cl
 def test_shapes_set_has_every_shape_with_its_class():
     found = sets.shapes_set(2, SHAPE_CLASSES)
     assert found.files == ["square 1", "square 2", "triangle 1", "triangle 2", "circle 1", "circle 2"]
-    assert found.labels.tolist() == [0, 0, 1, 1, 2, 2] and found.images[0].shape == (128, 128, 3)
+    assert found.labels is not None and found.labels.tolist() == [0, 0, 1, 1, 2, 2] and found.images[0].shape == (128, 128, 3)
     assert sets.shapes_set(2, ["tabby", "tiger"]).labels is None
 
 
@@ -119,7 +119,7 @@ def test_samples_and_camera_sets_are_unlabelled():
 def test_uploaded_set_takes_classes_from_folders_caps_its_size_and_keeps_problems():
     named = [("portrait/a.png", _img(1)), ("landscape/b.png", _img(2)), ("Portrait/c.png", _img(3))]
     found = sets.uploaded_set(named, CLASSES, problems=["“x.png” is not an image."])
-    assert found.labels.tolist() == [0, 1, 0] and found.skipped == ["“x.png” is not an image."]
+    assert found.labels is not None and found.labels.tolist() == [0, 1, 0] and found.skipped == ["“x.png” is not an image."]
     loose = sets.uploaded_set([("a.png", _img(1)), ("portrait/b.png", _img(2))], CLASSES)
     assert loose.labels is None and len(loose) == 2
     capped = sets.uploaded_set(named, CLASSES, offered=10, max_images=2)
@@ -134,7 +134,7 @@ def test_zip_set_gives_the_lessons_testing_images_as_reference_and_refuses_an_em
     probe = sets.zip_set(_zip(LESSON), CLASSES, zip_name="“paintings.zip”")
     assert len(probe) == len(LESSON) and probe.labels is None  # "sculpture" names no class
     plain_zip = sets.zip_set(_zip({"portrait/a.png": (1, 1, 1), "landscape/b.png": (2, 2, 2)}), CLASSES, reference=True)
-    assert plain_zip.labels.tolist() == [0, 1]
+    assert plain_zip.labels is not None and plain_zip.labels.tolist() == [0, 1]
     with pytest.raises(ZipError, match="holds no usable images"):
         sets.zip_set(_zip({}), CLASSES)
     with pytest.raises(ZipError):
@@ -158,7 +158,7 @@ def test_trainer_set_reads_the_last_run_of_its_own_model():
                        y=labels, train_idx=np.array([0, 2, 4]), val_idx=np.array([1, 3, 5]), settings={}, head=None,
                        judged_on="validation", judged_keys=[keys[i] for i in (1, 3, 5)], model=model, card=card)
     found = sets.trainer_set(training, "tiny")
-    assert found.labels.tolist() == [0, 1, 2] and len(found) == 3
+    assert found.labels is not None and found.labels.tolist() == [0, 1, 2] and len(found) == 3
     assert "never trained on" in found.sentences[0] and "96-pixel thumbnails" in found.sentences[0]
     assert "validation images of “tiny”" in sets.trainer_set(training, "other").sentences[0]
     training.run.judged_on, training.run.val_idx = "training", np.array([], int)

@@ -96,10 +96,12 @@ def test_a_run_is_judged_on_the_test_set_with_validation_beside_it(embedder):
     session.finish_run(run, embedder, base_title="mean colour", stopped=False)
 
     res = run.results
+    assert res is not None and res.test is not None and res.validation is not None and run.card is not None
     assert res.headline is res.test and res.test.n_images == 6
     # The numbers equal the head's own answers on the test embeddings.
     probs = transfer.head_probabilities(run.head, run.x_test)
-    labels = np.array([run.classes.index(t.label) for t in run.test])
+    labels = np.array([run.classes.index(t.label) for t in run.test if t.label is not None])
+    assert len(labels) == len(run.test)  # every image under testing/ has its class folder
     assert res.test.accuracy == pytest.approx(float(np.mean(probs.argmax(1) == labels)))
     np.testing.assert_array_equal(res.test.confusion.sum(axis=1), [3, 3])
     odd = [m for m in res.test.mistakes if m.file == "odd.png"]
@@ -115,6 +117,7 @@ def test_a_run_is_judged_on_the_test_set_with_validation_beside_it(embedder):
     info = session.training_info(run)
     assert info["test_accuracy"] == res.test.accuracy and info["validation_accuracy"] == res.validation.accuracy
     assert info["test_images"] == 6 and info["training_images"] == len(run.train_idx) == 12
+    assert session.example is not None
     assert transfer.image_key(session.example) in {t.key for t in session.testset}  # the sketch shows a test image
 
     confidence = probs.max(axis=1)
@@ -126,7 +129,9 @@ def test_a_run_is_judged_on_the_test_set_with_validation_beside_it(embedder):
     assert [r["unsure"] for r in rows] == list(confidence < threshold) and 0 < sum(confidence < threshold) < 6
     assert all(r["unsure"] is False for r in session.test_rows(run, threshold=0.0))
     # The audit still reads the held-out images.
-    names, thumbs, ys = session.validation_images()
+    held_out = session.validation_images()
+    assert held_out is not None
+    names, thumbs, ys = held_out
     assert len(names) == len(thumbs) == len(ys) == 4 and run.judged_on == "validation"
 
 
@@ -136,7 +141,29 @@ def test_without_testing_the_numbers_are_said_to_come_from_the_held_out_images(e
     run = session.start_run(BASE, {"epochs": 2, "batch_size": 8, "learning_rate": 0.01})
     TrainingSession.train(run)
     session.finish_run(run, embedder, base_title="mean colour", stopped=False)
+    assert run.results is not None and run.card is not None
     assert run.results.test is None and run.results.headline is run.results.validation
     assert any("no testing/ folder" in s for s in run.results.sentences)
     assert session.test_rows(run) == [] and run.card["test_accuracy"] is None
     assert session.example is not None  # a training image stands in for the sketch
+
+
+def test_a_test_image_no_longer_in_memory_is_left_out_of_the_run_with_a_sentence(embedder):
+    session = TrainingSession(max_images=22)  # the zip's 16 training + 6 test pictures, exactly
+    session.add_zip(lesson_zip(), "colours.zip", embed_for(session, embedder))
+    assert session.skipped == [] and len(session.testset) == 6
+    # The store drops its least recently used picture when a 23rd arrives: after the training
+    # images are used again, that is a test image.
+    for key in (k for c in session.classes for k in c.keys):
+        assert session.store.embedding(key, BASE) is not None
+    session.store.put("another picture", BASE, np.zeros(3, np.float32), np.zeros((8, 8, 3), np.uint8))
+    kept = [t for t in session.testset if session.store.embedding(t.key, BASE) is not None]
+    assert len(kept) == 5
+    run = session.start_run(BASE, {"epochs": 1, "batch_size": 8, "learning_rate": 0.01})
+    assert [t.key for t in run.test] == [t.key for t in kept] and run.x_test.shape == (5, 3)
+    assert session.skipped == ["1 of the 6 test images are no longer in memory (at most 22 images are kept), "
+                               "so this run is tested without them; add them again to test on them."]
+    session.start_run(BASE, {"epochs": 1, "batch_size": 8, "learning_rate": 0.01})
+    assert len(session.skipped) == 1  # the same loss is said once
+    with pytest.raises(ValueError, match="no longer in memory"):
+        session.test_embeddings(BASE)

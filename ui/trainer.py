@@ -176,9 +176,11 @@ def collect_finished(trainer: TrainingSession) -> None:
                           stopped=job.state == "stopped") is None:
         st.info("Training was stopped before its first epoch finished, so there is no model yet.", icon="⏹")
         return
-    run.card["name"] = add_visitor_model(run.name, run.model, run.card)
-    run.name = run.card["name"]
-    run.card["title"] = f"Your model · {run.name}"
+    card = run.card
+    assert card is not None  # finish_run gives every run it returns a card
+    card["name"] = add_visitor_model(run.name, run.model, card)
+    run.name = card["name"]
+    card["title"] = f"Your model · {run.name}"
 
 
 @st.fragment(run_every=1.0)

@@ -345,7 +345,10 @@ class _Run(Protocol):
 class _Training(Protocol):
     """What the audit reads of page 4's :class:`cnnviz.train.session.TrainingSession`."""
 
-    run: _Run | None
+    # Read-only here (a property), so a session whose ``run`` is the richer ``Run`` satisfies it:
+    # a plain attribute would be invariant and ask for exactly ``_Run | None``.
+    @property
+    def run(self) -> _Run | None: ...
 
     def validation_images(self) -> tuple[list[str], list[np.ndarray], np.ndarray] | None: ...
 
@@ -356,7 +359,7 @@ def trainer_set(training: _Training | None, model_name: str) -> ImageSet:
     Empty, with the sentence that says why, when nothing was trained yet, another model is
     chosen, or the images are no longer in memory.
     """
-    run = getattr(training, "run", None)
+    run = training.run if training is not None else None
     if training is None or run is None or not run.finished:
         return ImageSet(sentences=["Train a model on page 4 first; its validation images then appear here."])
     if run.name != model_name:

@@ -272,14 +272,14 @@ class TrainingSession:
     def dataset_check(self, base: str) -> dataset_check.DatasetCheck:
         """The dataset check of the current classes and test set (near-copies by the ``base`` embeddings when all are in memory)."""
         facts = self.check_facts()
-        found = [self.store.embedding(f.key, base) for f in facts]
-        embeddings = np.stack(found) if found and all(e is not None for e in found) else None
+        found = [e for f in facts if (e := self.store.embedding(f.key, base)) is not None]
+        embeddings = np.stack(found) if found and len(found) == len(facts) else None
         return dataset_check.check_dataset(facts, self.skipped, embeddings)
 
     def test_embeddings(self, base: str) -> np.ndarray:
         """``(N, D)`` embeddings of the test images under ``base`` (``ValueError`` if some were dropped)."""
-        found = [self.store.embedding(t.key, base) for t in self.testset]
-        if any(f is None for f in found):
+        found = [e for t in self.testset if (e := self.store.embedding(t.key, base)) is not None]
+        if len(found) < len(self.testset):
             raise ValueError("Some test images are no longer in memory; please add them again.")
         return np.stack(found) if found else np.zeros((0, 0), np.float32)
 
@@ -307,16 +307,25 @@ class TrainingSession:
             raise ValueError(" ".join(self.problems()))
         usable = self.usable_classes()
         keys = [k for c in usable for k in c.keys]
-        missing = [k for k in keys if self.store.embedding(k, base) is None]
-        if missing:
-            raise ValueError(f"{len(missing)} images are no longer in memory (at most {self.store.max_images:,} "
-                             "are kept); please add them again.")
+        found = [e for k in keys if (e := self.store.embedding(k, base)) is not None]
+        if len(found) < len(keys):
+            raise ValueError(f"{len(keys) - len(found)} images are no longer in memory (at most "
+                             f"{self.store.max_images:,} are kept); please add them again.")
         labels = np.array([i for i, c in enumerate(usable) for _ in c.keys])
-        x = np.stack([self.store.embedding(k, base) for k in keys])
+        x = np.stack(found)
         seed = transfer.DEFAULTS["seed"]
         train_idx, val_idx = transfer.stratified_split(labels, transfer.DEFAULTS["validation_fraction"], seed)
-        test = [t for t in self.testset if self.store.embedding(t.key, base) is not None]
-        x_test = (np.stack([self.store.embedding(t.key, base) for t in test]) if test
+        # A test image the store has dropped is left out of the run (training goes on without it),
+        # and the list of files not used says so, rather than the test set shrinking silently.
+        test_pairs = [(t, e) for t in self.testset if (e := self.store.embedding(t.key, base)) is not None]
+        test = [t for t, _ in test_pairs]
+        if len(test) < len(self.testset):
+            lost = (f"{len(self.testset) - len(test)} of the {len(self.testset)} test images are no longer in memory "
+                    f"(at most {self.store.max_images:,} images are kept), so this run is tested without them; "
+                    "add them again to test on them.")
+            if lost not in self.skipped:  # a second run with the same loss says it once
+                self.skipped.append(lost)
+        x_test = (np.stack([e for _, e in test_pairs]) if test_pairs
                   else np.zeros((0, x.shape[1]), np.float32))
         self.runs_started += 1
         self.run = Run(
@@ -399,8 +408,9 @@ class TrainingSession:
         if run is None or not run.finished:
             return None
         judged = run.val_idx if len(run.val_idx) else run.train_idx
-        pairs = [(k, int(run.y[i])) for k, i in zip(run.judged_keys, judged) if self.store.thumbnail(k) is not None]
+        pairs = [(thumb, int(run.y[i])) for k, i in zip(run.judged_keys, judged)
+                 if (thumb := self.store.thumbnail(k)) is not None]
         if not pairs:
             return None
         names = [f"validation {i + 1} ({run.classes[y]})" for i, (_, y) in enumerate(pairs)]
-        return names, [self.store.thumbnail(k) for k, _ in pairs], np.array([y for _, y in pairs])
+        return names, [thumb for thumb, _ in pairs], np.array([y for _, y in pairs])

@@ -39,7 +39,7 @@ def small_lesson_zip(shared_images: Path) -> tuple[bytes, dict[str, np.ndarray]]
         for part, topics in lesson_split(shared_images).items():
             for topic in TOPICS:
                 for path in topics[topic]:
-                    image = Image.open(path).convert("RGB").resize((SIDE, SIDE), Image.BILINEAR)
+                    image = Image.open(path).convert("RGB").resize((SIDE, SIDE), Image.Resampling.BILINEAR)
                     png = io.BytesIO()
                     image.save(png, format="PNG")
                     name = f"{Path(path.name).stem}.png"
