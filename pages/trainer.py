@@ -170,9 +170,12 @@ if testable:
                 S["trainer_batch_result"] = (which, [n for n, _ in images],
                                              transfer.predict_probabilities(chosen["model"], [im for _, im in images]), None)
         if use_testset and run is not None:  # only the current run's entry has a head
-            S["trainer_batch_result"] = (which, [t.file for t in testset],
-                                         transfer.head_probabilities(chosen["head"], trainer.test_embeddings(run.base)),
-                                         [t.label for t in testset])
+            try:
+                S["trainer_batch_result"] = (which, [t.file for t in testset],
+                                             transfer.head_probabilities(chosen["head"], trainer.test_embeddings(run.base)),
+                                             [t.label for t in testset])
+            except ValueError as err:  # some test images were dropped from memory
+                st.info(str(err), icon="ℹ️")
         result = S.get("trainer_batch_result")
         if result and result[0] == which:
             _, names, probs, labels = result

@@ -268,7 +268,7 @@ def test_tfjs_zip_of_a_colour_model_drops_augmentation_and_takes_ml5_pixels():
     x = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3)).astype("float32")
     np.testing.assert_allclose(plain.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
     data, why = S.tfjs_zip(model, ["a", "b", "c"], model_name="run_1")
-    assert why is None
+    assert why is None and data is not None
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         topology = json.loads(archive.read("model/model.json"))["modelTopology"]["config"]["layers"]
         assert "model.tflite" not in archive.namelist()
@@ -289,6 +289,7 @@ def test_a_drawing_becomes_a_picture_over_black_and_a_blank_canvas_none():
     drawn[1, 2] = (255, 255, 255, 255)  # a white stroke
     drawn[0, 0] = (255, 255, 255, 128)  # its half-transparent edge
     picture = S.drawing_to_picture(drawn)
+    assert picture is not None
     assert picture.dtype == np.uint8 and picture.shape == (4, 4, 3)
     assert picture[1, 2].tolist() == [255, 255, 255] and picture[0, 0].tolist() == [128, 128, 128]
     assert picture[3, 3].tolist() == [0, 0, 0]
