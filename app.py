@@ -3,6 +3,7 @@
 This file only routes: every page lives in pages/, every computation in cnnviz/.
 Run with:  make run
 """
+
 import streamlit as st
 
 from ui import settings

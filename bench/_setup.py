@@ -3,6 +3,7 @@
 ``../shared/keras-cache`` is read-only in CI and must never be written to, so it is copied
 into a temporary ``KERAS_HOME`` before Keras is imported (Keras reads the variable once).
 """
+
 from __future__ import annotations
 
 import atexit

@@ -12,6 +12,7 @@
 
 Run:  .venv/bin/python -m bench.audit   (last line: one JSON object)
 """
+
 from __future__ import annotations
 
 import json
@@ -88,7 +89,9 @@ def main() -> None:
         import tensorflow as tf
 
         for start in range(0, N, 32):
-            keras_run(tf.constant(np.concatenate([registry.prepare(img, model) for img in all_images[start:start + 32]])))
+            keras_run(
+                tf.constant(np.concatenate([registry.prepare(img, model) for img in all_images[start : start + 32]]))
+            )
 
     keras_only()
 
@@ -103,39 +106,60 @@ def main() -> None:
         keras_only()
         keras_times.append(time.perf_counter() - t)
         t = time.perf_counter()
-        run = audit_model.run_audit(model, card, classes, image_sets, "paintings", k=5, gallery_size=8, gradcam_all=True)
+        run = audit_model.run_audit(
+            model, card, classes, image_sets, "paintings", k=5, gallery_size=8, gradcam_all=True
+        )
         audit_times.append(time.perf_counter() - t)
     assert len(run["cams"]) == N
     predict_s, audit_s, keras_s = min(predict_times), min(audit_times), min(keras_times)
-    print("runs (s): model only " + ", ".join(f"{x:.2f}" for x in predict_times)
-          + " | audit " + ", ".join(f"{x:.2f}" for x in audit_times))
+    print(
+        "runs (s): model only "
+        + ", ".join(f"{x:.2f}" for x in predict_times)
+        + " | audit "
+        + ", ".join(f"{x:.2f}" for x in audit_times)
+    )
 
     aurocs = run["evaluation"]["auroc"]["non-paintings and abstract"]
     # Per kind too, for the closing note.
     per_kind = {}
     for sub in ("non-paintings", "abstract"):
         mask = [f.startswith(sub + "/") for f in other_files]
-        sets = {"paintings": run["sets"]["paintings"],
-                sub: {k: (v[mask] if k in ("probs", "features") else None) for k, v in run["sets"]["non-paintings and abstract"].items()}}
+        sets = {
+            "paintings": run["sets"]["paintings"],
+            sub: {
+                k: (v[mask] if k in ("probs", "features") else None)
+                for k, v in run["sets"]["non-paintings and abstract"].items()
+            },
+        }
         per_kind[sub] = audit.evaluate(sets, "paintings", k=5)["auroc"][sub]
 
-    print(f"model run only     : {predict_s:6.2f} s for {N} images = {N / predict_s:6.1f} images/s (baseline; {backend})")
-    print(f"model run on Keras : {keras_s:6.2f} s for {N} images = {N / keras_s:6.1f} images/s "
-          f"({keras_s / predict_s:.2f}× the {backend} time)")
-    print(f"full audit+Grad-CAM: {audit_s:6.2f} s for {N} images = {N / audit_s:6.1f} images/s "
-          f"({audit_s / predict_s:.1f}× the baseline; target ≤ {TARGET_S:.0f} s: {'met' if audit_s <= TARGET_S else 'MISSED'})")
+    print(
+        f"model run only     : {predict_s:6.2f} s for {N} images = {N / predict_s:6.1f} images/s (baseline; {backend})"
+    )
+    print(
+        f"model run on Keras : {keras_s:6.2f} s for {N} images = {N / keras_s:6.1f} images/s "
+        f"({keras_s / predict_s:.2f}× the {backend} time)"
+    )
+    print(
+        f"full audit+Grad-CAM: {audit_s:6.2f} s for {N} images = {N / audit_s:6.1f} images/s "
+        f"({audit_s / predict_s:.1f}× the baseline; target ≤ {TARGET_S:.0f} s: {'met' if audit_s <= TARGET_S else 'MISSED'})"
+    )
     print("AUROC, paintings vs non-paintings + abstract works (1 = separated, 0.5 = chance):")
     for score, value in aurocs.items():
         print(f"  {score:22s} {value:.3f}   " + "   ".join(f"{k}: {v[score]:.3f}" for k, v in per_kind.items()))
-    print(json.dumps({
-        "audit_100_s": round(audit_s, 3),
-        "images_per_s": round(N / predict_s, 2),
-        "images_per_s_keras": round(N / keras_s, 2),
-        "model_backend": backend,
-        "images_per_s_gradcam": round(N / audit_s, 2),
-        "auroc_softmax": round(aurocs["1 − max softmax"], 4),
-        "auroc_feature": round(aurocs["kNN cosine distance"], 4),
-    }))
+    print(
+        json.dumps(
+            {
+                "audit_100_s": round(audit_s, 3),
+                "images_per_s": round(N / predict_s, 2),
+                "images_per_s_keras": round(N / keras_s, 2),
+                "model_backend": backend,
+                "images_per_s_gradcam": round(N / audit_s, 2),
+                "auroc_softmax": round(aurocs["1 − max softmax"], 4),
+                "auroc_feature": round(aurocs["kNN cosine distance"], 4),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ Prints a Markdown table (kind, before, after, peak memory, time) and ends with o
 ``kinds``, ``after_crashes`` (must be 0), ``after_max_peak_mb``, ``after_max_seconds``, and, with
 ``--before``, ``before_crashes``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,35 +41,58 @@ NOT_ON_OLD_CODE = {
 
 def image_and_zip_kinds() -> dict:
     kinds: dict[str, tuple[bytes, str, dict]] = {kind: (data, "image", {}) for kind, (data, _) in REFUSED.items()}
-    kinds.update({
-        "EXIF wrong type (JPEG)": (hostile.exif_wrong_type("JPEG"), "image", {}),
-        "EXIF wrong type (WebP)": (hostile.exif_wrong_type("WEBP"), "image", {}),
-        "16-bit PNG gradient": (hostile.gradient16("PNG"), "image", {}),
-        "16-bit TIFF gradient": (hostile.gradient16("TIFF"), "image", {}),
-        "float TIFF 0…1": (hostile.float_tiff(), "image", {}),
-        "LA half transparent": (hostile.la_half_transparent(), "image", {}),
-        "P with transparency": (hostile.palette_transparent(), "image", {}),
-        "CMYK JPEG": (hostile.cmyk_jpeg(), "image", {}),
-        "PNG 25 MP (largest accepted)": (hostile.real_png_pixels(5000, 5000), "image", {}),
-    })
-    deflated = hostile.make_zip([("cats/a.png", hostile.png(1)), ("cats/b.png", hostile.png(2)),
-                                 ("dogs/c.png", hostile.png(3))], compression=zipfile.ZIP_DEFLATED)
+    kinds.update(
+        {
+            "EXIF wrong type (JPEG)": (hostile.exif_wrong_type("JPEG"), "image", {}),
+            "EXIF wrong type (WebP)": (hostile.exif_wrong_type("WEBP"), "image", {}),
+            "16-bit PNG gradient": (hostile.gradient16("PNG"), "image", {}),
+            "16-bit TIFF gradient": (hostile.gradient16("TIFF"), "image", {}),
+            "float TIFF 0…1": (hostile.float_tiff(), "image", {}),
+            "LA half transparent": (hostile.la_half_transparent(), "image", {}),
+            "P with transparency": (hostile.palette_transparent(), "image", {}),
+            "CMYK JPEG": (hostile.cmyk_jpeg(), "image", {}),
+            "PNG 25 MP (largest accepted)": (hostile.real_png_pixels(5000, 5000), "image", {}),
+        }
+    )
+    deflated = hostile.make_zip(
+        [("cats/a.png", hostile.png(1)), ("cats/b.png", hostile.png(2)), ("dogs/c.png", hostile.png(3))],
+        compression=zipfile.ZIP_DEFLATED,
+    )
     pictures = [hostile.flat_png(512, 20 * v) for v in range(10)]
     bomb = hostile.webp_claiming(10_000, 10_000)
-    kinds.update({
-        "zip: damaged deflate": (hostile.damage_deflate(deflated, "cats/b.png"), "zip", {}),
-        "zip: empty member name": (hostile.make_zip([(zipfile.ZipInfo(""), b"x"), ("cats/a.png", hostile.png(1)),
-                                                     ("dogs/b.png", hostile.png(2))]), "zip", {}),
-        "zip: same path twice + name in two folders": (hostile.make_zip([
-            ("cats/x.png", hostile.png(1)), ("cats/x.png", hostile.png(2)), ("dogs/x.png", hostile.png(3))]), "zip", {}),
-        "zip: zip slip": (hostile.make_zip([("../../evil.png", hostile.png(1)), ("ok/a.png", hostile.png(4))]), "zip", {}),
-        "zip: symlink": (hostile.symlink_zip(), "zip", {}),
-        "zip: 200 MB zeros entry": (hostile.zip_bomb_entry(), "zip", {}),
-        "zip: 100 000 entries": (hostile.many_entries_zip(), "zip", {}),
-        "5990 × 100 MP WebP zip": (hostile.make_zip([(f"c/{i}.webp", bomb) for i in range(5990)]), "zip", {}),
-        "audit zip: 5990 × 512² PNG": (hostile.make_zip([(f"p{i}.png", pictures[i % 10]) for i in range(5990)]),
-                                       "audit_zip", {}),
-    })
+    kinds.update(
+        {
+            "zip: damaged deflate": (hostile.damage_deflate(deflated, "cats/b.png"), "zip", {}),
+            "zip: empty member name": (
+                hostile.make_zip(
+                    [(zipfile.ZipInfo(""), b"x"), ("cats/a.png", hostile.png(1)), ("dogs/b.png", hostile.png(2))]
+                ),
+                "zip",
+                {},
+            ),
+            "zip: same path twice + name in two folders": (
+                hostile.make_zip(
+                    [("cats/x.png", hostile.png(1)), ("cats/x.png", hostile.png(2)), ("dogs/x.png", hostile.png(3))]
+                ),
+                "zip",
+                {},
+            ),
+            "zip: zip slip": (
+                hostile.make_zip([("../../evil.png", hostile.png(1)), ("ok/a.png", hostile.png(4))]),
+                "zip",
+                {},
+            ),
+            "zip: symlink": (hostile.symlink_zip(), "zip", {}),
+            "zip: 200 MB zeros entry": (hostile.zip_bomb_entry(), "zip", {}),
+            "zip: 100 000 entries": (hostile.many_entries_zip(), "zip", {}),
+            "5990 × 100 MP WebP zip": (hostile.make_zip([(f"c/{i}.webp", bomb) for i in range(5990)]), "zip", {}),
+            "audit zip: 5990 × 512² PNG": (
+                hostile.make_zip([(f"p{i}.png", pictures[i % 10]) for i in range(5990)]),
+                "audit_zip",
+                {},
+            ),
+        }
+    )
     return kinds
 
 
@@ -135,12 +159,18 @@ def main() -> None:
         if options.before and kind not in NOT_ON_OLD_CODE and before.get(kind) and "peak_mb" in before[kind]:
             b += f" ({before[kind]['peak_mb']:.0f} MB, {before[kind]['seconds']:.1f} s)"
         a = after[kind]
-        print(f"| {kind} | {b.replace('|', '/')} | {summary(a).replace('|', '/')} | {a['peak_mb']:.0f} | {a['seconds']:.2f} |")
+        print(
+            f"| {kind} | {b.replace('|', '/')} | {summary(a).replace('|', '/')} | {a['peak_mb']:.0f} | {a['seconds']:.2f} |"
+        )
     figures = {
         "kinds": len(after),
         "after_crashes": sum(1 for r in after.values() if r["outcome"] == "crash"),
-        "after_max_peak_mb_image_zip": max(r["peak_mb"] for k, r in after.items() if jobs[k]["call"] not in ("model", "export")),
-        "after_max_peak_mb_models": max(r["peak_mb"] for k, r in after.items() if jobs[k]["call"] in ("model", "export")),
+        "after_max_peak_mb_image_zip": max(
+            r["peak_mb"] for k, r in after.items() if jobs[k]["call"] not in ("model", "export")
+        ),
+        "after_max_peak_mb_models": max(
+            r["peak_mb"] for k, r in after.items() if jobs[k]["call"] in ("model", "export")
+        ),
         "after_max_seconds": max(r["seconds"] for r in after.values()),
     }
     if options.before:

@@ -8,6 +8,7 @@ On one 512 × 512 × 3 picture with a 3 × 3 kernel, in one run:
 
 Run:  .venv/bin/python -m bench.convolution      (last line: one JSON object)
 """
+
 from __future__ import annotations
 
 import json
@@ -129,11 +130,15 @@ def main() -> None:
     print("page reruns after a kernel change (ms): " + ", ".join(f"{t:.0f}" for t in reruns))
     print(f"  median {median:.0f} ms (target < 300 ms)")
 
-    print(json.dumps({
-        "conv_vs_filter2d": round(ours / theirs, 3),
-        "speedup_vs_loop": round(loop_full / ours),
-        "page_rerun_ms": round(median, 1),
-    }))
+    print(
+        json.dumps(
+            {
+                "conv_vs_filter2d": round(ours / theirs, 3),
+                "speedup_vs_loop": round(loop_full / ours),
+                "page_rerun_ms": round(median, 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ decoding (``cnnviz.images.load_image`` at 512 px, as the trainer reads uploads) 
 
 Run:  .venv/bin/python bench/embed.py   (last line: one JSON object)
 """
+
 from __future__ import annotations
 
 import io
@@ -79,7 +80,7 @@ def keras_path(files: list[bytes], embedder, keras_call):
     out = []
     size = tuple(embedder.input_shape[1:3])
     for start in range(0, len(files), BATCH):
-        images = [load_image(data, max_side=MAX_SIDE) for data in files[start:start + BATCH]]
+        images = [load_image(data, max_side=MAX_SIDE) for data in files[start : start + BATCH]]
         out.append(keras_call(to_model_input(images, size)))
     return np.concatenate(out)
 
@@ -103,8 +104,11 @@ def make_collection(folder: Path, n: int) -> Path:
 
     from cnnviz.images import load_image_file
 
-    sources = [load_image_file(p, max_side=480) for p in sorted(SHARED.rglob("*"))
-               if p.suffix.lower() in {".jpg", ".jpeg", ".png"}]
+    sources = [
+        load_image_file(p, max_side=480)
+        for p in sorted(SHARED.rglob("*"))
+        if p.suffix.lower() in {".jpg", ".jpeg", ".png"}
+    ]
     rng = np.random.default_rng(0)
     path = folder / "collection.zip"
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
@@ -130,8 +134,9 @@ def collection_fast(data: bytes, embedder):
     plan = plan_zip(data, zip_name="collection.zip")
     store = transfer.EmbeddingStore()
     n = 0
-    for result in fast_embed.embed_stream(iter_zip_images(data, plan, max_side=MAX_SIDE), embedder,
-                                          batch_size=STREAM_BATCH, persist=True):
+    for result in fast_embed.embed_stream(
+        iter_zip_images(data, plan, max_side=MAX_SIDE), embedder, batch_size=STREAM_BATCH, persist=True
+    ):
         if result.image is None or result.embedding is None:
             raise SystemExit(f"The benchmark's images must all read: {result.error}")
         store.put(transfer.image_key(result.image), BASE, result.embedding, result.image)
@@ -187,10 +192,14 @@ def main() -> None:
     convert_s = time.perf_counter() - t
     assert fast_embed.is_fast(fast_call), "EfficientNet-Lite0 did not convert to LiteRT"
     keras_call = fast_embed.embedder(embedder, fast=False)
-    print(f"converted to LiteRT in {convert_s:.1f} s (once per machine, kept in Keras's cache; not counted); "
-          f"{fast_embed.THREADS} interpreter threads")
+    print(
+        f"converted to LiteRT in {convert_s:.1f} s (once per machine, kept in Keras's cache; not counted); "
+        f"{fast_embed.THREADS} interpreter threads"
+    )
 
-    synthetic = [jpeg(img) for img in probes.probe_set(list(probes.GENERATORS), SYNTHETIC, size=(360, 480), seed=0).values()]
+    synthetic = [
+        jpeg(img) for img in probes.probe_set(list(probes.GENERATORS), SYNTHETIC, size=(360, 480), seed=0).values()
+    ]
     photos = [p.read_bytes() for p in sorted(SHARED.rglob("*")) if p.suffix.lower() in {".jpg", ".jpeg", ".png"}]
     sets = {"synthetic": synthetic, "photos": photos}
     # Warm up both (tracing, the interpreter's first run) on a few images.
@@ -214,21 +223,27 @@ def main() -> None:
     fast_s = sum(min(times[(n, "fast")]) for n in sets)
     for name, files in sets.items():
         ks, fs = min(times[(name, "keras")]), min(times[(name, "fast")])
-        print(f"{name:9s} ({len(files)} files): Keras {len(files) / ks:6.1f} images/s, fast {len(files) / fs:6.1f} images/s "
-              f"({ks / fs:.2f}×)  runs (s): Keras {', '.join(f'{x:.2f}' for x in times[(name, 'keras')])}; "
-              f"fast {', '.join(f'{x:.2f}' for x in times[(name, 'fast')])}")
+        print(
+            f"{name:9s} ({len(files)} files): Keras {len(files) / ks:6.1f} images/s, fast {len(files) / fs:6.1f} images/s "
+            f"({ks / fs:.2f}×)  runs (s): Keras {', '.join(f'{x:.2f}' for x in times[(name, 'keras')])}; "
+            f"fast {', '.join(f'{x:.2f}' for x in times[(name, 'fast')])}"
+        )
     keras_img_s, fast_img_s = n_all / keras_s, n_all / fast_s
     speedup = fast_img_s / keras_img_s
     max_abs_diff = max(diffs)
-    print(f"all {n_all} images, decoding included: Keras {keras_img_s:.1f} images/s, fast {fast_img_s:.1f} images/s, "
-          f"speedup {speedup:.2f}× (target ≥ 1.5: {'met' if speedup >= 1.5 else 'MISSED'}); largest feature difference "
-          f"{max_abs_diff:.2e} (target ≤ 1e-4: {'met' if max_abs_diff <= 1e-4 else 'MISSED'}); 1-minute load "
-          f"{load_before:.1f} on {os.cpu_count()} cores")
+    print(
+        f"all {n_all} images, decoding included: Keras {keras_img_s:.1f} images/s, fast {fast_img_s:.1f} images/s, "
+        f"speedup {speedup:.2f}× (target ≥ 1.5: {'met' if speedup >= 1.5 else 'MISSED'}); largest feature difference "
+        f"{max_abs_diff:.2e} (target ≤ 1e-4: {'met' if max_abs_diff <= 1e-4 else 'MISSED'}); 1-minute load "
+        f"{load_before:.1f} on {os.cpu_count()} cores"
+    )
 
     with tempfile.TemporaryDirectory(prefix="cnnviz-bench-zip-") as folder:
         t = time.perf_counter()
         path = make_collection(Path(folder), COLLECTION)
-        print(f"{COLLECTION} JPEGs zipped ({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f} s (not counted)")
+        print(
+            f"{COLLECTION} JPEGs zipped ({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f} s (not counted)"
+        )
         load_collection = os.getloadavg()[0]
         t, c = time.perf_counter(), time.process_time()
         data = path.read_bytes()
@@ -240,25 +255,39 @@ def main() -> None:
         baseline_s = (time.perf_counter() - t) * COLLECTION / n_base
         baseline_cpu_s = (time.process_time() - c) * COLLECTION / n_base
     ratio = baseline_s / collection_s
-    print(f"collection of {COLLECTION} JPEGs from a zip, end to end: {collection_s:.1f} s "
-          f"({COLLECTION / collection_s:.0f} images/s; target ≤ 30 s: {'met' if collection_s <= 30 else 'MISSED'}); "
-          f"the old path on its first {n_base} images, scaled: {baseline_s:.1f} s ({ratio:.2f}× slower); "
-          f"1-minute load {load_collection:.1f}; store {len(store)} distinct images, {store.nbytes() / 1e6:.0f} MB")
+    print(
+        f"collection of {COLLECTION} JPEGs from a zip, end to end: {collection_s:.1f} s "
+        f"({COLLECTION / collection_s:.0f} images/s; target ≤ 30 s: {'met' if collection_s <= 30 else 'MISSED'}); "
+        f"the old path on its first {n_base} images, scaled: {baseline_s:.1f} s ({ratio:.2f}× slower); "
+        f"1-minute load {load_collection:.1f}; store {len(store)} distinct images, {store.nbytes() / 1e6:.0f} MB"
+    )
     cores = os.cpu_count() or 1
     # CPU seconds of this process (all threads) hardly depend on what else runs: half of them
     # is the wall time an otherwise idle 2-core machine would need at best.
-    print(f"CPU time (all threads): fast {collection_cpu_s:.1f} s, old path (scaled) {baseline_cpu_s:.1f} s; "
-          f"on {cores} idle cores that is at least {collection_cpu_s / cores:.1f} s and "
-          f"{baseline_cpu_s / cores:.1f} s")
+    print(
+        f"CPU time (all threads): fast {collection_cpu_s:.1f} s, old path (scaled) {baseline_cpu_s:.1f} s; "
+        f"on {cores} idle cores that is at least {collection_cpu_s / cores:.1f} s and "
+        f"{baseline_cpu_s / cores:.1f} s"
+    )
     rss = peak_rss_mb()
     print(f"peak RSS {rss:.0f} MB")
-    print(json.dumps({
-        "keras_img_s": round(keras_img_s, 1), "fast_img_s": round(fast_img_s, 1), "speedup": round(speedup, 2),
-        "max_abs_diff": float(f"{max_abs_diff:.3g}"), "collection_5000_s": round(collection_s, 1),
-        "collection_baseline_5000_s": round(baseline_s, 1), "collection_ratio": round(ratio, 2),
-        "collection_5000_cpu_s": round(collection_cpu_s, 1), "collection_baseline_5000_cpu_s": round(baseline_cpu_s, 1),
-        "convert_s": round(convert_s, 1), "peak_rss_mb": round(rss, 1),
-    }))
+    print(
+        json.dumps(
+            {
+                "keras_img_s": round(keras_img_s, 1),
+                "fast_img_s": round(fast_img_s, 1),
+                "speedup": round(speedup, 2),
+                "max_abs_diff": float(f"{max_abs_diff:.3g}"),
+                "collection_5000_s": round(collection_s, 1),
+                "collection_baseline_5000_s": round(baseline_s, 1),
+                "collection_ratio": round(ratio, 2),
+                "collection_5000_cpu_s": round(collection_cpu_s, 1),
+                "collection_baseline_5000_cpu_s": round(baseline_cpu_s, 1),
+                "convert_s": round(convert_s, 1),
+                "peak_rss_mb": round(rss, 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ Run:  .venv/bin/python -m bench.feature_maps
 Last line: one JSON object with ``imagenet_all_maps_ms``, ``speedup_vs_per_layer``,
 ``grid_render_ms`` and ``peak_rss_mb`` (plus the same figures for the bundled CNN).
 """
+
 from __future__ import annotations
 
 import io
@@ -105,15 +106,27 @@ def measure(label: str, model: keras.Model, image: np.ndarray) -> dict[str, floa
     print(f"all feature maps, warm (median / fastest):      {all_ms:8.1f} / {all_min:.1f} ms")
     print(f"network alone, warm (median / fastest):         {net_ms:8.1f} / {net_min:.1f} ms   (baseline)")
     print(f"  -> all maps cost {all_ms / net_ms:.2f}x one plain forward pass")
-    print(f"one model per layer + predict, per layer:       {naive_ms:8.1f} ms (predict only {naive_predict_ms:.1f} ms), "
-          f"x {n_layers} layers = {naive_ms * n_layers:.0f} ms")
-    print(f"  -> speed-up of one compiled multi-output model: {speedup:.0f}x "
-          f"({naive_predict_ms * n_layers / all_ms:.0f}x against predict alone on ready-made models)")
-    print(f"tiled grid of the largest layer {largest} {fmap.shape}: {grid_ms:.1f} ms -> {grid.shape[1]}x{grid.shape[0]} px, "
-          f"PNG encoding {png_ms:.1f} ms (Pillow's default level: {default_png_ms:.1f} ms)")
+    print(
+        f"one model per layer + predict, per layer:       {naive_ms:8.1f} ms (predict only {naive_predict_ms:.1f} ms), "
+        f"x {n_layers} layers = {naive_ms * n_layers:.0f} ms"
+    )
+    print(
+        f"  -> speed-up of one compiled multi-output model: {speedup:.0f}x "
+        f"({naive_predict_ms * n_layers / all_ms:.0f}x against predict alone on ready-made models)"
+    )
+    print(
+        f"tiled grid of the largest layer {largest} {fmap.shape}: {grid_ms:.1f} ms -> {grid.shape[1]}x{grid.shape[0]} px, "
+        f"PNG encoding {png_ms:.1f} ms (Pillow's default level: {default_png_ms:.1f} ms)"
+    )
     print(f"Grad-CAM of the predicted class, warm: {cam_ms:.1f} ms")
-    return {"all_maps_ms": all_ms, "network_ms": net_ms, "speedup": speedup, "grid_ms": grid_ms,
-            "grid_png_ms": png_ms, "grad_cam_ms": cam_ms}
+    return {
+        "all_maps_ms": all_ms,
+        "network_ms": net_ms,
+        "speedup": speedup,
+        "grid_ms": grid_ms,
+        "grid_png_ms": png_ms,
+        "grad_cam_ms": cam_ms,
+    }
 
 
 def rss_mb() -> float:
@@ -149,11 +162,13 @@ def main() -> None:
         "grid_png_ms": round(imagenet["grid_png_ms"], 1),
     }
     if bundled:
-        figures.update({
-            "bundled_all_maps_ms": round(bundled["all_maps_ms"], 2),
-            "bundled_speedup_vs_per_layer": round(bundled["speedup"], 1),
-            "bundled_grid_render_ms": round(bundled["grid_ms"], 2),
-        })
+        figures.update(
+            {
+                "bundled_all_maps_ms": round(bundled["all_maps_ms"], 2),
+                "bundled_speedup_vs_per_layer": round(bundled["speedup"], 1),
+                "bundled_grid_render_ms": round(bundled["grid_ms"], 2),
+            }
+        )
     print(json.dumps(figures))
 
 

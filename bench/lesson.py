@@ -20,6 +20,7 @@
 
 Run:  .venv/bin/python bench/lesson.py   (last line: one JSON object)
 """
+
 from __future__ import annotations
 
 import io
@@ -102,14 +103,19 @@ def main() -> None:
     res = paintings.results
     res_test = measured(res.test, "paintings test set")
     res_validation = measured(res.validation, "paintings validation set")
-    figures.update(lesson_zip_test_accuracy=round(res_test.accuracy, 4), lesson_zip_test_images=res_test.n_images,
-                   lesson_zip_validation_accuracy=round(res_validation.accuracy, 4),
-                   lesson_zip_validation_images=res_validation.n_images,
-                   lesson_zip_training_images=sum(1 for f in paintings.embedded.facts if f.part == "training"))
+    figures.update(
+        lesson_zip_test_accuracy=round(res_test.accuracy, 4),
+        lesson_zip_test_images=res_test.n_images,
+        lesson_zip_validation_accuracy=round(res_validation.accuracy, 4),
+        lesson_zip_validation_images=res_validation.n_images,
+        lesson_zip_training_images=sum(1 for f in paintings.embedded.facts if f.part == "training"),
+    )
     print("paintings (6 topics):", *res.sentences, sep="\n  ")
-    three = {"painting": [f for fs in topics.values() for f in fs],
-             "abstract": [f for f in (IMAGES / "abstract").iterdir() if f.is_file()],
-             "not-a-painting": [f for f in (IMAGES / "non-paintings").iterdir() if f.is_file()]}
+    three = {
+        "painting": [f for fs in topics.values() for f in fs],
+        "abstract": [f for f in (IMAGES / "abstract").iterdir() if f.is_file()],
+        "not-a-painting": [f for f in (IMAGES / "non-paintings").iterdir() if f.is_file()],
+    }
     three_run = pipeline.train_collection(lesson.open_collection(split_zip(three), name="three.zip"), embedder)
     figures["three_class_test_accuracy"] = round(measured(three_run.results.test, "three-class test set").accuracy, 4)
     figures["three_class_test_images"] = measured(three_run.results.test, "three-class test set").n_images
@@ -130,16 +136,33 @@ def main() -> None:
         images = []
         for i in range(500):
             side = int(rng.choice([320, 400, 480, 560, 640]))
-            image = np.asarray(Image.fromarray(draw_shape(("square", "triangle", "circle")[i % 3], rng, size=256))
-                               .resize((side, side * 3 // 4)))
+            image = np.asarray(
+                Image.fromarray(draw_shape(("square", "triangle", "circle")[i % 3], rng, size=256)).resize(
+                    (side, side * 3 // 4)
+                )
+            )
             Image.fromarray(image).save(folder / f"img-{i:03d}.jpg", quality=90)
             images.append(np.asarray(Image.open(folder / f"img-{i:03d}.jpg").convert("RGB")))
         model_zip = Path(tmp) / "model.zip"
         model_zip.write_bytes(blob)
         started = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "cnnviz", "classify", str(model_zip), str(folder),
-                               "--csv", str(Path(tmp) / "topics.csv"), "--quiet"],
-                              cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "cnnviz",
+                "classify",
+                str(model_zip),
+                str(folder),
+                "--csv",
+                str(Path(tmp) / "topics.csv"),
+                "--quiet",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        )
         figures["cli_wall_s"] = round(time.perf_counter() - started, 2)
         if done.returncode != 0:
             raise SystemExit(done.stderr[-2000:])

@@ -11,6 +11,7 @@ stays comparable when the machine is busy; the milliseconds do not.
 Run:  .venv/bin/python -m bench.neuron
 Last line: one JSON object.
 """
+
 from __future__ import annotations
 
 import json
@@ -82,7 +83,8 @@ def main() -> None:
             "import altair as alt, numpy as np, pandas as pd, streamlit as st\n"
             "k = st.slider('x', 0, 10, key='x')\n"
             "df = pd.DataFrame({'a': np.arange(300), 'b': np.sin(np.arange(300) / 30 + k)})\n"
-            "st.altair_chart(alt.Chart(df).mark_line().encode(x='a:Q', y='b:Q'), alt='a sine wave')\n")
+            "st.altair_chart(alt.Chart(df).mark_line().encode(x='a:Q', y='b:Q'), alt='a sine wave')\n"
+        )
         baseline = wrapped_app(plain, Path(tmp))
         baseline.run()
         for v in [1, 2, 3, 4, 5, 6, 7, 8]:
@@ -112,14 +114,23 @@ def main() -> None:
     print(f"baseline page       {plain_ms:7.1f} ms (same harness: one slider, one plain Altair chart)")
     print(f"first visit         {first_ms:7.1f} ms (incl. AppTest start and training both networks)")
     slowest = max(per_section.values())
-    print(f"slowest section: {slowest:.1f} ms -> {'meets' if slowest < 100 else 'MISSES'} the 100 ms target "
-          f"on this machine now (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
-    print(json.dumps({
-        "neuron_section_ms": per_section["neuron"], "exercise_section_ms": per_section["exercise"],
-        "two_layers_section_ms": per_section["two_layers"], "softmax_section_ms": per_section["softmax"],
-        "page_rerun_ms": page_ms, "baseline_chart_page_ms": plain_ms,
-        "slowest_section_vs_baseline": round(slowest / max(plain_ms, 1e-3), 2),
-    }))
+    print(
+        f"slowest section: {slowest:.1f} ms -> {'meets' if slowest < 100 else 'MISSES'} the 100 ms target "
+        f"on this machine now (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
+    )
+    print(
+        json.dumps(
+            {
+                "neuron_section_ms": per_section["neuron"],
+                "exercise_section_ms": per_section["exercise"],
+                "two_layers_section_ms": per_section["two_layers"],
+                "softmax_section_ms": per_section["softmax"],
+                "page_rerun_ms": page_ms,
+                "baseline_chart_page_ms": plain_ms,
+                "slowest_section_vs_baseline": round(slowest / max(plain_ms, 1e-3), 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

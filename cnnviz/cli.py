@@ -12,6 +12,7 @@ it (:mod:`cnnviz.train.dataset_check`), trains on ``training/`` with Teachable M
 :mod:`cnnviz.predictions`: the loop the lesson ends with. Bad input gives one sentence
 and exit status 1 (2 for a wrong command line).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,36 +75,53 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m cnnviz",
         description="Train an image classifier on your own collection and classify whole folders with it "
-                    "(the Programming Historian lesson, without a browser).")
+        "(the Programming Historian lesson, without a browser).",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="{train,classify}")
     train = commands.add_parser(
-        "train", help="train a classifier on a folder or zip and export it",
+        "train",
+        help="train a classifier on a folder or zip and export it",
         description="Train on training/<class>/ (15 %% of each class held out for validation, rounded up as "
-                    "Teachable Machine does), test on testing/<class>/, and write the export zip "
-                    "(model.keras, model.tflite, TensorFlow.js model/ for ml5.js, labels, metadata, p5 sketch).")
+        "Teachable Machine does), test on testing/<class>/, and write the export zip "
+        "(model.keras, model.tflite, TensorFlow.js model/ for ml5.js, labels, metadata, p5 sketch).",
+    )
     train.add_argument("collection", help="a zip or folder with training/<class>/ and testing/<class>/ (or <class>/)")
     train.add_argument("--out", required=True, help="where to write the model zip, e.g. model.zip")
-    train.add_argument("--base", default="efficientnet_lite0", choices=["efficientnet_lite0", "mobilenet_v2"],
-                       help="pretrained base network (default: %(default)s)")
+    train.add_argument(
+        "--base",
+        default="efficientnet_lite0",
+        choices=["efficientnet_lite0", "mobilenet_v2"],
+        help="pretrained base network (default: %(default)s)",
+    )
     train.add_argument("--epochs", type=int, default=50, help="passes through the training images (default: 50)")
     train.add_argument("--batch-size", type=int, default=16, help="images per weight update (default: 16)")
     train.add_argument("--learning-rate", type=float, default=0.001, help="size of each update (default: 0.001)")
     train.add_argument("--seed", type=int, default=0, help="seed of the split and training (default: 0)")
     train.add_argument("--name", default=None, help="model name in the metadata (default: the zip's name)")
     train.add_argument("--csv", default=None, help="also write the test images' predictions to this CSV")
-    train.add_argument("--threshold", type=float, default=UNSURE_THRESHOLD,
-                       help="confidence below which a CSV row is flagged unsure (default: %(default)s)")
+    train.add_argument(
+        "--threshold",
+        type=float,
+        default=UNSURE_THRESHOLD,
+        help="confidence below which a CSV row is flagged unsure (default: %(default)s)",
+    )
     train.add_argument("--no-tflite", action="store_true", help="skip the TensorFlow Lite file (saves ~10 s)")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     classify = commands.add_parser(
-        "classify", help="classify every image of a folder or zip with an exported model and write a CSV",
+        "classify",
+        help="classify every image of a folder or zip with an exported model and write a CSV",
         description="One CSV row per image: file, folder, true class (when the image sits in a folder named "
-                    "after a class), predicted class, confidence, correct, unsure, and one probability per class.")
+        "after a class), predicted class, confidence, correct, unsure, and one probability per class.",
+    )
     classify.add_argument("model", help="a model zip written by 'train' or the trainer page")
     classify.add_argument("images", help="a folder or zip of images (class folders optional)")
     classify.add_argument("--csv", required=True, help="where to write the table, e.g. topics.csv")
-    classify.add_argument("--threshold", type=float, default=UNSURE_THRESHOLD,
-                          help="confidence below which a row is flagged unsure (default: %(default)s)")
+    classify.add_argument(
+        "--threshold",
+        type=float,
+        default=UNSURE_THRESHOLD,
+        help="confidence below which a row is flagged unsure (default: %(default)s)",
+    )
     classify.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -130,8 +148,10 @@ def _train(args: argparse.Namespace) -> int:
         collection = lesson.open_collection(args.collection)
     except ZipError as err:
         raise ValueError(str(err)) from None
-    print(f"{collection.name}: {collection.layout} layout, {collection.count('training')} training and "
-          f"{collection.count('testing')} testing images, {len(collection.skipped)} files skipped.")
+    print(
+        f"{collection.name}: {collection.layout} layout, {collection.count('training')} training and "
+        f"{collection.count('testing')} testing images, {len(collection.skipped)} files skipped."
+    )
     from cnnviz.model import registry
     from cnnviz.predictions import rows_to_csv
     from cnnviz.train import pipeline
@@ -145,8 +165,16 @@ def _train(args: argparse.Namespace) -> int:
     name = args.name or Path(args.collection).stem
     try:
         trained = pipeline.train_collection(
-            collection, embedder, base=args.base, epochs=args.epochs, batch_size=args.batch_size,
-            learning_rate=args.learning_rate, seed=args.seed, threshold=args.threshold, on_progress=bar)
+            collection,
+            embedder,
+            base=args.base,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            seed=args.seed,
+            threshold=args.threshold,
+            on_progress=bar,
+        )
     finally:
         bar.close()
     check = trained.check
@@ -174,8 +202,11 @@ def _train(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     blob = pipeline.export_trained(trained, model_name=name, include_tflite=not args.no_tflite)
     out.write_bytes(blob)
-    print(f"\nWrote {out} ({len(blob) / 1e6:.1f} MB in {time.perf_counter() - started:.1f} s): model.keras, "
-          + ("" if args.no_tflite else "model.tflite, ") + "model/ (TensorFlow.js for ml5.js), index.html + sketch.js.")
+    print(
+        f"\nWrote {out} ({len(blob) / 1e6:.1f} MB in {time.perf_counter() - started:.1f} s): model.keras, "
+        + ("" if args.no_tflite else "model.tflite, ")
+        + "model/ (TensorFlow.js for ml5.js), index.html + sketch.js."
+    )
     if args.csv and not trained.test_rows:
         print(f"No CSV was written to {args.csv}: there are no testing/ images to list.")
     elif args.csv:
@@ -212,19 +243,29 @@ def _classify(args: argparse.Namespace) -> int:
     bar("Classifying", 0, len(collection.entries))
     started = time.perf_counter()
     try:
-        rows = pipeline.classify_images(model, card["classes"], collection.images(), threshold=args.threshold,
-                                        on_progress=bar, total=len(collection.entries))
+        rows = pipeline.classify_images(
+            model,
+            card["classes"],
+            collection.images(),
+            threshold=args.threshold,
+            on_progress=bar,
+            total=len(collection.entries),
+        )
     finally:
         bar.close()
     seconds = time.perf_counter() - started
     csv_path.write_text(rows_to_csv(rows), encoding="utf-8")
     scored = [r for r in rows if r["correct"] != ""]
-    print(f"Classified {len(rows)} images in {seconds:.1f} s ({len(rows) / max(seconds, 1e-9):.1f} images/s); "
-          f"wrote {csv_path}.")
+    print(
+        f"Classified {len(rows)} images in {seconds:.1f} s ({len(rows) / max(seconds, 1e-9):.1f} images/s); "
+        f"wrote {csv_path}."
+    )
     if scored:
         right = sum(1 for r in scored if r["correct"])
-        print(f"{right} of {len(scored)} images in folders named after a class were classified as that class "
-              f"({right / len(scored):.0%}).")
+        print(
+            f"{right} of {len(scored)} images in folders named after a class were classified as that class "
+            f"({right / len(scored):.0%})."
+        )
     unsure = sum(1 for r in rows if r["unsure"])
     print(f"{unsure} images are flagged unsure (confidence below {args.threshold:.0%}).")
     for reason in collection.skipped[:20]:

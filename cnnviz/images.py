@@ -5,6 +5,7 @@ server receives broken and hostile files, so the function refuses anything it
 cannot decode fully and cheaply, and says why in a sentence a non-programmer
 understands (:class:`ImageError`). It never imports TensorFlow.
 """
+
 from __future__ import annotations
 
 import io
@@ -92,9 +93,7 @@ def load_image(data: bytes, *, max_side: int | None = WORK_SIDE, name: str = "Th
     if data is None or len(data) == 0:
         raise ImageError(f"{name} is empty (0 bytes). Please choose another image.")
     if len(data) > MAX_BYTES:
-        raise ImageError(
-            f"{name} is {len(data) / 1e6:.0f} MB; images up to {MAX_BYTES / 1e6:.0f} MB are accepted."
-        )
+        raise ImageError(f"{name} is {len(data) / 1e6:.0f} MB; images up to {MAX_BYTES / 1e6:.0f} MB are accepted.")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -112,11 +111,19 @@ def load_image(data: bytes, *, max_side: int | None = WORK_SIDE, name: str = "Th
             f"{_max_pixels() / 1e6:.0f} megapixels); it was refused to protect the server."
         ) from None
     except Image.UnidentifiedImageError:
-        raise ImageError(
-            f"{name} is not an image this app can read. Please upload a {_FORMAT_NAMES} file."
-        ) from None
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError,
-            OverflowError, struct.error, ZeroDivisionError):
+        raise ImageError(f"{name} is not an image this app can read. Please upload a {_FORMAT_NAMES} file.") from None
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        EOFError,
+        IndexError,
+        TypeError,
+        KeyError,
+        OverflowError,
+        struct.error,
+        ZeroDivisionError,
+    ):
         # Pillow reports truncated and corrupt data with many exception types (a TIFF strip
         # offset past 2**63 is an OverflowError, a short EXIF field a struct.error).
         raise ImageError(
@@ -273,9 +280,15 @@ def _open_drafted(data: bytes, max_side: int | None, name: str) -> Image.Image:
     return img
 
 
-_ORIENTATION = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-                5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
-                8: Image.Transpose.ROTATE_90}
+_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 def _exif_upright(img: Image.Image) -> Image.Image:

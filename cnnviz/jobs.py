@@ -22,6 +22,7 @@ Rules (all in this module, tested in tests/test_jobs.py):
 
 Never imports Streamlit or TensorFlow (the Keras callback lives in :mod:`cnnviz.train.progress`).
 """
+
 from __future__ import annotations
 
 import logging
@@ -34,8 +35,19 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 __all__ = [
-    "QueueFull", "JobError", "Job", "JobContext", "Pool",
-    "submit", "jobs_of", "busy", "default_pool", "WORKERS", "QUEUE", "PER_OWNER", "ORPHAN_S",
+    "QueueFull",
+    "JobError",
+    "Job",
+    "JobContext",
+    "Pool",
+    "submit",
+    "jobs_of",
+    "busy",
+    "default_pool",
+    "WORKERS",
+    "QUEUE",
+    "PER_OWNER",
+    "ORPHAN_S",
 ]
 
 log = logging.getLogger(__name__)
@@ -181,8 +193,15 @@ class JobContext:
 class Pool:
     """A bounded job queue served by ``workers`` daemon threads (the process has one: :func:`default_pool`)."""
 
-    def __init__(self, workers: int = WORKERS, queue: int = QUEUE, *, per_owner: int = PER_OWNER,
-                 orphan_s: float = ORPHAN_S, name: str = "cnnviz-job") -> None:
+    def __init__(
+        self,
+        workers: int = WORKERS,
+        queue: int = QUEUE,
+        *,
+        per_owner: int = PER_OWNER,
+        orphan_s: float = ORPHAN_S,
+        name: str = "cnnviz-job",
+    ) -> None:
         self.workers = workers
         self.queue_size = queue
         self.per_owner = per_owner
@@ -202,11 +221,14 @@ class Pool:
             self._reap()
             mine = [j for j in self._jobs.values() if j.owner == owner and not j.finished]
             if len(mine) >= self.per_owner:
-                raise QueueFull(f"You already have {len(mine)} jobs waiting or running; "
-                                "stop one or let it finish before starting another.")
+                raise QueueFull(
+                    f"You already have {len(mine)} jobs waiting or running; "
+                    "stop one or let it finish before starting another."
+                )
             if len(self._queue) >= self.queue_size:
-                raise QueueFull(f"The server is busy: {len(self._queue)} jobs are already waiting, "
-                                "so please try again in a minute.")
+                raise QueueFull(
+                    f"The server is busy: {len(self._queue)} jobs are already waiting, so please try again in a minute."
+                )
             job = Job(id=uuid.uuid4().hex[:12], kind=kind, owner=owner, _pool=self, _fn=fn)
             self._jobs[job.id] = job
             self._queue.append(job)

@@ -20,6 +20,7 @@ CNNVIZ_MAX_VISITOR_PARAMS       100 000 000       parameters of all models one v
 
 Never imports Streamlit or TensorFlow.
 """
+
 from __future__ import annotations
 
 import os

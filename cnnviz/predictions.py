@@ -12,6 +12,7 @@ same everywhere:
 
 Never imports TensorFlow.
 """
+
 from __future__ import annotations
 
 import csv
@@ -20,8 +21,14 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["UNSURE_THRESHOLD", "PROBABILITY_PREFIX", "prediction_rows", "rows_to_csv", "no_formula",
-           "UNSURE_EXPLANATION"]
+__all__ = [
+    "UNSURE_THRESHOLD",
+    "PROBABILITY_PREFIX",
+    "prediction_rows",
+    "rows_to_csv",
+    "no_formula",
+    "UNSURE_EXPLANATION",
+]
 
 #: Default confidence below which a row is flagged ``unsure``.
 UNSURE_THRESHOLD = 0.5
@@ -36,9 +43,16 @@ UNSURE_EXPLANATION = (
 )
 
 
-def prediction_rows(files: Sequence[str], probabilities: np.ndarray, class_names: Sequence[str], *,
-                    folders: Sequence[str] | None = None, true_classes: Sequence[str | None] | None = None,
-                    threshold: float = UNSURE_THRESHOLD, decimals: int | None = 4) -> list[dict]:
+def prediction_rows(
+    files: Sequence[str],
+    probabilities: np.ndarray,
+    class_names: Sequence[str],
+    *,
+    folders: Sequence[str] | None = None,
+    true_classes: Sequence[str | None] | None = None,
+    threshold: float = UNSURE_THRESHOLD,
+    decimals: int | None = 4,
+) -> list[dict]:
     """Rows for a table or CSV, one per image, in the order given.
 
     ``probabilities`` is ``(N, C)`` over ``class_names``; ``files`` and ``folders`` are
@@ -58,6 +72,7 @@ def prediction_rows(files: Sequence[str], probabilities: np.ndarray, class_names
     truths = list(true_classes) if true_classes is not None else [None] * len(files)
     if not len(folders) == len(truths) == len(files):
         raise ValueError("files, folders and true_classes must have one entry per image.")
+
     def r(value: float) -> float:
         return round(value, decimals) if decimals is not None else value
 
@@ -67,8 +82,11 @@ def prediction_rows(files: Sequence[str], probabilities: np.ndarray, class_names
         predicted = str(class_names[best])
         confidence = float(probs[best])
         row = {
-            "file": str(name), "folder": str(folder), "true class": "" if truth is None else str(truth),
-            "predicted class": predicted, "confidence": r(confidence),
+            "file": str(name),
+            "folder": str(folder),
+            "true class": "" if truth is None else str(truth),
+            "predicted class": predicted,
+            "confidence": r(confidence),
             "correct": "" if truth is None else truth == predicted,
             "unsure": confidence < threshold,
         }

@@ -6,6 +6,7 @@ would otherwise become a working link and make every viewer's browser fetch an o
 :func:`plain` escapes such a string so it renders literally; :func:`clean_class_name` is the rule
 for names a visitor gives to classes. Never imports Streamlit.
 """
+
 from __future__ import annotations
 
 import html

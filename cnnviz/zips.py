@@ -18,6 +18,7 @@ A single top folder around either (``paintings/training/…``, made by zipping a
 folder) is allowed. Images are decoded by :func:`cnnviz.images.load_image`.
 Never imports TensorFlow.
 """
+
 from __future__ import annotations
 
 import io
@@ -125,9 +126,15 @@ class ZipContents:
     layout: str
 
 
-def plan_zip(data: bytes, *, zip_name: str = "The zip", max_entries: int | None = None,
-             max_total_bytes: int = MAX_TOTAL_BYTES, max_ratio: float = MAX_RATIO,
-             loose_images: bool = False) -> ZipPlan:
+def plan_zip(
+    data: bytes,
+    *,
+    zip_name: str = "The zip",
+    max_entries: int | None = None,
+    max_total_bytes: int = MAX_TOTAL_BYTES,
+    max_ratio: float = MAX_RATIO,
+    loose_images: bool = False,
+) -> ZipPlan:
     """List the image files of a zip and the reasons other entries are skipped.
 
     With ``loose_images`` (an audit's probe set needs no classes), images outside any class
@@ -171,7 +178,9 @@ def plan_zip(data: bytes, *, zip_name: str = "The zip", max_entries: int | None 
 
     entries, layout = assign_layout(
         [("/".join(_clean_parts(info.filename)), info.file_size, parts, index) for index, info, parts in candidates],
-        skipped, loose_images=loose_images)
+        skipped,
+        loose_images=loose_images,
+    )
     return ZipPlan(entries=entries, skipped=skipped, layout=layout)
 
 
@@ -195,8 +204,9 @@ def assign_layout(files: list[tuple], skipped: list[str], *, loose_images: bool 
             # Folder names become class names: one line each, never blank (see clean_class_name).
             parts = tuple(clean_class_name(p) for p in parts[:-1]) + parts[-1:]
         except ClassNameError:
-            skipped.append(f"“{name}” is in a folder whose name is blank or only invisible characters; "
-                           "please rename the folder.")
+            skipped.append(
+                f"“{name}” is in a folder whose name is blank or only invisible characters; please rename the folder."
+            )
             continue
         seen[name] = seen.get(name, 0) + 1
         if seen[name] > 1:
@@ -224,9 +234,15 @@ def assign_layout(files: list[tuple], skipped: list[str], *, loose_images: bool 
     return entries, "lesson" if lesson else "plain"
 
 
-def iter_zip_images(data: bytes, plan: ZipPlan, *, max_side: int | None = 512,
-                    skipped: list[str] | None = None, max_images: int | None = None,
-                    max_pixels: int | None = None) -> Iterator[ZipImage]:
+def iter_zip_images(
+    data: bytes,
+    plan: ZipPlan,
+    *,
+    max_side: int | None = 512,
+    skipped: list[str] | None = None,
+    max_images: int | None = None,
+    max_pixels: int | None = None,
+) -> Iterator[ZipImage]:
     """Decode the planned images one at a time (memory stays at one image plus what the caller keeps).
 
     Files that turn out to be damaged or not images are appended to ``skipped``
@@ -242,18 +258,30 @@ def iter_zip_images(data: bytes, plan: ZipPlan, *, max_side: int | None = 512,
         infos = archive.infolist()
         for position, entry in enumerate(plan.entries):
             if max_images is not None and yielded >= max_images:
-                skipped.append(f"{len(plan.entries) - position:,} more images were not read: "
-                               f"{max_images:,} images are enough for this step.")
+                skipped.append(
+                    f"{len(plan.entries) - position:,} more images were not read: "
+                    f"{max_images:,} images are enough for this step."
+                )
                 return
             info = infos[entry.index] if 0 <= entry.index < len(infos) else entry.path
             try:
                 with archive.open(info) as handle:
                     raw = handle.read(MAX_BYTES + 1)
-            except (zipfile.BadZipFile, zlib.error, OSError, EOFError, RuntimeError, NotImplementedError,
-                    ValueError, KeyError):
+            except (
+                zipfile.BadZipFile,
+                zlib.error,
+                OSError,
+                EOFError,
+                RuntimeError,
+                NotImplementedError,
+                ValueError,
+                KeyError,
+            ):
                 # zlib.error: damaged compressed data (bit rot, a cut-off download) with intact headers.
-                skipped.append(f"“{entry.path}” is damaged inside the zip (its compressed data cannot be "
-                               "unpacked) and was skipped.")
+                skipped.append(
+                    f"“{entry.path}” is damaged inside the zip (its compressed data cannot be "
+                    "unpacked) and was skipped."
+                )
                 continue
             if raw[:4] == b"PK\x03\x04":
                 skipped.append(f"“{entry.path}” is a zip inside the zip; nested zips are not opened.")
@@ -275,10 +303,17 @@ def iter_zip_images(data: bytes, plan: ZipPlan, *, max_side: int | None = 512,
             yield ZipImage(entry.path, entry.part, entry.label, image)
 
 
-def read_image_zip(data: bytes, *, zip_name: str = "The zip", max_side: int | None = 512,
-                   max_entries: int | None = None, max_total_bytes: int = MAX_TOTAL_BYTES,
-                   max_ratio: float = MAX_RATIO, loose_images: bool = False,
-                   max_images: int | None = None) -> ZipContents:
+def read_image_zip(
+    data: bytes,
+    *,
+    zip_name: str = "The zip",
+    max_side: int | None = 512,
+    max_entries: int | None = None,
+    max_total_bytes: int = MAX_TOTAL_BYTES,
+    max_ratio: float = MAX_RATIO,
+    loose_images: bool = False,
+    max_images: int | None = None,
+) -> ZipContents:
     """Read the usable images of a zip into memory (small collections, an audit's sets, tests).
 
     Each image is kept at most ``max_side`` pixels on its longest side, and at most
@@ -287,8 +322,14 @@ def read_image_zip(data: bytes, *, zip_name: str = "The zip", max_side: int | No
     :func:`plan_zip` + :func:`iter_zip_images` and keep only what you need of each image (the
     trainer keeps an embedding and a thumbnail).
     """
-    plan = plan_zip(data, zip_name=zip_name, max_entries=max_entries,
-                    max_total_bytes=max_total_bytes, max_ratio=max_ratio, loose_images=loose_images)
+    plan = plan_zip(
+        data,
+        zip_name=zip_name,
+        max_entries=max_entries,
+        max_total_bytes=max_total_bytes,
+        max_ratio=max_ratio,
+        loose_images=loose_images,
+    )
     training: dict[str, list[ZipImage]] = {}
     testing: list[ZipImage] = []
     for item in iter_zip_images(data, plan, max_side=max_side, max_images=max_images):
@@ -336,8 +377,7 @@ def _entry_problem(info: zipfile.ZipInfo, max_ratio: float) -> str | None:
         return f"is {info.file_size / 1e6:.0f} MB; images up to {MAX_BYTES / 1e6:.0f} MB are accepted."
     ratio = info.file_size / max(info.compress_size, 1)
     if info.file_size > _RATIO_FLOOR_BYTES and ratio > max_ratio:
-        return (f"expands {ratio:,.0f} times when unpacked (a “zip bomb” pattern) "
-                "and was refused to protect the server.")
+        return f"expands {ratio:,.0f} times when unpacked (a “zip bomb” pattern) and was refused to protect the server."
     return None
 
 

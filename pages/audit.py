@@ -7,6 +7,7 @@ measures one by one — labels, confidence, out-of-distribution scores, abstaini
 the style of one image. The rules live in cnnviz.audit (sets, measures, run, report); the widgets
 in ui.audit. Everything the visitor adds lives in their session only.
 """
+
 from __future__ import annotations
 
 import streamlit as st
@@ -36,61 +37,112 @@ st.markdown(
 st.header("1 · The model")
 model_name, model, card = image_model_picker("audit_model", otherwise="it cannot be audited here")
 classes = registry.class_names(card)
-st.caption(f"{plain(card.get('title', model_name))} · {len(classes)} categories"
-           + (": " + ", ".join(plain(c) for c in classes) if len(classes) <= 20 else "") + ". "
-           + plain(card.get("description") or "") + (" " + plain(card["note"]) if card.get("note") else ""))
+st.caption(
+    f"{plain(card.get('title', model_name))} · {len(classes)} categories"
+    + (": " + ", ".join(plain(c) for c in classes) if len(classes) <= 20 else "")
+    + ". "
+    + plain(card.get("description") or "")
+    + (" " + plain(card["note"]) if card.get("note") else "")
+)
 if card.get("kind") == "imagenet":
-    st.caption("Its 1 000 ImageNet categories were chosen for photographs of objects and animals in 2009: "
-               "no “painting”, no “abstract”, no “portrait”. Keep that in mind when you read its answers.")
+    st.caption(
+        "Its 1 000 ImageNet categories were chosen for photographs of objects and animals in 2009: "
+        "no “painting”, no “abstract”, no “portrait”. Keep that in mind when you read its answers."
+    )
 
 # ---------------------------------------------------------------- 2 · the sets
 st.header("2 · The sets")
 left, right = st.columns(2, gap="large")
 with left:
     st.subheader("Reference set")
-    st.caption("Images of the kind the model was made for. With class folders named like the model's classes, "
-               "accuracy and calibration are measured too. A zip in the lesson's layout gives its testing/ images.")
-    reference = aud.image_set_input("audit_ref", audit_sets.sources(card, reference=True), classes,
-                                    audit_sets.REFERENCE_DEFAULTS, model_name=model_name, card=card, reference=True)
+    st.caption(
+        "Images of the kind the model was made for. With class folders named like the model's classes, "
+        "accuracy and calibration are measured too. A zip in the lesson's layout gives its testing/ images."
+    )
+    reference = aud.image_set_input(
+        "audit_ref",
+        audit_sets.sources(card, reference=True),
+        classes,
+        audit_sets.REFERENCE_DEFAULTS,
+        model_name=model_name,
+        card=card,
+        reference=True,
+    )
 with right:
     st.subheader("Probe sets")
     st.caption("Images the model was not made for: abstract paintings, text, noise, your own photos.")
-    n_probes = settings.radio("How many probe sets", list(range(1, audit_sets.MAX_PROBE_SETS + 1)),
-                              key="audit_probe_sets", url="probe_sets", horizontal=True)
+    n_probes = settings.radio(
+        "How many probe sets",
+        list(range(1, audit_sets.MAX_PROBE_SETS + 1)),
+        key="audit_probe_sets",
+        url="probe_sets",
+        horizontal=True,
+    )
     probe_inputs = []
     for i in range(int(n_probes)):
         with st.container(border=True):
-            probe_inputs.append(aud.image_set_input(f"audit_probe{i}", audit_sets.sources(card, reference=False),
-                                                    classes, audit_sets.probe_defaults(i), model_name=model_name,
-                                                    card=card))
+            probe_inputs.append(
+                aud.image_set_input(
+                    f"audit_probe{i}",
+                    audit_sets.sources(card, reference=False),
+                    classes,
+                    audit_sets.probe_defaults(i),
+                    model_name=model_name,
+                    card=card,
+                )
+            )
 
 # ---------------------------------------------------------------- 3 · run
 st.header("3 · Run the audit")
 a, b, c = st.columns(3)
-threshold = settings.slider("Abstain below this confidence", 0.0, 1.0, step=0.05, key="audit_threshold", default=0.5,
-                            url="threshold", where=a,
-                            help="The model says “unsure / not in my categories” when its top probability is lower.")
+threshold = settings.slider(
+    "Abstain below this confidence",
+    0.0,
+    1.0,
+    step=0.05,
+    key="audit_threshold",
+    default=0.5,
+    url="threshold",
+    where=a,
+    help="The model says “unsure / not in my categories” when its top probability is lower.",
+)
 k = settings.slider("Neighbours for the kNN distance", 1, 20, key="audit_k", default=5, url="k", where=b)
-gallery_size = settings.slider("Images in the Grad-CAM gallery", 0, 24, key="audit_gallery", default=8, url="gallery",
-                               where=c)
-cam_all = settings.toggle("Grad-CAM for every image, not only the gallery (slower: about twice the time)",
-                          key="audit_cam_all", default=False, url="gradcam_all")
+gallery_size = settings.slider(
+    "Images in the Grad-CAM gallery", 0, 24, key="audit_gallery", default=8, url="gallery", where=c
+)
+cam_all = settings.toggle(
+    "Grad-CAM for every image, not only the gallery (slower: about twice the time)",
+    key="audit_cam_all",
+    default=False,
+    url="gradcam_all",
+)
 
 image_sets, problems = audit_sets.audit_sets(reference, probe_inputs)
 for problem in problems:
     st.info(plain(problem), icon="ℹ️")
 fingerprint = audit_sets.fingerprint(image_sets, (model_name, id(model), k, gallery_size, cam_all))
 if st.button("🔎 Run the audit", type="primary", disabled=bool(problems), key="audit_run_button"):
-    aud.run(model, card, classes, image_sets, reference[0], threshold=threshold, k=k, gallery_size=gallery_size,
-            gradcam_all=cam_all, fingerprint=fingerprint)
+    aud.run(
+        model,
+        card,
+        classes,
+        image_sets,
+        reference[0],
+        threshold=threshold,
+        k=k,
+        gallery_size=gallery_size,
+        gradcam_all=cam_all,
+        fingerprint=fingerprint,
+    )
 
 run = st.session_state.get(aud.RESULT)
 if run is None:
     st.info("Choose the sets, then press **Run the audit**.", icon="👆")
 else:
     if run["fingerprint"] != fingerprint:
-        st.warning("The sets or settings changed since this audit ran; press **Run the audit** again to update it.",
-                   icon="⚠️")
+        st.warning(
+            "The sets or settings changed since this audit ran; press **Run the audit** again to update it.", icon="⚠️"
+        )
     report.with_threshold(run, threshold)  # abstaining is arithmetic on stored outputs: the slider acts live
     table = report.results_table(run)
 
@@ -103,21 +155,41 @@ else:
     aud.gallery(run)
     aud.every_cam(run, table)
     with st.expander("Every image, one row each (the same table as the CSV)"):
-        st.dataframe(table[["set", "file", "true_class", "top_class", "confidence", "entropy", "knn_distance",
-                            "mahalanobis", "abstained"]], hide_index=True)
-        st.caption("Sort by a column to find the images the model is surest or least sure about, or farthest "
-                   "from the reference set.")
+        st.dataframe(
+            table[
+                [
+                    "set",
+                    "file",
+                    "true_class",
+                    "top_class",
+                    "confidence",
+                    "entropy",
+                    "knn_distance",
+                    "mahalanobis",
+                    "abstained",
+                ]
+            ],
+            hide_index=True,
+        )
+        st.caption(
+            "Sort by a column to find the images the model is surest or least sure about, or farthest "
+            "from the reference set."
+        )
 
     # ------------------------------------------------------------ 6 · the report
     st.header("6 · Take the report home")
-    st.caption("The HTML report is one self-contained file (charts, thumbnails, numbers, settings, model card and "
-               "questions for the seminar); the CSV has one row per image with every class score.")
+    st.caption(
+        "The HTML report is one self-contained file (charts, thumbnails, numbers, settings, model card and "
+        "questions for the seminar); the CSV has one row per image with every class score."
+    )
     aud.downloads(run)
 
 # ---------------------------------------------------------------- 7 · style only
 st.header("7 · Change only the style")
-st.markdown("Does the label change when only the *style* of a picture changes — its colour, orientation, sharpness, "
-            "or the way it is painted? Pick any image and watch the answer move.")
+st.markdown(
+    "Does the label change when only the *style* of a picture changes — its colour, orientation, sharpness, "
+    "or the way it is painted? Pick any image and watch the answer move."
+)
 t_left, t_right = st.columns([1, 2], gap="large")
 with t_left:
     t_name, t_image = image_picker("audit_transform", label="Image to transform", query_param="transform_image")

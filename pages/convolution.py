@@ -4,6 +4,7 @@ Lecture outline: pick a picture and a kernel → slide it (stride, padding, ReLU
 → one output pixel by hand → why it is really cross-correlation → colour channels and
 the Conv2D filter. Every setting lives in the URL. No TensorFlow in this page's imports.
 """
+
 from __future__ import annotations
 
 import streamlit as st
@@ -18,8 +19,16 @@ import pandas as pd  # noqa: E402
 
 from cnnviz.charts.convolution import kernel_chart, number, step_chart  # noqa: E402
 from cnnviz.learn.convolution import (  # noqa: E402
-    convolve2d, feature_map_display, flip_kernel, magnify, outline, output_size,
-    padding_amounts, relu, step_through, to_gray,
+    convolve2d,
+    feature_map_display,
+    flip_kernel,
+    magnify,
+    outline,
+    output_size,
+    padding_amounts,
+    relu,
+    step_through,
+    to_gray,
 )
 from cnnviz.learn.kernels import presets  # noqa: E402
 from cnnviz.learn.pooling import pool2d  # noqa: E402
@@ -76,8 +85,10 @@ def size_formula(axis: str, n: int, k: int, s: int, padding: str) -> str:
     if padding == "valid":
         return rf"\text{{{axis}}}:\ \left\lfloor \frac{{{n} - {k}}}{{{s}}} \right\rfloor + 1 = {out}"
     before, after = padding_amounts((n, n), (k, k), s, "same")[0]
-    return (rf"\text{{{axis}}}:\ \left\lceil \frac{{{n}}}{{{s}}} \right\rceil = {out}"
-            rf"\quad(\text{{zeros added: {before} before, {after} after}})")
+    return (
+        rf"\text{{{axis}}}:\ \left\lceil \frac{{{n}}}{{{s}}} \right\rceil = {out}"
+        rf"\quad(\text{{zeros added: {before} before, {after} after}})"
+    )
 
 
 st.title("2 · Convolution and pooling")
@@ -93,33 +104,58 @@ col_image, col_kernel, col_about = st.columns([1.1, 1.2, 1], gap="large")
 with col_image:
     name, image = image_picker("conv")
     work_side = settings.select_slider(
-        "Working size (pixels on the long side)", [16, 24, 32, 48, 64, 96, 128, 192, 256, 384],
-        key="conv_px", default=128, url="px",
+        "Working size (pixels on the long side)",
+        [16, 24, 32, 48, 64, 96, 128, 192, 256, 384],
+        key="conv_px",
+        default=128,
+        url="px",
         help="Small pictures show single pixels and the stride clearly; large ones show the effect.",
     )
-    channel_mode = settings.radio("Channels", list(CHANNEL_MODES), key="conv_channels", url="channels",
-                                  format_func=CHANNEL_MODES.get)
+    channel_mode = settings.radio(
+        "Channels", list(CHANNEL_MODES), key="conv_channels", url="channels", format_func=CHANNEL_MODES.get
+    )
 
 with col_kernel:
-    preset_name = settings.selectbox("Kernel preset", list(PRESETS), key="conv_kernel", url="kernel",
-                                     format_func=lambda p: PRESETS[p][3].title, on_change=forget_custom_weights)
-    ksize = settings.radio("Kernel size", sorted(PRESETS[preset_name]), key="conv_size", url="size",
-                           format_func=lambda s: f"{s} × {s}", horizontal=True, on_change=forget_custom_weights)
+    preset_name = settings.selectbox(
+        "Kernel preset",
+        list(PRESETS),
+        key="conv_kernel",
+        url="kernel",
+        format_func=lambda p: PRESETS[p][3].title,
+        on_change=forget_custom_weights,
+    )
+    ksize = settings.radio(
+        "Kernel size",
+        sorted(PRESETS[preset_name]),
+        key="conv_size",
+        url="size",
+        format_func=lambda s: f"{s} × {s}",
+        horizontal=True,
+        on_change=forget_custom_weights,
+    )
     preset = PRESETS[preset_name][ksize]
     weights = preset.weights
     divisor_default = float(preset.divisor)
-    custom = settings.value("conv_weights", "", url="weights",  # an edited grid: "w,w,…;divisor"
-                            valid=lambda text: text == "" or parse_grid(text, ksize) is not None)
+    custom = settings.value(
+        "conv_weights",
+        "",
+        url="weights",  # an edited grid: "w,w,…;divisor"
+        valid=lambda text: text == "" or parse_grid(text, ksize) is not None,
+    )
     parsed = parse_grid(custom, ksize) if custom else None
     if parsed is not None:
         weights, divisor_default = parsed
     st.caption("Edit any weight, like a photo editor's custom filter. The kernel is the weights ÷ the divisor.")
     grid = st.data_editor(
         pd.DataFrame(weights, columns=[str(c + 1) for c in range(ksize)]),
-        key=f"grid_{preset_name}_{ksize}", hide_index=True, width="content",
+        key=f"grid_{preset_name}_{ksize}",
+        hide_index=True,
+        width="content",
         column_config={str(c + 1): st.column_config.NumberColumn(width=70, alignment="center") for c in range(ksize)},
     )
-    divisor = st.number_input("Divide by", value=divisor_default, step=1.0, format="%g", key=f"divisor_{preset_name}_{ksize}")
+    divisor = st.number_input(
+        "Divide by", value=divisor_default, step=1.0, format="%g", key=f"divisor_{preset_name}_{ksize}"
+    )
     edited = grid.to_numpy(dtype=np.float64, na_value=0.0)
     if divisor == 0:
         st.warning("Dividing by 0 is not possible; the page divides by 1 instead.", icon="⚠️")
@@ -127,47 +163,87 @@ with col_kernel:
     if np.array_equal(edited, preset.weights) and divisor == preset.divisor:
         forget_custom_weights()
     else:
-        settings.set_value("conv_weights", ",".join(number(v) for v in edited.ravel()) + f";{number(divisor)}",
-                           default="", url="weights")
+        settings.set_value(
+            "conv_weights",
+            ",".join(number(v) for v in edited.ravel()) + f";{number(divisor)}",
+            default="",
+            url="weights",
+        )
     kernel = (edited / divisor).astype(np.float32)
 
 with col_about:
     st.subheader(preset.title if not settings.kept("conv_weights") else f"{preset.title}, edited")
     st.markdown(preset.explanation)
-    st.altair_chart(kernel_chart(kernel), alt=f"The {ksize} by {ksize} kernel: " + ", ".join(number(v) for v in kernel.ravel()))
-    st.caption(f"What to look at: the weights add up to **{number(kernel.sum())}** — "
-               "1 keeps the brightness, 0 keeps only changes (edges).")
+    st.altair_chart(
+        kernel_chart(kernel), alt=f"The {ksize} by {ksize} kernel: " + ", ".join(number(v) for v in kernel.ravel())
+    )
+    st.caption(
+        f"What to look at: the weights add up to **{number(kernel.sum())}** — "
+        "1 keeps the brightness, 0 keeps only changes (edges)."
+    )
 
 # Work on a small copy: single pixels, strides and pooling windows become visible.
 scale = min(1.0, work_side / max(image.shape[:2]))
-small = cv2.resize(image, (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))), interpolation=cv2.INTER_AREA) if scale < 1 else image
+small = (
+    cv2.resize(
+        image,
+        (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))),
+        interpolation=cv2.INTER_AREA,
+    )
+    if scale < 1
+    else image
+)
 x = np.rint(to_gray(small))[..., 0] if channel_mode == "gray" else small.astype(np.float32)
 channel_weights = np.ones(3, np.float32)
 
 # ---------------------------------------------------------------- 2. slide it
 st.header("2 · Slide the kernel over the picture")
 c1, c2, c3, c4, c5, c6 = st.columns(6, gap="medium")
-stride = settings.slider("Stride", 1, 4, key="conv_stride", default=1, url="stride", where=c1,
-                         help="How many pixels the kernel moves each step.")
-padding = settings.radio("Padding", ["valid", "same"], key="conv_padding", url="padding", where=c2, horizontal=True,
-                         help="valid: the kernel stays inside the picture. same: zeros around the edge keep the size (÷ stride).")
-use_relu = settings.toggle("ReLU", key="conv_relu", default=True, url="relu", where=c3,
-                           help="Rectified linear unit: negative values become 0.")
-pool_mode = settings.radio("Pooling", ["none", "max", "avg"], key="conv_pool", default="max", url="pool", where=c4,
-                           horizontal=True)
-pool_size = settings.slider("Pool size", 2, 4, key="conv_pool_size", default=2, url="pool_size", where=c5,
-                            disabled=pool_mode == "none")
-pool_stride = settings.slider("Pool stride", 1, 4, key="conv_pool_stride", default=2, url="pool_stride", where=c6,
-                              disabled=pool_mode == "none")
+stride = settings.slider(
+    "Stride",
+    1,
+    4,
+    key="conv_stride",
+    default=1,
+    url="stride",
+    where=c1,
+    help="How many pixels the kernel moves each step.",
+)
+padding = settings.radio(
+    "Padding",
+    ["valid", "same"],
+    key="conv_padding",
+    url="padding",
+    where=c2,
+    horizontal=True,
+    help="valid: the kernel stays inside the picture. same: zeros around the edge keep the size (÷ stride).",
+)
+use_relu = settings.toggle(
+    "ReLU", key="conv_relu", default=True, url="relu", where=c3, help="Rectified linear unit: negative values become 0."
+)
+pool_mode = settings.radio(
+    "Pooling", ["none", "max", "avg"], key="conv_pool", default="max", url="pool", where=c4, horizontal=True
+)
+pool_size = settings.slider(
+    "Pool size", 2, 4, key="conv_pool_size", default=2, url="pool_size", where=c5, disabled=pool_mode == "none"
+)
+pool_stride = settings.slider(
+    "Pool stride", 1, 4, key="conv_pool_stride", default=2, url="pool_stride", where=c6, disabled=pool_mode == "none"
+)
 
 if channel_mode == "conv2d":
-    st.markdown("**One Conv2D filter** has a kernel slice per colour channel. Here each slice is the kernel above times a channel weight:")
+    st.markdown(
+        "**One Conv2D filter** has a kernel slice per colour channel. Here each slice is the kernel above times a channel weight:"
+    )
     w1, w2, w3, _ = st.columns([1, 1, 1, 3])
-    channel_weights = np.array([
-        settings.slider("× red", -1.0, 1.0, key="conv_w_red", default=1.0, url="w_red", step=0.1, where=w1),
-        settings.slider("× green", -1.0, 1.0, key="conv_w_green", default=1.0, url="w_green", step=0.1, where=w2),
-        settings.slider("× blue", -1.0, 1.0, key="conv_w_blue", default=1.0, url="w_blue", step=0.1, where=w3),
-    ], np.float32)
+    channel_weights = np.array(
+        [
+            settings.slider("× red", -1.0, 1.0, key="conv_w_red", default=1.0, url="w_red", step=0.1, where=w1),
+            settings.slider("× green", -1.0, 1.0, key="conv_w_green", default=1.0, url="w_green", step=0.1, where=w2),
+            settings.slider("× blue", -1.0, 1.0, key="conv_w_blue", default=1.0, url="w_blue", step=0.1, where=w3),
+        ],
+        np.float32,
+    )
 filters = kernel[..., None] * channel_weights if channel_mode == "conv2d" else kernel
 
 convolved = convolve2d(x, filters, stride=stride, padding=padding)
@@ -179,9 +255,18 @@ factor = max(1, SIDE // max(h, w))
 panels = [
     ("Input", x, "The picture the kernel reads"),
     ("Convolved", convolved, "Every pixel = sum of (pixels × kernel) around it"),
-    ("Activated" if use_relu else "Activated (ReLU off)", activated, "ReLU keeps positive responses, sets negatives to 0"),
-    (f"{pool_mode.capitalize()}-pooled" if pool_mode != "none" else "Not pooled", pooled,
-     f"Each {pool_size} × {pool_size} window → its {'strongest' if pool_mode == 'max' else 'mean'} value" if pool_mode != "none" else "Pooling is off"),
+    (
+        "Activated" if use_relu else "Activated (ReLU off)",
+        activated,
+        "ReLU keeps positive responses, sets negatives to 0",
+    ),
+    (
+        f"{pool_mode.capitalize()}-pooled" if pool_mode != "none" else "Not pooled",
+        pooled,
+        f"Each {pool_size} × {pool_size} window → its {'strongest' if pool_mode == 'max' else 'mean'} value"
+        if pool_mode != "none"
+        else "Pooling is off",
+    ),
 ]
 columns = st.columns(4, gap="medium")
 for column, (title, fmap, what) in zip(columns, panels):
@@ -195,7 +280,11 @@ for column, (title, fmap, what) in zip(columns, panels):
             shown, legend = magnify(np.clip(fmap, 0, 255).astype(np.uint8).squeeze(), factor), "pixel values 0–255"
         else:
             shown, legend = picture(fmap, max(1, SIDE // max(fmap.shape[:2])))
-        show_image(shown, alt=f"{title} feature map of {name}, {shape_text(fmap)}, {legend}", caption=f"{what}. Shown: {legend}.")
+        show_image(
+            shown,
+            alt=f"{title} feature map of {name}, {shape_text(fmap)}, {legend}",
+            caption=f"{what}. Shown: {legend}.",
+        )
 
 st.markdown("**Output size.** With picture size *n*, kernel size *k* and stride *s*:")
 kh = kernel.shape[0]
@@ -209,8 +298,10 @@ with formula_cols[1]:
         st.markdown("Pooling (valid: only whole windows)")
         st.latex(size_formula("height", activated.shape[0], pool_size, pool_stride, "valid"))
         st.latex(size_formula("width", activated.shape[1], pool_size, pool_stride, "valid"))
-st.caption("What to look at: stride 2 halves each side, 'same' padding keeps the size at stride 1, "
-           "and pooling shrinks the map again while keeping where the strong responses were.")
+st.caption(
+    "What to look at: stride 2 halves each side, 'same' padding keeps the size at stride 1, "
+    "and pooling shrinks the map again while keeping where the strong responses were."
+)
 
 # ---------------------------------------------------------------- 3. one pixel by hand
 st.header("3 · One output pixel, by hand")
@@ -218,26 +309,39 @@ out_h, out_w = convolved.shape[:2]
 if out_h and out_w:
     r1, r2, _ = st.columns([1, 1, 2])
     # The range shrinks with stride and padding: a kept row is clamped into it, not reset.
-    row = settings.slider("Output row", 0, max(out_h - 1, 1), key="conv_row", default=out_h // 2, url="row", where=r1,
-                          disabled=out_h < 2)
-    col = settings.slider("Output column", 0, max(out_w - 1, 1), key="conv_col", default=out_w // 2, url="col", where=r2,
-                          disabled=out_w < 2)
+    row = settings.slider(
+        "Output row", 0, max(out_h - 1, 1), key="conv_row", default=out_h // 2, url="row", where=r1, disabled=out_h < 2
+    )
+    col = settings.slider(
+        "Output column",
+        0,
+        max(out_w - 1, 1),
+        key="conv_col",
+        default=out_w // 2,
+        url="col",
+        where=r2,
+        disabled=out_w < 2,
+    )
     row, col = min(row, out_h - 1), min(col, out_w - 1)
     step = step_through(x, filters, row, col, stride=stride, padding=padding)
     left, right = st.columns([1.4, 2], gap="large")
     before_col, after_col = left.columns(2)
     with before_col:
         base = magnify(np.clip(x, 0, 255).astype(np.uint8).squeeze(), factor)
-        show_image(outline(base, step.top, step.left, kh, kh, factor=factor),
-                   alt=f"Input with a red square on the {kh} by {kh} patch starting at row {step.top}, column {step.left}",
-                   caption=f"The patch under the kernel: rows {step.top}…{step.top + kh - 1}, "
-                           f"columns {step.left}…{step.left + kh - 1} (negative = in the zero padding).")
+        show_image(
+            outline(base, step.top, step.left, kh, kh, factor=factor),
+            alt=f"Input with a red square on the {kh} by {kh} patch starting at row {step.top}, column {step.left}",
+            caption=f"The patch under the kernel: rows {step.top}…{step.top + kh - 1}, "
+            f"columns {step.left}…{step.left + kh - 1} (negative = in the zero padding).",
+        )
     with after_col:
         f2 = max(1, SIDE // max(out_h, out_w))
         fmap_shown, legend = picture(convolved, f2)
-        show_image(outline(fmap_shown, row, col, 1, 1, factor=f2),
-                   alt=f"Convolved feature map with a red square on output pixel row {row}, column {col}",
-                   caption=f"…its sum lands at row {row}, column {col} of the convolved map ({legend}).")
+        show_image(
+            outline(fmap_shown, row, col, 1, 1, factor=f2),
+            alt=f"Convolved feature map with a red square on output pixel row {row}, column {col}",
+            caption=f"…its sum lands at row {row}, column {col} of the convolved map ({legend}).",
+        )
     with right:
         totals = np.atleast_1d(step.total)
         if channel_mode == "rgb":
@@ -249,12 +353,18 @@ if out_h and out_w:
             st.markdown(f"### Sum over all three channels\n### {parts} = **{number(step.total)}**")
         else:
             st.markdown(f"### Sum of the products\n### = **{number(step.total)}**")
-        st.markdown(f"That number is output pixel ({row}, {col}). Move the sliders to slide the kernel; "
-                    f"with stride {stride} the patch jumps {stride} input pixel{'s' if stride > 1 else ''} per output pixel.")
-        st.altair_chart(step_chart(step.patch, filters, step.products),
-                        alt="The input patch's numbers, the kernel's numbers and their element-wise products")
-        st.caption("What to look at: each product is the pixel times the kernel weight in the same place; "
-                   "their sum is the one number written into the output pixel.")
+        st.markdown(
+            f"That number is output pixel ({row}, {col}). Move the sliders to slide the kernel; "
+            f"with stride {stride} the patch jumps {stride} input pixel{'s' if stride > 1 else ''} per output pixel."
+        )
+        st.altair_chart(
+            step_chart(step.patch, filters, step.products),
+            alt="The input patch's numbers, the kernel's numbers and their element-wise products",
+        )
+        st.caption(
+            "What to look at: each product is the pixel times the kernel weight in the same place; "
+            "their sum is the one number written into the output pixel."
+        )
 else:
     st.info("The convolved map is empty at these settings, so there is no pixel to step through.")
 
@@ -269,15 +379,24 @@ st.markdown(
 )
 flipped = convolve2d(x, flip_kernel(filters), stride=stride, padding=padding)
 fc1, fc2, _ = st.columns([1, 1, 1], gap="large")
-for column, title, fmap in ((fc1, "As in Keras (no flip)", convolved), (fc2, "Textbook convolution (flipped)", flipped)):
+for column, title, fmap in (
+    (fc1, "As in Keras (no flip)", convolved),
+    (fc2, "Textbook convolution (flipped)", flipped),
+):
     with column:
         st.subheader(title)
         if fmap.size:
             shown, legend = picture(fmap, max(1, SIDE // max(fmap.shape[:2])))
             show_image(shown, alt=f"{title}: feature map of {name}, {legend}", caption=f"Shown: {legend}.")
 same = convolved.size and np.allclose(convolved, flipped, atol=1e-3)
-st.caption("What to look at: " + ("these two are identical, because this kernel is symmetric."
-                                  if same else "the two differ, because this kernel is not symmetric — compare the edges."))
+st.caption(
+    "What to look at: "
+    + (
+        "these two are identical, because this kernel is symmetric."
+        if same
+        else "the two differ, because this kernel is not symmetric — compare the edges."
+    )
+)
 
 # ---------------------------------------------------------------- 5. colour
 st.header("5 · Colour pictures: three channels")
@@ -296,14 +415,26 @@ if per_channel.size:
     joint, scale_all = picture(per_channel, f3)  # one scale for all three, so they can be compared
     for column, c, label in zip(cols, range(3), ["Red", "Green", "Blue"]):
         with column:
-            show_image(joint[..., c], alt=f"{label} channel filtered, {scale_all}", caption=f"{label} channel ⋆ kernel · {scale_all}")
+            show_image(
+                joint[..., c],
+                alt=f"{label} channel filtered, {scale_all}",
+                caption=f"{label} channel ⋆ kernel · {scale_all}",
+            )
     with cols[3]:
-        show_image(joint, alt=f"The three filtered channels recombined as a colour picture, {scale_all}",
-                   caption=f"Kept as 3 channels: `{shape_text(per_channel)}`")
+        show_image(
+            joint,
+            alt=f"The three filtered channels recombined as a colour picture, {scale_all}",
+            caption=f"Kept as 3 channels: `{shape_text(per_channel)}`",
+        )
     with cols[4]:
         shown, legend = picture(summed, f3)
         weights_text = " ".join(f"{number(v)}×{c}" for v, c in zip(channel_weights, "RGB"))
-        show_image(shown, alt=f"Conv2D view: the channels summed into one feature map, {legend}",
-                   caption=f"Conv2D: summed ({weights_text}) into `{shape_text(summed)}`")
-    st.caption("What to look at: the three channel maps differ where the colours differ; the Conv2D map is "
-               "one picture — colour information is mixed into a single number per pixel.")
+        show_image(
+            shown,
+            alt=f"Conv2D view: the channels summed into one feature map, {legend}",
+            caption=f"Conv2D: summed ({weights_text}) into `{shape_text(summed)}`",
+        )
+    st.caption(
+        "What to look at: the three channel maps differ where the colours differ; the Conv2D map is "
+        "one picture — colour information is mixed into a single number per pixel."
+    )

@@ -5,6 +5,7 @@ receptive fields); look at all channels of one layer; enlarge one channel over t
 the first layer's kernels; which channels fire most; what the network answers; Grad-CAM
 (where the evidence for a class was found); the same layer for two images side by side.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -78,23 +79,41 @@ names = registry.class_names(card)
 predictions = registry.top_k(probs, names, TOP_K)
 with right:
     st.subheader(f"What the network answers (top {len(predictions)})")
-    st.altair_chart(top_k_chart(predictions), width="stretch",
-                    alt="Bar chart of the network's most probable classes for this image: "
-                        + ", ".join(f"{n} {100 * p:.1f} %" for n, p in predictions) + ".")
-    st.caption("Look at how the probability is shared: one long bar means a confident network, "
-               "several similar bars mean it is unsure (confident is not the same as right).")
+    st.altair_chart(
+        top_k_chart(predictions),
+        width="stretch",
+        alt="Bar chart of the network's most probable classes for this image: "
+        + ", ".join(f"{n} {100 * p:.1f} %" for n, p in predictions)
+        + ".",
+    )
+    st.caption(
+        "Look at how the probability is shared: one long bar means a confident network, "
+        "several similar bars mean it is unsure (confident is not the same as right)."
+    )
 
 # --- 1. The layer list -------------------------------------------------------------------
 st.header("1 · The layers")
 table = features.layer_table(model)
 types = {row.name: row.type for row in table}
 st.dataframe(
-    pd.DataFrame([{
-        "layer": r.name, "type": r.type, "output (H × W × C)": " × ".join(str(d) for d in r.output_shape),
-        "parameters": r.params, "stride": r.stride, "jump (px)": r.jump, "receptive field (px)": r.receptive_field,
-        "feature maps": "✔" if r.has_feature_map else "",
-    } for r in table]),
-    hide_index=True, height=320, width="stretch",
+    pd.DataFrame(
+        [
+            {
+                "layer": r.name,
+                "type": r.type,
+                "output (H × W × C)": " × ".join(str(d) for d in r.output_shape),
+                "parameters": r.params,
+                "stride": r.stride,
+                "jump (px)": r.jump,
+                "receptive field (px)": r.receptive_field,
+                "feature maps": "✔" if r.has_feature_map else "",
+            }
+            for r in table
+        ]
+    ),
+    hide_index=True,
+    height=320,
+    width="stretch",
     alt="Table of every layer of the network with its type, output shape, parameters, stride, jump and receptive field.",
 )
 st.caption(
@@ -106,61 +125,91 @@ st.caption(
 # --- 2. One layer, all channels ------------------------------------------------------------
 st.header("2 · One layer, all its channels")
 layer_names = list(maps)
-layer = settings.selectbox("Layer", layer_names, key="fm_layer", url="layer",
-                           format_func=lambda n: _layer_label(n, maps, types))
+layer = settings.selectbox(
+    "Layer", layer_names, key="fm_layer", url="layer", format_func=lambda n: _layer_label(n, maps, types)
+)
 sort = settings.toggle("Sort channels by mean activation (strongest first)", key="fm_sort", default=True, url="sort")
 fmap = maps[layer]
 order = features.top_channels(fmap) if sort else np.arange(fmap.shape[2])
 grid = features.png_bytes(features.tile_channels(fmap, order=order))  # big: encode fast, once
-st.image(grid, width="stretch", alt=f"All {fmap.shape[2]} channels of layer {layer}, each {fmap.shape[0]}×{fmap.shape[1]}, "
-         "tiled in one image; bright yellow is strong activation, dark purple weak.",
-         caption=f"{plain(layer)}: {fmap.shape[2]} channels, {'strongest first' if sort else 'in filter order'} "
-                 "(reading order, left to right)")
-st.caption("Each tile is one filter's answer for the whole picture, scaled on its own from dark (its weakest) "
-           "to yellow (its strongest). Look for tiles that trace edges, fill colour regions or stay dark: a dark "
-           "tile means this filter found nothing it looks for in this image.")
+st.image(
+    grid,
+    width="stretch",
+    alt=f"All {fmap.shape[2]} channels of layer {layer}, each {fmap.shape[0]}×{fmap.shape[1]}, "
+    "tiled in one image; bright yellow is strong activation, dark purple weak.",
+    caption=f"{plain(layer)}: {fmap.shape[2]} channels, {'strongest first' if sort else 'in filter order'} "
+    "(reading order, left to right)",
+)
+st.caption(
+    "Each tile is one filter's answer for the whole picture, scaled on its own from dark (its weakest) "
+    "to yellow (its strongest). Look for tiles that trace edges, fill colour regions or stay dark: a dark "
+    "tile means this filter found nothing it looks for in this image."
+)
 
 # --- 3. One channel, enlarged -------------------------------------------------------------
 st.header("3 · One channel, enlarged and laid over the picture")
 if settings.kept("fm_channel_layer") not in (None, layer):
     st.session_state["fm_channel"] = int(order[0])  # a new layer opens on its most active channel
 settings.set_value("fm_channel_layer", layer, default=None)
-channel = settings.slider("Channel", 0, max(fmap.shape[2] - 1, 1), key="fm_channel", default=int(order[0]),
-                          url="channel", disabled=fmap.shape[2] < 2)
+channel = settings.slider(
+    "Channel",
+    0,
+    max(fmap.shape[2] - 1, 1),
+    key="fm_channel",
+    default=int(order[0]),
+    url="channel",
+    disabled=fmap.shape[2] < 2,
+)
 channel = min(channel, fmap.shape[2] - 1)
 one = fmap[:, :, channel]
 c1, c2 = st.columns(2, gap="large")
 with c1:
-    show_image(_enlarge(one), alt=f"Channel {channel} of layer {layer}, enlarged: a {one.shape[0]}×{one.shape[1]} grid "
-                                  f"of activations from {one.min():.2f} to {one.max():.2f}.",
-               caption=f"Channel {channel} of {plain(layer)} (min {one.min():.2f}, mean {one.mean():.2f}, max {one.max():.2f})")
+    show_image(
+        _enlarge(one),
+        alt=f"Channel {channel} of layer {layer}, enlarged: a {one.shape[0]}×{one.shape[1]} grid "
+        f"of activations from {one.min():.2f} to {one.max():.2f}.",
+        caption=f"Channel {channel} of {plain(layer)} (min {one.min():.2f}, mean {one.mean():.2f}, max {one.max():.2f})",
+    )
 with c2:
-    show_image(features.overlay(image, one), alt=f"Channel {channel} of layer {layer} laid over the input image; "
-                                                 "bright areas are where this filter responds.",
-               caption="The same channel stretched over the input image")
-st.caption("Look at where the bright blocks fall on the picture: that is what this one filter responds to. "
-           + features.receptive_field_sentence(next(r.receptive_field for r in table if r.name == layer), model.input_shape[1]))
+    show_image(
+        features.overlay(image, one),
+        alt=f"Channel {channel} of layer {layer} laid over the input image; "
+        "bright areas are where this filter responds.",
+        caption="The same channel stretched over the input image",
+    )
+st.caption(
+    "Look at where the bright blocks fall on the picture: that is what this one filter responds to. "
+    + features.receptive_field_sentence(next(r.receptive_field for r in table if r.name == layer), model.input_shape[1])
+)
 
 st.subheader("The most active channels for this image")
 top = features.top_channels(fmap, 8)
 means = features.channel_means(fmap)
-st.image([_enlarge(fmap[:, :, c], 160) for c in top],
-         caption=[f"channel {c} · mean {means[c]:.2f}" for c in top],
-         alt=[f"Channel {c} of layer {layer}, mean activation {means[c]:.2f}." for c in top], width=160)
-st.caption("These filters fired most on average for this picture; set the channel slider to one of their numbers "
-           "to enlarge it. Another picture wakes other channels.")
+st.image(
+    [_enlarge(fmap[:, :, c], 160) for c in top],
+    caption=[f"channel {c} · mean {means[c]:.2f}" for c in top],
+    alt=[f"Channel {c} of layer {layer}, mean activation {means[c]:.2f}." for c in top],
+    width=160,
+)
+st.caption(
+    "These filters fired most on average for this picture; set the channel slider to one of their numbers "
+    "to enlarge it. Another picture wakes other channels."
+)
 
 # --- 4. First-layer kernels ---------------------------------------------------------------
 st.header("4 · What the first layer looks for: its kernels")
 try:
     kernels = features.first_layer_kernels(model, scale=12)
-    show_image(features.tile_images(kernels, gap=4),
-               alt=f"The {len(kernels)} kernels of the first convolution as small colour squares; "
-                   "gray means weight zero.",
-               caption=f"{len(kernels)} first-layer kernels, each {kernels.shape[1] // 12}×{kernels.shape[2] // 12} weights",
-               width=min(900, 60 * int(np.ceil(np.sqrt(len(kernels)))) * 2))
-    st.caption("Gray is a zero weight; bright colours are what a kernel adds up, dark ones what it subtracts. "
-               "Look for kernels that are half dark, half bright: they are edge detectors, as on page 2.")
+    show_image(
+        features.tile_images(kernels, gap=4),
+        alt=f"The {len(kernels)} kernels of the first convolution as small colour squares; gray means weight zero.",
+        caption=f"{len(kernels)} first-layer kernels, each {kernels.shape[1] // 12}×{kernels.shape[2] // 12} weights",
+        width=min(900, 60 * int(np.ceil(np.sqrt(len(kernels)))) * 2),
+    )
+    st.caption(
+        "Gray is a zero weight; bright colours are what a kernel adds up, dark ones what it subtracts. "
+        "Look for kernels that are half dark, half bright: they are edge detectors, as on page 2."
+    )
 except ValueError as err:
     st.info(plain(err))
 
@@ -169,8 +218,14 @@ st.header("5 · Grad-CAM: where was the evidence for a class?")
 class_options = [-1] + [int(i) for i in np.argsort(-probs)[:TOP_K]] + list(range(len(names)))
 class_options = list(dict.fromkeys(class_options))
 cam_class = settings.selectbox(
-    "Class to explain", class_options, key="fm_cam_class", default=-1, url="cam",
-    format_func=lambda i: f"the predicted class ({predictions[0][0]})" if i < 0 else f"{names[i]} ({100 * probs[i]:.1f} %)",
+    "Class to explain",
+    class_options,
+    key="fm_cam_class",
+    default=-1,
+    url="cam",
+    format_func=lambda i: (
+        f"the predicted class ({predictions[0][0]})" if i < 0 else f"{names[i]} ({100 * probs[i]:.1f} %)"
+    ),
 )
 explained = names[int(np.argmax(probs))] if cam_class < 0 else names[cam_class]
 with st.spinner("Computing Grad-CAM…"):
@@ -178,12 +233,17 @@ with st.spinner("Computing Grad-CAM…"):
 target = features.last_conv_layer(model)
 g1, g2 = st.columns(2, gap="large")
 with g1:
-    show_image(features.overlay(image, cam, normalise=False),
-               alt=f"Grad-CAM heat map for the class {explained} laid over the input image; bright areas counted towards its score.",
-               caption=f"Grad-CAM for “{plain(explained)}” at layer {plain(target.name)}")
+    show_image(
+        features.overlay(image, cam, normalise=False),
+        alt=f"Grad-CAM heat map for the class {explained} laid over the input image; bright areas counted towards its score.",
+        caption=f"Grad-CAM for “{plain(explained)}” at layer {plain(target.name)}",
+    )
 with g2:
-    st.altair_chart(top_k_chart(predictions, highlight=explained), width="stretch",
-                    alt=f"The top {len(predictions)} predictions again, with {explained} highlighted if it is among them.")
+    st.altair_chart(
+        top_k_chart(predictions, highlight=explained),
+        width="stretch",
+        alt=f"The top {len(predictions)} predictions again, with {explained} highlighted if it is among them.",
+    )
     st.markdown(
         f"**What it shows:** where, in layer *{plain(target.name)}* (the last convolutional block, "
         f"{target.output.shape[1]}×{target.output.shape[2]} positions), the existing activations counted towards the score of "
@@ -196,9 +256,15 @@ with g2:
 
 # --- 6. Compare two images ----------------------------------------------------------------
 st.header("6 · Two images, the same layer")
-st.caption(f"Both images go through the same network; below is layer {plain(layer)} for each, channels in the same order.")
-other_name, other = image_picker("fm_image2", label="Second image", query_param="image2",
-                                 default="Checkerboard" if image_name != "Checkerboard" else "Geometric shapes")
+st.caption(
+    f"Both images go through the same network; below is layer {plain(layer)} for each, channels in the same order."
+)
+other_name, other = image_picker(
+    "fm_image2",
+    label="Second image",
+    query_param="image2",
+    default="Checkerboard" if image_name != "Checkerboard" else "Geometric shapes",
+)
 other_maps = features.feature_maps(model, other)
 a, b = st.columns(2, gap="large")
 with a:
@@ -206,8 +272,13 @@ with a:
     st.image(grid, width="stretch", alt=f"All channels of layer {layer} for {image_name}.", caption=plain(image_name))
 with b:
     show_image(other, alt=f"The second image: {other_name}.", width=220)
-    st.image(features.png_bytes(features.tile_channels(other_maps[layer], order=order)), width="stretch",
-             alt=f"All channels of layer {layer} for {other_name}, in the same channel order as the left image.",
-             caption=plain(other_name))
-st.caption("Look at the same tile position on both sides: it is the same filter. Which filters wake up for one "
-           "picture and stay dark for the other?")
+    st.image(
+        features.png_bytes(features.tile_channels(other_maps[layer], order=order)),
+        width="stretch",
+        alt=f"All channels of layer {layer} for {other_name}, in the same channel order as the left image.",
+        caption=plain(other_name),
+    )
+st.caption(
+    "Look at the same tile position on both sides: it is the same filter. Which filters wake up for one "
+    "picture and stay dark for the other?"
+)

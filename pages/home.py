@@ -1,4 +1,5 @@
 """Home: what cnnviz is, who it is for, and how to use each page in a lecture."""
+
 import streamlit as st
 
 from ui.router import ensure_app_shell

@@ -6,6 +6,7 @@ probabilities. Pure numpy: this page never imports TensorFlow.
 
 Each section is a keyed ``st.fragment``, so moving a slider reruns only its own section.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,8 +25,14 @@ from cnnviz.learn import neuron
 from cnnviz.charts import neuron as charts
 from ui import settings
 
-ACTIVATION_NAMES = {"step": "step (threshold)", "linear": "linear (none)", "sigmoid": "sigmoid",
-                    "tanh": "tanh", "relu": "ReLU", "leaky_relu": "leaky ReLU"}
+ACTIVATION_NAMES = {
+    "step": "step (threshold)",
+    "linear": "linear (none)",
+    "sigmoid": "sigmoid",
+    "tanh": "tanh",
+    "relu": "ReLU",
+    "leaky_relu": "leaky ReLU",
+}
 DATASET_NAMES = {"xor": "XOR (four clouds)", "circles": "circles (disc in a ring)"}
 SOFTMAX_CLASSES = ["portrait", "landscape", "still life", "abstract"]
 TARGET_INPUTS, TARGET = (3.0, 2.0), 7.5
@@ -34,8 +41,17 @@ EXTENT = 5.0  # the input plane shown is [-5, 5]², the sliders' range
 GRID = 31  # heat-map cells per side: smooth enough, small enough to redraw at every slider step
 
 # Settings a lecturer wants to reopen live in the URL (ui.settings): name -> default.
-DEFAULTS = {"x1": 3.0, "x2": 2.0, "w1": 0.5, "w2": 1.0, "bias": -1.0, "threshold": 0.0, "alpha": 0.3,
-            "temperature": 1.0, **{f"logit{i + 1}": v for i, v in enumerate([2.0, 1.0, 0.1, -1.0])}}
+DEFAULTS = {
+    "x1": 3.0,
+    "x2": 2.0,
+    "w1": 0.5,
+    "w2": 1.0,
+    "bias": -1.0,
+    "threshold": 0.0,
+    "alpha": 0.3,
+    "temperature": 1.0,
+    **{f"logit{i + 1}": v for i, v in enumerate([2.0, 1.0, 0.1, -1.0])},
+}
 
 
 def slider(label: str, key: str, lo: float, hi: float, step: float = 0.1, **kwargs):
@@ -60,13 +76,24 @@ def trained_maps(dataset: str, hidden: int):
     single = neuron.train(points, labels, hidden=None)
     double = neuron.train(points, labels, hidden=hidden)
     acc1, acc2 = neuron.accuracy(single, points, labels), neuron.accuracy(double, points, labels)
-    map1 = charts.decision_map(*neuron.network_grid(single, extent=EXTENT, resolution=GRID), points=points, labels=labels,
-                               value_title="P(class 1)", domain=(0.0, 1.0), title=f"One neuron: {acc1:.0%} correct",
-                               size=400)
-    map2 = charts.decision_map(*neuron.network_grid(double, extent=EXTENT, resolution=GRID), points=points, labels=labels,
-                               value_title="P(class 1)", domain=(0.0, 1.0),
-                               title=f"Two layers ({hidden} + 1 neurons): {acc2:.0%} correct",
-                               size=400)
+    map1 = charts.decision_map(
+        *neuron.network_grid(single, extent=EXTENT, resolution=GRID),
+        points=points,
+        labels=labels,
+        value_title="P(class 1)",
+        domain=(0.0, 1.0),
+        title=f"One neuron: {acc1:.0%} correct",
+        size=400,
+    )
+    map2 = charts.decision_map(
+        *neuron.network_grid(double, extent=EXTENT, resolution=GRID),
+        points=points,
+        labels=labels,
+        value_title="P(class 1)",
+        domain=(0.0, 1.0),
+        title=f"Two layers ({hidden} + 1 neurons): {acc2:.0%} correct",
+        size=400,
+    )
     losses = charts.loss_curves({"one neuron": single.losses, f"two layers ({hidden} hidden)": double.losses})
     return vega_lite_spec(map1), vega_lite_spec(map2), vega_lite_spec(losses), acc1, acc2
 
@@ -145,21 +172,34 @@ def weights_by_hand() -> None:
     if not history or history[-1][0] != (w1, w2, b):
         history.append(((w1, w2, b), error))
     with result:
-        st.latex(rf"\begin{{aligned}} y &= w_1 \cdot 3 + w_2 \cdot 2 + b \\ &= {num(w1)} \times 3 + {num(w2)} \times 2"
-                 rf" + {num(b)} = \mathbf{{{out:.2f}}} \end{{aligned}}")
+        st.latex(
+            rf"\begin{{aligned}} y &= w_1 \cdot 3 + w_2 \cdot 2 + b \\ &= {num(w1)} \times 3 + {num(w2)} \times 2"
+            rf" + {num(b)} = \mathbf{{{out:.2f}}} \end{{aligned}}"
+        )
         previous = history[-2][1] if len(history) > 1 else None
         r1, r2 = st.columns(2)
         r1.metric("output", f"{out:.2f}")
-        r2.metric("error = 7.5 − output", f"{error:.2f}",
-                  delta=None if previous is None else f"{abs(error) - abs(previous):+.2f} (size of error)",
-                  delta_color="inverse")
+        r2.metric(
+            "error = 7.5 − output",
+            f"{error:.2f}",
+            delta=None if previous is None else f"{abs(error) - abs(previous):+.2f} (size of error)",
+            delta_color="inverse",
+        )
         if abs(error) < 0.005:
-            st.success("Exactly 7.5! Many other weights work too: one example cannot pin down three numbers, "
-                       "which is why a network learns from many examples.", icon="🎯")
-        show_chart("error_chart", charts.error_history([e for _, e in history], TARGET),
-                   alt_text=f"Error after each of {len(history)} attempts; the latest error is {error:.2f}.")
-        st.caption("Look at the pink line closing in on the green zero line: each attempt is one step of "
-                   "learning by hand. Gradient descent takes such steps automatically.")
+            st.success(
+                "Exactly 7.5! Many other weights work too: one example cannot pin down three numbers, "
+                "which is why a network learns from many examples.",
+                icon="🎯",
+            )
+        show_chart(
+            "error_chart",
+            charts.error_history([e for _, e in history], TARGET),
+            alt_text=f"Error after each of {len(history)} attempts; the latest error is {error:.2f}.",
+        )
+        st.caption(
+            "Look at the pink line closing in on the green zero line: each attempt is one step of "
+            "learning by hand. Gradient descent takes such steps automatically."
+        )
 
 
 @st.fragment(key="neuron")
@@ -175,30 +215,44 @@ def one_neuron() -> None:
             x2 = slider("input x₂", "x2", -5.0, 5.0)
             w2 = slider("weight w₂", "w2", -3.0, 3.0)
         bias = slider("bias b", "bias", -5.0, 5.0)
-        activation = settings.selectbox("activation function f", list(ACTIVATION_NAMES), key="activation",
-                                        default="sigmoid", url="activation", format_func=ACTIVATION_NAMES.get)
+        activation = settings.selectbox(
+            "activation function f",
+            list(ACTIVATION_NAMES),
+            key="activation",
+            default="sigmoid",
+            url="activation",
+            format_func=ACTIVATION_NAMES.get,
+        )
         c1, c2 = st.columns(2)
         with c1:
             threshold = slider("threshold θ (step only)", "threshold", -5.0, 5.0, disabled=activation != "step")
         with c2:
-            alpha = slider("slope α (leaky ReLU only)", "alpha", 0.0, 1.0, 0.05,
-                           disabled=activation != "leaky_relu")
+            alpha = slider("slope α (leaky ReLU only)", "alpha", 0.0, 1.0, 0.05, disabled=activation != "leaky_relu")
 
     z, y = neuron.neuron_output([x1, x2], [w1, w2], bias, activation, threshold=threshold, alpha=alpha)
     with explain:
         # Two lines each (aligned at "="), so the numbers never run off a laptop-width column.
-        st.latex(rf"\begin{{aligned}} z &= w_1 x_1 + w_2 x_2 + b \\ &= {num(w1)} \times {num(x1)} + {num(w2)} \times"
-                 rf" {num(x2)} + {num(bias)} = \mathbf{{{z:.2f}}} \end{{aligned}}")
+        st.latex(
+            rf"\begin{{aligned}} z &= w_1 x_1 + w_2 x_2 + b \\ &= {num(w1)} \times {num(x1)} + {num(w2)} \times"
+            rf" {num(x2)} + {num(bias)} = \mathbf{{{z:.2f}}} \end{{aligned}}"
+        )
         formula = neuron.FORMULAS[activation].replace(r"\theta", num(threshold)).replace(r"\alpha", num(alpha))
-        st.latex(rf"\begin{{aligned}} {formula.replace('=', '&=', 1)} \\ y &= f({z:.2f}) = \mathbf{{{y:.4f}}} \end{{aligned}}")
+        st.latex(
+            rf"\begin{{aligned}} {formula.replace('=', '&=', 1)} \\ y &= f({z:.2f}) = \mathbf{{{y:.4f}}} \end{{aligned}}"
+        )
         m1, m2 = st.columns(2)
         m1.metric("weighted sum z", f"{z:.2f}")
         m2.metric("output y", f"{y:.4f}")
-        show_chart("curve_chart", charts.activation_curve(activation, float(z), threshold=threshold, alpha=alpha),
-                   alt_text=f"Curve of the {ACTIVATION_NAMES[activation]} activation with the current point "
-                       f"z = {z:.2f}, y = {y:.4f} marked.")
-        st.caption("Look at the pink dot: across is this neuron's weighted sum, up is its output. Move a "
-                   "weight and the dot slides along the curve; the curve's shape is the activation.")
+        show_chart(
+            "curve_chart",
+            charts.activation_curve(activation, float(z), threshold=threshold, alpha=alpha),
+            alt_text=f"Curve of the {ACTIVATION_NAMES[activation]} activation with the current point "
+            f"z = {z:.2f}, y = {y:.4f} marked.",
+        )
+        st.caption(
+            "Look at the pink dot: across is this neuron's weighted sum, up is its output. Move a "
+            "weight and the dot slides along the curve; the curve's shape is the activation."
+        )
 
     st.header("What one neuron decides: a straight line")
     st.markdown(
@@ -206,22 +260,41 @@ def one_neuron() -> None:
         "and activation. The dots are two classes to separate; the black cross is your input above."
     )
     # The trained networks below use the same data, so a new data set reruns their section too.
-    dataset = settings.radio("data", list(DATASET_NAMES), key="data", url="data", format_func=DATASET_NAMES.get,
-                             horizontal=True, on_change=lambda: st.rerun(["neuron", "two_layers"]))
+    dataset = settings.radio(
+        "data",
+        list(DATASET_NAMES),
+        key="data",
+        url="data",
+        format_func=DATASET_NAMES.get,
+        horizontal=True,
+        on_change=lambda: st.rerun(["neuron", "two_layers"]),
+    )
     points, labels = neuron.DATASETS[dataset]()
-    correct = float(np.mean(neuron.neuron_fires(points, [w1, w2], bias, activation, threshold=threshold)
-                            == labels.astype(bool)))
+    correct = float(
+        np.mean(neuron.neuron_fires(points, [w1, w2], bias, activation, threshold=threshold) == labels.astype(bool))
+    )
     plane, text = st.columns([3, 2], gap="large")
     with plane:
-        grid = neuron.decision_grid([w1, w2], bias, activation, extent=EXTENT, resolution=GRID,
-                                    threshold=threshold, alpha=alpha)
-        show_chart("plane_chart", charts.decision_map(*grid, points=points, labels=labels, current=(x1, x2),
-                                       value_title="output y", mid=0.5 if activation in ("sigmoid", "step") else 0.0,
-                                       domain=OUTPUT_RANGE.get(activation), title="Your neuron over the input plane",
-                                       size=520),
-                   width="content",
-                   alt_text=f"Heat map of the neuron's output over the input plane with the {dataset} data; "
-                       f"it classifies {correct:.0%} of the points correctly.")
+        grid = neuron.decision_grid(
+            [w1, w2], bias, activation, extent=EXTENT, resolution=GRID, threshold=threshold, alpha=alpha
+        )
+        show_chart(
+            "plane_chart",
+            charts.decision_map(
+                *grid,
+                points=points,
+                labels=labels,
+                current=(x1, x2),
+                value_title="output y",
+                mid=0.5 if activation in ("sigmoid", "step") else 0.0,
+                domain=OUTPUT_RANGE.get(activation),
+                title="Your neuron over the input plane",
+                size=520,
+            ),
+            width="content",
+            alt_text=f"Heat map of the neuron's output over the input plane with the {dataset} data; "
+            f"it classifies {correct:.0%} of the points correctly.",
+        )
     with text:
         st.metric("points your neuron gets right", f"{correct:.0%}")
         st.markdown(
@@ -243,18 +316,33 @@ def two_layers() -> None:
     map1, map2, losses, acc1, acc2 = trained_maps(dataset, hidden)
     left, right = st.columns(2, gap="large")
     with left:
-        show_chart("one_neuron_map", map1, width="content",
-                   alt_text=f"Decision map of one trained neuron on {dataset}: {acc1:.0%} correct.")
+        show_chart(
+            "one_neuron_map",
+            map1,
+            width="content",
+            alt_text=f"Decision map of one trained neuron on {dataset}: {acc1:.0%} correct.",
+        )
     with right:
-        show_chart("two_layer_map", map2, width="content",
-                   alt_text=f"Decision map of a trained two-layer network with {hidden} hidden neurons on "
-                            f"{dataset}: {acc2:.0%} correct.")
-    st.caption("Look at the shapes: one neuron can only cut the plane into two halves; the two-layer network "
-               "bends its border around the clouds. Try 1 or 2 hidden neurons and watch it struggle.")
-    show_chart("loss_chart", losses, alt_text=f"Training loss per step: one neuron ends at {acc1:.0%} correct, "
-                                              f"two layers at {acc2:.0%}.")
-    st.caption("Look where each loss curve levels off: the single neuron gets stuck high, the two-layer "
-               "network keeps falling towards zero.")
+        show_chart(
+            "two_layer_map",
+            map2,
+            width="content",
+            alt_text=f"Decision map of a trained two-layer network with {hidden} hidden neurons on "
+            f"{dataset}: {acc2:.0%} correct.",
+        )
+    st.caption(
+        "Look at the shapes: one neuron can only cut the plane into two halves; the two-layer network "
+        "bends its border around the clouds. Try 1 or 2 hidden neurons and watch it struggle."
+    )
+    show_chart(
+        "loss_chart",
+        losses,
+        alt_text=f"Training loss per step: one neuron ends at {acc1:.0%} correct, two layers at {acc2:.0%}.",
+    )
+    st.caption(
+        "Look where each loss curve levels off: the single neuron gets stuck high, the two-layer "
+        "network keeps falling towards zero."
+    )
 
 
 @st.fragment(key="softmax")
@@ -272,18 +360,26 @@ def softmax_panel() -> None:
     scaled = np.asarray(logits) / temperature
     with result:
         st.latex(r"p_i = \frac{e^{z_i / T}}{\sum_j e^{z_j / T}}, \qquad T = " + f"{temperature:.1f}")
-        st.table(pd.DataFrame({
-            "class": SOFTMAX_CLASSES,
-            "logit z": [f"{v:.2f}" for v in logits],
-            "z / T": [f"{v:.3f}" for v in scaled],
-            "e^(z/T)": [f"{v:.4g}" for v in np.exp(scaled)],
-            "probability": [f"{p:.2%}" for p in probs],
-        }).set_index("class"))
-        show_chart("softmax_chart", charts.softmax_bars(SOFTMAX_CLASSES, logits, probs),
-                   alt_text="Probability of each class: "
-                            + ", ".join(f"{c} {p:.1%}" for c, p in zip(SOFTMAX_CLASSES, probs)))
-        st.caption("Look at the bars as you move T: a high temperature evens them out, a low one hands almost "
-                   "everything to the largest logit. The order of the classes never changes.")
+        st.table(
+            pd.DataFrame(
+                {
+                    "class": SOFTMAX_CLASSES,
+                    "logit z": [f"{v:.2f}" for v in logits],
+                    "z / T": [f"{v:.3f}" for v in scaled],
+                    "e^(z/T)": [f"{v:.4g}" for v in np.exp(scaled)],
+                    "probability": [f"{p:.2%}" for p in probs],
+                }
+            ).set_index("class")
+        )
+        show_chart(
+            "softmax_chart",
+            charts.softmax_bars(SOFTMAX_CLASSES, logits, probs),
+            alt_text="Probability of each class: " + ", ".join(f"{c} {p:.1%}" for c, p in zip(SOFTMAX_CLASSES, probs)),
+        )
+        st.caption(
+            "Look at the bars as you move T: a high temperature evens them out, a low one hands almost "
+            "everything to the largest logit. The order of the classes never changes."
+        )
 
 
 weights_by_hand()

@@ -3,6 +3,7 @@
 Each image is drawn from code (no downloaded file), so the app has pictures to
 convolve on a machine without internet. Run:  .venv/bin/python scripts/make_samples.py
 """
+
 from pathlib import Path
 
 import cv2

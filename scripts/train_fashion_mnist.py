@@ -19,6 +19,7 @@ Run (offline Keras finds Fashion-MNIST in $KERAS_HOME, see `make keras-cache`):
 
 Writes data/models/<dataset>_<model>.keras and data/models/<dataset>_<model>.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,12 +50,12 @@ MODEL_TITLES = {
 }
 DESCRIPTIONS = {
     "carpentries": "The Carpentries deep-learning lesson's first CNN: two small conv/max-pool "
-                   "stages and one hidden dense layer, trained with Adam. Kept as the lesson's reference.",
+    "stages and one hidden dense layer, trained with Adam. Kept as the lesson's reference.",
     "lenet5": "LeNet-5 as taught in NVIDIA's DIGITS lesson: 20 then 50 5x5 filters, each "
-              "followed by 2x2 max pooling, then a 500-unit ReLU layer.",
+    "followed by 2x2 max pooling, then a 500-unit ReLU layer.",
     "better": "A small modern CNN: three conv stages with batch normalisation and more filters, "
-              "dropout, and light augmentation that is only active while training (left-right flips "
-              "of clothes and objects, small shifts of digits and CIFAR-10 images).",
+    "dropout, and light augmentation that is only active while training (left-right flips "
+    "of clothes and objects, small shifts of digits and CIFAR-10 images).",
 }
 DEFAULT_EPOCHS = {"carpentries": 10, "lenet5": 10, "better": 15}
 
@@ -105,19 +106,24 @@ inference_copy = scratch.inference_copy  # the same network and weights without 
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", choices=["carpentries", "lenet5", "better"], default="better")
     parser.add_argument("--dataset", choices=["fashion_mnist", "mnist", "cifar10"], default="fashion_mnist")
-    parser.add_argument("--epochs", type=int, default=None,
-                        help="passes over the training set (default: 10, better: 15)")
-    parser.add_argument("--batch-size", type=int, default=None,
-                        help="images per gradient step (default: 32, better: 128)")
-    parser.add_argument("--limit", type=int, default=None,
-                        help="train on only the first N training images (quick checks)")
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="passes over the training set (default: 10, better: 15)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="images per gradient step (default: 32, better: 128)"
+    )
+    parser.add_argument(
+        "--limit", type=int, default=None, help="train on only the first N training images (quick checks)"
+    )
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--out", type=Path, default=ROOT / "data" / "models",
-                        help="folder for <dataset>_<model>.keras and .json")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "data" / "models", help="folder for <dataset>_<model>.keras and .json"
+    )
     args = parser.parse_args(argv)
     epochs = args.epochs or DEFAULT_EPOCHS[args.model]
     batch_size = args.batch_size or (128 if args.model == "better" else 32)
@@ -159,9 +165,20 @@ def main(argv: list[str] | None = None) -> dict:
     model_path = args.out / f"{name}.keras"
     saved = inference_copy(model)
     saved.save(model_path)
-    command = ["python", "scripts/train_fashion_mnist.py", "--model", args.model,
-               "--dataset", args.dataset, "--epochs", str(epochs), "--batch-size", str(batch_size),
-               "--seed", str(args.seed)]
+    command = [
+        "python",
+        "scripts/train_fashion_mnist.py",
+        "--model",
+        args.model,
+        "--dataset",
+        args.dataset,
+        "--epochs",
+        str(epochs),
+        "--batch-size",
+        str(batch_size),
+        "--seed",
+        str(args.seed),
+    ]
     if args.limit:
         command += ["--limit", str(args.limit)]
     command += ["--out", "data/models" if args.out.resolve() == (ROOT / "data" / "models") else str(args.out)]

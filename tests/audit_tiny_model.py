@@ -3,6 +3,7 @@
 Mondrian grids, Rothko fields and Kandinsky circles are easy to learn at 32 × 32 pixels in
 a few seconds, so the audit can be tested on a model that really knows its classes.
 """
+
 from __future__ import annotations
 
 import functools
@@ -39,6 +40,13 @@ def tiny_model():
     images, labels = styles(30, seed=1)
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
     model.fit(np.stack(images).astype("float32"), labels, epochs=15, batch_size=30, verbose=0)
-    card = {"name": "tiny_styles", "title": "Tiny abstract-styles CNN", "kind": "visitor", "classes": list(KINDS),
-            "input_size": [SIZE, SIZE], "channels": 3, "description": "Trained in the test on generated Mondrian, Rothko and Kandinsky images."}
+    card = {
+        "name": "tiny_styles",
+        "title": "Tiny abstract-styles CNN",
+        "kind": "visitor",
+        "classes": list(KINDS),
+        "input_size": [SIZE, SIZE],
+        "channels": 3,
+        "description": "Trained in the test on generated Mondrian, Rothko and Kandinsky images.",
+    }
     return model, card

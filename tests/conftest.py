@@ -4,6 +4,7 @@ Keras reads ``KERAS_HOME`` when it is first imported, so the temporary cache is
 made here, at import time, before any test module can import TensorFlow.
 ``../shared`` is read-only in CI, hence a copy.
 """
+
 from __future__ import annotations
 
 import atexit

@@ -3,6 +3,7 @@
 The images are read from ../shared and written only into the caller's temporary folder,
 never into the repository.
 """
+
 from __future__ import annotations
 
 import io
@@ -37,6 +38,8 @@ def lesson_zip(shared_images: Path, *, side: int | None = None) -> bytes:
                         archive.write(path, f"paintings/{part}/{topic}/{path.name}")
                     else:
                         png = io.BytesIO()
-                        Image.open(path).convert("RGB").resize((side, side), Image.Resampling.BILINEAR).save(png, format="PNG")
+                        Image.open(path).convert("RGB").resize((side, side), Image.Resampling.BILINEAR).save(
+                            png, format="PNG"
+                        )
                         archive.writestr(f"paintings/{part}/{topic}/{Path(path.name).stem}.png", png.getvalue())
     return buffer.getvalue()

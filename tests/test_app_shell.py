@@ -1,4 +1,5 @@
 """The router lists only pages that exist, and the home page renders."""
+
 from __future__ import annotations
 
 import ast
@@ -14,8 +15,10 @@ def routed_pages() -> list[str]:
     return [
         str(node.args[0].value)
         for node in ast.walk(tree)
-        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "Page"
-        and node.args and isinstance(node.args[0], ast.Constant)
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "attr", "") == "Page"
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
     ]
 
 

@@ -1,4 +1,5 @@
 """The audit's measures match values computed by hand on tiny arrays."""
+
 from __future__ import annotations
 
 import math
@@ -69,7 +70,9 @@ def test_mahalanobis_by_hand():
     mean, precision = audit.fit_mahalanobis(reference, shrinkage=0.0)
     np.testing.assert_allclose(mean, [1.0, 2.0])
     # Sample covariance (÷M) is diag(1, 4): distance of (3, 2) is 2/1 = 2, of (1, 6) is 4/2 = 2.
-    np.testing.assert_allclose(audit.mahalanobis_distance(np.array([[3.0, 2.0], [1.0, 6.0], [1.0, 2.0]]), mean, precision), [2.0, 2.0, 0.0])
+    np.testing.assert_allclose(
+        audit.mahalanobis_distance(np.array([[3.0, 2.0], [1.0, 6.0], [1.0, 2.0]]), mean, precision), [2.0, 2.0, 0.0]
+    )
     # Full shrinkage: covariance mu·I with mu = (1 + 4) / 2 = 2.5.
     mean, precision = audit.fit_mahalanobis(reference, shrinkage=1.0)
     np.testing.assert_allclose(precision, np.eye(2) / 2.5)
@@ -126,8 +129,10 @@ def test_labels_confusion_and_per_class_accuracy():
 def test_evaluate_scores_reference_without_looking_at_itself():
     rng = np.random.default_rng(3)
     ref = rng.normal(size=(12, 5))
-    sets: dict[str, dict] = {"ref": {"probs": rng.dirichlet([3, 1], 12), "features": ref, "labels": rng.integers(0, 2, 12)},
-            "copy of ref": {"probs": rng.dirichlet([3, 1], 12), "features": ref.copy(), "labels": None}}
+    sets: dict[str, dict] = {
+        "ref": {"probs": rng.dirichlet([3, 1], 12), "features": ref, "labels": rng.integers(0, 2, 12)},
+        "copy of ref": {"probs": rng.dirichlet([3, 1], 12), "features": ref.copy(), "labels": None},
+    }
     result = audit.evaluate(sets, "ref", threshold=0.7, k=1)
     # The same features as a probe set sit at distance 0; the reference itself is scored leave-one-out.
     np.testing.assert_allclose(result["scores"]["copy of ref"]["knn"], 0.0, atol=1e-12)
@@ -170,7 +175,9 @@ def test_far_probe_set_gets_higher_feature_distance_auroc_than_near_one(tiny):
     model, card = tiny
     ref_images, ref_labels = styles(15, seed=2)
     near_images, _ = styles(8, seed=3)  # the same kinds of picture, drawn fresh
-    far = probes.probe_set(["Printed text", "Noise", "Blank page", "Gradient", "Geometric shapes"], 24, size=(SIZE, SIZE), seed=9)
+    far = probes.probe_set(
+        ["Printed text", "Noise", "Blank page", "Gradient", "Geometric shapes"], 24, size=(SIZE, SIZE), seed=9
+    )
     image_sets = {
         "reference": {"files": [f"r{i}" for i in range(len(ref_images))], "images": ref_images, "labels": ref_labels},
         "near": {"files": [f"n{i}" for i in range(len(near_images))], "images": near_images, "labels": None},

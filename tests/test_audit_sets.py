@@ -1,4 +1,5 @@
 """The lesson's zip as the audit's reference: testing/ only, true classes from folder names."""
+
 from __future__ import annotations
 
 import io
@@ -25,10 +26,13 @@ def _zip(files: dict[str, tuple[int, int, int]]) -> bytes:
 
 
 LESSON = {
-    "paintings/training/portrait/a.png": (200, 0, 0), "paintings/training/portrait/b.png": (190, 0, 0),
+    "paintings/training/portrait/a.png": (200, 0, 0),
+    "paintings/training/portrait/b.png": (190, 0, 0),
     "paintings/training/landscape/c.png": (0, 200, 0),
-    "paintings/testing/portrait/d.png": (180, 0, 0), "paintings/testing/landscape/e.png": (0, 180, 0),
-    "paintings/testing/landscape/f.png": (0, 170, 0), "paintings/testing/sculpture/g.png": (9, 9, 9),
+    "paintings/testing/portrait/d.png": (180, 0, 0),
+    "paintings/testing/landscape/e.png": (0, 180, 0),
+    "paintings/testing/landscape/f.png": (0, 170, 0),
+    "paintings/testing/sculpture/g.png": (9, 9, 9),
 }
 
 
@@ -37,7 +41,11 @@ def test_lesson_zip_uses_testing_only_with_labels_from_folders():
     assert ref.part == "testing"
     assert sorted(f.rsplit("/", 1)[-1] for f in ref.files) == ["d.png", "e.png", "f.png"]
     assert ref.labels is not None
-    assert dict(zip((f.rsplit("/", 1)[-1] for f in ref.files), ref.labels.tolist())) == {"d.png": 0, "e.png": 1, "f.png": 1}
+    assert dict(zip((f.rsplit("/", 1)[-1] for f in ref.files), ref.labels.tolist())) == {
+        "d.png": 0,
+        "e.png": 1,
+        "f.png": 1,
+    }
     text = " ".join(ref.sentences)
     assert "3 training/ images were left out" in text and "surer and more accurate" in text
     assert "1 image(s) are not in a folder named after one of the model's classes" in text
@@ -51,7 +59,9 @@ def test_lesson_zip_uses_testing_only_with_labels_from_folders():
 def test_zip_without_testing_says_training_images_inflate_confidence():
     only_training = {k: v for k, v in LESSON.items() if "/training/" in k}
     ref = reference_set_from_zip(_zip(only_training), CLASSES)
-    assert ref.part == "training" and len(ref.files) == 3 and ref.labels is not None and ref.labels.tolist().count(0) == 2
+    assert (
+        ref.part == "training" and len(ref.files) == 3 and ref.labels is not None and ref.labels.tolist().count(0) == 2
+    )
     assert "higher than on new images" in " ".join(ref.sentences)
 
 
@@ -62,7 +72,11 @@ def test_unrelated_folders_keep_all_images_unlabelled():
 
 
 def test_class_index_ignores_case():
-    assert class_index("landscape", CLASSES) == 1 and class_index("sculpture", CLASSES) is None and class_index(None, CLASSES) is None
+    assert (
+        class_index("landscape", CLASSES) == 1
+        and class_index("sculpture", CLASSES) is None
+        and class_index(None, CLASSES) is None
+    )
 
 
 # --------------------------------------------------------------------------- the sources of a set
@@ -104,7 +118,11 @@ def test_generated_set_is_reproducible_and_labelled_only_when_every_kind_is_a_cl
 def test_shapes_set_has_every_shape_with_its_class():
     found = sets.shapes_set(2, SHAPE_CLASSES)
     assert found.files == ["square 1", "square 2", "triangle 1", "triangle 2", "circle 1", "circle 2"]
-    assert found.labels is not None and found.labels.tolist() == [0, 0, 1, 1, 2, 2] and found.images[0].shape == (128, 128, 3)
+    assert (
+        found.labels is not None
+        and found.labels.tolist() == [0, 0, 1, 1, 2, 2]
+        and found.images[0].shape == (128, 128, 3)
+    )
     assert sets.shapes_set(2, ["tabby", "tiger"]).labels is None
 
 
@@ -119,7 +137,11 @@ def test_samples_and_camera_sets_are_unlabelled():
 def test_uploaded_set_takes_classes_from_folders_caps_its_size_and_keeps_problems():
     named = [("portrait/a.png", _img(1)), ("landscape/b.png", _img(2)), ("Portrait/c.png", _img(3))]
     found = sets.uploaded_set(named, CLASSES, problems=["“x.png” is not an image."])
-    assert found.labels is not None and found.labels.tolist() == [0, 1, 0] and found.skipped == ["“x.png” is not an image."]
+    assert (
+        found.labels is not None
+        and found.labels.tolist() == [0, 1, 0]
+        and found.skipped == ["“x.png” is not an image."]
+    )
     loose = sets.uploaded_set([("a.png", _img(1)), ("portrait/b.png", _img(2))], CLASSES)
     assert loose.labels is None and len(loose) == 2
     capped = sets.uploaded_set(named, CLASSES, offered=10, max_images=2)
@@ -154,9 +176,22 @@ def test_trainer_set_reads_the_last_run_of_its_own_model():
     for key, img in zip(keys, images):
         training.store.put(key, "efficientnet_lite0", np.zeros(4, np.float32), img)
     model, card = tiny_model()
-    training.run = Run(name="tiny", base="efficientnet_lite0", classes=list(TINY), keys=keys, x=np.zeros((6, 4)),
-                       y=labels, train_idx=np.array([0, 2, 4]), val_idx=np.array([1, 3, 5]), settings={}, head=None,
-                       judged_on="validation", judged_keys=[keys[i] for i in (1, 3, 5)], model=model, card=card)
+    training.run = Run(
+        name="tiny",
+        base="efficientnet_lite0",
+        classes=list(TINY),
+        keys=keys,
+        x=np.zeros((6, 4)),
+        y=labels,
+        train_idx=np.array([0, 2, 4]),
+        val_idx=np.array([1, 3, 5]),
+        settings={},
+        head=None,
+        judged_on="validation",
+        judged_keys=[keys[i] for i in (1, 3, 5)],
+        model=model,
+        card=card,
+    )
     found = sets.trainer_set(training, "tiny")
     assert found.labels is not None and found.labels.tolist() == [0, 1, 2] and len(found) == 3
     assert "never trained on" in found.sentences[0] and "96-pixel thumbnails" in found.sentences[0]
@@ -207,9 +242,16 @@ def test_run_settings_list_the_sets_and_the_seeds_of_generated_ones():
     generated = sets.generated_set(KINDS, 4, seed=9, class_names=["x"])
     chosen = {"Reference": sets.shapes_set(2, SHAPE_CLASSES), "Abstract": generated}
     got = sets.run_settings("Tiny CNN", "Reference", chosen, threshold=0.4, k=3)
-    assert got == {"model": "Tiny CNN", "reference set": "Reference", "probe sets": "Abstract",
-                   "abstain threshold": 0.4, "kNN neighbours": 3, "Reference · images": 6, "Abstract · images": 4,
-                   "seed (Abstract)": 9}
+    assert got == {
+        "model": "Tiny CNN",
+        "reference set": "Reference",
+        "probe sets": "Abstract",
+        "abstain threshold": 0.4,
+        "kNN neighbours": 3,
+        "Reference · images": 6,
+        "Abstract · images": 4,
+        "seed (Abstract)": 9,
+    }
 
 
 def test_set_thumbnails_are_small_and_in_file_order():

@@ -4,6 +4,7 @@ Every card's numbers are re-measured here: the model loads the way an upload
 would (safe_mode=True, only built-in Keras layers), takes raw 0-255 pixels and
 scores on the full Fashion-MNIST test set what its card says.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,11 +24,37 @@ MODELS = ROOT / "data" / "models"
 SCRIPT = ROOT / "scripts" / "train_fashion_mnist.py"
 CARDS = sorted(MODELS.glob("*.json"))
 SHIPPED = ["fashion_mnist_carpentries", "fashion_mnist_lenet5", "fashion_mnist_better"]
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-CARD_FIELDS = {"name", "title", "kind", "description", "classes", "input_size", "channels",
-               "test_accuracy", "epochs", "training_time_s", "date", "keras_version",
-               "tensorflow_version", "params", "size_bytes", "dataset", "rebuild"}
+FASHION_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
+CARD_FIELDS = {
+    "name",
+    "title",
+    "kind",
+    "description",
+    "classes",
+    "input_size",
+    "channels",
+    "test_accuracy",
+    "epochs",
+    "training_time_s",
+    "date",
+    "keras_version",
+    "tensorflow_version",
+    "params",
+    "size_bytes",
+    "dataset",
+    "rebuild",
+}
 
 
 def _bundled_cards() -> list[Path]:
@@ -89,8 +116,9 @@ def test_bundled_model_matches_its_card(card_path):
     model_path = card_path.with_suffix(".keras")
     # Small enough to commit, and only built-in layers (what the upload check accepts).
     assert model_path.stat().st_size < 5_000_000
-    assert all(module.startswith("keras.") and name != "Lambda"
-               for module, name in _layer_classes(model_path)), _layer_classes(model_path)
+    assert all(module.startswith("keras.") and name != "Lambda" for module, name in _layer_classes(model_path)), (
+        _layer_classes(model_path)
+    )
 
     model = keras.saving.load_model(model_path, safe_mode=True)
     _check_card(card, model_path, model)
@@ -112,15 +140,32 @@ def test_bundled_model_matches_its_card(card_path):
 
 def _run_script(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     # The subprocess inherits KERAS_HOME (set by tests/conftest.py), so it reads the test cache.
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
 
 
 def test_script_help_lists_the_choices():
     result = _run_script("--help", timeout=120)
     assert result.returncode == 0, result.stderr
-    for word in ["--model", "carpentries", "lenet5", "better", "--dataset", "fashion_mnist",
-                 "mnist", "cifar10", "--epochs", "--out", "--limit"]:
+    for word in [
+        "--model",
+        "carpentries",
+        "lenet5",
+        "better",
+        "--dataset",
+        "fashion_mnist",
+        "mnist",
+        "cifar10",
+        "--epochs",
+        "--out",
+        "--limit",
+    ]:
         assert word in result.stdout
 
 

@@ -1,4 +1,5 @@
 """Trainer charts: valid Vega-Lite, the numbers they draw, and the live update equal to a rebuild."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,17 @@ import numpy as np
 
 from cnnviz.charts import training as charts
 
-ROWS = [{"epoch": e, "loss": 1 / e, "accuracy": 1 - 1 / e, "val_loss": 1.2 / e,
-         "val_accuracy": None if e == 1 else 0.8, "seconds": 0.1 * e} for e in range(1, 6)]
+ROWS = [
+    {
+        "epoch": e,
+        "loss": 1 / e,
+        "accuracy": 1 - 1 / e,
+        "val_loss": 1.2 / e,
+        "val_accuracy": None if e == 1 else 0.8,
+        "seconds": 0.1 * e,
+    }
+    for e in range(1, 6)
+]
 
 
 def _data(spec: dict) -> list[dict]:
@@ -41,7 +51,12 @@ def test_live_update_equals_a_rebuilt_chart():
 def test_confusion_matrix_cells_and_shares():
     spec = charts.confusion_matrix(np.array([[3, 1], [0, 4]]), ["cat", "dog"]).to_dict()
     cells = {(d["true class"], d["predicted class"]): (d["images"], d["share of the true class"]) for d in _data(spec)}
-    assert cells == {("cat", "cat"): (3, 0.75), ("cat", "dog"): (1, 0.25), ("dog", "cat"): (0, 0.0), ("dog", "dog"): (4, 1.0)}
+    assert cells == {
+        ("cat", "cat"): (3, 0.75),
+        ("cat", "dog"): (1, 0.25),
+        ("dog", "cat"): (0, 0.0),
+        ("dog", "dog"): (4, 1.0),
+    }
 
 
 def test_probability_bars_mark_the_predicted_class():

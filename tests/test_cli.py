@@ -1,4 +1,5 @@
 """The command line from the shell: help, one-sentence errors, and the lesson's loop on a real zip."""
+
 from __future__ import annotations
 
 import csv
@@ -18,8 +19,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def cnnviz(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([sys.executable, "-m", "cnnviz", *map(str, args)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "cnnviz", *map(str, args)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.mark.parametrize("command", [[], ["train"], ["classify"]])
@@ -33,16 +40,19 @@ def test_help_explains_each_command(command):
         assert "--csv" in done.stdout and "probability per class" in done.stdout
 
 
-@pytest.mark.parametrize("args, sentence", [
-    (["train", "missing-folder", "--out", "m.zip"], "“missing-folder” does not exist"),
-    (["train", "{bad}", "--out", "m.zip"], "is not a readable zip file"),
-    (["train", "{empty}", "--out", "m.zip"], "holds no image"),
-    (["train", "{empty}", "--out", "model.txt"], "--out should name a .zip file"),
-    (["train", "{empty}", "--out", "m.zip", "--threshold", "2"], "--threshold is a confidence between 0 and 1"),
-    (["train", "{empty}", "--out", "m.zip", "--epochs", "0"], "--epochs and --batch-size must be at least 1"),
-    (["classify", "missing.zip", "{empty}", "--csv", "t.csv"], "The model zip “missing.zip” does not exist"),
-    (["classify", "{bad}", "{folder}", "--csv", "t.csv"], "is not a readable zip file"),
-])
+@pytest.mark.parametrize(
+    "args, sentence",
+    [
+        (["train", "missing-folder", "--out", "m.zip"], "“missing-folder” does not exist"),
+        (["train", "{bad}", "--out", "m.zip"], "is not a readable zip file"),
+        (["train", "{empty}", "--out", "m.zip"], "holds no image"),
+        (["train", "{empty}", "--out", "model.txt"], "--out should name a .zip file"),
+        (["train", "{empty}", "--out", "m.zip", "--threshold", "2"], "--threshold is a confidence between 0 and 1"),
+        (["train", "{empty}", "--out", "m.zip", "--epochs", "0"], "--epochs and --batch-size must be at least 1"),
+        (["classify", "missing.zip", "{empty}", "--csv", "t.csv"], "The model zip “missing.zip” does not exist"),
+        (["classify", "{bad}", "{folder}", "--csv", "t.csv"], "is not a readable zip file"),
+    ],
+)
 def test_bad_input_gets_one_sentence_and_a_non_zero_exit(tmp_path, args, sentence):
     (tmp_path / "bad.zip").write_bytes(b"this is not a zip")
     (tmp_path / "empty").mkdir()
@@ -100,11 +110,19 @@ def test_train_then_classify_the_lesson_zip_from_the_shell(tmp_path, shared_imag
 
 
 def test_the_pure_lesson_modules_never_import_tensorflow():
-    probe = ("import json, sys\n"
-             "import cnnviz.cli, cnnviz.predictions, cnnviz.train.lesson, cnnviz.train.dataset_check, cnnviz.audit.sets\n"
-             "cnnviz.cli._parser()\n"
-             "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))))")
-    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
-                          capture_output=True, text=True, timeout=120)
+    probe = (
+        "import json, sys\n"
+        "import cnnviz.cli, cnnviz.predictions, cnnviz.train.lesson, cnnviz.train.dataset_check, cnnviz.audit.sets\n"
+        "cnnviz.cli._parser()\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"

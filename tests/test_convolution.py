@@ -1,4 +1,5 @@
 """cnnviz.learn.convolution equals keras.layers.Conv2D (weights set, no bias) to float32 precision."""
+
 from __future__ import annotations
 
 import itertools
@@ -65,7 +66,10 @@ def test_2d_kernel_filters_each_channel_separately(stride, padding, channels, sh
 def test_output_size_matches_keras_output_shape(stride, padding, channels, shape, ksize):
     layer = keras.layers.Conv2D(1, ksize, strides=stride, padding=padding)
     out_shape = layer.compute_output_shape((1,) + shape + (channels,))
-    assert (output_size(shape[0], ksize[0], stride, padding), output_size(shape[1], ksize[1], stride, padding)) == tuple(out_shape[1:3])
+    assert (
+        output_size(shape[0], ksize[0], stride, padding),
+        output_size(shape[1], ksize[1], stride, padding),
+    ) == tuple(out_shape[1:3])
 
 
 def test_output_size_by_hand():

@@ -1,4 +1,5 @@
 """A crafted or broken link never stops a page: every bad value falls back to the default (ui.settings)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,25 +18,36 @@ def run(page: str, query: dict[str, str]) -> AppTest:
     return at
 
 
-@pytest.mark.parametrize("query, key, default", [
-    ({"epochs": "abc"}, "trainer_epochs", 50),
-    ({"epochs": "99999"}, "trainer_epochs", 50),
-    ({"epochs": "1e308"}, "trainer_epochs", 50),
-    ({"lr": "abc"}, "trainer_lr", 0.001),
-    ({"batch": "1e3"}, "trainer_batch", 16),
-])
+@pytest.mark.parametrize(
+    "query, key, default",
+    [
+        ({"epochs": "abc"}, "trainer_epochs", 50),
+        ({"epochs": "99999"}, "trainer_epochs", 50),
+        ({"epochs": "1e308"}, "trainer_epochs", 50),
+        ({"lr": "abc"}, "trainer_lr", 0.001),
+        ({"batch": "1e3"}, "trainer_batch", 16),
+    ],
+)
 def test_trainer_falls_back_to_its_defaults(query, key, default, keras_home):
     at = run("trainer.py", query)
     widget = at.number_input(key=key) if key == "trainer_epochs" else at.selectbox(key=key)
     assert widget.value == default
 
 
-@pytest.mark.parametrize("query", [
-    {"weights": "1e308,1e308,1e308,1e308,1e308,1e308,1e308,1e308,1e308;1e-308"},
-    {"weights": "nan,0,0,0,1,0,0,0,0;1"},
-    {"weights": "1,2,3;0"},
-    {"stride": "0"}, {"stride": "abc"}, {"px": "100000"}, {"kernel": "<script>"}, {"row": "-5"}, {"col": "1e9"},
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"weights": "1e308,1e308,1e308,1e308,1e308,1e308,1e308,1e308,1e308;1e-308"},
+        {"weights": "nan,0,0,0,1,0,0,0,0;1"},
+        {"weights": "1,2,3;0"},
+        {"stride": "0"},
+        {"stride": "abc"},
+        {"px": "100000"},
+        {"kernel": "<script>"},
+        {"row": "-5"},
+        {"col": "1e9"},
+    ],
+)
 def test_convolution_ignores_bad_values(query):
     at = run("convolution.py", {"image": "Geometric shapes", **query})
     assert at.slider(key="conv_stride").value == 1

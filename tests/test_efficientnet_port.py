@@ -1,5 +1,6 @@
 """The EfficientNet-Lite0 port: real photos give the right ImageNet classes, and the
 torch-free weight reader refuses any pickle that names something other than tensor storages."""
+
 from __future__ import annotations
 
 import io
@@ -77,7 +78,7 @@ def test_converted_once_then_loaded_from_the_keras_cache(lite0, keras_home):
 def _hostile_pickle(marker) -> bytes:
     # Protocol-2 pickle that calls os.system("touch <marker>") when unpickled by plain pickle.
     cmd = f"touch {marker}".encode()
-    return (b"\x80\x02cos\nsystem\nq\x00X" + struct.pack("<I", len(cmd)) + cmd + b"\x85R.")
+    return b"\x80\x02cos\nsystem\nq\x00X" + struct.pack("<I", len(cmd)) + cmd + b"\x85R."
 
 
 def test_plain_pickle_would_run_the_hostile_payload(tmp_path):
@@ -105,7 +106,9 @@ def test_weight_reader_refuses_a_hostile_weight_file(tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("global_name", [b"builtins\neval", b"torch\nload", b"torch._utils\n_rebuild_parameter", b"collections\ndefaultdict"])
+@pytest.mark.parametrize(
+    "global_name", [b"builtins\neval", b"torch\nload", b"torch._utils\n_rebuild_parameter", b"collections\ndefaultdict"]
+)
 def test_restricted_unpickler_refuses_every_other_global(global_name):
     with pytest.raises(UnsafePickleError):
         RestrictedUnpickler(io.BytesIO(b"\x80\x02c" + global_name + b"\n)R.")).load()

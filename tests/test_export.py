@@ -1,4 +1,5 @@
 """The exported zip: .keras and .tflite agree with the in-app model; the zip imports back safely."""
+
 from __future__ import annotations
 
 import io
@@ -30,8 +31,7 @@ def trained(keras_home):
     model = training.full_model(embedder, head)
     tests = [im for ims in demo_dataset(2, seed=5).values() for im in ims]
     in_app = training.head_probabilities(head, training.embed_images(tests, embedder, BASE)[1])
-    blob = export.export_zip(model, list(DEMO_CLASSES), base_model=BASE, model_name="Shapes",
-                             training={"epochs": 15})
+    blob = export.export_zip(model, list(DEMO_CLASSES), base_model=BASE, model_name="Shapes", training={"epochs": 15})
     return model, tests, in_app, blob
 
 
@@ -39,13 +39,35 @@ def trained(keras_home):
 def test_zip_holds_the_promised_files(trained):
     _, _, _, blob = trained
     archive = zipfile.ZipFile(io.BytesIO(blob))
-    assert sorted(archive.namelist()) == sorted(["model.keras", "model.tflite", "labels.txt", "metadata.json", "README.md",
-                                                 "model/model.json", "model/weights.bin", "model/metadata.json",
-                                                 "index.html", "sketch.js"])
+    assert sorted(archive.namelist()) == sorted(
+        [
+            "model.keras",
+            "model.tflite",
+            "labels.txt",
+            "metadata.json",
+            "README.md",
+            "model/model.json",
+            "model/weights.bin",
+            "model/metadata.json",
+            "index.html",
+            "sketch.js",
+        ]
+    )
     tm = json.loads(archive.read("model/metadata.json"))
-    assert tm["labels"] == list(DEMO_CLASSES) and tm["imageSize"] == 224 and tm["packageName"] == "@teachablemachine/image"
-    assert set(tm) == {"tfjsVersion", "tmVersion", "packageVersion", "packageName", "timeStamp", "userMetadata",
-                       "modelName", "labels", "imageSize"}
+    assert (
+        tm["labels"] == list(DEMO_CLASSES) and tm["imageSize"] == 224 and tm["packageName"] == "@teachablemachine/image"
+    )
+    assert set(tm) == {
+        "tfjsVersion",
+        "tmVersion",
+        "packageVersion",
+        "packageName",
+        "timeStamp",
+        "userMetadata",
+        "modelName",
+        "labels",
+        "imageSize",
+    }
     assert 'ml5.imageClassifier(url + "model.json")' in archive.read("sketch.js").decode()
     assert "ml5@1.4.0" in archive.read("index.html").decode()
     assert archive.read("labels.txt").decode().splitlines() == list(DEMO_CLASSES)
@@ -102,12 +124,15 @@ def test_import_back_works_and_keeps_labels_and_base(trained):
     np.testing.assert_allclose(training.predict_probabilities(loaded, tests), in_app, atol=1e-3)
 
 
-@pytest.mark.parametrize("make, phrase", [
-    (lambda blob: b"", "empty"),
-    (lambda blob: b"not a zip", "not a readable zip"),
-    (lambda blob: _rezip(blob, drop="labels.txt"), "lacks model.keras or labels.txt"),
-    (lambda blob: _rezip(blob, replace={"model.keras": b"PK\x03\x04garbage"}), "damaged"),
-])
+@pytest.mark.parametrize(
+    "make, phrase",
+    [
+        (lambda blob: b"", "empty"),
+        (lambda blob: b"not a zip", "not a readable zip"),
+        (lambda blob: _rezip(blob, drop="labels.txt"), "lacks model.keras or labels.txt"),
+        (lambda blob: _rezip(blob, replace={"model.keras": b"PK\x03\x04garbage"}), "damaged"),
+    ],
+)
 @pytest.mark.slow
 def test_bad_imports_are_refused_with_a_sentence(trained, make, phrase):
     with pytest.raises(export.ExportError) as err:
@@ -117,7 +142,9 @@ def test_bad_imports_are_refused_with_a_sentence(trained, make, phrase):
 
 def test_import_refuses_a_model_with_a_lambda_layer(tmp_path):
     inputs = keras.Input((8, 8, 3))
-    outputs = keras.layers.Dense(2, activation="softmax")(keras.layers.Lambda(lambda t: t * 2)(keras.layers.Flatten()(inputs)))
+    outputs = keras.layers.Dense(2, activation="softmax")(
+        keras.layers.Lambda(lambda t: t * 2)(keras.layers.Flatten()(inputs))
+    )
     path = tmp_path / "evil.keras"
     keras.Model(inputs, outputs).save(path)
     blob = io.BytesIO()

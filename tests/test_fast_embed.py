@@ -1,4 +1,5 @@
 """The embedding on LiteRT: the same numbers as Keras, the Keras fallback, and the overlapped pipeline."""
+
 from __future__ import annotations
 
 import logging
@@ -21,6 +22,7 @@ def _present(values: Iterable[T | None]) -> list[T]:
         assert value is not None
         found.append(value)
     return found
+
 
 SIDE = 16
 BIG_JOB = fast_embed.CONVERT_MIN_IMAGES  # a job this size converts a model that is not converted yet
@@ -190,15 +192,29 @@ def test_stream_keeps_input_order_reads_every_kind_of_item_and_reports_bad_files
     trunk = embedding_model(_tiny_known(seed=4)[0])
     assert fast_embed.is_fast(fast_embed.embedder(trunk, persist=True))  # the stream runs on LiteRT
     paths = _photos(shared_images, 6)
-    items = [paths[0], str(paths[1]), paths[2].read_bytes(), b"not an image at all", load_image_file(paths[3], max_side=512),
-             paths[4], paths[5].read_bytes()]
+    items = [
+        paths[0],
+        str(paths[1]),
+        paths[2].read_bytes(),
+        b"not an image at all",
+        load_image_file(paths[3], max_side=512),
+        paths[4],
+        paths[5].read_bytes(),
+    ]
     progress = []
-    results = list(fast_embed.embed_stream(items, trunk, batch_size=3, on_progress=lambda d, t: progress.append((d, t))))
+    results = list(
+        fast_embed.embed_stream(items, trunk, batch_size=3, on_progress=lambda d, t: progress.append((d, t)))
+    )
     assert [r.index for r in results] == list(range(len(items)))
     assert [r.item is item for r, item in zip(results, items)] == [True] * len(items)
     assert progress == [(3, 7), (6, 7), (7, 7)]
     bad = results[3]
-    assert bad.image is None and bad.embedding is None and bad.error is not None and "not an image this app can read" in bad.error
+    assert (
+        bad.image is None
+        and bad.embedding is None
+        and bad.error is not None
+        and "not an image this app can read" in bad.error
+    )
     good = [r for r in results if r.error is None]
     assert len(good) == 6
     # Each embedding is the Keras embedding of that very picture (decoded as the trainer decodes).

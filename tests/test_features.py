@@ -2,6 +2,7 @@
 
 Tiny models are built here with known weights, so the right answer is known in advance.
 """
+
 from __future__ import annotations
 
 import io
@@ -70,8 +71,14 @@ def test_feature_model_is_one_model_built_once_and_traced_once():
 
 
 def test_feature_maps_resize_any_image_and_gray_for_one_channel_models():
-    model = keras.Sequential([keras.Input((12, 12, 1)), keras.layers.Conv2D(2, 3, name="c"),
-                              keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
+    model = keras.Sequential(
+        [
+            keras.Input((12, 12, 1)),
+            keras.layers.Conv2D(2, 3, name="c"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
     gray = np.full((40, 30, 3), 200, np.uint8)
     maps = features.feature_maps(model, gray)
     assert maps["c"].shape == (10, 10, 2)
@@ -91,14 +98,24 @@ def _stack(*layers, size=32):  # a keras.Model
     return keras.Sequential([keras.Input((size, size, 3)), *layers])
 
 
-@pytest.mark.parametrize("layers, rf, jump", [
-    ([keras.layers.Conv2D(1, 3), keras.layers.Conv2D(1, 3)], 5, 1),
-    ([keras.layers.Conv2D(1, 3), keras.layers.MaxPooling2D(2), keras.layers.Conv2D(1, 3)], 8, 2),
-    ([keras.layers.Conv2D(1, 3, strides=2), keras.layers.Conv2D(1, 3)], 7, 2),
-    ([keras.layers.Conv2D(1, 5), keras.layers.Conv2D(1, 3, dilation_rate=2)], 9, 1),
-    ([keras.layers.Conv2D(1, 7, strides=2, padding="same"), keras.layers.MaxPooling2D(3, 2, padding="same"),
-      keras.layers.Conv2D(1, 3, padding="same")], 19, 4),  # the ResNet stem
-])
+@pytest.mark.parametrize(
+    "layers, rf, jump",
+    [
+        ([keras.layers.Conv2D(1, 3), keras.layers.Conv2D(1, 3)], 5, 1),
+        ([keras.layers.Conv2D(1, 3), keras.layers.MaxPooling2D(2), keras.layers.Conv2D(1, 3)], 8, 2),
+        ([keras.layers.Conv2D(1, 3, strides=2), keras.layers.Conv2D(1, 3)], 7, 2),
+        ([keras.layers.Conv2D(1, 5), keras.layers.Conv2D(1, 3, dilation_rate=2)], 9, 1),
+        (
+            [
+                keras.layers.Conv2D(1, 7, strides=2, padding="same"),
+                keras.layers.MaxPooling2D(3, 2, padding="same"),
+                keras.layers.Conv2D(1, 3, padding="same"),
+            ],
+            19,
+            4,
+        ),  # the ResNet stem
+    ],
+)
 def test_receptive_field_of_known_stacks(layers, rf, jump):
     model = _stack(*layers)
     last = model.layers[-1].name
@@ -125,14 +142,15 @@ def test_tile_channels_is_one_uint8_image_with_every_channel_normalised_alone():
     rng = np.random.default_rng(0)
     fmap = rng.normal(size=(4, 6, 5)).astype(np.float32)
     fmap[:, :, 3] *= 1000.0  # a loud channel must not darken the others
-    fmap[:, :, 4] = 7.0      # a flat channel carries no pattern
+    fmap[:, :, 4] = 7.0  # a flat channel carries no pattern
     grid = features.tile_channels(fmap, columns=3, cell=6, gap=1)
     assert grid.dtype == np.uint8 and grid.shape == (2 * 4 + 1, 3 * 6 + 2, 3)
-    tile = lambda i: grid[(i // 3) * 5:(i // 3) * 5 + 4, (i % 3) * 7:(i % 3) * 7 + 6]  # noqa: E731
+    tile = lambda i: grid[(i // 3) * 5 : (i // 3) * 5 + 4, (i % 3) * 7 : (i % 3) * 7 + 6]  # noqa: E731
     assert tile(0).max() > 200  # bright maximum of an ordinary channel, even next to the loud one
     for i in range(4):
-        np.testing.assert_array_equal(tile(i), features.colorize(
-            (fmap[:, :, i] - fmap[:, :, i].min()) / np.ptp(fmap[:, :, i])))
+        np.testing.assert_array_equal(
+            tile(i), features.colorize((fmap[:, :, i] - fmap[:, :, i].min()) / np.ptp(fmap[:, :, i]))
+        )
     np.testing.assert_array_equal(tile(4), features.colorize(np.zeros((4, 6))))
     assert (grid[4, :] == 255).all()  # white gap between rows
 
@@ -204,8 +222,8 @@ def _colour_model():  # a keras.Model
 
 def _red_and_blue(h=32, w=32) -> np.ndarray:
     image = np.zeros((h, w, 3), np.uint8)
-    image[: h // 2, : w // 2] = (255, 0, 0)          # a big red square, top-left quadrant
-    image[3 * h // 4:, 3 * w // 4:] = (0, 0, 255)    # a smaller blue square, bottom-right
+    image[: h // 2, : w // 2] = (255, 0, 0)  # a big red square, top-left quadrant
+    image[3 * h // 4 :, 3 * w // 4 :] = (0, 0, 255)  # a smaller blue square, bottom-right
     return image
 
 
@@ -276,8 +294,9 @@ def test_shared_layers_use_this_models_graph_like_the_trainers_classifier():
     assert list(features.feature_maps(classifier, image)) == ["colour"]
     rows = {row.name: row for row in features.layer_table(classifier)}
     assert rows["head_probs"].output_shape == (2,) and rows["head_probs"].params == 6
-    np.testing.assert_allclose(features.grad_cam(classifier, image, class_index=1),
-                               features.grad_cam(base, image, class_index=1), atol=1e-5)
+    np.testing.assert_allclose(
+        features.grad_cam(classifier, image, class_index=1), features.grad_cam(base, image, class_index=1), atol=1e-5
+    )
     cams = features.grad_cams(classifier, [image, image], [0, 1])
     np.testing.assert_allclose(cams[1], features.grad_cam(base, image, class_index=1), atol=1e-5)
 

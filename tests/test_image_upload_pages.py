@@ -1,4 +1,5 @@
 """Every page with an image picker shows a bad upload's message and keeps running (AppTest)."""
+
 from __future__ import annotations
 
 import io
@@ -57,8 +58,9 @@ def _open(page: str, query: dict) -> AppTest:
     return at
 
 
-@pytest.mark.parametrize("page", [pytest.param(p, marks=pytest.mark.slow) if p in SLOW_PAGES else p
-                                  for p in PAGES_WITH_IMAGE_PICKER])
+@pytest.mark.parametrize(
+    "page", [pytest.param(p, marks=pytest.mark.slow) if p in SLOW_PAGES else p for p in PAGES_WITH_IMAGE_PICKER]
+)
 def test_bad_uploads_show_a_message_and_the_page_keeps_working(page):
     key, query = PAGES_WITH_IMAGE_PICKER[page]
     at = _open(page, query)

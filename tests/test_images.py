@@ -1,4 +1,5 @@
 """Safe image input: every format we promise decodes to RGB uint8; every bad file gets one clear sentence."""
+
 from __future__ import annotations
 
 import io
@@ -86,7 +87,12 @@ def test_large_images_are_downscaled_keeping_aspect():
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG whose header claims a size; no pixel data follows (what a bomb's header looks like)."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + png_chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + png_chunk(b"IEND", b"")
+    )
 
 
 def png_chunk(kind: bytes, body: bytes) -> bytes:

@@ -1,4 +1,5 @@
 """The job pool: real threads doing real (small) work; events only decide *when* a job may finish."""
+
 from __future__ import annotations
 
 import threading
@@ -20,17 +21,20 @@ def wait_for(predicate, timeout: float = 5.0) -> None:
 
 def held(gate: threading.Event, value="done"):
     """A job that computes until ``gate`` opens, then returns ``value``."""
+
     def fn(ctx):
         total = 0.0
         while not gate.is_set():
             total += float(np.linalg.norm(np.ones(64)))
             time.sleep(0.002)
         return value
+
     return fn
 
 
 def learner(steps: int, started: threading.Event | None = None):
     """A job that 'learns' a running mean step by step, keeps it as partial result and obeys stop."""
+
     def fn(ctx):
         rng = np.random.default_rng(0)
         mean = 0.0
@@ -44,6 +48,7 @@ def learner(steps: int, started: threading.Event | None = None):
                 return {"mean": mean, "steps": step}
             time.sleep(0.002)
         return {"mean": mean, "steps": steps}
+
     return fn
 
 

@@ -1,4 +1,5 @@
 """Training, validation and test as the lesson lays them out (pure numpy, no model)."""
+
 from __future__ import annotations
 
 import io
@@ -12,7 +13,9 @@ from cnnviz.train import lesson
 from cnnviz.zips import ZipError
 
 
-@pytest.mark.parametrize("n, held_out", [(0, 0), (1, 0), (2, 1), (5, 1), (6, 1), (7, 2), (10, 2), (20, 3), (21, 4), (40, 6), (100, 15)])
+@pytest.mark.parametrize(
+    "n, held_out", [(0, 0), (1, 0), (2, 1), (5, 1), (6, 1), (7, 2), (10, 2), (20, 3), (21, 4), (40, 6), (100, 15)]
+)
 def test_validation_count_rounds_up_as_teachable_machine_does(n, held_out):
     # Math.ceil(0.15 * n) as in JavaScript (node gives the same for every n below 200).
     assert lesson.validation_count(n) == held_out
@@ -20,8 +23,14 @@ def test_validation_count_rounds_up_as_teachable_machine_does(n, held_out):
 
 def test_evaluate_set_sorts_mistakes_most_confident_first():
     probs = np.array([[0.9, 0.1], [0.3, 0.7], [0.6, 0.4], [0.05, 0.95], [0.45, 0.55]])
-    result = lesson.evaluate_set("test", probs, [0, 0, 1, 0, 1], ["cat", "dog"],
-                                 ["a.jpg", "b.jpg", "c.jpg", "d.jpg", "e.jpg"], ["t/cat", "t/cat", "t/dog", "t/cat", "t/dog"])
+    result = lesson.evaluate_set(
+        "test",
+        probs,
+        [0, 0, 1, 0, 1],
+        ["cat", "dog"],
+        ["a.jpg", "b.jpg", "c.jpg", "d.jpg", "e.jpg"],
+        ["t/cat", "t/cat", "t/dog", "t/cat", "t/dog"],
+    )
     assert result.confusion.tolist() == [[1, 2], [1, 1]]
     assert result.accuracy == pytest.approx(0.4) and result.n_correct == 2
     assert result.per_class_accuracy.tolist() == [pytest.approx(1 / 3), 0.5]
@@ -33,8 +42,12 @@ def test_evaluate_set_sorts_mistakes_most_confident_first():
 
 
 def test_results_put_the_test_first_and_label_validation():
-    test = lesson.evaluate_set("test", np.array([[0.8, 0.2]] * 13), [0] * 7 + [1] * 6, ["a", "b"], [f"{i}" for i in range(13)])
-    val = lesson.evaluate_set("validation", np.array([[0.8, 0.2]] * 6), [0] * 1 + [1] * 5, ["a", "b"], [f"{i}" for i in range(6)])
+    test = lesson.evaluate_set(
+        "test", np.array([[0.8, 0.2]] * 13), [0] * 7 + [1] * 6, ["a", "b"], [f"{i}" for i in range(13)]
+    )
+    val = lesson.evaluate_set(
+        "validation", np.array([[0.8, 0.2]] * 6), [0] * 1 + [1] * 5, ["a", "b"], [f"{i}" for i in range(6)]
+    )
     res = lesson.lesson_results(test, val, n_unscored_test=2)
     assert res.headline is test
     assert res.sentences[0].startswith("Test: 7 of 13 images in testing/ right (54%)")
@@ -63,8 +76,14 @@ def _png(colour) -> bytes:
 
 
 def _layout() -> dict[str, bytes]:
-    return {"training/cats/a.png": _png("red"), "training/cats/b.png": _png("blue"), "training/dogs/c.png": _png("green"),
-            "testing/cats/d.png": _png("white"), "testing/e.png": _png("black"), "training/notes.txt": b"hello"}
+    return {
+        "training/cats/a.png": _png("red"),
+        "training/cats/b.png": _png("blue"),
+        "training/dogs/c.png": _png("green"),
+        "testing/cats/d.png": _png("white"),
+        "testing/e.png": _png("black"),
+        "training/notes.txt": b"hello",
+    }
 
 
 def test_a_folder_and_a_zip_of_the_same_collection_read_the_same(tmp_path):
@@ -83,7 +102,9 @@ def test_a_folder_and_a_zip_of_the_same_collection_read_the_same(tmp_path):
         assert any("notes.txt" in s and "not an image" in s for s in col.skipped)
         got = sorted((z.part, z.label or "", z.image[0, 0].tolist()) for z in col.images())
         assert got[0] == ("testing", "", [0, 0, 0])
-    assert sorted(e.path.split("collection/")[-1] for e in from_zip.entries) == sorted(e.path for e in from_folder.entries)
+    assert sorted(e.path.split("collection/")[-1] for e in from_zip.entries) == sorted(
+        e.path for e in from_folder.entries
+    )
 
 
 def test_missing_or_empty_sources_give_one_sentence(tmp_path):

@@ -1,4 +1,5 @@
 """`ui.models.model_picker` in a real Streamlit script run (AppTest): registry, URL, uploads."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -39,8 +40,15 @@ def _picked(at) -> str:
 @pytest.fixture(scope="module")
 def small_keras(tmp_path_factory):
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((12, 12, 1)), keras.layers.Rescaling(1 / 255), keras.layers.Conv2D(2, 3),
-                              keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")])
+    model = keras.Sequential(
+        [
+            keras.Input((12, 12, 1)),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.Conv2D(2, 3),
+            keras.layers.Flatten(),
+            keras.layers.Dense(2, activation="softmax"),
+        ]
+    )
     path = tmp_path_factory.mktemp("upload") / "tiny.keras"
     model.save(path)
     return path.read_bytes()
@@ -79,8 +87,9 @@ def test_bad_upload_shows_its_sentence_and_the_page_keeps_working():
     at.file_uploader[0].set_value(("notes.keras", b"just text", "application/octet-stream")).run()
     assert not at.exception
     # Shown as text (escaped Markdown): the file name is the visitor's, it must not become a link.
-    assert [e.value for e in at.error] == [plain("“notes.keras” is not a Keras model: a .keras file is a zip archive "
-                                                 "and this one is not.")]
+    assert [e.value for e in at.error] == [
+        plain("“notes.keras” is not a Keras model: a .keras file is a zip archive and this one is not.")
+    ]
     assert _picked(at).startswith("picked efficientnet_lite0")
 
 

@@ -1,4 +1,5 @@
 """The model registry: what it lists, what it says offline, and the helpers every page uses."""
+
 from __future__ import annotations
 
 import json
@@ -78,8 +79,14 @@ def test_empty_keras_home_offline_sentences(tmp_path):
 def test_bundled_models_are_listed_and_loaded_generically(tmp_path):
     model = _tiny_classifier(classes=3)
     model.save(tmp_path / "demo_cnn.keras")
-    card = {"name": "demo_cnn", "title": "Demo", "classes": ["a", "b", "c"], "input_size": [28, 28],
-            "channels": 1, "test_accuracy": 0.5}
+    card = {
+        "name": "demo_cnn",
+        "title": "Demo",
+        "classes": ["a", "b", "c"],
+        "input_size": [28, 28],
+        "channels": 1,
+        "test_accuracy": 0.5,
+    }
     (tmp_path / "demo_cnn.json").write_text(json.dumps(card))
     (tmp_path / "orphan.json").write_text(json.dumps({**card, "name": "orphan"}))  # card without its model
     (tmp_path / "notes.json").write_text("{not json")

@@ -1,4 +1,5 @@
 """cnnviz.learn.neuron against Keras: every number the neuron page teaches must match the framework."""
+
 from __future__ import annotations
 
 import inspect
@@ -52,8 +53,11 @@ def test_leaky_relu_slope_conventions_are_explicit():
     layer = keras.layers.LeakyReLU(dtype="float64")
     assert layer.negative_slope == pytest.approx(0.3)
     np.testing.assert_allclose(neuron.activate(z, "leaky_relu"), keras.ops.convert_to_numpy(layer(z)), rtol=RTOL)
-    np.testing.assert_allclose(neuron.activate(z, "leaky_relu", alpha=0.05),
-                               keras_apply(keras.activations.leaky_relu, z, negative_slope=0.05), rtol=RTOL)
+    np.testing.assert_allclose(
+        neuron.activate(z, "leaky_relu", alpha=0.05),
+        keras_apply(keras.activations.leaky_relu, z, negative_slope=0.05),
+        rtol=RTOL,
+    )
     assert neuron.activate(-2.0, "leaky_relu") == pytest.approx(-0.6)
 
 
@@ -87,8 +91,8 @@ def test_softmax_is_stable_and_temperature_behaves():
     np.testing.assert_allclose(neuron.softmax([1000.0, 1001.0]), neuron.softmax([0.0, 1.0]), rtol=1e-12)
     e = math.exp(1.0)
     np.testing.assert_allclose(neuron.softmax([0.0, 1.0]), [1 / (1 + e), e / (1 + e)], rtol=1e-12)
-    assert np.ptp(neuron.softmax([2.0, 1.0, -1.0], 100.0)) < 0.01        # hot: nearly uniform
-    assert neuron.softmax([2.0, 1.0, -1.0], 0.05)[0] > 0.999              # cold: winner takes all
+    assert np.ptp(neuron.softmax([2.0, 1.0, -1.0], 100.0)) < 0.01  # hot: nearly uniform
+    assert neuron.softmax([2.0, 1.0, -1.0], 0.05)[0] > 0.999  # cold: winner takes all
     for bad in (0.0, -1.0, float("nan")):
         with pytest.raises(ValueError, match="temperature"):
             neuron.softmax([1.0, 2.0], bad)
@@ -134,7 +138,7 @@ def best_line_accuracy(points, labels, n_lines: int = 50_000) -> float:
 
 def test_one_neuron_cannot_learn_xor_two_layers_can():
     points, labels = XOR4
-    assert best_line_accuracy(points, labels) == 0.75            # and 3 of 4 is reachable
+    assert best_line_accuracy(points, labels) == 0.75  # and 3 of 4 is reachable
     single = neuron.train(points, labels, hidden=None, epochs=3000, learning_rate=1.0)
     assert neuron.accuracy(single, points, labels) <= 0.75
     two = neuron.train(points, labels, hidden=4, epochs=3000, learning_rate=1.0)
@@ -175,6 +179,7 @@ def test_neuron_fires_on_the_side_of_its_line():
 
 # --- Charts: the page sends specs unvalidated for speed, so every builder is validated here. -------
 
+
 def chart_data(chart) -> list[list[dict]]:
     return list(chart.to_dict()["datasets"].values())
 
@@ -196,8 +201,11 @@ def test_other_charts_are_valid_vega_lite():
     spec = charts.decision_map(xs, ys, out, points=points, labels=labels, current=(1.0, 2.0), mid=0.0).to_dict()
     sizes = sorted(len(d) for d in spec["datasets"].values())
     assert sizes == [1, 20, 121]
-    loss = [r for d in chart_data(charts.loss_curves({"a": np.linspace(1, 0, 5000), "b": np.linspace(1, 0.5, 10)}))
-            for r in d]
+    loss = [
+        r
+        for d in chart_data(charts.loss_curves({"a": np.linspace(1, 0, 5000), "b": np.linspace(1, 0.5, 10)}))
+        for r in d
+    ]
     a, b = ([r for r in loss if r["model"] == m] for m in ("a", "b"))
     assert 250 <= len(a) <= 300 and len(b) == 10  # a long history is thinned, a short one kept whole
     assert (a[0]["step"], a[0]["loss"], b[-1]["step"], b[-1]["loss"]) == (0, 1.0, 9, 0.5)

@@ -1,4 +1,5 @@
 """The audit page end to end in AppTest: generated abstract probes against generated references, a tiny model."""
+
 from __future__ import annotations
 
 import io
@@ -52,9 +53,16 @@ def test_audit_of_generated_probes_shows_measures_charts_gallery_and_report(app)
     assert len(run["sets"]["Reference"]["files"]) == 24 and run["sets"]["Reference"]["labels"] is not None
     charts = at.get("vega_lite_chart")
     subheaders = [s.value for s in at.subheader]
-    for heading in ("Label distribution per set", "Confidence per set", "Telling probes from references (AUROC)",
-                    "Share the model abstains on", "Coverage against accuracy", "Reliability diagram", "Confusion matrix",
-                    "Accuracy per class"):
+    for heading in (
+        "Label distribution per set",
+        "Confidence per set",
+        "Telling probes from references (AUROC)",
+        "Share the model abstains on",
+        "Coverage against accuracy",
+        "Reliability diagram",
+        "Confusion matrix",
+        "Accuracy per class",
+    ):
         assert heading in subheaders
     assert len(charts) >= 7
     metrics = {m.label: m.value for m in at.metric}
@@ -98,11 +106,13 @@ def test_bad_inputs_give_messages_and_the_page_keeps_running(app):
     # A probe set from uploads: one broken file, one not an image, one good picture.
     at.selectbox(key="audit_probe0_source").set_value("upload").run()
     assert not at.exception
-    at.file_uploader(key="audit_probe0_files").set_value([
-        ("broken.png", _png(1)[:60], "image/png"),
-        ("notes.png", b"hello, I am text", "image/png"),
-        ("<b>ok</b>.png", _png(2), "image/png"),
-    ]).run()
+    at.file_uploader(key="audit_probe0_files").set_value(
+        [
+            ("broken.png", _png(1)[:60], "image/png"),
+            ("notes.png", b"hello, I am text", "image/png"),
+            ("<b>ok</b>.png", _png(2), "image/png"),
+        ]
+    ).run()
     assert not at.exception
     errors = " ".join(e.value for e in at.error)
     # File names are shown as text: escaped in the Markdown source, so they render literally.
@@ -113,7 +123,9 @@ def test_bad_inputs_give_messages_and_the_page_keeps_running(app):
 
     # A zip that is not a zip, and a zip with nothing usable: one sentence each, previous audit kept.
     at.selectbox(key="audit_probe0_source").set_value("zip").run()
-    at.file_uploader(key="audit_probe0_zipfile").set_value(("broken.zip", b"PK\x03\x04 not really", "application/zip")).run()
+    at.file_uploader(key="audit_probe0_zipfile").set_value(
+        ("broken.zip", b"PK\x03\x04 not really", "application/zip")
+    ).run()
     assert not at.exception and any("zip" in e.value.lower() for e in at.error)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
@@ -166,9 +178,22 @@ def test_trainer_validation_images_become_a_labelled_reference(app):
     for key, img in zip(keys, images):
         session.store.put(key, "efficientnet_lite0", np.zeros(4, np.float32), img)
     model, card = tiny_model()
-    session.run = Run(name="tiny", base="efficientnet_lite0", classes=list(KINDS), keys=keys, x=np.zeros((12, 4)),
-                      y=labels, train_idx=np.array([], int), val_idx=np.arange(len(images)), settings={}, head=None,
-                      judged_on="validation", judged_keys=keys, model=model, card=card)
+    session.run = Run(
+        name="tiny",
+        base="efficientnet_lite0",
+        classes=list(KINDS),
+        keys=keys,
+        x=np.zeros((12, 4)),
+        y=labels,
+        train_idx=np.array([], int),
+        val_idx=np.arange(len(images)),
+        settings={},
+        head=None,
+        judged_on="validation",
+        judged_keys=keys,
+        model=model,
+        card=card,
+    )
     at.session_state["trainer"] = session
     at.session_state["audit_ref_source"] = "trainer"
     at.run()
@@ -210,10 +235,19 @@ def test_a_lesson_zip_as_reference_uses_its_testing_images_and_says_why(app):
 
 def test_crafted_urls_fall_back_to_the_defaults():
     at = AppTest.from_file(PAGE, default_timeout=180)
-    for name, value in {"model": "fashion_mnist_carpentries", "audit_probe0_n": "100000", "threshold": "abc",
-                        "k": "0", "gallery": "1e9", "probe_sets": "7", "audit_ref_src": "nonsense",
-                        "audit_probe0_seed": "-5", "gradcam_all": "maybe", "audit_probe0_kinds": "Noise,<script>",
-                        "audit_ref_name": "x" * 500}.items():
+    for name, value in {
+        "model": "fashion_mnist_carpentries",
+        "audit_probe0_n": "100000",
+        "threshold": "abc",
+        "k": "0",
+        "gallery": "1e9",
+        "probe_sets": "7",
+        "audit_ref_src": "nonsense",
+        "audit_probe0_seed": "-5",
+        "gradcam_all": "maybe",
+        "audit_probe0_kinds": "Noise,<script>",
+        "audit_ref_name": "x" * 500,
+    }.items():
         at.query_params[name] = value
     at.session_state["audit_transform_on"] = False
     at.run()
@@ -258,7 +292,9 @@ def test_a_model_without_dense_layer_gets_a_sentence_not_a_crash():
     outputs = keras.layers.Softmax()(keras.layers.GlobalAveragePooling2D()(x))
     odd = keras.Model(inputs, outputs, name="no_dense")
     at = AppTest.from_file(PAGE, default_timeout=180)
-    at.session_state["cnnviz_user_models"] = {"odd": {"model": odd, "card": {"name": "odd", "kind": "visitor", "classes": ["a", "b", "c"]}}}
+    at.session_state["cnnviz_user_models"] = {
+        "odd": {"model": odd, "card": {"name": "odd", "kind": "visitor", "classes": ["a", "b", "c"]}}
+    }
     at.session_state["audit_model_choice"] = "mine:odd"
     at.session_state["audit_ref_source"] = "shapes"
     at.session_state["audit_ref_per_shape"] = 2

@@ -2,6 +2,7 @@
 
 Expected numbers are worked out by hand in the comments, not by calling cnnviz.
 """
+
 from __future__ import annotations
 
 import io
@@ -19,7 +20,9 @@ PAGE = str(ROOT / "pages" / "convolution.py")
 def texts(at) -> str:
     """Everything the page wrote (markdown, LaTeX, captions, image captions), one string to search."""
     image_captions = [img.caption for image in at.image for img in image.proto.imgs]
-    return "\n".join([m.value for m in at.markdown] + [x.value for x in at.latex] + [c.value for c in at.caption] + image_captions)
+    return "\n".join(
+        [m.value for m in at.markdown] + [x.value for x in at.latex] + [c.value for c in at.caption] + image_captions
+    )
 
 
 def shapes(at) -> list[str]:

@@ -1,4 +1,5 @@
 """Page 3 · Feature maps, driven by Streamlit's AppTest with real Keras models."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -81,8 +82,14 @@ def test_url_reopens_the_same_layer_channel_and_class():
 
 
 def _visitor(at: AppTest, model, name: str = "mine") -> AppTest:
-    card = {"name": name, "title": name, "kind": "visitor", "classes": ["left", "right"],
-            "input_size": list(model.inputs[0].shape[1:3]), "channels": int(model.inputs[0].shape[-1])}
+    card = {
+        "name": name,
+        "title": name,
+        "kind": "visitor",
+        "classes": ["left", "right"],
+        "input_size": list(model.inputs[0].shape[1:3]),
+        "channels": int(model.inputs[0].shape[-1]),
+    }
     at.session_state["cnnviz_user_models"] = {name: {"model": model, "card": card}}
     at.session_state["fm_model_choice"] = f"mine:{name}"
     return at
@@ -90,15 +97,24 @@ def _visitor(at: AppTest, model, name: str = "mine") -> AppTest:
 
 def test_a_visitors_own_model_works_and_one_without_convolutions_gets_a_sentence():
     keras.utils.set_random_seed(0)
-    conv = keras.Sequential([keras.Input((20, 20, 3)), keras.layers.Conv2D(4, 3, activation="relu", name="c1"),
-                             keras.layers.MaxPooling2D(2, name="p1"), keras.layers.GlobalAveragePooling2D(),
-                             keras.layers.Dense(2, activation="softmax")], name="visitor_cnn")
+    conv = keras.Sequential(
+        [
+            keras.Input((20, 20, 3)),
+            keras.layers.Conv2D(4, 3, activation="relu", name="c1"),
+            keras.layers.MaxPooling2D(2, name="p1"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(2, activation="softmax"),
+        ],
+        name="visitor_cnn",
+    )
     at = _visitor(_page(), conv).run()
     _no_exception(at)
     assert at.selectbox(key="fm_layer").options == ["c1 · Conv2D · 18×18×4", "p1 · MaxPooling2D · 9×9×4"]
     assert "model" not in at.query_params  # a visitor's model never goes into a shareable URL
 
-    dense = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")])
+    dense = keras.Sequential(
+        [keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")]
+    )
     at = _visitor(_page(), dense, "flat").run()
     assert not at.exception
     assert any("no convolution" in e.value for e in at.error)
@@ -133,4 +149,5 @@ def test_a_model_that_does_not_take_pictures_gets_a_sentence_and_the_page_stops_
     at = _visitor(_page(), numbers, "tabular").run()
     assert not at.exception
     assert [e.value for e in at.error] == [
-        "This model does not take pictures as input, so it has no feature maps to show."]
+        "This model does not take pictures as input, so it has no feature maps to show."
+    ]

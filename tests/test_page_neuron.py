@@ -1,4 +1,5 @@
 """The neuron page (AppTest): the numbers shown follow the widgets and match hand computation."""
+
 from __future__ import annotations
 
 import json
@@ -56,16 +57,19 @@ def test_defaults_show_the_weighted_sum_and_output():
 
 
 # x = (2, -3), w = (-1.5, 0.5), b = 1  →  z = -3 - 1.5 + 1 = -3.5
-@pytest.mark.parametrize("activation, extra, expected", [
-    ("linear", {}, "-3.5000"),
-    ("sigmoid", {}, f"{1 / (1 + math.exp(3.5)):.4f}"),
-    ("tanh", {}, f"{math.tanh(-3.5):.4f}"),
-    ("relu", {}, "0.0000"),
-    ("leaky_relu", {}, f"{0.3 * -3.5:.4f}"),
-    ("leaky_relu", {"alpha": 0.1}, f"{0.1 * -3.5:.4f}"),
-    ("step", {}, "0.0000"),
-    ("step", {"threshold": -4.0}, "1.0000"),
-])
+@pytest.mark.parametrize(
+    "activation, extra, expected",
+    [
+        ("linear", {}, "-3.5000"),
+        ("sigmoid", {}, f"{1 / (1 + math.exp(3.5)):.4f}"),
+        ("tanh", {}, f"{math.tanh(-3.5):.4f}"),
+        ("relu", {}, "0.0000"),
+        ("leaky_relu", {}, f"{0.3 * -3.5:.4f}"),
+        ("leaky_relu", {"alpha": 0.1}, f"{0.1 * -3.5:.4f}"),
+        ("step", {}, "0.0000"),
+        ("step", {"threshold": -4.0}, "1.0000"),
+    ],
+)
 def test_changing_widgets_changes_the_numbers(activation, extra, expected):
     at = set_neuron(run(), x1=2.0, x2=-3.0, w1=-1.5, w2=0.5, bias=1.0, activation=activation, **extra)
     assert metric(at, "weighted sum z") == "-3.50"
@@ -131,8 +135,9 @@ def test_data_set_choice_changes_the_plane():
 
 
 def test_url_reopens_the_same_view():
-    at = run({"activation": "tanh", "w1": "-2.0", "bias": "0.5", "temperature": "0.5", "data": "circles",
-              "hidden": "2"})
+    at = run(
+        {"activation": "tanh", "w1": "-2.0", "bias": "0.5", "temperature": "0.5", "data": "circles", "hidden": "2"}
+    )
     assert at.selectbox(key="activation").value == "tanh"
     assert at.slider(key="w1").value == -2.0 and at.slider(key="hidden").value == 2
     assert at.radio(key="data").value == "circles"

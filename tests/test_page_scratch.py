@@ -1,5 +1,6 @@
 """The from-scratch page in Streamlit's AppTest: presets and their summary, refused stacks, a background
 training that survives other clicks, Stop keeping the model, and the path to the feature-map page."""
+
 from __future__ import annotations
 
 import time
@@ -45,8 +46,17 @@ def test_carpentries_preset_summary_matches_keras():
     assert at.selectbox(key="scratch_preset").value == "carpentries"
     assert "**Total: 56,714 parameters** (the same count as Keras's `model.summary()`)." in markdowns(at)
     summary = at.dataframe[1].value  # [0] is the layer editor
-    assert list(summary["layer"]) == ["pixels", "rescale", "conv1", "pool1", "conv2", "pool2", "flatten", "dense1",
-                                      "predictions"]
+    assert list(summary["layer"]) == [
+        "pixels",
+        "rescale",
+        "conv1",
+        "pool1",
+        "conv2",
+        "pool2",
+        "flatten",
+        "dense1",
+        "predictions",
+    ]
     assert list(summary["output shape"])[2] == "26 × 26 × 16"
     at.selectbox(key="scratch_preset").set_value("lenet5").run()
     assert "**Total: 431,080 parameters** (the same count as Keras's `model.summary()`)." in markdowns(at)
@@ -55,13 +65,19 @@ def test_carpentries_preset_summary_matches_keras():
 
 def test_an_impossible_stack_is_refused_in_one_sentence_and_cannot_train():
     at = fresh()
-    at.session_state["scratch_table"] = [{"layer": "Conv2D", "filters or units": 8, "window": 3}] + \
-        [{"layer": "MaxPooling2D", "window": 2}] * 5 + [{"layer": "Flatten"}]
+    at.session_state["scratch_table"] = (
+        [{"layer": "Conv2D", "filters or units": 8, "window": 3}]
+        + [{"layer": "MaxPooling2D", "window": 2}] * 5
+        + [{"layer": "Flatten"}]
+    )
     at.session_state["scratch_editor_gen"] = 99
     at.run()
-    assert [e.value for e in at.error] == [plain(
-        "Layer 6 (MaxPooling2D) slides a 2×2 window over a 1×1 map, which is smaller than the window; "
-        "remove a pooling layer before it or use “same” padding.")]
+    assert [e.value for e in at.error] == [
+        plain(
+            "Layer 6 (MaxPooling2D) slides a 2×2 window over a 1×1 map, which is smaller than the window; "
+            "remove a pooling layer before it or use “same” padding."
+        )
+    ]
     assert at.button(key="scratch_train").disabled
 
 
@@ -178,12 +194,15 @@ def test_a_visitors_zip_becomes_the_data_set_and_a_bad_zip_one_sentence():
     [up] = [u for u in at.file_uploader if u.label.startswith("A zip with one folder per class")]
     up.set_value(("shapes.zip", buffer.getvalue(), "application/zip")).run()
     assert not at.exception, at.exception
-    assert any(plain("shapes.zip") in c.value and "64 × 64 × 1" in c.value and "3 classes" in c.value for c in at.caption)
+    assert any(
+        plain("shapes.zip") in c.value and "64 × 64 × 1" in c.value and "3 classes" in c.value for c in at.caption
+    )
     assert "**Total:" in " ".join(markdowns(at))  # the summary is computed for 64×64 gray input
     [up] = [u for u in at.file_uploader if u.label.startswith("A zip with one folder per class")]
     up.set_value(("broken.zip", b"not a zip", "application/zip")).run()
     assert [e.value for e in at.error] == [
-        plain("“broken.zip” is not a readable zip file (it may be damaged or incomplete).")]
+        plain("“broken.zip” is not a readable zip file (it may be damaged or incomplete).")
+    ]
 
 
 def test_names_from_a_visitors_zip_are_shown_as_text_not_markdown():
@@ -214,8 +233,17 @@ def test_names_from_a_visitors_zip_are_shown_as_text_not_markdown():
 
 def test_a_lecturers_link_reopens_the_settings_and_crafted_values_fall_back():
     at = AppTest.from_file(PAGE, default_timeout=120)
-    at.query_params.update({"preset": "lenet5", "epochs": "3", "batch": "128", "lr": "0.002", "seed": "7",
-                            "optimizer": "sgd", "images": "2000"})
+    at.query_params.update(
+        {
+            "preset": "lenet5",
+            "epochs": "3",
+            "batch": "128",
+            "lr": "0.002",
+            "seed": "7",
+            "optimizer": "sgd",
+            "images": "2000",
+        }
+    )
     at.run()
     assert not at.exception, at.exception
     assert at.selectbox(key="scratch_preset").value == "lenet5"

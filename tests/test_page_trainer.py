@@ -1,4 +1,5 @@
 """The trainer page in Streamlit's AppTest: demo training, uploads, bad zips, and visitors kept apart."""
+
 from __future__ import annotations
 
 import io
@@ -107,8 +108,11 @@ def test_demo_test_images_give_a_table_and_csv(trained_session):
     assert any("labelled test images classified correctly" in m.value for m in at.markdown)
     assert len(at.dataframe) >= 2  # per-class accuracy + predictions table
     table = at.dataframe[-1].value
-    assert list(table.columns[:7]) == ["file", "folder", "true class", "predicted class", "confidence", "correct",
-                                       "unsure"] and len(table) == 12
+    assert (
+        list(table.columns[:7])
+        == ["file", "folder", "true class", "predicted class", "confidence", "correct", "unsure"]
+        and len(table) == 12
+    )
     assert set(table["folder"]) == {"testing/square", "testing/triangle", "testing/circle"}
     assert list(table["correct"]) == list(table["true class"] == table["predicted class"])
     assert not table["unsure"].any() or (table["confidence"][table["unsure"]] < 0.5).all()
@@ -129,8 +133,9 @@ def test_two_visitors_never_see_each_others_images_or_models(trained_session):
     assert "cnnviz_user_models" not in second.session_state or not second.session_state["cnnviz_user_models"]
     assert not any("How well did it learn" in h.value for h in second.header)
     # The second visitor uploads their own images; the first visitor's classes are unchanged.
-    uploader(second, "Add images", 0).set_value([("red.png", png((220, 30, 30)), "image/png"),
-                                                  ("red2.png", png((220, 30, 30), 1), "image/png")]).run()
+    uploader(second, "Add images", 0).set_value(
+        [("red.png", png((220, 30, 30)), "image/png"), ("red2.png", png((220, 30, 30), 1), "image/png")]
+    ).run()
     assert not second.exception
     assert class_counts(second) == ["**2 images**", "**0 images**"]
     first.run()
@@ -183,8 +188,9 @@ def test_a_zip_without_testing_says_the_numbers_come_from_the_held_out_images(ke
 
 def test_bad_zip_and_bad_images_show_messages_and_keep_what_was_added(keras_home):
     at = fresh()
-    uploader(at, "Add images", 0).set_value([("a.png", png((10, 200, 10)), "image/png"),
-                                              ("broken.png", b"\x89PNG\r\n\x1a\nbroken", "image/png")]).run()
+    uploader(at, "Add images", 0).set_value(
+        [("a.png", png((10, 200, 10)), "image/png"), ("broken.png", b"\x89PNG\r\n\x1a\nbroken", "image/png")]
+    ).run()
     assert not at.exception
     assert class_counts(at) == ["**1 images**", "**0 images**"]
     assert any(plain("broken.png") in m.value for m in at.markdown)

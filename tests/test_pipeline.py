@@ -1,4 +1,5 @@
 """The lesson pipeline on a tiny known-answer embedder (mean colour): split, check, test, CSV, export."""
+
 from __future__ import annotations
 
 import io
@@ -36,8 +37,13 @@ def trained():
     inputs = keras.Input((16, 16, 3))
     features = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255.0)(inputs))
     embedder = keras.Model(inputs, features)
-    return pipeline.train_collection(lesson.open_collection(blob.getvalue(), name="colours.zip"), embedder,
-                                     base="mean colour", epochs=40, learning_rate=0.01)
+    return pipeline.train_collection(
+        lesson.open_collection(blob.getvalue(), name="colours.zip"),
+        embedder,
+        base="mean colour",
+        epochs=40,
+        learning_rate=0.01,
+    )
 
 
 def test_split_follows_teachable_machine_and_the_test_is_the_headline(trained):
@@ -53,9 +59,17 @@ def test_mistake_index_points_into_the_test_images_as_given():
     head.layers[0].set_weights([np.eye(2, dtype=np.float32) * 5])  # predicts the larger coordinate
     x_test = np.array([[1, 0], [0, 1], [0, 1], [1, 0]], np.float32)
     results, rows = pipeline.judge_head(
-        head, ["a", "b"], x_val=np.zeros((0, 2), np.float32), y_val=np.zeros(0, np.int64), val_files=[], val_folders=[],
-        x_test=x_test, test_classes=["a", None, "a", "b"], test_files=["0", "1", "2", "3"],
-        test_folders=["t/a", "t", "t/a", "t/b"])
+        head,
+        ["a", "b"],
+        x_val=np.zeros((0, 2), np.float32),
+        y_val=np.zeros(0, np.int64),
+        val_files=[],
+        val_folders=[],
+        x_test=x_test,
+        test_classes=["a", None, "a", "b"],
+        test_files=["0", "1", "2", "3"],
+        test_folders=["t/a", "t", "t/a", "t/b"],
+    )
     assert results.test is not None
     assert [m.index for m in results.test.mistakes] == [2, 3]  # equal confidence: the given order
     assert {m.file for m in results.test.mistakes} == {"2", "3"} and results.test.n_images == 3

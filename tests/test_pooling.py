@@ -1,4 +1,5 @@
 """cnnviz.learn.pooling.pool2d equals keras.layers.MaxPooling2D / AveragePooling2D."""
+
 from __future__ import annotations
 
 import itertools
@@ -24,7 +25,12 @@ def test_pool2d_equals_keras(mode, size, stride, padding, channels, shape):
     assert ours.dtype == np.float32 and ours.shape == expected.shape
     np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-6)
     if channels == 1:
-        np.testing.assert_allclose(pool2d(x[..., 0], size=size, stride=stride, mode=mode, padding=padding), expected[..., 0], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            pool2d(x[..., 0], size=size, stride=stride, mode=mode, padding=padding),
+            expected[..., 0],
+            rtol=1e-5,
+            atol=1e-6,
+        )
 
 
 def test_same_average_divides_by_real_cells_only():

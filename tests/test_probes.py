@@ -1,4 +1,5 @@
 """Generated probes are reproducible RGB images; transformations keep the image contract."""
+
 from __future__ import annotations
 
 import numpy as np

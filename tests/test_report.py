@@ -1,4 +1,5 @@
 """The exported report carries the numbers, escapes every visitor-given name, and ends with prompts."""
+
 from __future__ import annotations
 
 import csv
@@ -22,23 +23,49 @@ def run():
     ref_probs = rng.dirichlet([5, 1, 1], 6)
     probe_probs = rng.dirichlet([1, 1, 1], 4)
     sets = {
-        "ordinary <b>shapes</b>": {"files": [f"ref{i}.png" for i in range(5)] + [HOSTILE], "probs": ref_probs,
-                                   "features": rng.normal(size=(6, 4)), "labels": np.array([0, 0, 1, 0, 2, 0])},
-        "=cmd|abstract": {"files": [f"probe{i}.png" for i in range(4)], "probs": probe_probs,
-                          "features": rng.normal(3, 1, size=(4, 4)), "labels": None},
+        "ordinary <b>shapes</b>": {
+            "files": [f"ref{i}.png" for i in range(5)] + [HOSTILE],
+            "probs": ref_probs,
+            "features": rng.normal(size=(6, 4)),
+            "labels": np.array([0, 0, 1, 0, 2, 0]),
+        },
+        "=cmd|abstract": {
+            "files": [f"probe{i}.png" for i in range(4)],
+            "probs": probe_probs,
+            "features": rng.normal(3, 1, size=(4, 4)),
+            "labels": None,
+        },
     }
     evaluation = audit.evaluate(sets, "ordinary <b>shapes</b>", threshold=0.6, k=2)
-    return {"card": {"name": "tiny", "title": "Tiny <i>CNN</i>", "kind": "visitor", "input_size": [32, 32]},
-            "class_names": CLASSES, "sets": sets, "evaluation": evaluation,
-            "settings": {"seed": 42, "threshold": 0.6}}
+    return {
+        "card": {"name": "tiny", "title": "Tiny <i>CNN</i>", "kind": "visitor", "input_size": [32, 32]},
+        "class_names": CLASSES,
+        "sets": sets,
+        "evaluation": evaluation,
+        "settings": {"seed": 42, "threshold": 0.6},
+    }
 
 
 def test_csv_has_one_row_per_image_and_every_column(run):
     rows = list(csv.DictReader(io.StringIO(report.to_csv(run).decode("utf-8"))))
     assert len(rows) == 10
-    expected = ["set", "role", "file", "folder", "true class", "predicted class", "confidence", "correct", "unsure",
-                "probability: square", "probability: triangle", "probability: circle",
-                "entropy", "knn_distance", "mahalanobis"]
+    expected = [
+        "set",
+        "role",
+        "file",
+        "folder",
+        "true class",
+        "predicted class",
+        "confidence",
+        "correct",
+        "unsure",
+        "probability: square",
+        "probability: triangle",
+        "probability: circle",
+        "entropy",
+        "knn_distance",
+        "mahalanobis",
+    ]
     assert list(rows[0]) == expected
     first = rows[0]
     probs = run["sets"]["ordinary <b>shapes</b>"]["probs"][0]
@@ -57,10 +84,14 @@ def test_csv_has_one_row_per_image_and_every_column(run):
 
 def test_html_has_numbers_escaped_names_prompts_and_no_external_resources(run):
     ev = run["evaluation"]
-    thumbs = {name: [probes.plain_colour((20, 20), i) for i in range(len(d["files"]))] for name, d in run["sets"].items()}
+    thumbs = {
+        name: [probes.plain_colour((20, 20), i) for i in range(len(d["files"]))] for name, d in run["sets"].items()
+    }
     table = report.results_table(run)
-    gallery = [dict(row, image=probes.noise((16, 16), 0), heatmap=probes.noise((16, 16), 1))
-               for row in report.most_confident_failures(table, 3).to_dict("records")]
+    gallery = [
+        dict(row, image=probes.noise((16, 16), 0), heatmap=probes.noise((16, 16), 1))
+        for row in report.most_confident_failures(table, 3).to_dict("records")
+    ]
     charts = {"AUROC": (audit_charts.auroc_comparison(ev["auroc"], audit.OOD_SCORES), "Taller is better.")}
     page = report.to_html(run, charts=charts, thumbnails=thumbs, gallery=gallery)
     assert "<script>alert" not in page and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;.png" in page
@@ -102,9 +133,18 @@ def test_every_chart_builds(run):
         audit_charts.reliability_diagram(ev["reliability"]),
         audit_charts.confusion_matrix(ev["confusion"], CLASSES),
         audit_charts.per_class_accuracy(ev["per_class"], CLASSES),
-        audit_charts.transformation_effect(pd.DataFrame({"transformation": ["Original", "Grayscale"], "top_class": ["a", "b"],
-                                                         "confidence": [0.9, 0.4], "changed": [False, True]})),
+        audit_charts.transformation_effect(
+            pd.DataFrame(
+                {
+                    "transformation": ["Original", "Grayscale"],
+                    "top_class": ["a", "b"],
+                    "confidence": [0.9, 0.4],
+                    "changed": [False, True],
+                }
+            )
+        ),
     ]
+
     def rows(chart) -> list[dict]:
         return [row for data in chart.to_dict()["datasets"].values() for row in data]
 
@@ -129,12 +169,15 @@ def test_with_threshold_rescores_abstaining_from_stored_outputs(run):
         conf = np.asarray(data["probs"]).max(axis=1)
         assert ev["caught"][name] == pytest.approx((conf < 0.9).mean())
         np.testing.assert_array_equal(ev["scores"][name]["abstained"], conf < 0.9)
-    assert ev["threshold"] == 0.9 and ev["k"] == run["evaluation"]["k"] and moved["settings"]["abstain threshold"] == 0.9
+    assert (
+        ev["threshold"] == 0.9 and ev["k"] == run["evaluation"]["k"] and moved["settings"]["abstain threshold"] == 0.9
+    )
     same = copy.deepcopy(run)
     assert report.with_threshold(same, 0.6)["evaluation"] is same["evaluation"]  # already there: nothing recomputed
 
 
 def test_best_separating_scores_pick_the_highest_defined_auroc():
-    evaluation = {"auroc": {"a": {"x": 0.6, "y": 0.9, "z": float("nan")}, "b": {"x": float("nan")},
-                            "c": {"x": 0.7, "y": 0.7}}}
+    evaluation = {
+        "auroc": {"a": {"x": 0.6, "y": 0.9, "z": float("nan")}, "b": {"x": float("nan")}, "c": {"x": 0.7, "y": 0.7}}
+    }
     assert report.best_separating_scores(evaluation) == {"a": ("y", 0.9), "c": ("x", 0.7)}

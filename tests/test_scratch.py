@@ -1,5 +1,6 @@
 """The from-scratch builder: summary numbers equal Keras's, impossible stacks refused in one sentence,
 the bundled models are the builder's presets, seeds reproduce, data sources and augmentation work."""
+
 from __future__ import annotations
 
 import io
@@ -37,22 +38,31 @@ def test_summary_equals_keras(key, shape):
 def test_carpentries_shapes_as_the_lesson_prints_them():
     rows = S.summary(S.PRESETS["carpentries"].layers, (32, 32, 3), 10)
     assert [(r.name, r.shape_text, r.params) for r in rows[2:]] == [
-        ("conv1", "30 × 30 × 16", 448), ("pool1", "15 × 15 × 16", 0), ("conv2", "13 × 13 × 32", 4640),
-        ("pool2", "6 × 6 × 32", 0), ("flatten", "1152", 0), ("dense1", "64", 73792), ("predictions", "10", 650)]
+        ("conv1", "30 × 30 × 16", 448),
+        ("pool1", "15 × 15 × 16", 0),
+        ("conv2", "13 × 13 × 32", 4640),
+        ("pool2", "6 × 6 × 32", 0),
+        ("flatten", "1152", 0),
+        ("dense1", "64", 73792),
+        ("predictions", "10", 650),
+    ]
 
 
-@pytest.mark.parametrize("layers, words", [
-    ([S.MaxPooling2D(2)] * 5 + [S.Flatten()], "smaller than the window"),
-    ([S.Conv2D(8, 3, stride=2, padding="same")] * 6 + [S.MaxPooling2D(2, padding="same"), S.Flatten()], None),
-    ([S.Flatten(), S.Conv2D(8, 3)], "after a Flatten"),
-    ([S.Conv2D(8, 3), S.Dense(10)], "put a Flatten layer before it"),
-    ([S.Conv2D(8, 3)], "add a Flatten layer"),
-    ([S.Flatten(), S.Dropout(1.0)], "rate"),
-    ([S.Flatten(), S.Flatten()], "already one row"),
-    ([S.Conv2D(8, 30), S.Flatten()], "30×30 window over a 28×28 map"),
-    ([S.Flatten(), S.Dense(5000), S.Dense(5000)], "parameters"),
-    ([S.Conv2D(0, 3), S.Flatten()], "at least 1"),
-])
+@pytest.mark.parametrize(
+    "layers, words",
+    [
+        ([S.MaxPooling2D(2)] * 5 + [S.Flatten()], "smaller than the window"),
+        ([S.Conv2D(8, 3, stride=2, padding="same")] * 6 + [S.MaxPooling2D(2, padding="same"), S.Flatten()], None),
+        ([S.Flatten(), S.Conv2D(8, 3)], "after a Flatten"),
+        ([S.Conv2D(8, 3), S.Dense(10)], "put a Flatten layer before it"),
+        ([S.Conv2D(8, 3)], "add a Flatten layer"),
+        ([S.Flatten(), S.Dropout(1.0)], "rate"),
+        ([S.Flatten(), S.Flatten()], "already one row"),
+        ([S.Conv2D(8, 30), S.Flatten()], "30×30 window over a 28×28 map"),
+        ([S.Flatten(), S.Dense(5000), S.Dense(5000)], "parameters"),
+        ([S.Conv2D(0, 3), S.Flatten()], "at least 1"),
+    ],
+)
 def test_impossible_stacks_get_one_sentence(layers, words):
     if words is None:  # 'same' padding never shrinks a map below 1×1: allowed
         S.validate(layers, (28, 28, 1), 10)
@@ -73,10 +83,28 @@ def test_pooling_below_one_pixel_is_refused_before_keras_sees_it():
 
 
 def _layer_facts(model: keras.Model) -> list[tuple]:
-    keys = ("filters", "kernel_size", "strides", "padding", "activation", "use_bias", "units", "rate", "pool_size",
-            "scale", "height_factor", "mode")
-    return [(type(layer).__name__, layer.name, tuple((k, str(layer.get_config().get(k))) for k in keys if k in layer.get_config()))
-            for layer in model.layers]
+    keys = (
+        "filters",
+        "kernel_size",
+        "strides",
+        "padding",
+        "activation",
+        "use_bias",
+        "units",
+        "rate",
+        "pool_size",
+        "scale",
+        "height_factor",
+        "mode",
+    )
+    return [
+        (
+            type(layer).__name__,
+            layer.name,
+            tuple((k, str(layer.get_config().get(k))) for k in keys if k in layer.get_config()),
+        )
+        for layer in model.layers
+    ]
 
 
 @pytest.mark.parametrize("name", ["carpentries", "lenet5", "better"])
@@ -133,7 +161,9 @@ def test_augment_preview_changes_training_images_only():
 def test_fashion_mnist_from_the_keras_cache(shared_keras_cache):
     data = S.load_keras_dataset("fashion_mnist")
     assert data.x_train.shape == (60000, 28, 28, 1) and data.x_test.shape == (10000, 28, 28, 1)
-    assert data.x_train.dtype == np.uint8 and data.class_names[0] == "T-shirt/top" and set(data.y_test) == set(range(10))
+    assert (
+        data.x_train.dtype == np.uint8 and data.class_names[0] == "T-shirt/top" and set(data.y_test) == set(range(10))
+    )
     x, y = S.take_subset(data.x_train, data.y_train, 2000, seed=1)
     x2, _ = S.take_subset(data.x_train, data.y_train, 2000, seed=1)
     assert len(x) == 2000 and np.array_equal(x, x2) and len(set(y)) == 10
@@ -224,8 +254,9 @@ def test_export_keras_and_tflite_give_the_same_answers_and_load_back_as_an_uploa
     from cnnviz.train.export import tflite_probabilities
 
     preset = S.PRESETS["overfit_dropout"]  # Dropout and augmentation layers must survive both formats
-    model = S.build_model(preset.layers, (28, 28, 1), 10, augment=S.Augment(flip=True, rotation=0.05, shift=0.1,
-                                                                            noise=0.05), seed=1)
+    model = S.build_model(
+        preset.layers, (28, 28, 1), 10, augment=S.Augment(flip=True, rotation=0.05, shift=0.1, noise=0.05), seed=1
+    )
     x = np.random.default_rng(0).integers(0, 256, (3, 28, 28, 1)).astype("float32")
     expected = np.asarray(model(x, training=False))
     back, card = load_uploaded_model(S.keras_bytes(model), "mine.keras")
@@ -241,15 +272,28 @@ def test_order_numbers_reorder_the_layer_table():
     assert not moved and same == rows
     rows[4]["order"] = 2  # "Flatten to the second place": it goes before the row that had 2
     ordered, moved = S.reorder_table(rows)
-    assert moved and [r["layer"] for r in ordered] == ["Conv2D", "Flatten", "MaxPooling2D", "Conv2D",
-                                                       "MaxPooling2D", "Dense"]
+    assert moved and [r["layer"] for r in ordered] == [
+        "Conv2D",
+        "Flatten",
+        "MaxPooling2D",
+        "Conv2D",
+        "MaxPooling2D",
+        "Dense",
+    ]
     assert [r["order"] for r in ordered] == [1, 2, 3, 4, 5, 6]
     rows = S.layers_to_table(S.PRESETS["carpentries"].layers)
     rows[0]["order"] = 3.5  # between rows 3 and 4
     rows.append({"layer": "Dropout", "rate": 0.5, "order": None})  # a new row without a number stays last
     ordered, moved = S.reorder_table(rows)
-    assert moved and [r["layer"] for r in ordered] == ["MaxPooling2D", "Conv2D", "Conv2D", "MaxPooling2D", "Flatten",
-                                                       "Dense", "Dropout"]
+    assert moved and [r["layer"] for r in ordered] == [
+        "MaxPooling2D",
+        "Conv2D",
+        "Conv2D",
+        "MaxPooling2D",
+        "Flatten",
+        "Dense",
+        "Dropout",
+    ]
     assert S.layers_from_table(ordered)[2] == S.Conv2D(16, 3)
     ordered, moved = S.reorder_table([{"layer": "Dense", "order": "x"}, {"layer": "Flatten", "order": float("nan")}])
     assert not moved and [r["order"] for r in ordered] == [1, 2]

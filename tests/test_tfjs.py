@@ -1,4 +1,5 @@
 """The TensorFlow.js writer on tiny known-answer models (the browser test runs the real thing in Chromium)."""
+
 from __future__ import annotations
 
 import keras
@@ -64,7 +65,9 @@ def test_topology_is_keras2_style_and_weights_match_the_manifest():
         got = np.frombuffer(weights, "<f4", count=size, offset=offset).reshape(spec["shape"])
         np.testing.assert_array_equal(got, keras.ops.convert_to_numpy(value))
         offset += 4 * size
-    assert "dtype" not in str([layer["config"].get("dtype") for layer in topology["layers"] if isinstance(layer["config"].get("dtype"), dict)])
+    assert "dtype" not in str(
+        [layer["config"].get("dtype") for layer in topology["layers"] if isinstance(layer["config"].get("dtype"), dict)]
+    )
 
 
 def test_an_unsupported_layer_is_refused_with_a_sentence():

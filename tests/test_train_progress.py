@@ -1,4 +1,5 @@
 """The Keras callback that links model.fit to a background job: reports, filters, Stop after a batch."""
+
 from __future__ import annotations
 
 import time
@@ -11,12 +12,14 @@ from cnnviz.train.progress import JobProgress
 
 
 def tiny_cnn() -> keras.Model:
-    return keras.Sequential([
-        keras.Input((8, 8, 1)),
-        keras.layers.Conv2D(4, 3, activation="relu", kernel_initializer=keras.initializers.GlorotUniform(seed=1)),
-        keras.layers.Flatten(),
-        keras.layers.Dense(2, activation="softmax", kernel_initializer=keras.initializers.GlorotUniform(seed=2)),
-    ])
+    return keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(4, 3, activation="relu", kernel_initializer=keras.initializers.GlorotUniform(seed=1)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(2, activation="softmax", kernel_initializer=keras.initializers.GlorotUniform(seed=2)),
+        ]
+    )
 
 
 def data(n: int = 256):
@@ -43,10 +46,12 @@ def fit_job(epochs: int, stop_at_batch: int | None = None):
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         cb = JobProgress(ctx, epochs=epochs, every_s=0.0)
         if stop_at_batch is not None:
+
             class StopAt(keras.callbacks.Callback):
                 def on_train_batch_end(self, batch, logs=None):
                     if batch + 1 == stop_at_batch:
                         ctx._job.stop()  # what the visitor's Stop button does
+
             cbs = [StopAt(), cb]
         else:
             cbs = [cb]

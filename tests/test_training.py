@@ -1,4 +1,5 @@
 """Transfer learning on the real EfficientNet-Lite0: cached embeddings, the head, its numbers, the slots."""
+
 from __future__ import annotations
 
 import threading
@@ -149,14 +150,27 @@ def test_full_model_is_flat_and_gives_the_heads_probabilities(embedder, demo, em
 
 
 def test_prediction_rows_and_csv_are_the_shared_builders():
-    rows = training.prediction_rows(["a.png", "b.png"], np.array([[0.25, 0.75], [0.9, 0.1]]), ["portrait", "landscape"],
-                                    true_classes=["portrait", None])
-    assert rows[0] == {"file": "a.png", "folder": "", "true class": "portrait", "predicted class": "landscape",
-                       "confidence": 0.75, "correct": False, "unsure": False,
-                       "probability: portrait": 0.25, "probability: landscape": 0.75}
+    rows = training.prediction_rows(
+        ["a.png", "b.png"],
+        np.array([[0.25, 0.75], [0.9, 0.1]]),
+        ["portrait", "landscape"],
+        true_classes=["portrait", None],
+    )
+    assert rows[0] == {
+        "file": "a.png",
+        "folder": "",
+        "true class": "portrait",
+        "predicted class": "landscape",
+        "confidence": 0.75,
+        "correct": False,
+        "unsure": False,
+        "probability: portrait": 0.25,
+        "probability: landscape": 0.75,
+    }
     csv_text = training.rows_to_csv(rows)
-    assert csv_text.splitlines()[0] == ("file,folder,true class,predicted class,confidence,correct,unsure,"
-                                        "probability: portrait,probability: landscape")
+    assert csv_text.splitlines()[0] == (
+        "file,folder,true class,predicted class,confidence,correct,unsure,probability: portrait,probability: landscape"
+    )
     assert csv_text.splitlines()[2] == "b.png,,,portrait,0.9,,no,0.9,0.1"
 
 

@@ -3,6 +3,7 @@
 A real (tiny) Keras embedder, the mean colour of an image, stands in for EfficientNet-Lite0:
 the session takes any ``embed`` function, and colours make the right answers known.
 """
+
 from __future__ import annotations
 
 import io
@@ -27,8 +28,9 @@ def embedder() -> keras.Model:
 
 
 def embed_for(session: TrainingSession, embedder: keras.Model):
-    return lambda images, on_progress=None: transfer.embed_images(images, embedder, BASE, store=session.store,
-                                                                   on_progress=on_progress)[0]
+    return lambda images, on_progress=None: transfer.embed_images(
+        images, embedder, BASE, store=session.store, on_progress=on_progress
+    )[0]
 
 
 def png(rgb, seed: int, side: int = 120, gray: bool = False) -> bytes:
@@ -63,12 +65,22 @@ def test_facts_arrive_with_the_images_and_the_check_sees_leakage_grayscale_small
     session = TrainingSession()
     embed = embed_for(session, embedder)
     leaked = png(RED, 0)
-    session.add_zip(zip_of({
-        "training/red/r0.png": leaked, "training/red/r1.png": png(RED, 1), "training/red/r2.png": png(RED, 2),
-        "training/blue/b0.png": png(BLUE, 3), "training/blue/grey.png": png(BLUE, 4, gray=True),
-        "training/blue/tiny.png": png(BLUE, 5, side=40),
-        "testing/red/copy.png": leaked, "testing/blue/t0.png": png(BLUE, 6),
-    }), "lesson.zip", embed)
+    session.add_zip(
+        zip_of(
+            {
+                "training/red/r0.png": leaked,
+                "training/red/r1.png": png(RED, 1),
+                "training/red/r2.png": png(RED, 2),
+                "training/blue/b0.png": png(BLUE, 3),
+                "training/blue/grey.png": png(BLUE, 4, gray=True),
+                "training/blue/tiny.png": png(BLUE, 5, side=40),
+                "testing/red/copy.png": leaked,
+                "testing/blue/t0.png": png(BLUE, 6),
+            }
+        ),
+        "lesson.zip",
+        embed,
+    )
     blue = session.class_named("blue")
     session.add_images(blue, [("upload.png", np.full((150, 150, 3), (30, 30, 200), np.uint8))], embed)
     assert len(session.facts) == 8  # 7 different pictures in the zip + the upload
@@ -161,8 +173,10 @@ def test_a_test_image_no_longer_in_memory_is_left_out_of_the_run_with_a_sentence
     assert len(kept) == 5
     run = session.start_run(BASE, {"epochs": 1, "batch_size": 8, "learning_rate": 0.01})
     assert [t.key for t in run.test] == [t.key for t in kept] and run.x_test.shape == (5, 3)
-    assert session.skipped == ["1 of the 6 test images are no longer in memory (at most 22 images are kept), "
-                               "so this run is tested without them; add them again to test on them."]
+    assert session.skipped == [
+        "1 of the 6 test images are no longer in memory (at most 22 images are kept), "
+        "so this run is tested without them; add them again to test on them."
+    ]
     session.start_run(BASE, {"epochs": 1, "batch_size": 8, "learning_rate": 0.01})
     assert len(session.skipped) == 1  # the same loss is said once
     with pytest.raises(ValueError, match="no longer in memory"):

@@ -1,13 +1,18 @@
 """Sentences the app states about models and measures, checked against what is true."""
+
 from __future__ import annotations
 
 from cnnviz.model import features, registry
 
 
 def test_receptive_field_is_a_square_and_says_when_it_outgrows_the_picture():
-    assert features.receptive_field_sentence(211, 224) == "Every block covers a receptive field of 211×211 input pixels."
+    assert (
+        features.receptive_field_sentence(211, 224) == "Every block covers a receptive field of 211×211 input pixels."
+    )
     wide = features.receptive_field_sentence(275, 224)
-    assert wide.startswith("Every block covers a receptive field of 275×275 input pixels, wider than the 224×224 picture")
+    assert wide.startswith(
+        "Every block covers a receptive field of 275×275 input pixels, wider than the 224×224 picture"
+    )
 
 
 def test_mobilenet_card_does_not_call_it_teachable_machines_base():

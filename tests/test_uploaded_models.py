@@ -1,4 +1,5 @@
 """Models a visitor uploads: only safe `.keras` files load; everything else gets one clear sentence."""
+
 from __future__ import annotations
 
 import io
@@ -22,14 +23,16 @@ def _save(model, tmp_path, name="model.keras") -> bytes:
 
 def _image_classifier(activation="softmax"):
     keras.utils.set_random_seed(0)
-    return keras.Sequential([
-        keras.Input((16, 16, 3)),
-        keras.layers.Rescaling(1 / 255),
-        keras.layers.Conv2D(4, 3, activation="relu", kernel_regularizer="l2"),
-        keras.layers.MaxPooling2D(),
-        keras.layers.Flatten(),
-        keras.layers.Dense(3, activation=activation),
-    ])
+    return keras.Sequential(
+        [
+            keras.Input((16, 16, 3)),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.Conv2D(4, 3, activation="relu", kernel_regularizer="l2"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Flatten(),
+            keras.layers.Dense(3, activation=activation),
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +87,9 @@ def test_custom_registered_layer_is_refused(tmp_path):
         def call(self, x):
             return x * 3
 
-    model = keras.Sequential([keras.Input((16, 16, 3)), Shout(), keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")])
+    model = keras.Sequential(
+        [keras.Input((16, 16, 3)), Shout(), keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")]
+    )
     with pytest.raises(ModelError, match="not a built-in Keras layer"):
         load_uploaded_model(_save(model, tmp_path), "custom.keras")
 
@@ -115,7 +120,11 @@ def test_hand_edited_config_naming_other_modules_is_refused(good_bytes):
 
     def builtin_function_activation(config):
         config["config"]["layers"][2]["config"]["activation"] = {
-            "module": "builtins", "class_name": "function", "config": "eval", "registered_name": "function"}
+            "module": "builtins",
+            "class_name": "function",
+            "config": "eval",
+            "registered_name": "function",
+        }
 
     with pytest.raises(ModelError, match="not a built-in Keras layer"):
         load_uploaded_model(_rewrite_config(data, builtin_function_activation), "edited.keras")
@@ -168,7 +177,9 @@ def test_model_whose_input_is_not_an_image(tmp_path):
     tabular = keras.Sequential([keras.Input((10,)), keras.layers.Dense(3, activation="softmax")])
     with pytest.raises(ModelError, match=r"input has shape \(None, 10\), which is not an image"):
         load_uploaded_model(_save(tabular, tmp_path), "tabular.keras")
-    four_channels = keras.Sequential([keras.Input((8, 8, 4)), keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")])
+    four_channels = keras.Sequential(
+        [keras.Input((8, 8, 4)), keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")]
+    )
     with pytest.raises(ModelError, match="not an image"):
         load_uploaded_model(_save(four_channels, tmp_path, "four.keras"), "four.keras")
 

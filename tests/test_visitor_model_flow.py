@@ -4,6 +4,7 @@ The trainer's full model is built from a frozen base and a trained head. Built w
 own layer objects, every sub-model cut at "the input of the last Dense layer" (the audit's
 embedding) reached into the head's graph and failed with "not connected to inputs".
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,8 +38,9 @@ def trained():
 
 def test_full_model_gives_the_heads_answers(trained):
     full, head, feats, images = trained
-    np.testing.assert_allclose(transfer.predict_probabilities(full, images),
-                               transfer.head_probabilities(head, feats), atol=1e-5)
+    np.testing.assert_allclose(
+        transfer.predict_probabilities(full, images), transfer.head_probabilities(head, feats), atol=1e-5
+    )
 
 
 def test_every_page_can_cut_and_explain_the_trained_model(trained):

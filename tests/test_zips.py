@@ -1,4 +1,5 @@
 """Zips from visitors: lesson layout understood, hostile entries refused with a reason, good images kept."""
+
 from __future__ import annotations
 
 import io
@@ -34,13 +35,15 @@ def reasons_for(skipped: list[str], name: str) -> list[str]:
 
 
 def test_lesson_layout_gives_classes_and_a_test_set():
-    data = make_zip({
-        "training/portrait/a.png": png(1),
-        "training/portrait/b.jpg": _jpeg(2),
-        "training/landscape/c.png": png(3),
-        "testing/d.png": png(4),
-        "testing/seascape/e.png": png(5),
-    })
+    data = make_zip(
+        {
+            "training/portrait/a.png": png(1),
+            "training/portrait/b.jpg": _jpeg(2),
+            "training/landscape/c.png": png(3),
+            "testing/d.png": png(4),
+            "testing/seascape/e.png": png(5),
+        }
+    )
     contents = read_image_zip(data)
     assert contents.layout == "lesson"
     assert sorted(contents.training) == ["landscape", "portrait"]
@@ -59,23 +62,32 @@ def test_plain_layout_and_a_common_top_folder():
     assert sorted(plain.training) == ["cats", "dogs"]
     assert reasons_for(plain.skipped, "loose.png") and "class folder" in plain.skipped[0]
 
-    wrapped = read_image_zip(make_zip({"paintings/training/a/1.png": png(1), "paintings/training/b/2.png": png(2),
-                                       "paintings/testing/3.png": png(3)}))
+    wrapped = read_image_zip(
+        make_zip(
+            {
+                "paintings/training/a/1.png": png(1),
+                "paintings/training/b/2.png": png(2),
+                "paintings/testing/3.png": png(3),
+            }
+        )
+    )
     assert wrapped.layout == "lesson" and sorted(wrapped.training) == ["a", "b"] and len(wrapped.testing) == 1
 
 
 def test_zip_slip_absolute_and_hidden_paths_are_ignored_with_reasons_and_good_images_kept():
-    data = make_zip({
-        "training/a/good.png": png(1),
-        "training/b/good.png": png(2),
-        "../../etc/evil.png": png(3),
-        "training/a/../../../evil2.png": png(4),
-        "/absolute/evil3.png": png(5),
-        "C:\\windows\\evil4.png": png(6),
-        "__MACOSX/training/a/._good.png": b"\x00\x05\x16\x07junk",
-        "training/a/.DS_Store": b"Bud1",
-        "training/a/.hidden.png": png(7),
-    })
+    data = make_zip(
+        {
+            "training/a/good.png": png(1),
+            "training/b/good.png": png(2),
+            "../../etc/evil.png": png(3),
+            "training/a/../../../evil2.png": png(4),
+            "/absolute/evil3.png": png(5),
+            "C:\\windows\\evil4.png": png(6),
+            "__MACOSX/training/a/._good.png": b"\x00\x05\x16\x07junk",
+            "training/a/.DS_Store": b"Bud1",
+            "training/a/.hidden.png": png(7),
+        }
+    )
     contents = read_image_zip(data)
     assert [z.name for z in contents.training["a"]] == ["good.png"]
     assert [z.name for z in contents.training["b"]] == ["good.png"]
@@ -116,16 +128,18 @@ def test_ten_thousand_tiny_entries_are_refused_with_a_clear_sentence():
 
 def test_nested_zip_and_non_images_are_skipped_and_listed():
     inner = make_zip({"training/a/x.png": png(1)})
-    data = make_zip({
-        "training/a/inner.zip": inner,
-        "training/a/sneaky.png": inner,  # a zip pretending to be a PNG
-        "training/a/notes.txt": b"hello",
-        "training/a/table.csv": b"a,b",
-        "training/a/broken.png": png(2)[:60],  # truncated image
-        "training/a/fake.jpg": b"not an image at all",
-        "training/a/ok.png": png(3),
-        "training/b/ok.png": png(4),
-    })
+    data = make_zip(
+        {
+            "training/a/inner.zip": inner,
+            "training/a/sneaky.png": inner,  # a zip pretending to be a PNG
+            "training/a/notes.txt": b"hello",
+            "training/a/table.csv": b"a,b",
+            "training/a/broken.png": png(2)[:60],  # truncated image
+            "training/a/fake.jpg": b"not an image at all",
+            "training/a/ok.png": png(3),
+            "training/b/ok.png": png(4),
+        }
+    )
     contents = read_image_zip(data)
     assert [z.name for z in contents.training["a"]] == ["ok.png"]
     assert "nested" in reasons_for(contents.skipped, "inner.zip")[0]
@@ -137,11 +151,14 @@ def test_nested_zip_and_non_images_are_skipped_and_listed():
     assert len(contents.skipped) == 6
 
 
-@pytest.mark.parametrize("data, phrase", [
-    (b"", "empty"),
-    (b"this is not a zip file at all", "not a readable zip"),
-    (make_zip({"training/a/x.png": png(1)})[:-30], "not a readable zip"),  # cut-off download
-])
+@pytest.mark.parametrize(
+    "data, phrase",
+    [
+        (b"", "empty"),
+        (b"this is not a zip file at all", "not a readable zip"),
+        (make_zip({"training/a/x.png": png(1)})[:-30], "not a readable zip"),  # cut-off download
+    ],
+)
 def test_corrupt_zips_raise_one_sentence(data, phrase):
     with pytest.raises(ZipError) as err:
         read_image_zip(data)
@@ -150,7 +167,9 @@ def test_corrupt_zips_raise_one_sentence(data, phrase):
 
 
 def test_damaged_entry_data_is_skipped_not_fatal():
-    data = bytearray(make_zip({"training/a/ok.png": png(1), "training/b/x.png": png(2)}, compression=zipfile.ZIP_STORED))
+    data = bytearray(
+        make_zip({"training/a/ok.png": png(1), "training/b/x.png": png(2)}, compression=zipfile.ZIP_STORED)
+    )
     start = data.index(b"training/b/x.png") + len("training/b/x.png") + 20  # inside x.png's stored bytes
     data[start] ^= 0xFF  # CRC no longer matches
     contents = read_image_zip(bytes(data))

@@ -5,6 +5,7 @@ functions only draw the inputs and results and keep the visitor's uploads decode
 session. Every setting goes through :mod:`ui.settings`; every name a visitor controls (sets,
 files, folders, classes) is shown through :func:`cnnviz.text.plain`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -38,26 +39,60 @@ def _samples() -> dict[str, np.ndarray]:
 
 
 # --------------------------------------------------------------------------- one image set
-def image_set_input(key: str, options: Sequence[str], class_names: Sequence[str], defaults: SetDefaults, *,
-                    model_name: str, card: dict, reference: bool = False) -> tuple[str, ImageSet]:
+def image_set_input(
+    key: str,
+    options: Sequence[str],
+    class_names: Sequence[str],
+    defaults: SetDefaults,
+    *,
+    model_name: str,
+    card: dict,
+    reference: bool = False,
+) -> tuple[str, ImageSet]:
     """Name one image set and fill it from the chosen source; returns ``(name, set)`` (the set may be empty)."""
     typed = settings.text_input("Name of this set", key=f"{key}_name", default=defaults.name, url=f"{key}_name")
     name = audit_sets.set_name(typed, defaults.name)
-    source = settings.selectbox("Images from", options, key=f"{key}_source", url=f"{key}_src",
-                                format_func=audit_sets.SOURCE_TITLES.get)
+    source = settings.selectbox(
+        "Images from", options, key=f"{key}_source", url=f"{key}_src", format_func=audit_sets.SOURCE_TITLES.get
+    )
     side = audit_sets.set_side(card)
     if source == audit_sets.GENERATED:
-        kinds = settings.multiselect("Kinds of picture", list(probes.GENERATORS), key=f"{key}_kinds",
-                                     default=list(defaults.kinds), url=f"{key}_kinds")
+        kinds = settings.multiselect(
+            "Kinds of picture",
+            list(probes.GENERATORS),
+            key=f"{key}_kinds",
+            default=list(defaults.kinds),
+            url=f"{key}_kinds",
+        )
         a, b = st.columns(2)
-        count = settings.slider("How many", *audit_sets.GENERATED_COUNT, step=4, key=f"{key}_count",
-                                default=defaults.count, url=f"{key}_n", where=a)
-        seed = settings.number_input("Seed (same seed, same pictures)", 0, 1_000_000, step=1, key=f"{key}_seed",
-                                     default=defaults.seed, url=f"{key}_seed", where=b)
+        count = settings.slider(
+            "How many",
+            *audit_sets.GENERATED_COUNT,
+            step=4,
+            key=f"{key}_count",
+            default=defaults.count,
+            url=f"{key}_n",
+            where=a,
+        )
+        seed = settings.number_input(
+            "Seed (same seed, same pictures)",
+            0,
+            1_000_000,
+            step=1,
+            key=f"{key}_seed",
+            default=defaults.seed,
+            url=f"{key}_seed",
+            where=b,
+        )
         found = audit_sets.generated_set(kinds, int(count), seed=int(seed), class_names=class_names)
     elif source == audit_sets.SHAPES:
-        per_class = settings.slider("Images per shape", *audit_sets.SHAPES_PER_CLASS, key=f"{key}_per_shape",
-                                    default=defaults.per_class, url=f"{key}_per_shape")
+        per_class = settings.slider(
+            "Images per shape",
+            *audit_sets.SHAPES_PER_CLASS,
+            key=f"{key}_per_shape",
+            default=defaults.per_class,
+            url=f"{key}_per_shape",
+        )
         found = audit_sets.shapes_set(int(per_class), class_names)
     elif source == audit_sets.SAMPLES:
         found = audit_sets.samples_set(_samples())
@@ -65,14 +100,20 @@ def image_set_input(key: str, options: Sequence[str], class_names: Sequence[str]
         found = audit_sets.trainer_set(last_training(), model_name)
     elif source == audit_sets.UPLOAD:
         files = st.file_uploader("Images", type=IMAGE_TYPES, accept_multiple_files=True, key=f"{key}_files")
-        folder = st.file_uploader("…or a whole folder", type=IMAGE_TYPES, accept_multiple_files="directory",
-                                  key=f"{key}_folder")
+        folder = st.file_uploader(
+            "…or a whole folder", type=IMAGE_TYPES, accept_multiple_files="directory", key=f"{key}_folder"
+        )
         offered = list(files or []) + list(folder or [])
-        named, problems = _decoded(offered[:audit_sets.MAX_SET_IMAGES], key, side)
+        named, problems = _decoded(offered[: audit_sets.MAX_SET_IMAGES], key, side)
         found = audit_sets.uploaded_set(named, class_names, problems=problems, offered=len(offered))
     elif source == audit_sets.ZIP:
-        found = _zip_set(st.file_uploader("A zip of images in class folders", type=["zip"], key=f"{key}_zipfile"),
-                         key, class_names, side, reference)
+        found = _zip_set(
+            st.file_uploader("A zip of images in class folders", type=["zip"], key=f"{key}_zipfile"),
+            key,
+            class_names,
+            side,
+            reference,
+        )
     else:
         found = audit_sets.camera_set(_photos(key, side))
     _notes(found, loud=source == audit_sets.UPLOAD)
@@ -102,13 +143,18 @@ def _decoded(uploads: Sequence[Any], key: str, side: int) -> tuple[list[tuple[st
 
 def _zip_set(upload: Any, key: str, class_names: Sequence[str], side: int, reference: bool) -> ImageSet:
     if upload is None:
-        return ImageSet(sentences=["Upload a zip of images: one folder per class (named like the model's classes "
-                                   "to measure accuracy), or loose images."])
+        return ImageSet(
+            sentences=[
+                "Upload a zip of images: one folder per class (named like the model's classes "
+                "to measure accuracy), or loose images."
+            ]
+        )
     wanted = (upload.file_id, side, tuple(class_names), reference)
     if S.get(f"{key}_zip", (None,))[0] != wanted:
         try:
-            found: ImageSet | str = audit_sets.zip_set(upload.getvalue(), class_names, zip_name=f"“{upload.name}”",
-                                                       side=side, reference=reference)
+            found: ImageSet | str = audit_sets.zip_set(
+                upload.getvalue(), class_names, zip_name=f"“{upload.name}”", side=side, reference=reference
+            )
         except ZipError as err:
             found = str(err)
         S[f"{key}_zip"] = (wanted, found)  # one zip per set in memory: a new upload replaces it
@@ -148,13 +194,25 @@ def _notes(found: ImageSet, *, loud: bool) -> None:
 
 
 # --------------------------------------------------------------------------- running
-def run(model: Any, card: dict, class_names: Sequence[str], image_sets: dict[str, ImageSet], reference: str, *,
-        threshold: float, k: int, gallery_size: int, gradcam_all: bool, fingerprint: str) -> None:
+def run(
+    model: Any,
+    card: dict,
+    class_names: Sequence[str],
+    image_sets: dict[str, ImageSet],
+    reference: str,
+    *,
+    threshold: float,
+    k: int,
+    gallery_size: int,
+    gradcam_all: bool,
+    fingerprint: str,
+) -> None:
     """Run the audit with a progress bar; keep the result in this visitor's session, or say why it could not run."""
     from cnnviz.audit import run as audit_model  # TensorFlow work, imported only when an audit runs
 
-    settings_used = audit_sets.run_settings(card.get("title", card.get("name", "")), reference, image_sets,
-                                            threshold=threshold, k=k)
+    settings_used = audit_sets.run_settings(
+        card.get("title", card.get("name", "")), reference, image_sets, threshold=threshold, k=k
+    )
     with st.status("Auditing…", expanded=True) as status:
         bar = st.progress(0.0, text="Starting")
 
@@ -163,9 +221,18 @@ def run(model: Any, card: dict, class_names: Sequence[str], image_sets: dict[str
 
         try:
             result = audit_model.run_audit(
-                model, card, class_names, {n: s.as_image_set() for n, s in image_sets.items()}, reference,
-                threshold=threshold, k=k, gallery_size=gallery_size, gradcam_all=gradcam_all, settings=settings_used,
-                progress=moved)
+                model,
+                card,
+                class_names,
+                {n: s.as_image_set() for n, s in image_sets.items()},
+                reference,
+                threshold=threshold,
+                k=k,
+                gallery_size=gallery_size,
+                gradcam_all=gradcam_all,
+                settings=settings_used,
+                progress=moved,
+            )
         except (ValueError, registry.ModelError) as err:
             status.update(label="The audit could not run.", state="error")
             st.error(plain(err), icon="🚫")
@@ -173,8 +240,9 @@ def run(model: Any, card: dict, class_names: Sequence[str], image_sets: dict[str
         result["thumbnails"] = audit_sets.set_thumbnails(image_sets)
         result["fingerprint"] = fingerprint
         S[RESULT] = result
-        status.update(label=f"Audited {sum(len(s) for s in image_sets.values())} images.", state="complete",
-                      expanded=False)
+        status.update(
+            label=f"Audited {sum(len(s) for s in image_sets.values())} images.", state="complete", expanded=False
+        )
 
 
 # --------------------------------------------------------------------------- reading the result
@@ -183,16 +251,24 @@ def measures_summary(run: dict, table: pd.DataFrame) -> None:
     evaluation = run["evaluation"]
     for col, name in zip(st.columns(len(run["sets"])), run["sets"]):
         part = table[table["set"] == name]
-        col.metric(f"{plain(name)} · mean confidence", f"{part['confidence'].mean():.0%}",
-                   help="Mean of the top class probability over the set's images.")
+        col.metric(
+            f"{plain(name)} · mean confidence",
+            f"{part['confidence'].mean():.0%}",
+            help="Mean of the top class probability over the set's images.",
+        )
         col.caption(f"{len(part)} images · abstains on {evaluation['caught'][name]:.0%}")
     if "accuracy" in evaluation:
-        st.markdown(f"On the reference set the model is right **{evaluation['accuracy']:.0%}** of the time; its "
-                    f"expected calibration error is **{evaluation['ece']:.3f}** (how far confidence is from accuracy).")
+        st.markdown(
+            f"On the reference set the model is right **{evaluation['accuracy']:.0%}** of the time; its "
+            f"expected calibration error is **{evaluation['ece']:.3f}** (how far confidence is from accuracy)."
+        )
     best = report.best_separating_scores(evaluation)
     if best:
-        st.markdown("Best score for telling each probe set from the reference: " + "; ".join(
-            f"**{plain(p)}** — {plain(s)} (AUROC {v:.2f})" for p, (s, v) in best.items()) + ".")
+        st.markdown(
+            "Best score for telling each probe set from the reference: "
+            + "; ".join(f"**{plain(p)}** — {plain(s)} (AUROC {v:.2f})" for p, (s, v) in best.items())
+            + "."
+        )
     for heading, (chart, sentence) in charts.audit_charts(run, table, measures.OOD_SCORES).items():
         st.subheader(heading)
         st.altair_chart(chart, alt=f"{heading}: {sentence}")
@@ -204,16 +280,20 @@ def gallery(run: dict) -> None:
     if not run["gallery"]:
         st.caption("No confident failure to show (or the gallery size is 0).")
         return
-    st.caption("Wrong answers on the reference set and any answer on a probe set, most confident first. "
-               "Each pair: the image, and where the evidence for its label was found (bright = more).")
+    st.caption(
+        "Wrong answers on the reference set and any answer on a probe set, most confident first. "
+        "Each pair: the image, and where the evidence for its label was found (bright = more)."
+    )
     grid = st.columns(4)
     for i, item in enumerate(run["gallery"]):
         with grid[i % 4]:
-            show_image(np.concatenate([item["image"], item["heatmap"]], axis=1),
-                       alt=f"{item['file']} from {item['set']}, answered {item['top_class']} at {item['confidence']:.0%}, "
-                           "with its Grad-CAM heat map",
-                       caption=f"{plain(item['set'])} · {plain(item['file'])} → {plain(item['top_class'])} "
-                               f"({item['confidence']:.0%}, {item['failure']})")
+            show_image(
+                np.concatenate([item["image"], item["heatmap"]], axis=1),
+                alt=f"{item['file']} from {item['set']}, answered {item['top_class']} at {item['confidence']:.0%}, "
+                "with its Grad-CAM heat map",
+                caption=f"{plain(item['set'])} · {plain(item['file'])} → {plain(item['top_class'])} "
+                f"({item['confidence']:.0%}, {item['failure']})",
+            )
 
 
 def every_cam(run: dict, table: pd.DataFrame, *, shown: int = 120) -> None:
@@ -229,24 +309,43 @@ def every_cam(run: dict, table: pd.DataFrame, *, shown: int = 120) -> None:
         for i, ((set_name, index), cam) in enumerate(items):
             row = table[table["set"] == set_name].iloc[index]
             with grid[i % 6]:
-                show_image(overlay(run["thumbnails"][set_name][index], cam, alpha=0.5, cmap="magma", normalise=False),
-                           alt=f"Grad-CAM of {row['file']} from {set_name}, answered {row['top_class']}",
-                           caption=f"{plain(row['file'])} → {plain(row['top_class'])} ({row['confidence']:.0%})")
+                show_image(
+                    overlay(run["thumbnails"][set_name][index], cam, alpha=0.5, cmap="magma", normalise=False),
+                    alt=f"Grad-CAM of {row['file']} from {set_name}, answered {row['top_class']}",
+                    caption=f"{plain(row['file'])} → {plain(row['top_class'])} ({row['confidence']:.0%})",
+                )
         if len(run["cams"]) > len(items):
             st.caption(f"… and {len(run['cams']) - len(items)} more in the report.")
 
 
 def downloads(run: dict) -> None:
     """The HTML report (built when clicked) and the CSV."""
+
     def html() -> bytes:
-        return report.to_html(run, charts=charts.audit_charts(run, report.results_table(run), measures.OOD_SCORES),
-                              thumbnails=run["thumbnails"], gallery=run["gallery"]).encode("utf-8")
+        return report.to_html(
+            run,
+            charts=charts.audit_charts(run, report.results_table(run), measures.OOD_SCORES),
+            thumbnails=run["thumbnails"],
+            gallery=run["gallery"],
+        ).encode("utf-8")
 
     a, b = st.columns(2)
-    a.download_button("⬇️ Download the report (HTML)", data=html, file_name="cnnviz-audit-report.html",
-                      mime="text/html", key="audit_download_html", on_click="ignore")
-    b.download_button("⬇️ Download the table (CSV)", data=report.to_csv(run), file_name="cnnviz-audit.csv",
-                      mime="text/csv", key="audit_download_csv", on_click="ignore")
+    a.download_button(
+        "⬇️ Download the report (HTML)",
+        data=html,
+        file_name="cnnviz-audit-report.html",
+        mime="text/html",
+        key="audit_download_html",
+        on_click="ignore",
+    )
+    b.download_button(
+        "⬇️ Download the table (CSV)",
+        data=report.to_csv(run),
+        file_name="cnnviz-audit.csv",
+        mime="text/csv",
+        key="audit_download_csv",
+        on_click="ignore",
+    )
 
 
 def style_effect(model: Any, image: np.ndarray, class_names: Sequence[str]) -> tuple[list[dict], dict] | None:
@@ -268,12 +367,19 @@ def style_panel(name: str, rows: list[dict], versions: dict[str, np.ndarray], wh
     """The chart of how each transformation moves the answer, and every version with its answer."""
     with where:
         frame = pd.DataFrame(rows)
-        st.altair_chart(charts.transformation_effect(frame),
-                        alt="Bar chart: confidence in the top class for each transformation, orange where the label changed")
-        st.caption(f"Orange bars are versions whose top class differs from the original's ({int(frame['changed'].sum())} "
-                   f"of {len(frame) - 1}); a short bar means the model is unsure about that version.")
+        st.altair_chart(
+            charts.transformation_effect(frame),
+            alt="Bar chart: confidence in the top class for each transformation, orange where the label changed",
+        )
+        st.caption(
+            f"Orange bars are versions whose top class differs from the original's ({int(frame['changed'].sum())} "
+            f"of {len(frame) - 1}); a short bar means the model is unsure about that version."
+        )
     grid = st.columns(7)
     for i, ((label, version), row) in enumerate(zip(versions.items(), rows)):
         with grid[i % 7]:
-            show_image(version, alt=f"{name}, {label.lower()}", caption=f"{label}: {plain(row['top_class'])} "
-                                                                        f"({row['confidence']:.0%})")
+            show_image(
+                version,
+                alt=f"{name}, {label.lower()}",
+                caption=f"{label}: {plain(row['top_class'])} ({row['confidence']:.0%})",
+            )

@@ -5,6 +5,7 @@ A job that no page touches for a while is taken for an abandoned tab and cancell
 still has the tab open, so the router draws this small sidebar fragment on every page while
 the visitor has unfinished jobs. Imports no TensorFlow (the Learn pages use it too).
 """
+
 from __future__ import annotations
 
 import streamlit as st
@@ -21,8 +22,11 @@ def _keep_alive(owner: str) -> None:
         job.touch()
     for job in running:
         place = job.position()
-        st.caption(f"⏳ {job.label or job.kind}: " + (f"number {place} in the queue" if place else "training")
-                   + " (it goes on while you look at other pages).")
+        st.caption(
+            f"⏳ {job.label or job.kind}: "
+            + (f"number {place} in the queue" if place else "training")
+            + " (it goes on while you look at other pages)."
+        )
 
 
 def keep_jobs_alive() -> None:

@@ -7,6 +7,7 @@ elsewhere on the page rerun the page, not the training: the job lives in the pro
 pool, the page only holds the :class:`~cnnviz.jobs.Job`. When the job ends, the fragment
 reruns the whole page once so its results appear.
 """
+
 from __future__ import annotations
 
 import functools
@@ -90,8 +91,12 @@ def live_training(job: Job, key: str) -> None:
         return
     st.progress(fraction_done(job.progress), text=progress_text(job))
     label = "⏹ Stop (keep what it learnt)" if job.state == "running" else "✖ Leave the queue"
-    if st.button(label, key=f"{key}_stop_{job.id}", disabled=job._stop,
-                 help="Stops after the current batch; the network keeps the weights it has learnt so far."):
+    if st.button(
+        label,
+        key=f"{key}_stop_{job.id}",
+        disabled=job._stop,
+        help="Stops after the current batch; the network keeps the weights it has learnt so far.",
+    ):
         job.stop()
     if job._stop:
         st.caption("Stopping after the current batch…")
@@ -99,13 +104,19 @@ def live_training(job: Job, key: str) -> None:
     left, right = st.columns([3, 1])
     with left:
         spec = _empty_curves(int(job.progress.get("epochs") or 2))
-        st.vega_lite_chart(spec=charts.with_rows(spec, rows), width="content",
-                           alt="Training and validation loss and accuracy per epoch, growing while it trains")
+        st.vega_lite_chart(
+            spec=charts.with_rows(spec, rows),
+            width="content",
+            alt="Training and validation loss and accuracy per epoch, growing while it trains",
+        )
     with right:
         kernel = job.progress.get("filters")
         if kernel is not None:
-            st.image(tile_images(filter_tiles(kernel, scale=max(2, 48 // kernel.shape[0])), gap=3),
-                     caption="First layer's filters now (gray = 0, light = positive, dark = negative)",
-                     width=260, alt="The first convolution layer's filters as small gray squares")
+            st.image(
+                tile_images(filter_tiles(kernel, scale=max(2, 48 // kernel.shape[0])), gap=3),
+                caption="First layer's filters now (gray = 0, light = positive, dark = negative)",
+                width=260,
+                alt="The first convolution layer's filters as small gray squares",
+            )
         else:
             st.caption("This network has no convolution, so there are no filters to show.")

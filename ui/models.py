@@ -3,6 +3,7 @@
 Shipped models (ImageNet networks, bundled CNNs) load once per process with ``st.cache_resource``;
 models a visitor uploads or trains live only in that visitor's ``st.session_state`` (``ui.state``).
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -23,7 +24,9 @@ def shipped_model(name: str):
     return registry.load_model(name)
 
 
-def model_picker(key: str, *, allow_upload: bool = True, label: str = "Model", query_param: str | None = "model") -> tuple[str, Any, dict] | None:
+def model_picker(
+    key: str, *, allow_upload: bool = True, label: str = "Model", query_param: str | None = "model"
+) -> tuple[str, Any, dict] | None:
     """Pick a model: shipped ones, this visitor's own, or a ``.keras`` upload.
 
     Returns ``(name, keras_model, card)``, or ``None`` when the chosen model cannot be loaded (the
@@ -39,7 +42,9 @@ def model_picker(key: str, *, allow_upload: bool = True, label: str = "Model", q
     if allow_upload:
         with st.expander("➕ Upload your own model (.keras)", expanded=False):
             upload = st.file_uploader(
-                "Upload a Keras model saved with model.save(\"name.keras\")", type=["keras"], key=f"{key}_upload",
+                'Upload a Keras model saved with model.save("name.keras")',
+                type=["keras"],
+                key=f"{key}_upload",
                 help="Only built-in Keras layers are accepted (no Lambda layers or custom code); at most 100 MB.",
             )
             _take_upload(upload, key)
@@ -56,16 +61,23 @@ def model_picker(key: str, *, allow_upload: bool = True, label: str = "Model", q
 
     def title(option: str) -> str:
         if option.startswith(_MINE):
-            return f"Your model · {option[len(_MINE):]}"
+            return f"Your model · {option[len(_MINE) :]}"
         return usable[option].get("title", option)
 
     default = registry.DEFAULT_MODEL if registry.DEFAULT_MODEL in options else options[0]
-    choice = settings.selectbox(label, options, key=choice_key, default=default, url=query_param,
-                                shareable=lambda o: not o.startswith(_MINE), format_func=title)
+    choice = settings.selectbox(
+        label,
+        options,
+        key=choice_key,
+        default=default,
+        url=query_param,
+        shareable=lambda o: not o.startswith(_MINE),
+        format_func=title,
+    )
     _unavailable_notes(cards)
 
     if choice.startswith(_MINE):
-        name = choice[len(_MINE):]
+        name = choice[len(_MINE) :]
         entry = mine[name]
         return name, entry["model"], entry["card"]
 
@@ -122,7 +134,8 @@ def _take_upload(uploaded, key: str) -> None:
     try:
         with st.spinner(f"Checking and loading {plain(uploaded.name)}…"):
             model, card = registry.load_uploaded_model(
-                uploaded.getvalue(), uploaded.name, kept_params=registry.kept_upload_params(visitor_models().values()))
+                uploaded.getvalue(), uploaded.name, kept_params=registry.kept_upload_params(visitor_models().values())
+            )
     except registry.ModelError as err:
         st.session_state[marker] = str(err)
         st.error(plain(err), icon="🚫")

@@ -8,6 +8,7 @@ no page config, no sections, the wrong sidebar (streamlit/streamlit#9624). Every
 ``app.py``'s router in the same script run, so the same URL is routed properly and a click
 that started this run is not lost. Page url_paths equal their file names for this reason.
 """
+
 from __future__ import annotations
 
 import runpy

@@ -21,6 +21,7 @@ long titles), cannot keep a visitor's own upload out of a shareable link, and a 
 range shrinks (stride, a smaller model) must be clamped rather than reset. One helper for
 every page keeps the rules above the same everywhere.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,8 +29,22 @@ from typing import Any, Callable, Sequence
 
 import streamlit as st
 
-__all__ = ["multiselect", "number_input", "radio", "select_slider", "selectbox", "slider", "text_input", "toggle",
-           "kept", "forget", "value", "set_value", "follow_link", "begin_run"]
+__all__ = [
+    "multiselect",
+    "number_input",
+    "radio",
+    "select_slider",
+    "selectbox",
+    "slider",
+    "text_input",
+    "toggle",
+    "kept",
+    "forget",
+    "value",
+    "set_value",
+    "follow_link",
+    "begin_run",
+]
 
 _KEPT = "cnnviz_settings"  # widget key -> the visitor's last choice (survives page switches)
 _PENDING = "cnnviz_link_pending"  # set by follow_link(): the next run reads its URL
@@ -47,8 +62,9 @@ def forget(key: str) -> None:
     st.session_state.pop(key, None)
 
 
-def _prepare(key: str, default: Any, url: str | None, valid: Callable[[Any], bool],
-             parse: Callable[[str], Any]) -> None:
+def _prepare(
+    key: str, default: Any, url: str | None, valid: Callable[[Any], bool], parse: Callable[[str], Any]
+) -> None:
     """Put the right value into ``st.session_state[key]`` before its widget is drawn (rules 1–4).
 
     The URL is read only when this session has never drawn the setting, or when
@@ -95,8 +111,14 @@ def begin_run() -> None:
     st.session_state[_FOLLOW] = st.session_state.pop(_PENDING, False)
 
 
-def _commit(key: str, value: Any, default: Any, url: str | None, dump: Callable[[Any], str],
-            shareable: Callable[[Any], bool] | None) -> Any:
+def _commit(
+    key: str,
+    value: Any,
+    default: Any,
+    url: str | None,
+    dump: Callable[[Any], str],
+    shareable: Callable[[Any], bool] | None,
+) -> Any:
     """Remember the widget's value and mirror it into the URL (rule 5)."""
     st.session_state[_KEPT][key] = value
     if url:
@@ -121,8 +143,12 @@ def _number(kind: type, lo: float, hi: float) -> tuple[Callable[[str], Any], Cal
         return value
 
     def valid(value: Any) -> bool:
-        return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-                and lo <= value <= hi)
+        return (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and lo <= value <= hi
+        )
 
     return parse, valid
 
@@ -131,8 +157,14 @@ def _number_text(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def value(key: str, default: Any, *, url: str | None = None, parse: Callable[[str], Any] = str,
-          valid: Callable[[Any], bool] = lambda v: True) -> Any:
+def value(
+    key: str,
+    default: Any,
+    *,
+    url: str | None = None,
+    parse: Callable[[str], Any] = str,
+    valid: Callable[[Any], bool] = lambda v: True,
+) -> Any:
     """A kept setting that is not one widget (an edited kernel grid): the same rules, read side."""
     _prepare(key, default, url, valid, parse)
     return st.session_state[key]
@@ -144,8 +176,17 @@ def set_value(key: str, new: Any, *, default: Any, url: str | None = None, dump:
     return _commit(key, new, default, url, dump, None)
 
 
-def selectbox(label: str, options: Sequence[Any], *, key: str, default: Any = None, url: str | None = None,
-              shareable: Callable[[Any], bool] | None = None, where: Any = st, **kwargs: Any) -> Any:
+def selectbox(
+    label: str,
+    options: Sequence[Any],
+    *,
+    key: str,
+    default: Any = None,
+    url: str | None = None,
+    shareable: Callable[[Any], bool] | None = None,
+    where: Any = st,
+    **kwargs: Any,
+) -> Any:
     """``st.selectbox`` under the rules above. The URL holds ``str(option)`` (an id, not the label)."""
     options = list(options)
     default = options[0] if default not in options else default
@@ -154,8 +195,16 @@ def selectbox(label: str, options: Sequence[Any], *, key: str, default: Any = No
     return _commit(key, value, default, url, str, shareable)
 
 
-def radio(label: str, options: Sequence[Any], *, key: str, default: Any = None, url: str | None = None,
-          where: Any = st, **kwargs: Any) -> Any:
+def radio(
+    label: str,
+    options: Sequence[Any],
+    *,
+    key: str,
+    default: Any = None,
+    url: str | None = None,
+    where: Any = st,
+    **kwargs: Any,
+) -> Any:
     """``st.radio`` under the rules above."""
     options = list(options)
     default = options[0] if default not in options else default
@@ -164,8 +213,16 @@ def radio(label: str, options: Sequence[Any], *, key: str, default: Any = None, 
     return _commit(key, value, default, url, str, None)
 
 
-def select_slider(label: str, options: Sequence[Any], *, key: str, default: Any, url: str | None = None,
-                  where: Any = st, **kwargs: Any) -> Any:
+def select_slider(
+    label: str,
+    options: Sequence[Any],
+    *,
+    key: str,
+    default: Any,
+    url: str | None = None,
+    where: Any = st,
+    **kwargs: Any,
+) -> Any:
     """``st.select_slider`` under the rules above."""
     options = list(options)
     _prepare(key, default, url, lambda v: v in options, _option_parser(options))
@@ -173,8 +230,17 @@ def select_slider(label: str, options: Sequence[Any], *, key: str, default: Any,
     return _commit(key, value, default, url, str, None)
 
 
-def slider(label: str, lo: int | float, hi: int | float, *, key: str, default: int | float, url: str | None = None,
-           where: Any = st, **kwargs: Any) -> Any:
+def slider(
+    label: str,
+    lo: int | float,
+    hi: int | float,
+    *,
+    key: str,
+    default: int | float,
+    url: str | None = None,
+    where: Any = st,
+    **kwargs: Any,
+) -> Any:
     """``st.slider`` under the rules above; a kept value outside a shrunken range is clamped, not reset."""
     kind = float if isinstance(lo, float) or isinstance(hi, float) else int
     parse, valid = _number(kind, lo, hi)
@@ -186,8 +252,17 @@ def slider(label: str, lo: int | float, hi: int | float, *, key: str, default: i
     return _commit(key, value, default, url, _number_text, None)
 
 
-def number_input(label: str, lo: int | float, hi: int | float, *, key: str, default: int | float,
-                 url: str | None = None, where: Any = st, **kwargs: Any) -> Any:
+def number_input(
+    label: str,
+    lo: int | float,
+    hi: int | float,
+    *,
+    key: str,
+    default: int | float,
+    url: str | None = None,
+    where: Any = st,
+    **kwargs: Any,
+) -> Any:
     """``st.number_input`` under the rules above (``?epochs=abc`` or ``?epochs=99999`` → the default)."""
     kind = float if isinstance(lo, float) or isinstance(hi, float) else int
     parse, valid = _number(kind, lo, hi)
@@ -203,8 +278,16 @@ def toggle(label: str, *, key: str, default: bool, url: str | None = None, where
     return _commit(key, bool(value), default, url, lambda v: "1" if v else "0", None)
 
 
-def multiselect(label: str, options: Sequence[str], *, key: str, default: Sequence[str], url: str | None = None,
-                where: Any = st, **kwargs: Any) -> list[str]:
+def multiselect(
+    label: str,
+    options: Sequence[str],
+    *,
+    key: str,
+    default: Sequence[str],
+    url: str | None = None,
+    where: Any = st,
+    **kwargs: Any,
+) -> list[str]:
     """``st.multiselect`` of strings under the rules above; the URL holds them comma-separated."""
     options = list(options)
     default = [d for d in default if d in options]
@@ -217,8 +300,9 @@ def multiselect(label: str, options: Sequence[str], *, key: str, default: Sequen
     return _commit(key, list(value), default, url, ",".join, None)
 
 
-def text_input(label: str, *, key: str, default: str, url: str | None = None, max_chars: int = 60,
-               where: Any = st, **kwargs: Any) -> str:
+def text_input(
+    label: str, *, key: str, default: str, url: str | None = None, max_chars: int = 60, where: Any = st, **kwargs: Any
+) -> str:
     """``st.text_input`` under the rules above (at most ``max_chars`` characters from a URL)."""
     _prepare(key, default, url, lambda v: isinstance(v, str) and len(v) <= max_chars, str)
     value = where.text_input(label, key=key, max_chars=max_chars, **kwargs)

@@ -3,6 +3,7 @@
 Everything a visitor uploads or trains lives here and nowhere else: no module-level
 dict, no file on disk, so no visitor can ever see another's images or models.
 """
+
 from __future__ import annotations
 
 from typing import Any

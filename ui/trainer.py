@@ -4,6 +4,7 @@ The session decides (names, duplicates, splits, runs); these functions only draw
 turn clicks into its method calls. Training runs as a background job (:mod:`cnnviz.jobs`):
 a click elsewhere on the page does not stop it, Stop stops it after the current epoch.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Sequence
@@ -85,8 +86,10 @@ def skipped_list(sentences: Sequence[str], what: str) -> None:
     """Files that were not used, with why; shown as text (their names are the visitor's)."""
     if sentences:
         with st.expander(f"⚠️ {what} ({len(sentences)})", expanded=len(sentences) <= 5):
-            st.markdown("\n".join(f"- {plain(s)}" for s in sentences[:200])
-                        + (f"\n- … and {len(sentences) - 200} more" if len(sentences) > 200 else ""))
+            st.markdown(
+                "\n".join(f"- {plain(s)}" for s in sentences[:200])
+                + (f"\n- … and {len(sentences) - 200} more" if len(sentences) > 200 else "")
+            )
 
 
 def class_card(trainer: TrainingSession, cls: ClassImages, embed: Embed) -> None:
@@ -100,9 +103,12 @@ def class_card(trainer: TrainingSession, cls: ClassImages, embed: Embed) -> None
         st.error(plain(problem))
     st.session_state[shown_key] = st.session_state[name_key]
     st.markdown(f"**{len(cls.keys)} images**")
-    files = st.file_uploader("Add images", type=IMAGE_TYPES, accept_multiple_files=True, key=f"trainer_up_{cls.id}_{gen}")
-    folder = st.file_uploader("…or a whole folder", type=IMAGE_TYPES, accept_multiple_files="directory",
-                              key=f"trainer_dir_{cls.id}_{gen}")
+    files = st.file_uploader(
+        "Add images", type=IMAGE_TYPES, accept_multiple_files=True, key=f"trainer_up_{cls.id}_{gen}"
+    )
+    folder = st.file_uploader(
+        "…or a whole folder", type=IMAGE_TYPES, accept_multiple_files="directory", key=f"trainer_dir_{cls.id}_{gen}"
+    )
     photo = None
     if st.toggle("Use the webcam", key=f"trainer_camon_{cls.id}"):
         photo = st.camera_input("Take a photo", key=f"trainer_cam_{cls.id}_{gen}")
@@ -116,18 +122,28 @@ def class_card(trainer: TrainingSession, cls: ClassImages, embed: Embed) -> None
     thumbs = trainer.thumbnails(cls)
     if thumbs:
         shown = thumbs[:SHOWN_THUMBS]
-        st.image([t for _, _, t in shown], width=64,
-                 alt=[f"Training image {f} of class {cls.name}" for _, f, _ in shown])
+        st.image(
+            [t for _, _, t in shown], width=64, alt=[f"Training image {f} of class {cls.name}" for _, f, _ in shown]
+        )
         if len(thumbs) > SHOWN_THUMBS:
             st.caption(f"… and {len(thumbs) - SHOWN_THUMBS} more images.")
-        drop = st.multiselect("Remove images", list(range(len(thumbs))), format_func=lambda i: thumbs[i][1],
-                              key=f"trainer_rmsel_{cls.id}_{gen}", placeholder="Choose images to remove")
+        drop = st.multiselect(
+            "Remove images",
+            list(range(len(thumbs))),
+            format_func=lambda i: thumbs[i][1],
+            key=f"trainer_rmsel_{cls.id}_{gen}",
+            placeholder="Choose images to remove",
+        )
         if drop and st.button(f"Remove {len(drop)} image(s)", key=f"trainer_rm_{cls.id}_{gen}"):
             trainer.remove_images(cls, {thumbs[i][0] for i in drop})
             fresh_uploaders()
             st.rerun()
-    if st.button("🗑 Delete this class", key=f"trainer_del_{cls.id}", disabled=len(trainer.classes) <= 2,
-                 help="At least two classes are needed."):
+    if st.button(
+        "🗑 Delete this class",
+        key=f"trainer_del_{cls.id}",
+        disabled=len(trainer.classes) <= 2,
+        help="At least two classes are needed.",
+    ):
         trainer.delete_class(cls.id)
         st.rerun()
 
@@ -172,8 +188,10 @@ def collect_finished(trainer: TrainingSession) -> None:
     if run is None or job.state == "cancelled":
         trainer.run = None
         return
-    if trainer.finish_run(run, embedder(run.base), base_title=base_title(run.base),
-                          stopped=job.state == "stopped") is None:
+    if (
+        trainer.finish_run(run, embedder(run.base), base_title=base_title(run.base), stopped=job.state == "stopped")
+        is None
+    ):
         st.info("Training was stopped before its first epoch finished, so there is no model yet.", icon="⏹")
         return
     card = run.card
@@ -191,11 +209,16 @@ def live_training(job: jobs.Job, epochs: int) -> None:
         st.rerun(scope="app")
     st.progress(min(1.0, len(job.rows("epoch")) / max(epochs, 1)), text=progress_text(job))
     label = "⏹ Stop training" if job.state == "running" else "✖ Leave the queue"
-    if st.button(label, key=f"trainer_stop_{job.id}", help="Stops after the current epoch; the model keeps what it learnt."):
+    if st.button(
+        label, key=f"trainer_stop_{job.id}", help="Stops after the current epoch; the model keeps what it learnt."
+    ):
         job.stop()
     spec = charts.training_curves([], epochs=epochs).to_dict()
-    st.vega_lite_chart(spec=charts.with_rows(spec, job.rows("epoch")), width="content",
-                       alt="Training and validation loss and accuracy per epoch, growing while it trains")
+    st.vega_lite_chart(
+        spec=charts.with_rows(spec, job.rows("epoch")),
+        width="content",
+        alt="Training and validation loss and accuracy per epoch, growing while it trains",
+    )
     st.caption("The curves grow while it trains; you can keep using the page meanwhile.")
 
 
@@ -224,22 +247,33 @@ def results(trainer: TrainingSession, run: Run) -> None:
     head, val, test = res.headline, res.validation, res.test
     cols = st.columns(3)
     if test is not None:
-        cols[0].metric("Test accuracy (testing/ images)", f"{test.accuracy:.0%}",
-                       help="Pictures the model never saw while training: the number to report.")
+        cols[0].metric(
+            "Test accuracy (testing/ images)",
+            f"{test.accuracy:.0%}",
+            help="Pictures the model never saw while training: the number to report.",
+        )
     else:
         cols[0].metric("Test accuracy", "no test set", help="There is no testing/ folder with class folders.")
-    cols[1].metric("Validation accuracy (held out of training)", f"{val.accuracy:.0%}" if val and val.n_images else "–",
-                   help="15 % of each class held out of training, as Teachable Machine does.")
+    cols[1].metric(
+        "Validation accuracy (held out of training)",
+        f"{val.accuracy:.0%}" if val and val.n_images else "–",
+        help="15 % of each class held out of training, as Teachable Machine does.",
+    )
     cols[2].metric("Training accuracy (last epoch)", f"{last.get('accuracy', 0):.0%}")
     for sentence in res.sentences:
         if test is None and sentence.startswith("There is no testing/"):
             st.warning(plain(sentence), icon="⚠️")  # the numbers are from a handful of images: say it loudly
         else:
             st.text(sentence)
-    st.altair_chart(charts.training_curves(hist.rows, epochs=hist.epochs_planned), width="content",
-                    alt="Training and validation loss and accuracy per epoch")
-    st.caption("Look at the orange validation curves: if they flatten or rise while the blue training curves keep "
-               "improving, the model has started memorising its training images.")
+    st.altair_chart(
+        charts.training_curves(hist.rows, epochs=hist.epochs_planned),
+        width="content",
+        alt="Training and validation loss and accuracy per epoch",
+    )
+    st.caption(
+        "Look at the orange validation curves: if they flatten or rise while the blue training curves keep "
+        "improving, the model has started memorising its training images."
+    )
     if head is None or not head.n_images:
         return
     what = "test" if head is test else "validation"  # head is not None from here on
@@ -248,22 +282,35 @@ def results(trainer: TrainingSession, run: Run) -> None:
     with left:
         st.markdown(f"**Per-class accuracy ({what})**")
         st.dataframe(
-            head.per_class_rows(), hide_index=True, key=f"trainer_per_class_{what}",
-            column_config={"accuracy": st.column_config.ProgressColumn("accuracy", min_value=0, max_value=1,
-                                                                       format="percent")},
+            head.per_class_rows(),
+            hide_index=True,
+            key=f"trainer_per_class_{what}",
+            column_config={
+                "accuracy": st.column_config.ProgressColumn("accuracy", min_value=0, max_value=1, format="percent")
+            },
         )
-        st.caption("A class with a low score is one the model cannot yet tell from the others: add more varied examples.")
+        st.caption(
+            "A class with a low score is one the model cannot yet tell from the others: add more varied examples."
+        )
     with right:
-        st.altair_chart(charts.confusion_matrix(head.confusion, head.class_names), width="content",
-                        alt=f"Confusion matrix of {run.name} on the {what} images")
-        st.caption("Numbers on the diagonal were classified correctly; a number off the diagonal shows which class "
-                   "the model confused with which.")
+        st.altair_chart(
+            charts.confusion_matrix(head.confusion, head.class_names),
+            width="content",
+            alt=f"Confusion matrix of {run.name} on the {what} images",
+        )
+        st.caption(
+            "Numbers on the diagonal were classified correctly; a number off the diagonal shows which class "
+            "the model confused with which."
+        )
     if head is test and val is not None and val.n_images:
-        with st.expander(f"Validation: {val.n_correct} of {val.n_images} images held out of training/ right "
-                         f"({val.accuracy:.0%})"):
+        with st.expander(
+            f"Validation: {val.n_correct} of {val.n_images} images held out of training/ right ({val.accuracy:.0%})"
+        ):
             st.dataframe(val.per_class_rows(), hide_index=True, key="trainer_per_class_validation")
-            st.caption("Validation images come from training/: the model did not train on them, but they are few "
-                       "and were watched while training, so the test set above is the fairer measure.")
+            st.caption(
+                "Validation images come from training/: the model did not train on them, but they are few "
+                "and were watched while training, so the test set above is the fairer measure."
+            )
     st.subheader(f"Misclassified {what} images, most confident first")
     if not head.mistakes:
         st.success(f"Every {what} image was classified correctly.")
@@ -274,13 +321,16 @@ def results(trainer: TrainingSession, run: Run) -> None:
         thumb = trainer.store.thumbnail(keys[m.index])
         with grid[i % 6]:
             if thumb is not None:
-                show_image(thumb, alt=f"{m.file}: a {m.true_class} image the model called {m.predicted_class}",
-                           width=160)
+                show_image(
+                    thumb, alt=f"{m.file}: a {m.true_class} image the model called {m.predicted_class}", width=160
+                )
             st.caption(f"{plain(m.file)}  \n{plain(m.true_class)} → {plain(m.predicted_class)} ({m.confidence:.0%})")
     if len(head.mistakes) > 24:
         st.caption(f"… and {len(head.mistakes) - 24} more; the CSV below lists every image.")
-    st.caption("Under each image: its file name, its true class → what the model said, and how sure it was. "
-               "The first ones are the model's most confident errors: are these images unusual, or mislabelled?")
+    st.caption(
+        "Under each image: its file name, its true class → what the model said, and how sure it was. "
+        "The first ones are the model's most confident errors: are these images unusual, or mislabelled?"
+    )
 
 
 def dataset_check(check: dataset_check_module.DatasetCheck) -> None:
@@ -298,7 +348,15 @@ def dataset_check(check: dataset_check_module.DatasetCheck) -> None:
 
 def unsure_threshold() -> float:
     """The confidence below which the CSV's ``unsure`` column says yes, with its explanation."""
-    threshold = settings.slider("“unsure” below this confidence", 0.0, 1.0, key="trainer_unsure",
-                                default=UNSURE_THRESHOLD, url="unsure", step=0.05, format="%.2f")
+    threshold = settings.slider(
+        "“unsure” below this confidence",
+        0.0,
+        1.0,
+        key="trainer_unsure",
+        default=UNSURE_THRESHOLD,
+        url="unsure",
+        step=0.05,
+        format="%.2f",
+    )
     st.caption(UNSURE_EXPLANATION.format(threshold=threshold))
     return float(threshold)

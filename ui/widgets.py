@@ -1,4 +1,5 @@
 """Widgets every page shares: the image picker and image display with alt text."""
+
 from __future__ import annotations
 
 from typing import Literal
@@ -18,7 +19,9 @@ def _samples() -> dict[str, np.ndarray]:
     return sample_images()
 
 
-def image_picker(key: str, *, label: str = "Image", default: str | None = None, query_param: str | None = "image") -> tuple[str, np.ndarray]:
+def image_picker(
+    key: str, *, label: str = "Image", default: str | None = None, query_param: str | None = "image"
+) -> tuple[str, np.ndarray]:
     """Let the visitor choose a sample, one of their earlier images, an upload or a photo.
 
     Returns ``(name, rgb_uint8_array)``. Uploads go through :func:`cnnviz.images.load_image`;
@@ -44,8 +47,14 @@ def image_picker(key: str, *, label: str = "Image", default: str | None = None, 
     wanted = st.session_state.pop(f"{key}_select_next", None)
     if wanted in options:
         st.session_state[choice_key] = wanted  # the picture just uploaded
-    name = settings.selectbox(label, options, key=choice_key, default=default if default in options else options[0],
-                              url=query_param, shareable=lambda n: n in samples)
+    name = settings.selectbox(
+        label,
+        options,
+        key=choice_key,
+        default=default if default in options else options[0],
+        url=query_param,
+        shareable=lambda n: n in samples,
+    )
     image = visitor_images().get(name)
     return name, (image if image is not None else samples[name])
 
@@ -67,6 +76,8 @@ def _take_new_image(uploaded, key: str) -> None:
     st.rerun()
 
 
-def show_image(image: np.ndarray, *, alt: str, caption: str | None = None, width: int | Literal["stretch", "content"] = "stretch") -> None:
+def show_image(
+    image: np.ndarray, *, alt: str, caption: str | None = None, width: int | Literal["stretch", "content"] = "stretch"
+) -> None:
     """``st.image`` that always carries alt text (screen readers, projector captions)."""
     st.image(image, caption=caption, alt=alt, width=width, clamp=image.dtype != np.uint8)

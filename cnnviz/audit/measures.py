@@ -15,6 +15,7 @@ Why several scores: a network trained with softmax is often *confidently* wrong 
 images unlike its training data, so confidence alone is not a safety net; distances in
 feature space frequently separate such probes better. A seminar should see both.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -219,11 +220,13 @@ def auroc(negative_scores: ArrayLike, positive_scores: ArrayLike) -> float:
     if len(neg) == 0 or len(pos) == 0:
         return float("nan")
     ranks = _midranks(np.concatenate([neg, pos]))
-    u = ranks[len(neg):].sum() - len(pos) * (len(pos) + 1) / 2.0
+    u = ranks[len(neg) :].sum() - len(pos) * (len(pos) + 1) / 2.0
     return float(u / (len(neg) * len(pos)))
 
 
-def coverage_accuracy(confidence: ArrayLike, correct: ArrayLike, thresholds: ArrayLike | None = None) -> dict[str, np.ndarray]:
+def coverage_accuracy(
+    confidence: ArrayLike, correct: ArrayLike, thresholds: ArrayLike | None = None
+) -> dict[str, np.ndarray]:
     """For each abstain threshold ``t``: the model answers only when ``confidence >= t``.
 
     Returns ``{"threshold", "coverage", "accuracy"}`` arrays: coverage is the share of
@@ -279,9 +282,13 @@ def reliability_bins(confidence: ArrayLike, correct: ArrayLike, n_bins: int = 10
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_conf = np.bincount(index, weights=conf, minlength=n_bins) / count
         accuracy = np.bincount(index, weights=ok, minlength=n_bins) / count
-    return {"lower": edges[:-1], "upper": edges[1:], "count": count,
-            "confidence": np.where(count > 0, mean_conf, np.nan),
-            "accuracy": np.where(count > 0, accuracy, np.nan)}
+    return {
+        "lower": edges[:-1],
+        "upper": edges[1:],
+        "count": count,
+        "confidence": np.where(count > 0, mean_conf, np.nan),
+        "accuracy": np.where(count > 0, accuracy, np.nan),
+    }
 
 
 def expected_calibration_error(confidence: ArrayLike, correct: ArrayLike, n_bins: int = 10) -> float:
@@ -361,8 +368,13 @@ def evaluate(
         labels = data.get("labels")
         correct = None if labels is None else (np.asarray(labels) == top)
         scores[name] = {
-            "top_class": top, "confidence": conf, "entropy": entropy(probs) if len(probs) else np.zeros(0),
-            "knn": knn, "mahalanobis": maha, "abstained": conf < threshold, "correct": correct,
+            "top_class": top,
+            "confidence": conf,
+            "entropy": entropy(probs) if len(probs) else np.zeros(0),
+            "knn": knn,
+            "mahalanobis": maha,
+            "abstained": conf < threshold,
+            "correct": correct,
         }
 
     def ood(s: dict) -> dict[str, np.ndarray]:
@@ -376,7 +388,8 @@ def evaluate(
         "scores": scores,
         "auroc": {
             name: {score: auroc(ref_ood[score], values) for score, values in ood(s).items()}
-            for name, s in scores.items() if name != reference
+            for name, s in scores.items()
+            if name != reference
         },
         "caught": {name: share_abstained(s["confidence"], threshold) for name, s in scores.items()},
     }

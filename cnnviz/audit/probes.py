@@ -11,6 +11,7 @@ the style changes?".
 
 Pure numpy + OpenCV; never imports TensorFlow.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -122,7 +123,7 @@ def rothko(size: Size = (224, 224), seed: int = 0) -> np.ndarray:
         mask = np.zeros((height, width), dtype=np.float32)
         top = round(margin_y + i * band + band * 0.05)
         bottom = round(margin_y + (i + 1) * band - band * 0.05)
-        mask[top:bottom, round(margin_x):round(width - margin_x)] = 1.0
+        mask[top:bottom, round(margin_x) : round(width - margin_x)] = 1.0
         sigma = max(1.0, min(height, width) * 0.03)
         blurred = cv2.GaussianBlur(mask, (0, 0), sigma)[:, :, None]
         colour = rng.integers(20, 256, 3).astype(np.float32)
@@ -153,8 +154,17 @@ def kandinsky(size: Size = (224, 224), seed: int = 0) -> np.ndarray:
     for _ in range(rng.integers(2, 5)):
         axes = (max(1, int(rng.uniform(0.1, 0.35) * scale)), max(1, int(rng.uniform(0.1, 0.35) * scale)))
         start = float(rng.uniform(0, 360))
-        cv2.ellipse(image, point(), axes, 0, start, start + float(rng.uniform(60, 200)), colour(),
-                    _line_width(size, 0.012), cv2.LINE_AA)
+        cv2.ellipse(
+            image,
+            point(),
+            axes,
+            0,
+            start,
+            start + float(rng.uniform(60, 200)),
+            colour(),
+            _line_width(size, 0.012),
+            cv2.LINE_AA,
+        )
     return image
 
 
@@ -213,8 +223,16 @@ def text(size: Size = (224, 224), seed: int = 0) -> np.ndarray:
     y = line_height
     while y < height:
         words = " ".join(rng.choice(_WORDS, 8))
-        cv2.putText(image, words, (max(1, width // 20), y), cv2.FONT_HERSHEY_SIMPLEX, font_scale,
-                    (15, 15, 15), thickness, cv2.LINE_AA)
+        cv2.putText(
+            image,
+            words,
+            (max(1, width // 20), y),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            font_scale,
+            (15, 15, 15),
+            thickness,
+            cv2.LINE_AA,
+        )
         y += line_height
     return image
 
@@ -263,7 +281,9 @@ GENERATORS: dict[str, Callable[..., np.ndarray]] = {
 }
 
 
-def probe_set(kinds: list[str] | tuple[str, ...], count: int, *, size: Size = (224, 224), seed: int = 0) -> dict[str, np.ndarray]:
+def probe_set(
+    kinds: list[str] | tuple[str, ...], count: int, *, size: Size = (224, 224), seed: int = 0
+) -> dict[str, np.ndarray]:
     """``count`` generated images cycling through ``kinds`` (names in :data:`GENERATORS`).
 
     Returns ``{"Mondrian grid #0": image, ...}``; image ``i`` uses seed ``seed + i``,
@@ -296,8 +316,14 @@ def rotate(image: np.ndarray, degrees: float = 90.0) -> np.ndarray:
     if degrees % 360 == 0:
         return image.copy()
     matrix = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
-    return cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=(255, 255, 255))
+    return cv2.warpAffine(
+        image,
+        matrix,
+        (width, height),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(255, 255, 255),
+    )
 
 
 def flip(image: np.ndarray, horizontal: bool = True) -> np.ndarray:
@@ -311,7 +337,7 @@ def zoom(image: np.ndarray, factor: float = 2.0) -> np.ndarray:
     factor = max(1.0, float(factor))
     crop_h, crop_w = max(1, round(height / factor)), max(1, round(width / factor))
     top, left = (height - crop_h) // 2, (width - crop_w) // 2
-    crop = image[top:top + crop_h, left:left + crop_w]
+    crop = image[top : top + crop_h, left : left + crop_w]
     return cv2.resize(crop, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
@@ -332,7 +358,9 @@ def add_noise(image: np.ndarray, std: float = 25.0, seed: int = 0) -> np.ndarray
 def jpeg(image: np.ndarray, quality: int = 10) -> np.ndarray:
     """Encode as JPEG at ``quality`` (1–100) and decode again: blocky compression artefacts."""
     quality = int(np.clip(quality, 1, 100))
-    ok, data = cv2.imencode(".jpg", cv2.cvtColor(_as_rgb(image), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    ok, data = cv2.imencode(
+        ".jpg", cv2.cvtColor(_as_rgb(image), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]
+    )
     if not ok:  # pragma: no cover - OpenCV always encodes a valid uint8 array
         raise ValueError("JPEG encoding failed.")
     decoded = cv2.imdecode(data, cv2.IMREAD_COLOR)
@@ -356,7 +384,7 @@ def occlude(image: np.ndarray, fraction: float = 0.3, centre: tuple[float, float
     cy, cx = round(centre[0] * height), round(centre[1] * width)
     top, left = max(0, cy - side // 2), max(0, cx - side // 2)
     out = image.copy()
-    out[top:top + side, left:left + side] = 128
+    out[top : top + side, left : left + side] = 128
     return out
 
 

@@ -19,6 +19,7 @@ An audit ``run`` is a plain dict:
 
 Never imports TensorFlow.
 """
+
 from __future__ import annotations
 
 import base64
@@ -36,7 +37,17 @@ from cnnviz.images import thumbnail
 if TYPE_CHECKING:
     import altair as alt
 
-__all__ = ["DISCUSSION_PROMPTS", "with_threshold", "best_separating_scores", "results_table", "to_csv", "to_html", "chart_svg", "png_data_uri", "most_confident_failures"]
+__all__ = [
+    "DISCUSSION_PROMPTS",
+    "with_threshold",
+    "best_separating_scores",
+    "results_table",
+    "to_csv",
+    "to_html",
+    "chart_svg",
+    "png_data_uri",
+    "most_confident_failures",
+]
 
 #: Closing questions for a seminar (shown at the end of every report).
 DISCUSSION_PROMPTS = (
@@ -61,8 +72,9 @@ def with_threshold(run: dict, threshold: float) -> dict:
     if evaluation["threshold"] != float(threshold):
         from cnnviz.audit import measures  # pure numpy
 
-        run["evaluation"] = measures.evaluate(run["sets"], evaluation["reference"], threshold=threshold,
-                                              k=evaluation["k"])
+        run["evaluation"] = measures.evaluate(
+            run["sets"], evaluation["reference"], threshold=threshold, k=evaluation["k"]
+        )
         run.setdefault("settings", {})["abstain threshold"] = threshold
     return run
 
@@ -94,19 +106,25 @@ def results_table(run: Mapping) -> pd.DataFrame:
         s = evaluation["scores"][set_name]
         probs = np.asarray(data["probs"], dtype=float)
         labels = data.get("labels")
-        frame = pd.DataFrame({
-            "set": set_name,
-            "role": "reference" if set_name == evaluation["reference"] else "probe",
-            "file": list(data["files"]),
-            "true_class": [names[int(i)] for i in labels] if labels is not None else [""] * len(probs),
-            "top_class": [names[int(i)] for i in s["top_class"]],
-            "confidence": s["confidence"],
-            "entropy": s["entropy"],
-            "knn_distance": s["knn"],
-            "mahalanobis": s["mahalanobis"],
-            "abstained": s["abstained"].astype(bool),
-        })
-        scores = pd.DataFrame(probs, columns=[f"score: {n}" for n in names]) if len(probs) else pd.DataFrame(columns=[f"score: {n}" for n in names])
+        frame = pd.DataFrame(
+            {
+                "set": set_name,
+                "role": "reference" if set_name == evaluation["reference"] else "probe",
+                "file": list(data["files"]),
+                "true_class": [names[int(i)] for i in labels] if labels is not None else [""] * len(probs),
+                "top_class": [names[int(i)] for i in s["top_class"]],
+                "confidence": s["confidence"],
+                "entropy": s["entropy"],
+                "knn_distance": s["knn"],
+                "mahalanobis": s["mahalanobis"],
+                "abstained": s["abstained"].astype(bool),
+            }
+        )
+        scores = (
+            pd.DataFrame(probs, columns=[f"score: {n}" for n in names])
+            if len(probs)
+            else pd.DataFrame(columns=[f"score: {n}" for n in names])
+        )
         frames.append(pd.concat([frame, scores], axis=1))
     return pd.concat(frames, ignore_index=True)
 
@@ -131,13 +149,26 @@ def to_csv(run: Mapping) -> bytes:
         files = [str(f) for f in data["files"]]
         folders = [f.rsplit("/", 1)[0] if "/" in f else "" for f in files]
         shared = prediction_rows(
-            [f.rsplit("/", 1)[-1] for f in files], np.asarray(data["probs"], dtype=float).reshape(len(files), len(names)),
-            names, folders=folders, true_classes=None if labels is None else [names[int(i)] for i in labels],
-            threshold=float(evaluation["threshold"]), decimals=None)
+            [f.rsplit("/", 1)[-1] for f in files],
+            np.asarray(data["probs"], dtype=float).reshape(len(files), len(names)),
+            names,
+            folders=folders,
+            true_classes=None if labels is None else [names[int(i)] for i in labels],
+            threshold=float(evaluation["threshold"]),
+            decimals=None,
+        )
         role = "reference" if set_name == evaluation["reference"] else "probe"
         for i, row in enumerate(shared):
-            rows.append({"set": set_name, "role": role, **row, "entropy": float(s["entropy"][i]),
-                         "knn_distance": float(s["knn"][i]), "mahalanobis": float(s["mahalanobis"][i])})
+            rows.append(
+                {
+                    "set": set_name,
+                    "role": role,
+                    **row,
+                    "entropy": float(s["entropy"][i]),
+                    "knn_distance": float(s["knn"][i]),
+                    "mahalanobis": float(s["mahalanobis"][i]),
+                }
+            )
     return rows_to_csv(rows).encode("utf-8")
 
 
@@ -216,11 +247,16 @@ def to_html(
         f"<h1>{_e(title)}</h1>",
         f"<p>Made with cnnviz on {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC. "
         f"Reference set: <b>{_e(evaluation['reference'])}</b>; probe sets: "
-        + (", ".join(f"<b>{_e(s)}</b>" for s in sets if s != evaluation["reference"]) or "none") + ".</p>",
-        "<h2>Model card</h2>", _key_values({k: v for k, v in card.items() if k != "classes" and v not in ("", None)}),
-        f"<p>Classes ({len(run['class_names'])}): " + _e(", ".join(map(str, run["class_names"][:60])))
-        + (" …" if len(run["class_names"]) > 60 else "") + "</p>",
-        "<h2>Settings</h2>", _key_values(run.get("settings") or {}),
+        + (", ".join(f"<b>{_e(s)}</b>" for s in sets if s != evaluation["reference"]) or "none")
+        + ".</p>",
+        "<h2>Model card</h2>",
+        _key_values({k: v for k, v in card.items() if k != "classes" and v not in ("", None)}),
+        f"<p>Classes ({len(run['class_names'])}): "
+        + _e(", ".join(map(str, run["class_names"][:60])))
+        + (" …" if len(run["class_names"]) > 60 else "")
+        + "</p>",
+        "<h2>Settings</h2>",
+        _key_values(run.get("settings") or {}),
         "<h2>Numbers</h2>",
         _sets_table(table, evaluation, sets),
         "<h3>Telling probes from references (AUROC)</h3>",
@@ -244,11 +280,15 @@ def to_html(
             parts.append(f'<div class="chart"><img src="{uri}" alt="{_e(heading)}"></div>')
         parts.append(f"<p>{_e(sentence)}</p>")
     if gallery:
-        parts.append("<h2>Most confident wrong or out-of-scope answers (with Grad-CAM)</h2>"
-                     "<p>Each pair: the image, then where the evidence for its label was found.</p><div class=\"grid\">")
+        parts.append(
+            "<h2>Most confident wrong or out-of-scope answers (with Grad-CAM)</h2>"
+            '<p>Each pair: the image, then where the evidence for its label was found.</p><div class="grid">'
+        )
         for item in gallery:
-            caption = (f"{_e(item['set'])} / {_e(item['file'])}<br>→ <b>{_e(item['top_class'])}</b> "
-                       f"{float(item['confidence']):.0%} ({_e(item.get('failure', ''))})")
+            caption = (
+                f"{_e(item['set'])} / {_e(item['file'])}<br>→ <b>{_e(item['top_class'])}</b> "
+                f"{float(item['confidence']):.0%} ({_e(item.get('failure', ''))})"
+            )
             parts.append(f'<figure class="pair"><img src="{png_data_uri(item["image"])}" alt="{_e(item["file"])}">')
             if item.get("heatmap") is not None:
                 parts.append(f'<img src="{png_data_uri(item["heatmap"])}" alt="Grad-CAM of {_e(item["file"])}">')
@@ -259,7 +299,7 @@ def to_html(
         for set_name in sets:
             images = thumbnails.get(set_name) or []
             rows = table[table["set"] == set_name].reset_index(drop=True)
-            parts.append(f"<h3>{_e(set_name)}</h3><div class=\"grid\">")
+            parts.append(f'<h3>{_e(set_name)}</h3><div class="grid">')
             for i, image in enumerate(images[: len(rows)]):
                 row = rows.iloc[i]
                 flag = " · abstained" if row["abstained"] else ""
@@ -281,8 +321,10 @@ def _key_values(values: Mapping) -> str:
 
 
 def _sets_table(table: pd.DataFrame, evaluation: Mapping, sets: Sequence[str]) -> str:
-    head = ("<table><tr><th>Set</th><th>Role</th><th>Images</th><th>Mean confidence</th><th>Mean entropy</th>"
-            "<th>Mean kNN distance</th><th>Share abstained</th><th>Most frequent top class</th></tr>")
+    head = (
+        "<table><tr><th>Set</th><th>Role</th><th>Images</th><th>Mean confidence</th><th>Mean entropy</th>"
+        "<th>Mean kNN distance</th><th>Share abstained</th><th>Most frequent top class</th></tr>"
+    )
     rows = []
     for name in sets:
         part = table[table["set"] == name]

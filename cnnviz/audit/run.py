@@ -10,6 +10,7 @@ the shipped bases), the features come from LiteRT and only the final Dense layer
 Conventions as in :mod:`cnnviz.model.features`: images ``(H, W, 3)`` RGB ``uint8`` of any size,
 models take raw 0–255 pixels and output probabilities.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Sequence
@@ -23,7 +24,6 @@ from cnnviz.model import features as _features
 from cnnviz.model import registry
 
 __all__ = ["embedding_output", "predict_with_features", "grad_cams"]
-
 
 
 def embedding_output(model: keras.Model) -> Any:
@@ -70,7 +70,7 @@ def predict_with_features(
     n_classes = int(model.outputs[0].shape[-1])
     probs, feats = [], []
     for start in range(0, len(images), batch_size):
-        batch = np.concatenate([registry.prepare(img, model) for img in images[start:start + batch_size]])
+        batch = np.concatenate([registry.prepare(img, model) for img in images[start : start + batch_size]])
         f, p = fast(batch) if fast is not None else run(tf.constant(batch))
         feats.append(np.asarray(f, dtype=np.float32))
         probs.append(np.asarray(p, dtype=np.float32))
@@ -96,8 +96,8 @@ def grad_cams(
     maps: list[np.ndarray] = []
     step = 16
     for start in range(0, len(images), step):
-        chunk = list(images[start:start + step])
-        indices = None if class_indices is None else list(class_indices[start:start + step])
+        chunk = list(images[start : start + step])
+        indices = None if class_indices is None else list(class_indices[start : start + step])
         maps += _features.grad_cams(model, chunk, indices, batch_size=step)
         if progress is not None:
             progress(len(maps), len(images))
@@ -133,25 +133,38 @@ def run_audit(
     done = 0
     sets: dict[str, dict] = {}
     for name, data in image_sets.items():
+
         def step(n: int, _total: int, name: str = name, start: int = done) -> None:
             say(0.7 * (start + n) / total, f"Running the model on “{name}” ({n} of {_total} images)")
 
         probs, feats = predict_with_features(model, data["images"], progress=step)
         done += len(data["images"])
         labels = data.get("labels")
-        sets[name] = {"files": list(data["files"]), "probs": probs, "features": feats,
-                      "labels": None if labels is None else np.asarray(labels, dtype=np.int64)}
+        sets[name] = {
+            "files": list(data["files"]),
+            "probs": probs,
+            "features": feats,
+            "labels": None if labels is None else np.asarray(labels, dtype=np.int64),
+        }
     say(0.72, "Measuring confidence, entropy and distances to the reference set")
     evaluation = audit.evaluate(sets, reference, threshold=threshold, k=k)
-    run = {"card": dict(card), "class_names": list(class_names), "sets": sets, "evaluation": evaluation,
-           "settings": dict(settings or {})}
+    run = {
+        "card": dict(card),
+        "class_names": list(class_names),
+        "sets": sets,
+        "evaluation": evaluation,
+        "settings": dict(settings or {}),
+    }
     table = report.results_table(run)
     cams: dict[tuple[str, int], np.ndarray] = {}
     if gradcam_all:
         every = [(name, i) for name, data in image_sets.items() for i in range(len(data["images"]))]
-        maps = grad_cams(model, [image_sets[n]["images"][i] for n, i in every],
-                         [int(evaluation["scores"][n]["top_class"][i]) for n, i in every],
-                         progress=lambda n, total: say(0.75 + 0.2 * n / total, f"Grad-CAM {n} of {total}"))
+        maps = grad_cams(
+            model,
+            [image_sets[n]["images"][i] for n, i in every],
+            [int(evaluation["scores"][n]["top_class"][i]) for n, i in every],
+            progress=lambda n, total: say(0.75 + 0.2 * n / total, f"Grad-CAM {n} of {total}"),
+        )
         cams = dict(zip(every, maps))
     failures = report.most_confident_failures(table, gallery_size)
     index_in_set = table.groupby("set").cumcount()
@@ -159,22 +172,32 @@ def run_audit(
     missing = [(row["set"], i) for row, i in picked if (row["set"], i) not in cams]
     if missing:
         say(0.95, f"Grad-CAM for the {len(missing)} images of the gallery")
-        maps = grad_cams(model, [image_sets[n]["images"][i] for n, i in missing],
-                         [int(evaluation["scores"][n]["top_class"][i]) for n, i in missing])
+        maps = grad_cams(
+            model,
+            [image_sets[n]["images"][i] for n, i in missing],
+            [int(evaluation["scores"][n]["top_class"][i]) for n, i in missing],
+        )
         cams.update(zip(missing, maps))
     gallery = []
     for row, i in picked:
         image, cam = image_sets[row["set"]]["images"][i], cams[(row["set"], i)]
-        gallery.append({**row.to_dict(), "image": image, "cam": cam,
-                        "heatmap": _features.overlay(image, cam, alpha=0.5, cmap="magma", normalise=False)})
+        gallery.append(
+            {
+                **row.to_dict(),
+                "image": image,
+                "cam": cam,
+                "heatmap": _features.overlay(image, cam, alpha=0.5, cmap="magma", normalise=False),
+            }
+        )
     say(1.0, "Done")
     run["gallery"] = gallery
     run["cams"] = cams if gradcam_all else {}
     return run
 
 
-def transformation_effect(model: keras.Model, image: np.ndarray, class_names: Sequence[str],
-                          names: Sequence[str] | None = None) -> tuple[list[dict], dict[str, np.ndarray]]:
+def transformation_effect(
+    model: keras.Model, image: np.ndarray, class_names: Sequence[str], names: Sequence[str] | None = None
+) -> tuple[list[dict], dict[str, np.ndarray]]:
     """Predict one image under every style transformation of :mod:`cnnviz.audit.probes`.
 
     Returns ``(rows, images)``: per transformation its ``top_class``, ``confidence``,
@@ -191,6 +214,13 @@ def transformation_effect(model: keras.Model, image: np.ndarray, class_names: Se
     rows = []
     for (name, _img), p in zip(images.items(), probs):
         top = int(p.argmax())
-        rows.append({"transformation": name, "top_class": class_names[top], "confidence": float(p[top]),
-                     "original_class_confidence": float(p[original]), "changed": top != original})
+        rows.append(
+            {
+                "transformation": name,
+                "top_class": class_names[top],
+                "confidence": float(p[top]),
+                "original_class_confidence": float(p[original]),
+                "changed": top != original,
+            }
+        )
     return rows, images

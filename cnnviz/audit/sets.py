@@ -26,6 +26,7 @@ images, if these were the training images, inflate confidence.
 
 Never imports TensorFlow.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -41,12 +42,46 @@ from cnnviz.text import ClassNameError, clean_class_name
 from cnnviz.train.demo_data import DEMO_CLASSES, demo_dataset
 from cnnviz.zips import ZipError, ZipImage, iter_zip_images, plan_zip, read_image_zip
 
-__all__ = ["MAX_SET_IMAGES", "MIN_SIDE", "MAX_SIDE", "set_side", "read_set_zip",
-           "ImageSet", "ReferenceSet", "class_index", "reference_set_from_zip", "labelled_image_set",
-           "SHAPES", "GENERATED", "SAMPLES", "TRAINER", "UPLOAD", "ZIP", "CAMERA", "SOURCE_TITLES", "sources",
-           "SetDefaults", "REFERENCE_DEFAULTS", "MAX_PROBE_SETS", "probe_defaults", "GENERATED_COUNT", "SHAPES_PER_CLASS",
-           "with_true_classes", "generated_set", "shapes_set", "samples_set", "uploaded_set", "zip_set", "camera_set",
-           "trainer_set", "set_name", "audit_sets", "fingerprint", "run_settings", "set_thumbnails"]
+__all__ = [
+    "MAX_SET_IMAGES",
+    "MIN_SIDE",
+    "MAX_SIDE",
+    "set_side",
+    "read_set_zip",
+    "ImageSet",
+    "ReferenceSet",
+    "class_index",
+    "reference_set_from_zip",
+    "labelled_image_set",
+    "SHAPES",
+    "GENERATED",
+    "SAMPLES",
+    "TRAINER",
+    "UPLOAD",
+    "ZIP",
+    "CAMERA",
+    "SOURCE_TITLES",
+    "sources",
+    "SetDefaults",
+    "REFERENCE_DEFAULTS",
+    "MAX_PROBE_SETS",
+    "probe_defaults",
+    "GENERATED_COUNT",
+    "SHAPES_PER_CLASS",
+    "with_true_classes",
+    "generated_set",
+    "shapes_set",
+    "samples_set",
+    "uploaded_set",
+    "zip_set",
+    "camera_set",
+    "trainer_set",
+    "set_name",
+    "audit_sets",
+    "fingerprint",
+    "run_settings",
+    "set_thumbnails",
+]
 
 #: Images per set: an audit of a seminar's sample, not of a whole archive.
 MAX_SET_IMAGES = 500
@@ -63,8 +98,9 @@ def set_side(card: Mapping[str, Any]) -> int:
     return max(MIN_SIDE, min(MAX_SIDE, max(sides, default=MIN_SIDE)))
 
 
-def read_set_zip(data: bytes, *, zip_name: str = "The zip", side: int = MIN_SIDE,
-                 max_images: int = MAX_SET_IMAGES) -> tuple[list[ZipImage], list[str]]:
+def read_set_zip(
+    data: bytes, *, zip_name: str = "The zip", side: int = MIN_SIDE, max_images: int = MAX_SET_IMAGES
+) -> tuple[list[ZipImage], list[str]]:
     """The images of a probe or reference zip, ``(items, skipped)``.
 
     ``items``: at most ``max_images`` :class:`cnnviz.zips.ZipImage` (class folders first, then
@@ -121,8 +157,9 @@ class ReferenceSet(ImageSet):
     part: str = "all"
 
 
-def labelled_image_set(files: Sequence[str], images: Sequence[np.ndarray], folders: Sequence[str | None],
-                       class_names: Sequence[str]) -> tuple[list[str], list[np.ndarray], np.ndarray | None, int]:
+def labelled_image_set(
+    files: Sequence[str], images: Sequence[np.ndarray], folders: Sequence[str | None], class_names: Sequence[str]
+) -> tuple[list[str], list[np.ndarray], np.ndarray | None, int]:
     """Keep the images whose folder names a class: ``(files, images, labels, n_left_out)``.
 
     When no folder names a class, every image is kept unlabelled (``labels`` is ``None``,
@@ -132,12 +169,22 @@ def labelled_image_set(files: Sequence[str], images: Sequence[np.ndarray], folde
     known = [i for i, k in enumerate(idx) if k is not None]
     if not known:
         return list(files), list(images), None, 0
-    return ([files[i] for i in known], [images[i] for i in known],
-            np.array([idx[i] for i in known], dtype=np.int64), len(files) - len(known))
+    return (
+        [files[i] for i in known],
+        [images[i] for i in known],
+        np.array([idx[i] for i in known], dtype=np.int64),
+        len(files) - len(known),
+    )
 
 
-def reference_set_from_zip(data: bytes, class_names: Sequence[str], *, zip_name: str = "The zip",
-                           max_side: int | None = MIN_SIDE, max_images: int | None = MAX_SET_IMAGES) -> ReferenceSet:
+def reference_set_from_zip(
+    data: bytes,
+    class_names: Sequence[str],
+    *,
+    zip_name: str = "The zip",
+    max_side: int | None = MIN_SIDE,
+    max_images: int | None = MAX_SET_IMAGES,
+) -> ReferenceSet:
     """The reference set a zip gives (see the module docstring). Raises :class:`cnnviz.zips.ZipError`.
 
     ``max_images`` caps the images decoded (a page's memory budget); the sentences say so.
@@ -152,37 +199,57 @@ def reference_set_from_zip(data: bytes, class_names: Sequence[str], *, zip_name:
         sentences.append(
             f"{zip_name} has the lesson's layout: its {n_testing} testing/ images are the reference set. "
             f"The {n_training} training/ images were left out: a model is more confident on the pictures it "
-            "was trained on, so they would make it look surer and more accurate than it is on new images.")
+            "was trained on, so they would make it look surer and more accurate than it is on new images."
+        )
     elif plan.layout == "lesson":
         part = "training"
         sentences.append(
             f"{zip_name} has no testing/ images, so its training/ images are the reference set. If the model was "
-            "trained on them, its confidence and accuracy here are higher than on new images.")
+            "trained on them, its confidence and accuracy here are higher than on new images."
+        )
     else:
         part = "all"
-        sentences.append(f"{zip_name} has no training/ and testing/ folders; all its images are the reference set. "
-                         "If the model was trained on them, its confidence here is higher than on new images.")
+        sentences.append(
+            f"{zip_name} has no training/ and testing/ folders; all its images are the reference set. "
+            "If the model was trained on them, its confidence here is higher than on new images."
+        )
     if max_images is not None and len(plan.entries) > max_images:
         sentences.append(f"Only the first {max_images} of its {len(plan.entries)} images were used.")
         plan.entries = plan.entries[:max_images]
     items = list(iter_zip_images(data, plan, max_side=max_side))
     files, images, labels, left_out = labelled_image_set(
-        [i.path for i in items], [i.image for i in items], [i.label for i in items], class_names)
+        [i.path for i in items], [i.image for i in items], [i.label for i in items], class_names
+    )
     if labels is None:
-        sentences.append("No folder is named after one of the model's classes, so the true classes are unknown: "
-                         "accuracy and calibration cannot be measured, only confidence and distances.")
+        sentences.append(
+            "No folder is named after one of the model's classes, so the true classes are unknown: "
+            "accuracy and calibration cannot be measured, only confidence and distances."
+        )
     else:
-        sentences.append(f"The true class of each image is its folder name: accuracy, per-class accuracy and "
-                         f"calibration are measured on {len(files)} images.")
+        sentences.append(
+            f"The true class of each image is its folder name: accuracy, per-class accuracy and "
+            f"calibration are measured on {len(files)} images."
+        )
         if left_out:
-            sentences.append(f"{left_out} image(s) are not in a folder named after one of the model's classes "
-                             "and were left out of the reference set.")
-    return ReferenceSet(files=files, images=images, labels=labels, part=part, sentences=sentences,
-                        skipped=list(plan.skipped))
+            sentences.append(
+                f"{left_out} image(s) are not in a folder named after one of the model's classes "
+                "and were left out of the reference set."
+            )
+    return ReferenceSet(
+        files=files, images=images, labels=labels, part=part, sentences=sentences, skipped=list(plan.skipped)
+    )
 
 
 # --------------------------------------------------------------------------- sources
-SHAPES, GENERATED, SAMPLES, TRAINER, UPLOAD, ZIP, CAMERA = "shapes", "generated", "samples", "trainer", "upload", "zip", "camera"
+SHAPES, GENERATED, SAMPLES, TRAINER, UPLOAD, ZIP, CAMERA = (
+    "shapes",
+    "generated",
+    "samples",
+    "trainer",
+    "upload",
+    "zip",
+    "camera",
+)
 #: What the visitor reads for each source (the URL holds the short id).
 SOURCE_TITLES = {
     SHAPES: "Generated shapes (squares, triangles, circles)",
@@ -235,8 +302,9 @@ def probe_defaults(i: int) -> SetDefaults:
     return SetDefaults(f"Probe set {i + 1}", NOT_PICTURES, seed=100 * (i + 1))
 
 
-def with_true_classes(files: Sequence[str], images: Sequence[np.ndarray], names: Sequence[str | None],
-                      class_names: Sequence[str]) -> ImageSet:
+def with_true_classes(
+    files: Sequence[str], images: Sequence[np.ndarray], names: Sequence[str | None], class_names: Sequence[str]
+) -> ImageSet:
     """A set whose true classes are ``names`` (folders, kinds) matched to the model's classes ignoring case.
 
     Accuracy and calibration only mean something when every image's true class is one of the
@@ -246,14 +314,17 @@ def with_true_classes(files: Sequence[str], images: Sequence[np.ndarray], names:
     known = sum(i is not None for i in idx)
     sentences = []
     if 0 < known < len(idx):
-        sentences.append(f"{known} of these {len(idx)} images are of one of the model's classes and the others are "
-                         "not, so this set has no true classes: accuracy cannot be measured on it.")
+        sentences.append(
+            f"{known} of these {len(idx)} images are of one of the model's classes and the others are "
+            "not, so this set has no true classes: accuracy cannot be measured on it."
+        )
     labels = np.array(idx, dtype=np.int64) if idx and known == len(idx) else None
     return ImageSet(list(files), list(images), labels, sentences)
 
 
-def generated_set(kinds: Sequence[str], count: int, *, seed: int, class_names: Sequence[str],
-                  size: tuple[int, int] = (224, 224)) -> ImageSet:
+def generated_set(
+    kinds: Sequence[str], count: int, *, seed: int, class_names: Sequence[str], size: tuple[int, int] = (224, 224)
+) -> ImageSet:
     """``count`` pictures from :data:`cnnviz.audit.probes.GENERATORS`, cycling through ``kinds``.
 
     Same kinds, count and seed, same pictures. A kind named like a class of the model is that
@@ -285,13 +356,19 @@ def camera_set(photos: Sequence[np.ndarray]) -> ImageSet:
     """Photos taken for this set ("photo 1", …), true classes unknown."""
     if not photos:
         return ImageSet(sentences=["Take a photo to add it to this set."])
-    return ImageSet([f"photo {i + 1}" for i in range(len(photos))], list(photos),
-                    sentences=[f"{len(photos)} photos in this set."])
+    return ImageSet(
+        [f"photo {i + 1}" for i in range(len(photos))], list(photos), sentences=[f"{len(photos)} photos in this set."]
+    )
 
 
-def uploaded_set(named: Sequence[tuple[str, np.ndarray]], class_names: Sequence[str], *,
-                 problems: Sequence[str] = (), offered: int | None = None,
-                 max_images: int = MAX_SET_IMAGES) -> ImageSet:
+def uploaded_set(
+    named: Sequence[tuple[str, np.ndarray]],
+    class_names: Sequence[str],
+    *,
+    problems: Sequence[str] = (),
+    offered: int | None = None,
+    max_images: int = MAX_SET_IMAGES,
+) -> ImageSet:
     """Uploaded ``(file name, image)`` pairs; a folder upload's folder names are the true classes.
 
     ``problems``: one sentence per file that could not be read (kept as ``skipped``).
@@ -302,17 +379,26 @@ def uploaded_set(named: Sequence[tuple[str, np.ndarray]], class_names: Sequence[
     offered = len(named) + len(problems) if offered is None else offered
     used = named[:max_images]
     files = [n for n, _ in used]
-    found = with_true_classes(files, [im for _, im in used], [PurePosixPath(f).parent.name or None for f in files],
-                              class_names)
+    found = with_true_classes(
+        files, [im for _, im in used], [PurePosixPath(f).parent.name or None for f in files], class_names
+    )
     if offered > len(used) + len(problems):
-        found.sentences.append(f"Only {len(used)} of the {offered} files are used: a set holds at most "
-                               f"{max_images} images.")
+        found.sentences.append(
+            f"Only {len(used)} of the {offered} files are used: a set holds at most {max_images} images."
+        )
     found.skipped = list(problems)
     return found
 
 
-def zip_set(data: bytes, class_names: Sequence[str], *, zip_name: str = "The zip", side: int = MIN_SIDE,
-            reference: bool = False, max_images: int = MAX_SET_IMAGES) -> ImageSet:
+def zip_set(
+    data: bytes,
+    class_names: Sequence[str],
+    *,
+    zip_name: str = "The zip",
+    side: int = MIN_SIDE,
+    reference: bool = False,
+    max_images: int = MAX_SET_IMAGES,
+) -> ImageSet:
     """The images of a zip: class folders give the true classes. Raises :class:`cnnviz.zips.ZipError`.
 
     As a reference set, a zip in the lesson's layout (``training/`` + ``testing/``) gives its
@@ -320,17 +406,20 @@ def zip_set(data: bytes, class_names: Sequence[str], *, zip_name: str = "The zip
     no usable image at all is refused with one sentence.
     """
     if reference and plan_zip(data, zip_name=zip_name, loose_images=True).layout == "lesson":
-        found: ImageSet = reference_set_from_zip(data, class_names, zip_name=zip_name, max_side=side,
-                                                 max_images=max_images)
+        found: ImageSet = reference_set_from_zip(
+            data, class_names, zip_name=zip_name, max_side=side, max_images=max_images
+        )
     else:
         items, skipped = read_set_zip(data, zip_name=zip_name, side=side, max_images=max_images)
-        found = with_true_classes([i.path for i in items], [i.image for i in items], [i.label for i in items],
-                                  class_names)
+        found = with_true_classes(
+            [i.path for i in items], [i.image for i in items], [i.label for i in items], class_names
+        )
         found.skipped = list(skipped)
     if not len(found):
         unused = f" ({len(found.skipped)} files were not used)" if found.skipped else ""
-        raise ZipError(f"{zip_name} holds no usable images{unused}: the audit reads PNG, JPEG, WebP, BMP, GIF "
-                       "and TIFF files.")
+        raise ZipError(
+            f"{zip_name} holds no usable images{unused}: the audit reads PNG, JPEG, WebP, BMP, GIF and TIFF files."
+        )
     return found
 
 
@@ -363,20 +452,26 @@ def trainer_set(training: _Training | None, model_name: str) -> ImageSet:
     if training is None or run is None or not run.finished:
         return ImageSet(sentences=["Train a model on page 4 first; its validation images then appear here."])
     if run.name != model_name:
-        return ImageSet(sentences=[f"These are the validation images of “{run.name}”; choose that model above to "
-                                   "use them."])
+        return ImageSet(
+            sentences=[f"These are the validation images of “{run.name}”; choose that model above to use them."]
+        )
     found = training.validation_images()
     if found is None:
         return ImageSet(sentences=["The trainer's images are no longer in memory; please add them again on page 4."])
     files, images, labels = found
     if run.judged_on == "training":
-        what = (f"{len(files)} images the model was trained on (no class had enough images to hold any out), so "
-                "its confidence and accuracy here are higher than on new images")
+        what = (
+            f"{len(files)} images the model was trained on (no class had enough images to hold any out), so "
+            "its confidence and accuracy here are higher than on new images"
+        )
     else:
         what = f"{len(files)} images the model never trained on"
-    return ImageSet(list(files), list(images), np.asarray(labels, dtype=np.int64),
-                    sentences=[f"{what}; kept as {THUMB_SIDE}-pixel thumbnails, so the model sees them a little "
-                               "blurred."])
+    return ImageSet(
+        list(files),
+        list(images),
+        np.asarray(labels, dtype=np.int64),
+        sentences=[f"{what}; kept as {THUMB_SIDE}-pixel thumbnails, so the model sees them a little blurred."],
+    )
 
 
 # --------------------------------------------------------------------------- can the audit run?
@@ -388,8 +483,9 @@ def set_name(typed: object, default: str) -> str:
         return default
 
 
-def audit_sets(reference: tuple[str, ImageSet | None],
-               probe_sets: Sequence[tuple[str, ImageSet | None]]) -> tuple[dict[str, ImageSet], list[str]]:
+def audit_sets(
+    reference: tuple[str, ImageSet | None], probe_sets: Sequence[tuple[str, ImageSet | None]]
+) -> tuple[dict[str, ImageSet], list[str]]:
     """The sets to audit (the reference first, then every probe set with images) and what stops the audit.
 
     The audit can run when the list of problems is empty: the reference set has at least two
@@ -430,13 +526,16 @@ def fingerprint(image_sets: Mapping[str, ImageSet], settings: object) -> str:
     return digest.hexdigest()
 
 
-def run_settings(model_title: str, reference: str, image_sets: Mapping[str, ImageSet], *, threshold: float,
-                 k: int) -> dict[str, Any]:
+def run_settings(
+    model_title: str, reference: str, image_sets: Mapping[str, ImageSet], *, threshold: float, k: int
+) -> dict[str, Any]:
     """The settings the report lists: model, sets, threshold, neighbours, images per set, seeds of generated sets."""
     settings: dict[str, Any] = {
-        "model": model_title, "reference set": reference,
+        "model": model_title,
+        "reference set": reference,
         "probe sets": ", ".join(n for n in image_sets if n != reference),
-        "abstain threshold": threshold, "kNN neighbours": k,
+        "abstain threshold": threshold,
+        "kNN neighbours": k,
     }
     settings.update({f"{name} · images": len(found) for name, found in image_sets.items()})
     settings.update({f"seed ({name})": found.seed for name, found in image_sets.items() if found.seed is not None})

@@ -4,6 +4,7 @@ Colours are computed here (not by Vega scales) so that each panel gets the scale
 numbers need: pixels in greys (black 0 … white 255), kernel weights and products in
 blue (negative) / white (0) / red (positive), symmetric around 0.
 """
+
 from __future__ import annotations
 
 from functools import cache
@@ -80,9 +81,23 @@ def _step_template(kh: int, kw: int, names: tuple[str, ...], cell: int) -> alt.F
         color=alt.Color("fill:N", scale=None),
         tooltip=["channel", "panel", "row", "col", "label"],
     )
-    labels = base.mark_text(fontSize=font, fontWeight="bold").encode(text="label:N", color=alt.Color("ink:N", scale=None))
-    column = alt.Column("panel:N", sort=["input patch", "× kernel", "= products"], header=alt.Header(title=None, labelFontSize=18, labelFontWeight="bold"))
-    row = alt.Row("channel:N", sort=list(names), header=alt.Header(title=None, labelFontSize=16, labelAngle=0, labelAlign="left")) if len(names) > 1 else alt.Undefined
+    labels = base.mark_text(fontSize=font, fontWeight="bold").encode(
+        text="label:N", color=alt.Color("ink:N", scale=None)
+    )
+    column = alt.Column(
+        "panel:N",
+        sort=["input patch", "× kernel", "= products"],
+        header=alt.Header(title=None, labelFontSize=18, labelFontWeight="bold"),
+    )
+    row = (
+        alt.Row(
+            "channel:N",
+            sort=list(names),
+            header=alt.Header(title=None, labelFontSize=16, labelAngle=0, labelAlign="left"),
+        )
+        if len(names) > 1
+        else alt.Undefined
+    )
     return (
         alt.layer(cells, labels, data=pd.DataFrame())
         .properties(width=size * kw, height=size * kh)
@@ -109,7 +124,9 @@ def _kernel_template(kh: int, kw: int, cell: int) -> alt.LayerChart:
     return (
         alt.layer(
             base.mark_rect(stroke="#555555").encode(color=alt.Color("fill:N", scale=None)),
-            base.mark_text(fontSize=18 if max(kh, kw) <= 3 else 14, fontWeight="bold").encode(text="label:N", color=alt.Color("ink:N", scale=None)),
+            base.mark_text(fontSize=18 if max(kh, kw) <= 3 else 14, fontWeight="bold").encode(
+                text="label:N", color=alt.Color("ink:N", scale=None)
+            ),
             data=pd.DataFrame(),
         )
         .properties(width=size * kw, height=size * kh)

@@ -3,6 +3,7 @@
 Builders take plain names and numbers (never a model), so this module never imports
 TensorFlow, and use projector-sized fonts.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -16,8 +17,9 @@ BAR_COLOUR = "#1f5fa8"
 HIGHLIGHT_COLOUR = "#d95f02"
 
 
-def top_k_chart(predictions: Sequence[tuple[str, float]], *, highlight: str | None = None,
-                height: int | None = None) -> alt.LayerChart:
+def top_k_chart(
+    predictions: Sequence[tuple[str, float]], *, highlight: str | None = None, height: int | None = None
+) -> alt.LayerChart:
     """Horizontal bars of ``[(class_name, probability), ...]``, most probable on top.
 
     Probabilities are shown in percent on a fixed 0–100 % axis, so a confident and an
@@ -33,10 +35,10 @@ def top_k_chart(predictions: Sequence[tuple[str, float]], *, highlight: str | No
     )
     data["label"] = [f"{100 * p:.1f} %" for p in data["probability"]]
     data["chosen"] = data["class"] == highlight
-    y = alt.Y("class:N", sort=alt.EncodingSortField("rank", order="ascending"), title=None,
-              axis=alt.Axis(labelLimit=360))
-    x = alt.X("probability:Q", title="probability", scale=alt.Scale(domain=[0, 1]),
-              axis=alt.Axis(format="%"))
+    y = alt.Y(
+        "class:N", sort=alt.EncodingSortField("rank", order="ascending"), title=None, axis=alt.Axis(labelLimit=360)
+    )
+    x = alt.X("probability:Q", title="probability", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"))
     colour = alt.condition(alt.datum.chosen, alt.value(HIGHLIGHT_COLOUR), alt.value(BAR_COLOUR))
     base = alt.Chart(data).encode(y=y, x=x, tooltip=["class", alt.Tooltip("probability:Q", format=".1%")])
     bars = base.mark_bar(size=28).encode(color=colour)

@@ -4,6 +4,7 @@ A lecture hall reads charts from 20 m away, so every chart uses :data:`FONT` (an
 for titles) and the same colours for the same meaning on every page: training blue,
 validation orange; a set keeps its colour from chart to chart. Never imports TensorFlow.
 """
+
 from __future__ import annotations
 
 from typing import Any, TypeVar

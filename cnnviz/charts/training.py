@@ -3,6 +3,7 @@
 Projector-sized fonts; training is always blue and validation orange, so the two curves
 can be told apart from the back of a lecture hall. Never imports TensorFlow.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -29,13 +30,15 @@ def curve_records(rows: Sequence[dict]) -> list[dict]:
         for metric in ("loss", "accuracy"):
             records.append({"epoch": row["epoch"], "metric": metric, "part": "training", "value": row[metric]})
             if row.get(f"val_{metric}") is not None:
-                records.append({"epoch": row["epoch"], "metric": metric, "part": "validation",
-                                "value": row[f"val_{metric}"]})
+                records.append(
+                    {"epoch": row["epoch"], "metric": metric, "part": "validation", "value": row[f"val_{metric}"]}
+                )
     return records
 
 
-def training_curves(rows: Sequence[dict], *, epochs: int | None = None, width: int = 380,
-                    height: int = 260) -> alt.HConcatChart:
+def training_curves(
+    rows: Sequence[dict], *, epochs: int | None = None, width: int = 380, height: int = 260
+) -> alt.HConcatChart:
     """Loss and accuracy per epoch, training vs validation, side by side.
 
     ``rows`` are :class:`cnnviz.train.transfer.History` rows (``epoch``, ``loss``, ``accuracy``,
@@ -46,17 +49,26 @@ def training_curves(rows: Sequence[dict], *, epochs: int | None = None, width: i
     """
     last = max([r["epoch"] for r in rows], default=1)
     x_scale = alt.Scale(domain=[1, max(epochs or last, 2)], nice=False)
-    colour = alt.Color("part:N", title="Images", legend=alt.Legend(orient="top"),
-                       scale=alt.Scale(domain=list(PART_COLOURS), range=list(PART_COLOURS.values())))
+    colour = alt.Color(
+        "part:N",
+        title="Images",
+        legend=alt.Legend(orient="top"),
+        scale=alt.Scale(domain=list(PART_COLOURS), range=list(PART_COLOURS.values())),
+    )
 
     def panel(metric: str, title: str, y_title: str, y_scale: alt.Scale) -> alt.Chart:
-        return alt.Chart(title=title).transform_filter(alt.datum.metric == metric).mark_line(
-            point=(epochs or last) <= 30, strokeWidth=3).encode(
-            x=alt.X("epoch:Q", title="Epoch", scale=x_scale, axis=alt.Axis(tickMinStep=1)),
-            y=alt.Y("value:Q", title=y_title, scale=y_scale),
-            color=colour,
-            tooltip=[alt.Tooltip("epoch:Q"), alt.Tooltip("part:N"), alt.Tooltip("value:Q", format=".3f")],
-        ).properties(width=width, height=height)
+        return (
+            alt.Chart(title=title)
+            .transform_filter(alt.datum.metric == metric)
+            .mark_line(point=(epochs or last) <= 30, strokeWidth=3)
+            .encode(
+                x=alt.X("epoch:Q", title="Epoch", scale=x_scale, axis=alt.Axis(tickMinStep=1)),
+                y=alt.Y("value:Q", title=y_title, scale=y_scale),
+                color=colour,
+                tooltip=[alt.Tooltip("epoch:Q"), alt.Tooltip("part:N"), alt.Tooltip("value:Q", format=".3f")],
+            )
+            .properties(width=width, height=height)
+        )
 
     data = pd.DataFrame(curve_records(rows), columns=["epoch", "metric", "part", "value"])
     chart = alt.hconcat(
@@ -87,9 +99,14 @@ def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], *, size: in
     matrix = np.asarray(matrix)
     totals = matrix.sum(axis=1, keepdims=True)
     records = [
-        {"true class": class_names[i], "predicted class": class_names[j], "images": int(matrix[i, j]),
-         "share of the true class": float(matrix[i, j] / totals[i, 0]) if totals[i, 0] else 0.0}
-        for i in range(len(class_names)) for j in range(len(class_names))
+        {
+            "true class": class_names[i],
+            "predicted class": class_names[j],
+            "images": int(matrix[i, j]),
+            "share of the true class": float(matrix[i, j] / totals[i, 0]) if totals[i, 0] else 0.0,
+        }
+        for i in range(len(class_names))
+        for j in range(len(class_names))
     ]
     data = pd.DataFrame(records)
     order = list(class_names)
@@ -99,9 +116,12 @@ def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], *, size: in
         y=alt.Y("true class:N", sort=order, title="True class"),
     )
     cells = base.mark_rect(stroke="white", strokeWidth=2).encode(
-        color=alt.Color("share of the true class:Q", title="Share of row",
-                        legend=alt.Legend(format="%", gradientLength=max(120, side - 40)),
-                        scale=alt.Scale(scheme="blues", domain=[0, 1])),
+        color=alt.Color(
+            "share of the true class:Q",
+            title="Share of row",
+            legend=alt.Legend(format="%", gradientLength=max(120, side - 40)),
+            scale=alt.Scale(scheme="blues", domain=[0, 1]),
+        ),
         tooltip=["true class", "predicted class", "images", alt.Tooltip("share of the true class:Q", format=".0%")],
     )
     numbers = base.mark_text(fontSize=FONT + 6, fontWeight="bold").encode(
@@ -111,23 +131,36 @@ def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], *, size: in
     return _big((cells + numbers).properties(width=side, height=side))
 
 
-def probability_bars(probabilities: Sequence[float], class_names: Sequence[str], *, title: str = "How sure is the model?",
-                     width: int = 380) -> alt.LayerChart:
+def probability_bars(
+    probabilities: Sequence[float],
+    class_names: Sequence[str],
+    *,
+    title: str = "How sure is the model?",
+    width: int = 380,
+) -> alt.LayerChart:
     """One horizontal bar per class, 0–100 %, the predicted class highlighted."""
     probs = np.asarray(probabilities, dtype=float).reshape(-1)
     best = int(np.argmax(probs)) if len(probs) else -1
-    data = pd.DataFrame({
-        "class": list(class_names),
-        "probability": probs,
-        "predicted": ["predicted" if i == best else "other" for i in range(len(probs))],
-    })
-    bars = alt.Chart(data, title=title).mark_bar(size=28).encode(
-        y=alt.Y("class:N", sort=list(class_names), title=None),
-        x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title="Probability"),
-        color=alt.Color("predicted:N", scale=alt.Scale(domain=["predicted", "other"], range=["#1f5fa8", "#b0b0b0"]),
-                        legend=None),
-        tooltip=["class", alt.Tooltip("probability:Q", format=".1%")],
+    data = pd.DataFrame(
+        {
+            "class": list(class_names),
+            "probability": probs,
+            "predicted": ["predicted" if i == best else "other" for i in range(len(probs))],
+        }
+    )
+    bars = (
+        alt.Chart(data, title=title)
+        .mark_bar(size=28)
+        .encode(
+            y=alt.Y("class:N", sort=list(class_names), title=None),
+            x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title="Probability"),
+            color=alt.Color(
+                "predicted:N", scale=alt.Scale(domain=["predicted", "other"], range=["#1f5fa8", "#b0b0b0"]), legend=None
+            ),
+            tooltip=["class", alt.Tooltip("probability:Q", format=".1%")],
+        )
     )
     text = bars.mark_text(align="left", dx=6, fontSize=FONT).encode(
-        text=alt.Text("probability:Q", format=".1%"), color=alt.value("black"))
+        text=alt.Text("probability:Q", format=".1%"), color=alt.value("black")
+    )
     return _big((bars + text).properties(width=width, height=max(120, 48 * len(probs))))

@@ -14,6 +14,7 @@ Shapes: images are ``(H, W)`` or ``(H, W, C)`` arrays of any real dtype (pixels
 
 This module never imports TensorFlow, so the convolution page opens fast.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -82,7 +83,9 @@ def same_padding(n: int, k: int, stride: int = 1) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def padding_amounts(shape: tuple[int, int], kernel_shape: tuple[int, int], stride: int | tuple[int, int] = 1, padding: str = "valid") -> tuple[tuple[int, int], tuple[int, int]]:
+def padding_amounts(
+    shape: tuple[int, int], kernel_shape: tuple[int, int], stride: int | tuple[int, int] = 1, padding: str = "valid"
+) -> tuple[tuple[int, int], tuple[int, int]]:
     """``((top, bottom), (left, right))`` zero rows/columns added around an ``(H, W)`` image."""
     (sh, sw) = _pair(stride, "stride")
     if _check_padding(padding) == "valid":
@@ -101,7 +104,13 @@ def _as_float_image(image: np.ndarray) -> tuple[np.ndarray, bool]:
     return image.astype(np.float32), True
 
 
-def _correlate_valid(image: np.ndarray, kernel: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]], stride: tuple[int, int], owned: bool = False) -> np.ndarray:
+def _correlate_valid(
+    image: np.ndarray,
+    kernel: np.ndarray,
+    pads: tuple[tuple[int, int], tuple[int, int]],
+    stride: tuple[int, int],
+    owned: bool = False,
+) -> np.ndarray:
     """Valid cross-correlation of the zero-padded float32 image, sampled every ``stride`` pixels.
 
     With the anchor at the kernel's top-left corner, ``filter2D`` writes the window
@@ -121,7 +130,10 @@ def _correlate_valid(image: np.ndarray, kernel: np.ndarray, pads: tuple[tuple[in
         return np.zeros((0, 0) + ((image.shape[2] if image.ndim == 3 else 1),) * (ndim - 2), np.float32)
     if image.ndim == 3 and image.shape[2] > 512:
         # OpenCV arrays hold at most 512 channels (CV_CN_MAX); wider inputs go a channel at a time.
-        parts = [_correlate_valid(np.ascontiguousarray(image[..., c]), kernel, ((0, 0), (0, 0)), stride, True) for c in range(image.shape[2])]
+        parts = [
+            _correlate_valid(np.ascontiguousarray(image[..., c]), kernel, ((0, 0), (0, 0)), stride, True)
+            for c in range(image.shape[2])
+        ]
         return np.stack(parts, -1)
     full = cv2.filter2D(image, -1, kernel, dst=image if owned else None, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
     if full.ndim < ndim:
@@ -130,7 +142,9 @@ def _correlate_valid(image: np.ndarray, kernel: np.ndarray, pads: tuple[tuple[in
     return full[: h - kh + 1 : stride[0], : w - kw + 1 : stride[1]]
 
 
-def convolve2d(image: np.ndarray, kernel: np.ndarray, stride: int | tuple[int, int] = 1, padding: str = "valid") -> np.ndarray:
+def convolve2d(
+    image: np.ndarray, kernel: np.ndarray, stride: int | tuple[int, int] = 1, padding: str = "valid"
+) -> np.ndarray:
     """Slide ``kernel`` over ``image`` like ``keras.layers.Conv2D`` (cross-correlation, no bias).
 
     Parameters
@@ -213,7 +227,9 @@ class Step(NamedTuple):
     left: int
 
 
-def step_through(image: np.ndarray, kernel: np.ndarray, row: int, col: int, stride: int | tuple[int, int] = 1, padding: str = "valid") -> Step:
+def step_through(
+    image: np.ndarray, kernel: np.ndarray, row: int, col: int, stride: int | tuple[int, int] = 1, padding: str = "valid"
+) -> Step:
     """Work out output pixel ``(row, col)`` of :func:`convolve2d` with the same arguments.
 
     The patch starts at ``(row * stride - pad_top, col * stride - pad_left)`` in the
@@ -306,14 +322,28 @@ def magnify(image: np.ndarray, factor: int) -> np.ndarray:
     return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
 
 
-def outline(image: np.ndarray, top: int, left: int, height: int, width: int, *, factor: int = 1, color: tuple[int, int, int] = (230, 40, 40), thickness: int = 2) -> np.ndarray:
+def outline(
+    image: np.ndarray,
+    top: int,
+    left: int,
+    height: int,
+    width: int,
+    *,
+    factor: int = 1,
+    color: tuple[int, int, int] = (230, 40, 40),
+    thickness: int = 2,
+) -> np.ndarray:
     """A copy of an RGB (or gray) uint8 picture with a rectangle around pixels
     ``[top, top + height) × [left, left + width)`` of the *unmagnified* image.
 
     ``factor`` is the magnification already applied to ``image``. Parts of the rectangle
     in the padding are clipped to the picture's edge.
     """
-    picture = np.ascontiguousarray(image if image.ndim == 3 and image.shape[2] == 3 else np.repeat(image.reshape(image.shape[:2] + (1,)), 3, axis=2))
+    picture = np.ascontiguousarray(
+        image
+        if image.ndim == 3 and image.shape[2] == 3
+        else np.repeat(image.reshape(image.shape[:2] + (1,)), 3, axis=2)
+    )
     picture = picture.copy()
     y0, x0 = top * factor, left * factor
     y1, x1 = (top + height) * factor - 1, (left + width) * factor - 1

@@ -4,6 +4,7 @@ Each preset is stored as a photo editor's "custom filter" stores it: whole-numbe
 ``weights`` and a ``divisor``; the kernel applied is ``weights / divisor``. Presets come
 in 3×3 and 5×5, each with one sentence on what it does and why.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,7 +45,9 @@ def presets() -> dict[str, dict[int, Preset]]:
             weights.setflags(write=False)  # shared by every caller: nobody may edit it
             if weights.shape != (int(size), int(size)):
                 raise ValueError(f"{entry['name']} {size}×{size} has weights of shape {weights.shape}.")
-            sizes[int(size)] = Preset(entry["name"], entry["title"], int(size), entry["explanation"], weights, int(spec["divisor"]))
+            sizes[int(size)] = Preset(
+                entry["name"], entry["title"], int(size), entry["explanation"], weights, int(spec["divisor"])
+            )
         table[entry["name"]] = sizes
     return table
 

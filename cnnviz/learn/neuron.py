@@ -15,6 +15,7 @@ Conventions
   ``keras.activations.leaky_relu`` defaults to ``negative_slope=0.2``. Pass ``alpha`` explicitly
   when you compare.
 """
+
 from __future__ import annotations
 
 from typing import Callable, NamedTuple
@@ -122,8 +123,15 @@ def weighted_sum(inputs: ArrayLike, weights: ArrayLike, bias: float) -> float | 
     return float(z) if np.ndim(z) == 0 else z
 
 
-def neuron_output(inputs: ArrayLike, weights: ArrayLike, bias: float, activation: str = "sigmoid", *,
-                  threshold: float = 0.0, alpha: float = 0.3) -> tuple[float | np.ndarray, float | np.ndarray]:
+def neuron_output(
+    inputs: ArrayLike,
+    weights: ArrayLike,
+    bias: float,
+    activation: str = "sigmoid",
+    *,
+    threshold: float = 0.0,
+    alpha: float = 0.3,
+) -> tuple[float | np.ndarray, float | np.ndarray]:
     """One neuron's weighted sum ``z`` and its output ``y = activation(z)``, returned as ``(z, y)``.
 
     Shapes as in :func:`weighted_sum`; ``threshold``/``alpha`` as in :func:`activate`.
@@ -142,7 +150,9 @@ def neuron_output(inputs: ArrayLike, weights: ArrayLike, bias: float, activation
     return z, (float(y) if np.ndim(y) == 0 else y)
 
 
-def neuron_fires(points: ArrayLike, weights: ArrayLike, bias: float, activation: str = "sigmoid", *, threshold: float = 0.0) -> np.ndarray:
+def neuron_fires(
+    points: ArrayLike, weights: ArrayLike, bias: float, activation: str = "sigmoid", *, threshold: float = 0.0
+) -> np.ndarray:
     """Which side of its line each point is on: True where the neuron says "class 1".
 
     ``points`` has shape ``(m, 2)``. The neuron's decision is ``z >= threshold`` for the step
@@ -154,6 +164,7 @@ def neuron_fires(points: ArrayLike, weights: ArrayLike, bias: float, activation:
 
 
 # --- The 2-D input plane -------------------------------------------------------------------
+
 
 def input_plane(extent: float = 5.0, resolution: int = 41) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A square grid over ``[-extent, extent]²``, for drawing decisions as a heat map.
@@ -168,8 +179,16 @@ def input_plane(extent: float = 5.0, resolution: int = 41) -> tuple[np.ndarray, 
     return xs, ys, np.column_stack([gx.ravel(), gy.ravel()])
 
 
-def decision_grid(weights: ArrayLike, bias: float, activation: str = "sigmoid", *, extent: float = 5.0,
-                  resolution: int = 41, threshold: float = 0.0, alpha: float = 0.3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def decision_grid(
+    weights: ArrayLike,
+    bias: float,
+    activation: str = "sigmoid",
+    *,
+    extent: float = 5.0,
+    resolution: int = 41,
+    threshold: float = 0.0,
+    alpha: float = 0.3,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One two-input neuron's output over the input plane (TensorFlow Playground's background).
 
     Returns ``(xs, ys, out)`` with ``out`` of shape ``(resolution, resolution)``; ``out[i, j]``
@@ -182,6 +201,7 @@ def decision_grid(weights: ArrayLike, bias: float, activation: str = "sigmoid", 
 
 
 # --- Toy data sets (TensorFlow Playground style) -----------------------------------------------
+
 
 def xor_data(n: int = 200, *, noise: float = 0.5, scale: float = 3.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Four clouds at the corners ``(±scale, ±scale)``; label 1 where ``x1`` and ``x2`` have the same sign.
@@ -198,8 +218,9 @@ def xor_data(n: int = 200, *, noise: float = 0.5, scale: float = 3.0, seed: int 
     return points, labels
 
 
-def circles_data(n: int = 200, *, noise: float = 0.3, inner: float = 1.5, outer: float = 4.0,
-                 seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def circles_data(
+    n: int = 200, *, noise: float = 0.3, inner: float = 1.5, outer: float = 4.0, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """A disc of class 1 (radius ``inner``) inside a ring of class 0 (radius ``outer``).
 
     Returns ``(points (n, 2), labels (n,) int 0/1)``. Any straight line leaves part of the
@@ -220,6 +241,7 @@ DATASETS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {"xor": xor_
 
 # --- Learning: one neuron vs. two layers -------------------------------------------------------
 
+
 class Network(NamedTuple):
     """Weights of a trained network and how its loss fell.
 
@@ -227,6 +249,7 @@ class Network(NamedTuple):
     ``w1`` has shape ``(2, hidden)``, ``b1`` ``(hidden,)``, ``w2`` ``(hidden,)``; ``b2`` is a float.
     ``losses[k]`` is the mean binary cross-entropy (nats) before update ``k``.
     """
+
     w1: np.ndarray
     b1: np.ndarray
     w2: np.ndarray
@@ -246,8 +269,15 @@ def predict(net: Network, points: ArrayLike) -> np.ndarray:
     return activate(h @ net.w2 + net.b2, "sigmoid")
 
 
-def train(points: ArrayLike, labels: ArrayLike, *, hidden: int | None = 4, epochs: int = 1500, learning_rate: float = 0.5,
-          seed: int = 0) -> Network:
+def train(
+    points: ArrayLike,
+    labels: ArrayLike,
+    *,
+    hidden: int | None = 4,
+    epochs: int = 1500,
+    learning_rate: float = 0.5,
+    seed: int = 0,
+) -> Network:
     """Fit one sigmoid neuron (``hidden=None``) or a 2-``hidden``-1 network by gradient descent.
 
     Full-batch gradient descent on the mean binary cross-entropy, with the gradients written
@@ -269,7 +299,7 @@ def train(points: ArrayLike, labels: ArrayLike, *, hidden: int | None = 4, epoch
         h = x if hidden is None else np.tanh(x @ w1 + b1)
         p = activate(h @ w2 + b2, "sigmoid")
         losses[k] = -np.mean(y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps))
-        dz2 = (p - y) / m                      # d loss / d output-neuron's weighted sum
+        dz2 = (p - y) / m  # d loss / d output-neuron's weighted sum
         grad_w2, grad_b2 = h.T @ dz2, dz2.sum()
         if hidden is not None:
             dz1 = np.outer(dz2, w2) * (1 - h**2)  # back through tanh
@@ -285,7 +315,9 @@ def accuracy(net: Network, points: ArrayLike, labels: ArrayLike) -> float:
     return float(np.mean((predict(net, points) >= 0.5) == np.asarray(labels).astype(bool)))
 
 
-def network_grid(net: Network, *, extent: float = 5.0, resolution: int = 41) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def network_grid(
+    net: Network, *, extent: float = 5.0, resolution: int = 41
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A trained network's class-1 probability over the input plane; shapes as :func:`decision_grid`."""
     xs, ys, points = input_plane(extent, resolution)
     return xs, ys, predict(net, points).reshape(resolution, resolution)

@@ -8,6 +8,7 @@ by the number of *real* cells under the window, not by ``size²`` (as Keras does
 
 Vectorised numpy (a strided window view), no Python loop over pixels, no TensorFlow.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,7 +19,13 @@ from cnnviz.learn.convolution import _pair, output_size, padding_amounts
 MODES = ("max", "avg")
 
 
-def pool2d(x: np.ndarray, size: int | tuple[int, int] = 2, stride: int | tuple[int, int] | None = None, mode: str = "max", padding: str = "valid") -> np.ndarray:
+def pool2d(
+    x: np.ndarray,
+    size: int | tuple[int, int] = 2,
+    stride: int | tuple[int, int] | None = None,
+    mode: str = "max",
+    padding: str = "valid",
+) -> np.ndarray:
     """Max or average pooling of an ``(H, W)`` or ``(H, W, C)`` map, channel by channel.
 
     Parameters

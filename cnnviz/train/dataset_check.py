@@ -16,6 +16,7 @@ anyway, and reports
 It warns; it never blocks: the result is a short table (``rows``) and plain sentences
 (``sentences``; ``warnings`` are the ones worth acting on). Never imports TensorFlow.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,8 +26,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["ImageFacts", "image_facts", "DatasetCheck", "check_dataset", "NEAR_DUPLICATE_COSINE",
-           "SMALL_SIDE", "IMBALANCE_RATIO"]
+__all__ = [
+    "ImageFacts",
+    "image_facts",
+    "DatasetCheck",
+    "check_dataset",
+    "NEAR_DUPLICATE_COSINE",
+    "SMALL_SIDE",
+    "IMBALANCE_RATIO",
+]
 
 #: Cosine similarity of embeddings at or above which a training and a testing image are
 #: called near-duplicates. Measured with EfficientNet-Lite0's 1 280 pooled features on the
@@ -68,9 +76,14 @@ def image_facts(path: str, part: str, label: str | None, image: np.ndarray) -> I
     digest.update(repr((image.shape, str(image.dtype))).encode())
     digest.update(np.ascontiguousarray(image).data)
     rgb = image.astype(np.int16)
-    gray = bool(image.ndim == 2 or image.shape[-1] == 1 or (
-        np.abs(rgb[..., 0] - rgb[..., 1]).max(initial=0) <= _GRAY_TOLERANCE
-        and np.abs(rgb[..., 1] - rgb[..., 2]).max(initial=0) <= _GRAY_TOLERANCE))
+    gray = bool(
+        image.ndim == 2
+        or image.shape[-1] == 1
+        or (
+            np.abs(rgb[..., 0] - rgb[..., 1]).max(initial=0) <= _GRAY_TOLERANCE
+            and np.abs(rgb[..., 1] - rgb[..., 2]).max(initial=0) <= _GRAY_TOLERANCE
+        )
+    )
     return ImageFacts(path, part, label, digest.hexdigest(), int(image.shape[0]), int(image.shape[1]), gray)
 
 
@@ -98,9 +111,15 @@ def _names(paths: Sequence[str], limit: int = 3) -> str:
     return shown + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
 
 
-def check_dataset(facts: Sequence[ImageFacts], skipped: Sequence[str] = (), embeddings: np.ndarray | None = None,
-                  *, near_cosine: float = NEAR_DUPLICATE_COSINE, small_side: int = SMALL_SIDE,
-                  imbalance_ratio: float = IMBALANCE_RATIO) -> DatasetCheck:
+def check_dataset(
+    facts: Sequence[ImageFacts],
+    skipped: Sequence[str] = (),
+    embeddings: np.ndarray | None = None,
+    *,
+    near_cosine: float = NEAR_DUPLICATE_COSINE,
+    small_side: int = SMALL_SIDE,
+    imbalance_ratio: float = IMBALANCE_RATIO,
+) -> DatasetCheck:
     """Check the images of a collection; ``embeddings`` ``(N, D)`` row-aligned with ``facts`` (optional).
 
     Without embeddings the near-duplicate check is left out (and a sentence says so).
@@ -121,18 +140,26 @@ def check_dataset(facts: Sequence[ImageFacts], skipped: Sequence[str] = (), embe
     rows: list[dict[str, Any]] = []
     for name in classes + test_only:
         members = [f for f in facts if f.label == name]
-        rows.append({
-            "class": name,
-            "training images": sum(1 for f in members if f.part == "training"),
-            "testing images": sum(1 for f in members if f.part == "testing"),
-            "grayscale": sum(1 for f in members if f.grayscale),
-            "very small": sum(1 for f in members if min(f.height, f.width) < small_side),
-        })
+        rows.append(
+            {
+                "class": name,
+                "training images": sum(1 for f in members if f.part == "training"),
+                "testing images": sum(1 for f in members if f.part == "testing"),
+                "grayscale": sum(1 for f in members if f.grayscale),
+                "very small": sum(1 for f in members if min(f.height, f.width) < small_side),
+            }
+        )
     unlabelled_tests = sum(1 for f in testing if not f.label)
     if unlabelled_tests:
-        rows.append({"class": "(no class folder)", "training images": 0, "testing images": unlabelled_tests,
-                     "grayscale": sum(1 for f in testing if not f.label and f.grayscale),
-                     "very small": sum(1 for f in testing if not f.label and min(f.height, f.width) < small_side)})
+        rows.append(
+            {
+                "class": "(no class folder)",
+                "training images": 0,
+                "testing images": unlabelled_tests,
+                "grayscale": sum(1 for f in testing if not f.label and f.grayscale),
+                "very small": sum(1 for f in testing if not f.label and min(f.height, f.width) < small_side),
+            }
+        )
 
     counts = {r["class"]: r["training images"] for r in rows if r["class"] in classes}
     imbalance = float("nan")
@@ -141,20 +168,29 @@ def check_dataset(facts: Sequence[ImageFacts], skipped: Sequence[str] = (), embe
     elif counts:
         largest, smallest = max(counts, key=counts.__getitem__), min(counts, key=counts.__getitem__)
         imbalance = counts[largest] / max(counts[smallest], 1)
-        sentences.append(f"{len(training)} training images in {len(classes)} classes and {len(testing)} testing images.")
+        sentences.append(
+            f"{len(training)} training images in {len(classes)} classes and {len(testing)} testing images."
+        )
         if imbalance >= imbalance_ratio:
-            warn(f"The classes are unbalanced: “{largest}” has {counts[largest]} training images and "
-                 f"“{smallest}” only {counts[smallest]} ({imbalance:.1f} times fewer). A model learns that the "
-                 "big class is usually right; add images to the small class or judge it by per-class accuracy.")
+            warn(
+                f"The classes are unbalanced: “{largest}” has {counts[largest]} training images and "
+                f"“{smallest}” only {counts[smallest]} ({imbalance:.1f} times fewer). A model learns that the "
+                "big class is usually right; add images to the small class or judge it by per-class accuracy."
+            )
         else:
-            sentences.append(f"The classes are about balanced ({counts[smallest]} to {counts[largest]} "
-                             "training images each).")
+            sentences.append(
+                f"The classes are about balanced ({counts[smallest]} to {counts[largest]} training images each)."
+            )
     if test_only:
-        warn(f"testing/ has folders no training class has ({_names(test_only)}): the model cannot answer "
-             "with those classes, so their images are classified but not scored.")
+        warn(
+            f"testing/ has folders no training class has ({_names(test_only)}): the model cannot answer "
+            "with those classes, so their images are classified but not scored."
+        )
     if facts and not testing:
-        sentences.append("There is no testing/ folder: the results will come only from the 15 % of each "
-                         "class held out for validation.")
+        sentences.append(
+            "There is no testing/ folder: the results will come only from the 15 % of each "
+            "class held out for validation."
+        )
 
     groups: dict[str, list[ImageFacts]] = defaultdict(list)
     for f in facts:
@@ -176,14 +212,20 @@ def check_dataset(facts: Sequence[ImageFacts], skipped: Sequence[str] = (), embe
         if train_members and test_members:
             leaks.append([m.path for m in members])
     if within:
-        warn(f"{len(within)} picture(s) appear more than once in the same class ({_names([p[0] for p in within])}): "
-             "each copy counts again in training, and a copy may land in validation.")
+        warn(
+            f"{len(within)} picture(s) appear more than once in the same class ({_names([p[0] for p in within])}): "
+            "each copy counts again in training, and a copy may land in validation."
+        )
     if across:
-        warn(f"{len(across)} picture(s) appear in two or more classes ({_names([' = '.join(p) for p in across], 2)}): "
-             "the labels contradict each other, and no model can get both right.")
+        warn(
+            f"{len(across)} picture(s) appear in two or more classes ({_names([' = '.join(p) for p in across], 2)}): "
+            "the labels contradict each other, and no model can get both right."
+        )
     if leaks:
-        warn(f"Leakage: {len(leaks)} testing image(s) are also in training/ ({_names([' = '.join(p) for p in leaks], 2)}). "
-             "The test then checks memory, not learning; remove them from one of the two folders.")
+        warn(
+            f"Leakage: {len(leaks)} testing image(s) are also in training/ ({_names([' = '.join(p) for p in leaks], 2)}). "
+            "The test then checks memory, not learning; remove them from one of the two folders."
+        )
     if facts and not (within or across or leaks):
         sentences.append("No picture appears twice.")
 
@@ -206,25 +248,33 @@ def check_dataset(facts: Sequence[ImageFacts], skipped: Sequence[str] = (), embe
         if near:
             # Worded as what was measured: pictures of one simple kind (the demo shapes) can be this close
             # without being copies, so the sentence does not call them the same picture.
-            warn(f"{len(near)} testing image(s) look almost the same as a training image to the network (cosine "
-                 f"similarity of their embeddings {near_cosine:.2f} or more): "
-                 f"{_names([f'{b} ≈ {a} ({c:.2f})' for a, b, c in near], 2)}. Check them: if one is another copy, "
-                 "scan or crop of the same work, the test is easier than it looks.")
+            warn(
+                f"{len(near)} testing image(s) look almost the same as a training image to the network (cosine "
+                f"similarity of their embeddings {near_cosine:.2f} or more): "
+                f"{_names([f'{b} ≈ {a} ({c:.2f})' for a, b, c in near], 2)}. Check them: if one is another copy, "
+                "scan or crop of the same work, the test is easier than it looks."
+            )
         else:
-            sentences.append(f"No testing image is a near-copy of a training image (cosine similarity of their "
-                             f"embeddings below {near_cosine:.2f}).")
+            sentences.append(
+                f"No testing image is a near-copy of a training image (cosine similarity of their "
+                f"embeddings below {near_cosine:.2f})."
+            )
     elif embeddings is None and training and testing:
         sentences.append("Near-copies between training/ and testing/ are checked once the images are embedded.")
 
     grays = [f.path for f in facts if f.grayscale]
     if grays and len(grays) < len(facts):
         gray_classes = sorted({f.label or "(no class)" for f in facts if f.grayscale})
-        warn(f"{len(grays)} of {len(facts)} images are grayscale and the rest in colour (grayscale in: "
-             f"{', '.join(gray_classes)}). If one class is mostly grayscale, the model may learn “grey” instead of the topic.")
+        warn(
+            f"{len(grays)} of {len(facts)} images are grayscale and the rest in colour (grayscale in: "
+            f"{', '.join(gray_classes)}). If one class is mostly grayscale, the model may learn “grey” instead of the topic."
+        )
     small = [f.path for f in facts if min(f.height, f.width) < small_side]
     if small:
-        warn(f"{len(small)} image(s) are smaller than {small_side} pixels on a side ({_names(small)}); the model "
-             "looks at 224 × 224 pixels, so they are blown up and their details are lost.")
+        warn(
+            f"{len(small)} image(s) are smaller than {small_side} pixels on a side ({_names(small)}); the model "
+            "looks at 224 × 224 pixels, so they are blown up and their details are lost."
+        )
     skipped = list(skipped)
     if skipped:
         sentences.append(f"{len(skipped)} file(s) were skipped, each with its reason in the list of skipped files.")

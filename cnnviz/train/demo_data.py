@@ -6,6 +6,7 @@ circles, so there are three classes) with everything that should *not* matter va
 at random: size, position, rotation, colour, background colour and texture. A
 classifier that learns it has to look at shape. Never imports TensorFlow.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,8 +19,9 @@ __all__ = ["DEMO_CLASSES", "demo_dataset", "draw_shape"]
 DEMO_CLASSES = ("square", "triangle", "circle")
 
 
-def demo_dataset(per_class: int = 30, *, size: int = 128, seed: int = 0,
-                 classes: tuple[str, ...] = DEMO_CLASSES) -> dict[str, list[np.ndarray]]:
+def demo_dataset(
+    per_class: int = 30, *, size: int = 128, seed: int = 0, classes: tuple[str, ...] = DEMO_CLASSES
+) -> dict[str, list[np.ndarray]]:
     """``{class name: [image, …]}`` with ``per_class`` RGB ``uint8`` images of ``size × size``.
 
     The same ``seed`` always gives the same pictures (a lecture can rely on it).
@@ -52,8 +54,10 @@ def draw_shape(shape: str, rng: np.random.Generator, *, size: int = 128) -> np.n
     else:
         corners = 4 if shape == "square" else 3
         points = [
-            (cx + radius * math.cos(angle + 2 * math.pi * k / corners),
-             cy + radius * math.sin(angle + 2 * math.pi * k / corners))
+            (
+                cx + radius * math.cos(angle + 2 * math.pi * k / corners),
+                cy + radius * math.sin(angle + 2 * math.pi * k / corners),
+            )
             for k in range(corners)
         ]
         draw.polygon(points, fill=colour)

@@ -20,6 +20,7 @@ The zip (:func:`export_zip`) holds
 :func:`import_zip` reads such a zip back, through the registry's safe loader for
 uploaded models (``safe_mode=True`` plus config checks), so it can be tested again later.
 """
+
 from __future__ import annotations
 
 import io
@@ -42,8 +43,20 @@ from cnnviz.model.registry import archived_class_names, save_model
 from cnnviz.text import ClassNameError, clean_class_name
 from cnnviz.zips import MAX_RATIO
 
-__all__ = ["ExportError", "export_zip", "import_zip", "tflite_probabilities", "MODEL_FILE", "TFLITE_FILE",
-           "TFJS_MODEL_FILE", "TFJS_WEIGHTS_FILE", "TFJS_METADATA_FILE", "SKETCH_FILES", "P5_VERSION", "ML5_VERSION"]
+__all__ = [
+    "ExportError",
+    "export_zip",
+    "import_zip",
+    "tflite_probabilities",
+    "MODEL_FILE",
+    "TFLITE_FILE",
+    "TFJS_MODEL_FILE",
+    "TFJS_WEIGHTS_FILE",
+    "TFJS_METADATA_FILE",
+    "SKETCH_FILES",
+    "P5_VERSION",
+    "ML5_VERSION",
+]
 
 MODEL_FILE = "model.keras"
 TFLITE_FILE = "model.tflite"
@@ -66,10 +79,17 @@ class ExportError(ValueError):
     """An exported zip that cannot be read back. ``str(err)`` is one sentence for the visitor."""
 
 
-def export_zip(model: keras.Model, class_names: Sequence[str], *, base_model: str,
-               model_name: str = "cnnviz classifier", training: dict[str, Any] | None = None,
-               include_tflite: bool = True, include_tfjs: bool = True,
-               example_image: np.ndarray | None = None) -> bytes:
+def export_zip(
+    model: keras.Model,
+    class_names: Sequence[str],
+    *,
+    base_model: str,
+    model_name: str = "cnnviz classifier",
+    training: dict[str, Any] | None = None,
+    include_tflite: bool = True,
+    include_tfjs: bool = True,
+    example_image: np.ndarray | None = None,
+) -> bytes:
     """Bytes of a zip holding the model as ``.keras``, ``.tflite`` and TensorFlow.js, labels, metadata, a sketch and a README.
 
     ``model`` takes raw 0–255 RGB pixels ``(None, H, W, 3)`` and returns probabilities
@@ -110,11 +130,19 @@ def export_zip(model: keras.Model, class_names: Sequence[str], *, base_model: st
         "baseModel": base_model,
         "input": "RGB pixels 0-255 (float32), resized to the image size; preprocessing is inside the model",
         "output": "one probability per label, in the order of labels.txt",
-        "files": {"keras": MODEL_FILE, "tflite": TFLITE_FILE if include_tflite else None, "labels": LABELS_FILE,
-                  "tfjs": TFJS_MODEL_FILE if tfjs_parts else None},
+        "files": {
+            "keras": MODEL_FILE,
+            "tflite": TFLITE_FILE if include_tflite else None,
+            "labels": LABELS_FILE,
+            "tfjs": TFJS_MODEL_FILE if tfjs_parts else None,
+        },
         "tfjsInput": "pixels scaled to [-1, 1] (x / 127 - 1), as ml5.js and @teachablemachine/image feed them",
-        "versions": {"keras": keras.__version__, "tensorflow": tf.__version__, "numpy": np.__version__,
-                     "cnnviz": cnnviz.__version__},
+        "versions": {
+            "keras": keras.__version__,
+            "tensorflow": tf.__version__,
+            "numpy": np.__version__,
+            "cnnviz": cnnviz.__version__,
+        },
         "training": training or {},
     }
     if tfjs_skipped:
@@ -136,17 +164,26 @@ def export_zip(model: keras.Model, class_names: Sequence[str], *, base_model: st
                 model_json, weights = tfjs_parts
                 archive.writestr(TFJS_MODEL_FILE, tfjs.dumps(model_json))
                 archive.writestr(TFJS_WEIGHTS_FILE, weights)
-                archive.writestr(TFJS_METADATA_FILE, json.dumps(
-                    tfjs.tm_metadata(class_names, height, model_name=model_name, time_stamp=time_stamp),
-                    indent=2, ensure_ascii=False))
+                archive.writestr(
+                    TFJS_METADATA_FILE,
+                    json.dumps(
+                        tfjs.tm_metadata(class_names, height, model_name=model_name, time_stamp=time_stamp),
+                        indent=2,
+                        ensure_ascii=False,
+                    ),
+                )
                 archive.writestr("index.html", _index_html(model_name))
                 archive.writestr("sketch.js", _SKETCH)
                 if example_image is not None:
                     png = io.BytesIO()
                     Image.fromarray(np.asarray(example_image, dtype=np.uint8)).save(png, format="PNG")
                     archive.writestr(EXAMPLE_FILE, png.getvalue())
-            archive.writestr(README_FILE, _readme(model_name, class_names, base_model, height, width, include_tflite,
-                                                  bool(tfjs_parts), tfjs_skipped))
+            archive.writestr(
+                README_FILE,
+                _readme(
+                    model_name, class_names, base_model, height, width, include_tflite, bool(tfjs_parts), tfjs_skipped
+                ),
+            )
     return buffer.getvalue()
 
 
@@ -162,7 +199,9 @@ def checked_class_names(class_names: Sequence[str]) -> list[str]:
     return names
 
 
-def import_zip(data: bytes, *, filename: str = "the zip", kept_params: Sequence[int] = ()) -> tuple[keras.Model, dict[str, Any]]:
+def import_zip(
+    data: bytes, *, filename: str = "the zip", kept_params: Sequence[int] = ()
+) -> tuple[keras.Model, dict[str, Any]]:
     """Read a zip made by :func:`export_zip`: returns ``(model, card)`` or raises :class:`ExportError`.
 
     The ``.keras`` inside goes through :func:`cnnviz.model.registry.load_uploaded_model` (file
@@ -176,14 +215,17 @@ def import_zip(data: bytes, *, filename: str = "the zip", kept_params: Sequence[
     if not data:
         raise ExportError(f"{filename} is empty.")
     if len(data) > MAX_IMPORT_BYTES:
-        raise ExportError(f"{filename} is {len(data) / 1e6:.0f} MB; exported models up to "
-                          f"{MAX_IMPORT_BYTES / 1e6:.0f} MB are accepted.")
+        raise ExportError(
+            f"{filename} is {len(data) / 1e6:.0f} MB; exported models up to "
+            f"{MAX_IMPORT_BYTES / 1e6:.0f} MB are accepted."
+        )
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             names = set(archive.namelist())
             if MODEL_FILE not in names or LABELS_FILE not in names:
-                raise ExportError(f"{filename} is not a model exported by this app "
-                                  f"(it lacks {MODEL_FILE} or {LABELS_FILE}).")
+                raise ExportError(
+                    f"{filename} is not a model exported by this app (it lacks {MODEL_FILE} or {LABELS_FILE})."
+                )
             for info in archive.infolist():
                 if info.file_size > 1024 * 1024 and info.file_size / max(info.compress_size, 1) > MAX_RATIO:
                     raise ExportError(f"{filename} contains a part that expands suspiciously much; it was refused.")
@@ -197,8 +239,17 @@ def import_zip(data: bytes, *, filename: str = "the zip", kept_params: Sequence[
                     raise ExportError(str(err)) from None
     except ExportError:
         raise
-    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, KeyError, UnicodeDecodeError,
-            RuntimeError, NotImplementedError):
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        OSError,
+        EOFError,
+        ValueError,
+        KeyError,
+        UnicodeDecodeError,
+        RuntimeError,
+        NotImplementedError,
+    ):
         # zlib.error: a part's compressed data is damaged although the zip's directory is intact.
         raise ExportError(f"{filename} is not a readable zip file (it may be damaged or incomplete).") from None
     if not isinstance(metadata, dict):
@@ -230,9 +281,13 @@ def import_zip(data: bytes, *, filename: str = "the zip", kept_params: Sequence[
     base = str(base)[:100] if base is not None else None
     name = str(name)[:100] if name is not None else None
     card = visitor_card(
-        str(name or Path(filename).stem), model, labels, base=base,
+        str(name or Path(filename).stem),
+        model,
+        labels,
+        base=base,
         note=str(card.get("note", "")).split("This file carries no class names")[0].strip(),  # labels.txt names them
-        params=card.get("params"), filename=card.get("filename"),
+        params=card.get("params"),
+        filename=card.get("filename"),
         description=f"Imported from {filename}; base model {base or 'unknown'}; trained {str(metadata.get('timeStamp', '?'))[:40]}.",
     )
     return model, card
@@ -316,17 +371,26 @@ function draw() {
 """
 
 
-def _readme(model_name: str, class_names: Sequence[str], base_model: str, height: int, width: int,
-            include_tflite: bool, include_tfjs: bool = False, tfjs_skipped: str | None = None) -> str:
+def _readme(
+    model_name: str,
+    class_names: Sequence[str],
+    base_model: str,
+    height: int,
+    width: int,
+    include_tflite: bool,
+    include_tfjs: bool = False,
+    tfjs_skipped: str | None = None,
+) -> str:
     labels = ", ".join(class_names)
     tflite = (
         f"- `{TFLITE_FILE}`: the same model for phones and small boards (LiteRT / TensorFlow Lite).\n"
-        if include_tflite else ""
+        if include_tflite
+        else ""
     )
     tfjs = (
         f"- `{TFJS_MODEL_FILE}`, `{TFJS_WEIGHTS_FILE}`, `{TFJS_METADATA_FILE}`: the same model in Teachable "
         "Machine's TensorFlow.js format, for the lesson's ml5.js code: `ml5.imageClassifier(url + \"model.json\")` (url: the full http:// address of the model/ folder) "
-        "or `tmImage.load(\"model/model.json\", \"model/metadata.json\")`. It takes pixels scaled to [-1, 1], "
+        'or `tmImage.load("model/model.json", "model/metadata.json")`. It takes pixels scaled to [-1, 1], '
         "as those libraries feed them. ml5.js squashes every picture to 224 × 224 pixels without smoothing and "
         "tmImage crops its centre square, so on large pictures their probabilities can differ from this app's "
         "(measured: up to 0.23 on 1024-pixel paintings, one top answer in nine changed by the crop); on pictures "
@@ -334,8 +398,8 @@ def _readme(model_name: str, class_names: Sequence[str], base_model: str, height
         "- `index.html`, `sketch.js`: a p5.js + ml5.js sketch that classifies `example.png`. Browsers refuse to "
         "load a model from a file:// page: in this folder run `python -m http.server` and open "
         "http://localhost:8000/.\n"
-        if include_tfjs else
-        (f"- No TensorFlow.js model: {tfjs_skipped}\n" if tfjs_skipped else "")
+        if include_tfjs
+        else (f"- No TensorFlow.js model: {tfjs_skipped}\n" if tfjs_skipped else "")
     )
     return f"""# {model_name}
 

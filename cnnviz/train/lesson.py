@@ -17,6 +17,7 @@ the misclassified images with file name and folder, the most confident errors fi
 
 Pure numpy and Pillow; never imports TensorFlow.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,8 +31,7 @@ import numpy as np
 
 from cnnviz.audit import measures
 from cnnviz.images import MAX_BYTES, ImageError, load_image
-from cnnviz.zips import (IMAGE_SUFFIXES, ZipEntry, ZipError, ZipImage, ZipPlan, assign_layout, iter_zip_images,
-                         plan_zip)
+from cnnviz.zips import IMAGE_SUFFIXES, ZipEntry, ZipError, ZipImage, ZipPlan, assign_layout, iter_zip_images, plan_zip
 
 __all__ = [
     "VALIDATION_FRACTION",
@@ -120,8 +120,9 @@ def _plan_view(collection: Collection) -> ZipPlan:
     return ZipPlan(entries=collection.entries, skipped=collection.skipped, layout=collection.layout)
 
 
-def open_collection(source: str | os.PathLike | bytes, *, name: str | None = None,
-                    loose_images: bool = False) -> Collection:
+def open_collection(
+    source: str | os.PathLike | bytes, *, name: str | None = None, loose_images: bool = False
+) -> Collection:
     """Plan a collection from a zip (its bytes or its path) or a folder on disk.
 
     With ``loose_images`` (classifying a folder needs no classes), images outside any class
@@ -149,8 +150,9 @@ def open_collection(source: str | os.PathLike | bytes, *, name: str | None = Non
         else:
             raise ZipError(f"{label} does not exist: give a zip file or a folder of images.")
     if not collection.entries:
-        raise ZipError(f"{label} holds no image this app can use (PNG, JPEG, WebP, BMP, GIF or TIFF "
-                       "inside class folders).")
+        raise ZipError(
+            f"{label} holds no image this app can use (PNG, JPEG, WebP, BMP, GIF or TIFF inside class folders)."
+        )
     return collection
 
 
@@ -177,7 +179,9 @@ def _plan_folder(root: Path, label: str, max_entries: int = 200_000, loose_image
                 skipped.append(f"“{rel}” is not an image ({suffix or 'no file extension'}) and was skipped.")
                 continue
             if info.st_size > MAX_BYTES:
-                skipped.append(f"“{rel}” is {info.st_size / 1e6:.0f} MB; images up to {MAX_BYTES / 1e6:.0f} MB are accepted.")
+                skipped.append(
+                    f"“{rel}” is {info.st_size / 1e6:.0f} MB; images up to {MAX_BYTES / 1e6:.0f} MB are accepted."
+                )
                 continue
             files.append((rel, int(info.st_size), tuple(rel.split("/"))))
             if len(files) > max_entries:
@@ -243,13 +247,25 @@ class SetResult:
     def per_class_rows(self) -> list[dict]:
         """One row per class: ``class``, ``images``, ``right``, ``accuracy`` (``None`` without images)."""
         totals = self.confusion.sum(axis=1)
-        return [{"class": name, "images": int(totals[i]), "right": int(self.confusion[i, i]),
-                 "accuracy": None if np.isnan(self.per_class_accuracy[i]) else float(self.per_class_accuracy[i])}
-                for i, name in enumerate(self.class_names)]
+        return [
+            {
+                "class": name,
+                "images": int(totals[i]),
+                "right": int(self.confusion[i, i]),
+                "accuracy": None if np.isnan(self.per_class_accuracy[i]) else float(self.per_class_accuracy[i]),
+            }
+            for i, name in enumerate(self.class_names)
+        ]
 
 
-def evaluate_set(name: str, probabilities: np.ndarray, labels: Sequence[int] | np.ndarray, class_names: Sequence[str],
-                 files: Sequence[str], folders: Sequence[str] | None = None) -> SetResult:
+def evaluate_set(
+    name: str,
+    probabilities: np.ndarray,
+    labels: Sequence[int] | np.ndarray,
+    class_names: Sequence[str],
+    files: Sequence[str],
+    folders: Sequence[str] | None = None,
+) -> SetResult:
     """A :class:`SetResult` from ``(N, C)`` probabilities and true class indices.
 
     Counts with :func:`cnnviz.audit.measures.confusion_matrix` and
@@ -270,10 +286,20 @@ def evaluate_set(name: str, probabilities: np.ndarray, labels: Sequence[int] | n
     wrong = np.flatnonzero(predicted != truth)
     confidence = probabilities.max(axis=1) if len(truth) else np.zeros(0)
     order = wrong[np.argsort(-confidence[wrong], kind="stable")]
-    mistakes = [Mistake(int(i), files[i], folders[i], str(class_names[truth[i]]), str(class_names[predicted[i]]),
-                        float(confidence[i])) for i in order]
-    return SetResult(name, list(class_names), files, folders, truth, probabilities, accuracy, per_class,
-                     confusion, mistakes)
+    mistakes = [
+        Mistake(
+            int(i),
+            files[i],
+            folders[i],
+            str(class_names[truth[i]]),
+            str(class_names[predicted[i]]),
+            float(confidence[i]),
+        )
+        for i in order
+    ]
+    return SetResult(
+        name, list(class_names), files, folders, truth, probabilities, accuracy, per_class, confusion, mistakes
+    )
 
 
 def test_labels(true_classes: Sequence[str | None], class_names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -304,8 +330,9 @@ class LessonResults:
         return self.test if self.test is not None and self.test.n_images else self.validation
 
 
-def lesson_results(test: SetResult | None, validation: SetResult | None, *, n_unscored_test: int = 0,
-                   n_training: int | None = None) -> LessonResults:
+def lesson_results(
+    test: SetResult | None, validation: SetResult | None, *, n_unscored_test: int = 0, n_training: int | None = None
+) -> LessonResults:
     """Put the test and validation results side by side, with plain sentences saying what each is.
 
     ``n_unscored_test`` counts test images without a known class (no class folder, or a
@@ -319,17 +346,21 @@ def lesson_results(test: SetResult | None, validation: SetResult | None, *, n_un
             "These are pictures the model never saw while training: this is the number to report."
         )
     if validation is not None and validation.n_images:
-        what = ("Validation" if has_test else "Validation (the only measure here)")
+        what = "Validation" if has_test else "Validation (the only measure here)"
         sentences.append(
             f"{what}: {validation.n_correct} of {validation.n_images} images held out of training/ right "
             f"({validation.accuracy:.0%}). Teachable Machine holds out 15 % of each class (rounded up); "
-            + ("with so few images, one more error moves this number by "
-               f"{1 / validation.n_images:.0%}." if validation.n_images < 30 else
-               "they were not trained on, but settings were chosen while watching them.")
+            + (
+                f"with so few images, one more error moves this number by {1 / validation.n_images:.0%}."
+                if validation.n_images < 30
+                else "they were not trained on, but settings were chosen while watching them."
+            )
         )
     elif not has_test:
-        sentences.append("No image could be held out (every class needs at least two images), so there is "
-                         "no honest measure of accuracy yet.")
+        sentences.append(
+            "No image could be held out (every class needs at least two images), so there is "
+            "no honest measure of accuracy yet."
+        )
     if not has_test:
         sentences.append(
             "There is no testing/ folder with class folders, so the numbers above come only from the few "

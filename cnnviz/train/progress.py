@@ -15,6 +15,7 @@ After every batch it asks ``ctx.should_stop()`` and sets ``model.stop_training``
 then ends the epoch at once, validates and returns: the model keeps what it learnt).
 The model itself is kept as the job's partial result from the start.
 """
+
 from __future__ import annotations
 
 import time
@@ -39,8 +40,9 @@ def first_conv(model: keras.Model) -> keras.layers.Layer | None:
 class JobProgress(keras.callbacks.Callback):
     """Report batches and epochs to ``ctx``; stop when the job is asked to stop."""
 
-    def __init__(self, ctx: JobContext, *, epochs: int, every_s: float = 0.5, filters: bool = True,
-                 extra: dict | None = None) -> None:
+    def __init__(
+        self, ctx: JobContext, *, epochs: int, every_s: float = 0.5, filters: bool = True, extra: dict | None = None
+    ) -> None:
         super().__init__()
         self.ctx = ctx
         self.epochs = epochs
@@ -62,8 +64,15 @@ class JobProgress(keras.callbacks.Callback):
         self._last = self._began
         self._conv = first_conv(self.model) if self.want_filters else None
         self.ctx.partial(self.model)
-        self.ctx.report(event="start", epoch=0, epochs=self.epochs, seconds=0.0,
-                        batches=self.params.get("steps"), filters=self._filters(), **self.extra)
+        self.ctx.report(
+            event="start",
+            epoch=0,
+            epochs=self.epochs,
+            seconds=0.0,
+            batches=self.params.get("steps"),
+            filters=self._filters(),
+            **self.extra,
+        )
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._epoch = epoch + 1
@@ -76,19 +85,36 @@ class JobProgress(keras.callbacks.Callback):
             return
         self._last = now
         logs = logs or {}
-        self.ctx.report(event="batch", epoch=self._epoch, epochs=self.epochs, batch=batch + 1,
-                        batches=self.params.get("steps"), loss=_num(logs.get("loss")),
-                        accuracy=_num(logs.get("accuracy")), seconds=now - self._began,
-                        filters=self._filters(), **self.extra)
+        self.ctx.report(
+            event="batch",
+            epoch=self._epoch,
+            epochs=self.epochs,
+            batch=batch + 1,
+            batches=self.params.get("steps"),
+            loss=_num(logs.get("loss")),
+            accuracy=_num(logs.get("accuracy")),
+            seconds=now - self._began,
+            filters=self._filters(),
+            **self.extra,
+        )
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
         now = time.perf_counter()
         self._last = now
-        self.ctx.report(event="epoch", epoch=epoch + 1, epochs=self.epochs, loss=_num(logs.get("loss")),
-                        accuracy=_num(logs.get("accuracy")), val_loss=_num(logs.get("val_loss")),
-                        val_accuracy=_num(logs.get("val_accuracy")), seconds=now - self._began,
-                        filters=self._filters(), stopped=bool(self.model.stop_training), **self.extra)
+        self.ctx.report(
+            event="epoch",
+            epoch=epoch + 1,
+            epochs=self.epochs,
+            loss=_num(logs.get("loss")),
+            accuracy=_num(logs.get("accuracy")),
+            val_loss=_num(logs.get("val_loss")),
+            val_accuracy=_num(logs.get("val_accuracy")),
+            seconds=now - self._began,
+            filters=self._filters(),
+            stopped=bool(self.model.stop_training),
+            **self.extra,
+        )
 
 
 def _num(value: Any) -> float | None:

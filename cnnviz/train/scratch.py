@@ -21,6 +21,7 @@ The lesson in five steps, each a function here:
 
 Models take raw 0–255 pixels (a ``Rescaling(1/255)`` layer inside), like the bundled ones.
 """
+
 from __future__ import annotations
 
 import io
@@ -43,13 +44,51 @@ if TYPE_CHECKING:
     from cnnviz.jobs import JobContext
 
 __all__ = [
-    "ArchitectureError", "DataError", "Conv2D", "MaxPooling2D", "Dropout", "Flatten", "Dense",
-    "BatchNormalization", "ReLU", "Layer", "Augment", "Preset", "PRESETS", "LayerRow",
-    "Dataset", "validate", "summary", "build_model", "augment_preview", "train", "evaluate_on",
-    "confident_errors", "load_keras_dataset", "dataset_from_zip", "demo_shapes", "take_subset",
-    "split_validation", "filter_tiles", "to_input", "inference_copy", "keras_bytes", "tflite_bytes", "CLASS_NAMES",
-    "DATASET_TITLES", "MAX_PARAMS", "Run", "Result", "training_job", "layers_to_table", "layers_from_table",
-    "reorder_table", "without_augmentation", "drawing_to_picture", "tfjs_zip", "GRAY_TFJS",
+    "ArchitectureError",
+    "DataError",
+    "Conv2D",
+    "MaxPooling2D",
+    "Dropout",
+    "Flatten",
+    "Dense",
+    "BatchNormalization",
+    "ReLU",
+    "Layer",
+    "Augment",
+    "Preset",
+    "PRESETS",
+    "LayerRow",
+    "Dataset",
+    "validate",
+    "summary",
+    "build_model",
+    "augment_preview",
+    "train",
+    "evaluate_on",
+    "confident_errors",
+    "load_keras_dataset",
+    "dataset_from_zip",
+    "demo_shapes",
+    "take_subset",
+    "split_validation",
+    "filter_tiles",
+    "to_input",
+    "inference_copy",
+    "keras_bytes",
+    "tflite_bytes",
+    "CLASS_NAMES",
+    "DATASET_TITLES",
+    "MAX_PARAMS",
+    "Run",
+    "Result",
+    "training_job",
+    "layers_to_table",
+    "layers_from_table",
+    "reorder_table",
+    "without_augmentation",
+    "drawing_to_picture",
+    "tfjs_zip",
+    "GRAY_TFJS",
 ]
 
 #: Largest network the page builds (parameters): bigger ones take minutes per epoch on 2 cores.
@@ -179,8 +218,15 @@ def _out(n: int, window: int, stride: int, padding: str) -> int:
 
 def _names(layers: Sequence[Layer]) -> list[str]:
     """Layer names as the bundled models use them: conv1, pool1, bn1, relu1, flatten, dense1, dropout…"""
-    prefix = {Conv2D: "conv", MaxPooling2D: "pool", BatchNormalization: "bn", ReLU: "relu", Dense: "dense",
-              Dropout: "dropout", Flatten: "flatten"}
+    prefix = {
+        Conv2D: "conv",
+        MaxPooling2D: "pool",
+        BatchNormalization: "bn",
+        ReLU: "relu",
+        Dense: "dense",
+        Dropout: "dropout",
+        Flatten: "flatten",
+    }
     totals: dict[type, int] = {}
     for layer in layers:
         totals[type(layer)] = totals.get(type(layer), 0) + 1
@@ -194,8 +240,9 @@ def _names(layers: Sequence[Layer]) -> list[str]:
     return names
 
 
-def summary(layers: Sequence[Layer], input_shape: Sequence[int], n_classes: int,
-            augment: Augment | None = None) -> list[LayerRow]:
+def summary(
+    layers: Sequence[Layer], input_shape: Sequence[int], n_classes: int, augment: Augment | None = None
+) -> list[LayerRow]:
     """The ``model.summary()`` of :func:`build_model` as rows, computed without building anything.
 
     Raises :class:`ArchitectureError` (one sentence, naming the layer by its place) when the
@@ -208,8 +255,11 @@ def summary(layers: Sequence[Layer], input_shape: Sequence[int], n_classes: int,
         raise ArchitectureError("A classifier needs at least two classes.")
     rows = [LayerRow("pixels", "Input", (h, w, c), 0, "raw pixels 0–255")]
     augment = augment or Augment()
-    for name, on in (("augment_flip", augment.flip), ("augment_rotation", augment.rotation),
-                     ("augment_shift", augment.shift)):
+    for name, on in (
+        ("augment_flip", augment.flip),
+        ("augment_rotation", augment.rotation),
+        ("augment_shift", augment.shift),
+    ):
         if on:
             rows.append(LayerRow(name, "augmentation", (h, w, c), 0, "only while training"))
     rows.append(LayerRow("rescale", "Rescaling", (h, w, c), 0, "pixels / 255"))
@@ -223,8 +273,10 @@ def summary(layers: Sequence[Layer], input_shape: Sequence[int], n_classes: int,
             window = layer.kernel if isinstance(layer, Conv2D) else layer.size
             stride = layer.stride if isinstance(layer, Conv2D) else layer.size
             if flat:
-                raise ArchitectureError(f"{what} needs a picture-shaped input, but it comes after a Flatten or "
-                                        "Dense layer; move it before the Flatten.")
+                raise ArchitectureError(
+                    f"{what} needs a picture-shaped input, but it comes after a Flatten or "
+                    "Dense layer; move it before the Flatten."
+                )
             if window < 1 or stride < 1 or (isinstance(layer, Conv2D) and layer.filters < 1):
                 raise ArchitectureError(f"{what} needs a window, stride and number of filters of at least 1.")
             if layer.padding not in ("valid", "same"):
@@ -232,14 +284,17 @@ def summary(layers: Sequence[Layer], input_shape: Sequence[int], n_classes: int,
             if layer.padding == "valid" and (window > shape[0] or window > shape[1]):
                 raise ArchitectureError(
                     f"{what} slides a {window}×{window} window over a {shape[0]}×{shape[1]} map, which is "
-                    "smaller than the window; remove a pooling layer before it or use “same” padding.")
+                    "smaller than the window; remove a pooling layer before it or use “same” padding."
+                )
             oh, ow = _out(shape[0], window, stride, layer.padding), _out(shape[1], window, stride, layer.padding)
             if oh < 1 or ow < 1:
                 raise ArchitectureError(f"{what} would shrink the {shape[0]}×{shape[1]} map below 1×1.")
             if isinstance(layer, Conv2D):
                 params = window * window * shape[2] * layer.filters + (layer.filters if layer.use_bias else 0)
                 shape = (oh, ow, layer.filters)
-                note = f"{layer.filters} filters {window}×{window}, stride {stride}, {layer.padding}, {layer.activation}"
+                note = (
+                    f"{layer.filters} filters {window}×{window}, stride {stride}, {layer.padding}, {layer.activation}"
+                )
             else:
                 params = 0
                 shape = (oh, ow, shape[2])
@@ -252,8 +307,9 @@ def summary(layers: Sequence[Layer], input_shape: Sequence[int], n_classes: int,
             rows.append(LayerRow(name, "Flatten", shape, 0))
         elif isinstance(layer, Dense):
             if not flat:
-                raise ArchitectureError(f"{what} gets a {shape[0]}×{shape[1]}×{shape[2]} map; "
-                                        "put a Flatten layer before it.")
+                raise ArchitectureError(
+                    f"{what} gets a {shape[0]}×{shape[1]}×{shape[2]} map; put a Flatten layer before it."
+                )
             if layer.units < 1:
                 raise ArchitectureError(f"{what} needs at least 1 unit.")
             params = shape[0] * layer.units + layer.units
@@ -270,14 +326,20 @@ def summary(layers: Sequence[Layer], input_shape: Sequence[int], n_classes: int,
         else:  # pragma: no cover - the editor only offers the types above
             raise ArchitectureError(f"{what} is not a layer this page can build.")
     if len(shape) != 1:
-        raise ArchitectureError("The last layer still gives a map; add a Flatten layer so the output layer "
-                                "can give one number per class.")
-    rows.append(LayerRow("predictions", "Dense", (n_classes,), shape[0] * n_classes + n_classes,
-                         f"{n_classes} classes, softmax"))
+        raise ArchitectureError(
+            "The last layer still gives a map; add a Flatten layer so the output layer can give one number per class."
+        )
+    rows.append(
+        LayerRow(
+            "predictions", "Dense", (n_classes,), shape[0] * n_classes + n_classes, f"{n_classes} classes, softmax"
+        )
+    )
     total = sum(r.params for r in rows)
     if total > MAX_PARAMS:
-        raise ArchitectureError(f"This network has {total:,} parameters; at most {MAX_PARAMS:,} train in "
-                                "reasonable time here, so use fewer filters or units, or pool earlier.")
+        raise ArchitectureError(
+            f"This network has {total:,} parameters; at most {MAX_PARAMS:,} train in "
+            "reasonable time here, so use fewer filters or units, or pool earlier."
+        )
     return rows
 
 
@@ -289,8 +351,15 @@ def validate(layers: Sequence[Layer], input_shape: Sequence[int], n_classes: int
 # --------------------------------------------------------------------------- building
 
 
-def build_model(layers: Sequence[Layer], input_shape: Sequence[int], n_classes: int, *,
-                augment: Augment | None = None, seed: int = 0, name: str = "scratch") -> keras.Model:
+def build_model(
+    layers: Sequence[Layer],
+    input_shape: Sequence[int],
+    n_classes: int,
+    *,
+    augment: Augment | None = None,
+    seed: int = 0,
+    name: str = "scratch",
+) -> keras.Model:
     """The Keras model for ``layers`` (validated first), taking raw 0–255 pixels ``(None, H, W, C)``.
 
     Every initialiser and random layer gets its own seed derived from ``seed``, so the same
@@ -303,36 +372,52 @@ def build_model(layers: Sequence[Layer], input_shape: Sequence[int], n_classes: 
     if augment.flip:
         x = keras.layers.RandomFlip("horizontal", seed=seed + 101, name="augment_flip")(x)
     if augment.rotation:
-        x = keras.layers.RandomRotation(augment.rotation, fill_mode="constant", seed=seed + 102,
-                                        name="augment_rotation")(x)
+        x = keras.layers.RandomRotation(
+            augment.rotation, fill_mode="constant", seed=seed + 102, name="augment_rotation"
+        )(x)
     if augment.shift:
-        x = keras.layers.RandomTranslation(augment.shift, augment.shift, fill_mode="constant", seed=seed + 103,
-                                           name="augment_shift")(x)
+        x = keras.layers.RandomTranslation(
+            augment.shift, augment.shift, fill_mode="constant", seed=seed + 103, name="augment_shift"
+        )(x)
     x = keras.layers.Rescaling(1 / 255, name="rescale")(x)
     if augment.noise:  # after rescaling: Keras takes the spread on a 0–1 scale
         x = keras.layers.GaussianNoise(augment.noise, seed=seed + 104, name="augment_noise")(x)
     for i, (layer, lname) in enumerate(zip(layers, _names(layers))):
         init = keras.initializers.GlorotUniform(seed=seed + i)
         if isinstance(layer, Conv2D):
-            x = keras.layers.Conv2D(layer.filters, layer.kernel, strides=layer.stride, padding=layer.padding,
-                                    activation=None if layer.activation == "linear" else layer.activation,
-                                    use_bias=layer.use_bias, kernel_initializer=init, name=lname)(x)
+            x = keras.layers.Conv2D(
+                layer.filters,
+                layer.kernel,
+                strides=layer.stride,
+                padding=layer.padding,
+                activation=None if layer.activation == "linear" else layer.activation,
+                use_bias=layer.use_bias,
+                kernel_initializer=init,
+                name=lname,
+            )(x)
         elif isinstance(layer, MaxPooling2D):
             x = keras.layers.MaxPooling2D(layer.size, padding=layer.padding, name=lname)(x)
         elif isinstance(layer, Flatten):
             x = keras.layers.Flatten(name=lname)(x)
         elif isinstance(layer, Dense):
-            x = keras.layers.Dense(layer.units, activation=None if layer.activation == "linear" else layer.activation,
-                                   kernel_initializer=init, name=lname)(x)
+            x = keras.layers.Dense(
+                layer.units,
+                activation=None if layer.activation == "linear" else layer.activation,
+                kernel_initializer=init,
+                name=lname,
+            )(x)
         elif isinstance(layer, Dropout):
             x = keras.layers.Dropout(layer.rate, seed=seed + 200 + i, name=lname)(x)
         elif isinstance(layer, BatchNormalization):
             x = keras.layers.BatchNormalization(name=lname)(x)
         elif isinstance(layer, ReLU):
             x = keras.layers.ReLU(name=lname)(x)
-    outputs = keras.layers.Dense(n_classes, activation="softmax",
-                                 kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 999),
-                                 name="predictions")(x)
+    outputs = keras.layers.Dense(
+        n_classes,
+        activation="softmax",
+        kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 999),
+        name="predictions",
+    )(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -384,53 +469,119 @@ def better_layers() -> tuple[Layer, ...]:
     stages: list[Layer] = []
     for filters in (32, 64, 128):
         # No bias: batch norm's own shift does that job; "same" pooling keeps 7×7 → 4×4.
-        stages += [Conv2D(filters, 3, padding="same", activation="linear", use_bias=False), BatchNormalization(),
-                   ReLU(), MaxPooling2D(2, padding="same")]
+        stages += [
+            Conv2D(filters, 3, padding="same", activation="linear", use_bias=False),
+            BatchNormalization(),
+            ReLU(),
+            MaxPooling2D(2, padding="same"),
+        ]
     return (*stages, Flatten(), Dense(128), Dropout(0.3))
 
 
 _OVERFIT = (Conv2D(32, 3), MaxPooling2D(2), Conv2D(64, 3), MaxPooling2D(2), Flatten(), Dense(256))
 
-PRESETS: dict[str, Preset] = {p.key: p for p in (
-    Preset("dense", "Dense only (Keras/TensorFlow beginner quickstart)", "TensorFlow 2 quickstart for beginners",
-           (Flatten(), Dense(128), Dropout(0.2)), epochs=5,
-           note="No convolution at all: every pixel is connected to every one of 128 neurons."),
-    Preset("keras_cnn", "Simple convnet (Keras example “Simple MNIST convnet”)", "Keras code examples",
-           (Conv2D(32, 3), MaxPooling2D(2), Conv2D(64, 3), MaxPooling2D(2), Flatten(), Dropout(0.5)),
-           epochs=5, batch_size=128),
-    Preset("carpentries", "Carpentries CNN (Conv 16 → Pool → Conv 32 → Pool → Dense 64)",
-           "The Carpentries, Introduction to deep learning",
-           (Conv2D(16, 3), MaxPooling2D(2), Conv2D(32, 3), MaxPooling2D(2), Flatten(), Dense(64)), epochs=5),
-    Preset("lenet5", "LeNet-5 (NVIDIA DIGITS lesson)", "NVIDIA DIGITS, getting started",
-           (Conv2D(20, 5, activation="linear"), MaxPooling2D(2), Conv2D(50, 5, activation="linear"), MaxPooling2D(2),
-            Flatten(), Dense(500)), epochs=5, batch_size=64,
-           note="As in DIGITS: the convolutions have no activation; only the 500-unit layer uses ReLU."),
-    Preset("better", "Better CNN (batch norm, more filters, dropout)", "cnnviz's bundled “better” model",
-           better_layers(), Augment(flip=True), epochs=5, batch_size=128, learning_rate=0.002),
-    Preset("overfit", "Overfitting: a big network on 1 000 images", "The Carpentries, episode 3 (overfitting)",
-           _OVERFIT, epochs=25, subset=1_000,
-           note="Watch the orange validation loss: it stops falling and rises while the training accuracy "
-                "climbs towards 100 %, the network is memorising its 1 000 images."),
-    Preset("overfit_dropout", "…the same with Dropout and augmentation", "The Carpentries, episode 3 (Dropout)",
-           (*_OVERFIT[:4], Dropout(0.25), Flatten(), Dense(256), Dropout(0.5)), Augment(flip=True, shift=0.08),
-           epochs=25, subset=1_000,
-           note="Same network and images with Dropout and augmentation: the gap between the training and "
-                "validation curves stays much smaller."),
-)}
+PRESETS: dict[str, Preset] = {
+    p.key: p
+    for p in (
+        Preset(
+            "dense",
+            "Dense only (Keras/TensorFlow beginner quickstart)",
+            "TensorFlow 2 quickstart for beginners",
+            (Flatten(), Dense(128), Dropout(0.2)),
+            epochs=5,
+            note="No convolution at all: every pixel is connected to every one of 128 neurons.",
+        ),
+        Preset(
+            "keras_cnn",
+            "Simple convnet (Keras example “Simple MNIST convnet”)",
+            "Keras code examples",
+            (Conv2D(32, 3), MaxPooling2D(2), Conv2D(64, 3), MaxPooling2D(2), Flatten(), Dropout(0.5)),
+            epochs=5,
+            batch_size=128,
+        ),
+        Preset(
+            "carpentries",
+            "Carpentries CNN (Conv 16 → Pool → Conv 32 → Pool → Dense 64)",
+            "The Carpentries, Introduction to deep learning",
+            (Conv2D(16, 3), MaxPooling2D(2), Conv2D(32, 3), MaxPooling2D(2), Flatten(), Dense(64)),
+            epochs=5,
+        ),
+        Preset(
+            "lenet5",
+            "LeNet-5 (NVIDIA DIGITS lesson)",
+            "NVIDIA DIGITS, getting started",
+            (
+                Conv2D(20, 5, activation="linear"),
+                MaxPooling2D(2),
+                Conv2D(50, 5, activation="linear"),
+                MaxPooling2D(2),
+                Flatten(),
+                Dense(500),
+            ),
+            epochs=5,
+            batch_size=64,
+            note="As in DIGITS: the convolutions have no activation; only the 500-unit layer uses ReLU.",
+        ),
+        Preset(
+            "better",
+            "Better CNN (batch norm, more filters, dropout)",
+            "cnnviz's bundled “better” model",
+            better_layers(),
+            Augment(flip=True),
+            epochs=5,
+            batch_size=128,
+            learning_rate=0.002,
+        ),
+        Preset(
+            "overfit",
+            "Overfitting: a big network on 1 000 images",
+            "The Carpentries, episode 3 (overfitting)",
+            _OVERFIT,
+            epochs=25,
+            subset=1_000,
+            note="Watch the orange validation loss: it stops falling and rises while the training accuracy "
+            "climbs towards 100 %, the network is memorising its 1 000 images.",
+        ),
+        Preset(
+            "overfit_dropout",
+            "…the same with Dropout and augmentation",
+            "The Carpentries, episode 3 (Dropout)",
+            (*_OVERFIT[:4], Dropout(0.25), Flatten(), Dense(256), Dropout(0.5)),
+            Augment(flip=True, shift=0.08),
+            epochs=25,
+            subset=1_000,
+            note="Same network and images with Dropout and augmentation: the gap between the training and "
+            "validation curves stays much smaller.",
+        ),
+    )
+}
 
 
 # --------------------------------------------------------------------------- data
 
 
 CLASS_NAMES = {
-    "fashion_mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+    "fashion_mnist": [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ],
     "mnist": [str(digit) for digit in range(10)],
     "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
 }
 DATASET_TITLES = {"fashion_mnist": "Fashion-MNIST", "mnist": "MNIST", "cifar10": "CIFAR-10"}
-_CACHE_FILES = {"fashion_mnist": "fashion-mnist/t10k-labels-idx1-ubyte.gz", "mnist": "mnist.npz",
-                "cifar10": "cifar-10-batches-py/test_batch"}
+_CACHE_FILES = {
+    "fashion_mnist": "fashion-mnist/t10k-labels-idx1-ubyte.gz",
+    "mnist": "mnist.npz",
+    "cifar10": "cifar-10-batches-py/test_batch",
+}
 
 
 @dataclass
@@ -470,12 +621,21 @@ def load_keras_dataset(name: str, *, download: bool = True) -> Dataset:
     try:
         (x_train, y_train), (x_test, y_test) = getattr(keras.datasets, name).load_data()
     except Exception:  # offline or a broken file: say so once
-        raise DataError(f"{DATASET_TITLES[name]} is not in this server's Keras cache and the server could not "
-                        "download it (it may be offline), so please choose another data set.") from None
+        raise DataError(
+            f"{DATASET_TITLES[name]} is not in this server's Keras cache and the server could not "
+            "download it (it may be offline), so please choose another data set."
+        ) from None
     if x_train.ndim == 3:
         x_train, x_test = x_train[..., None], x_test[..., None]
-    return Dataset(DATASET_TITLES[name], x_train, y_train.reshape(-1).astype(np.int64), x_test,
-                   y_test.reshape(-1).astype(np.int64), list(CLASS_NAMES[name]), source=f"keras.datasets.{name}")
+    return Dataset(
+        DATASET_TITLES[name],
+        x_train,
+        y_train.reshape(-1).astype(np.int64),
+        x_test,
+        y_test.reshape(-1).astype(np.int64),
+        list(CLASS_NAMES[name]),
+        source=f"keras.datasets.{name}",
+    )
 
 
 def _resize(image: np.ndarray, size: int, colour: bool) -> np.ndarray:
@@ -486,8 +646,15 @@ def _resize(image: np.ndarray, size: int, colour: bool) -> np.ndarray:
     return out if colour else out[..., None]
 
 
-def dataset_from_zip(data: bytes, *, size: int = 32, colour: bool = False, test_fraction: float = 0.2,
-                     seed: int = 0, zip_name: str = "The zip") -> Dataset:
+def dataset_from_zip(
+    data: bytes,
+    *,
+    size: int = 32,
+    colour: bool = False,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    zip_name: str = "The zip",
+) -> Dataset:
     """A visitor's class folders (zip) resized to ``size`` px, gray or colour, as DIGITS builds a data set.
 
     Uses :mod:`cnnviz.zips` (the trainer's reader). A labelled ``testing/`` part is the test set;
@@ -522,8 +689,16 @@ def dataset_from_zip(data: bytes, *, size: int = 32, colour: bool = False, test_
         train_x, train_y = [train_x[i] for i in keep], [train_y[i] for i in keep]
     if not test_x:
         raise DataError(f"{zip_name} has too few images to keep any apart for testing; give each class at least two.")
-    return Dataset(zip_name.strip("“”"), np.stack(train_x), np.array(train_y, dtype=np.int64), np.stack(test_x),
-                   np.array(test_y, dtype=np.int64), classes, source="zip", skipped=skipped)
+    return Dataset(
+        zip_name.strip("“”"),
+        np.stack(train_x),
+        np.array(train_y, dtype=np.int64),
+        np.stack(test_x),
+        np.array(test_y, dtype=np.int64),
+        classes,
+        source="zip",
+        skipped=skipped,
+    )
 
 
 def demo_shapes(per_class: int = 300, *, size: int = 32, colour: bool = True, seed: int = 0) -> Dataset:
@@ -548,8 +723,9 @@ def take_subset(x: np.ndarray, y: np.ndarray, n: int | None, *, seed: int = 0) -
     return x[pick], y[pick]
 
 
-def split_validation(x: np.ndarray, y: np.ndarray, fraction: float = 0.1, *,
-                     seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def split_validation(
+    x: np.ndarray, y: np.ndarray, fraction: float = 0.1, *, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(x_train, y_train, x_val, y_val)``: ``fraction`` of each class held out for validation (seeded)."""
     from cnnviz.train.transfer import stratified_split
 
@@ -565,14 +741,26 @@ def compile_model(model: keras.Model, *, optimizer: str = "adam", learning_rate:
     if optimizer not in OPTIMIZERS:
         raise ArchitectureError(f"Choose one of the optimizers {', '.join(OPTIMIZERS)}.")
     opt = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop}[optimizer]
-    model.compile(optimizer=opt(learning_rate=learning_rate), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=opt(learning_rate=learning_rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
     return model
 
 
-def train(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray | None = None,
-          y_val: np.ndarray | None = None, *, epochs: int = 5, batch_size: int = 32, learning_rate: float = 0.001,
-          optimizer: str = "adam", seed: int = 0, callbacks: Sequence[keras.callbacks.Callback] = ()) -> dict:
+def train(
+    model: keras.Model,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray | None = None,
+    y_val: np.ndarray | None = None,
+    *,
+    epochs: int = 5,
+    batch_size: int = 32,
+    learning_rate: float = 0.001,
+    optimizer: str = "adam",
+    seed: int = 0,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> dict:
     """Compile and ``model.fit`` in place; returns Keras's history dict (``loss``, ``accuracy``, ``val_*``).
 
     ``keras.utils.set_random_seed(seed)`` fixes the shuffling, Dropout and augmentation, so the
@@ -582,15 +770,24 @@ def train(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray, x_val: n
     compile_model(model, optimizer=optimizer, learning_rate=learning_rate)
     # uint8 pixels go in as they are (a quarter of float32's memory); the model casts each batch to float32.
     validation = (x_val, y_val) if x_val is not None and len(x_val) else None
-    fit = model.fit(x_train, y_train, validation_data=validation, epochs=epochs,
-                    batch_size=batch_size, shuffle=True, verbose=0, callbacks=list(callbacks))
+    fit = model.fit(
+        x_train,
+        y_train,
+        validation_data=validation,
+        epochs=epochs,
+        batch_size=batch_size,
+        shuffle=True,
+        verbose=0,
+        callbacks=list(callbacks),
+    )
     return dict(fit.history)
 
 
 def predict(model: keras.Model, x: np.ndarray, *, batch_size: int = 500) -> np.ndarray:
     """``(N, C)`` probabilities for raw ``uint8`` images ``(N, H, W, C)``."""
-    out = [np.asarray(model(x[i:i + batch_size].astype("float32"), training=False))
-           for i in range(0, len(x), batch_size)]
+    out = [
+        np.asarray(model(x[i : i + batch_size].astype("float32"), training=False)) for i in range(0, len(x), batch_size)
+    ]
     return np.concatenate(out) if out else np.zeros((0, int(model.output_shape[-1])), dtype=np.float32)
 
 
@@ -678,12 +875,15 @@ def without_augmentation(model: keras.Model) -> keras.Model:
     return copy
 
 
-GRAY_TFJS = ("TensorFlow.js (ml5.js, Teachable Machine) is offered for colour models only: those libraries hand "
-             "the network three colour channels, and this one takes a single gray channel.")
+GRAY_TFJS = (
+    "TensorFlow.js (ml5.js, Teachable Machine) is offered for colour models only: those libraries hand "
+    "the network three colour channels, and this one takes a single gray channel."
+)
 
 
-def tfjs_zip(model: keras.Model, class_names: Sequence[str], *, model_name: str,
-             training: dict | None = None) -> tuple[bytes | None, str | None]:
+def tfjs_zip(
+    model: keras.Model, class_names: Sequence[str], *, model_name: str, training: dict | None = None
+) -> tuple[bytes | None, str | None]:
     """``(zip, why)``: page 4's export zip (``.keras``, TensorFlow.js, labels, metadata; no ``.tflite``) or ``None``.
 
     ``why`` is one sentence when there is no zip (a gray model, see :data:`GRAY_TFJS`, or
@@ -696,8 +896,14 @@ def tfjs_zip(model: keras.Model, class_names: Sequence[str], *, model_name: str,
     if int(model.input_shape[-1]) != 3:
         return None, GRAY_TFJS
     try:
-        data = export_zip(without_augmentation(model), class_names, base_model="scratch", model_name=model_name,
-                          training=training, include_tflite=False)
+        data = export_zip(
+            without_augmentation(model),
+            class_names,
+            base_model="scratch",
+            model_name=model_name,
+            training=training,
+            include_tflite=False,
+        )
     except ExportError as err:
         return None, str(err)
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -715,13 +921,17 @@ def tflite_bytes(model: keras.Model) -> bytes:
 
 def settings_of(preset: Preset) -> dict[str, Any]:
     """The training settings a preset is taught with."""
-    return {"epochs": preset.epochs, "batch_size": preset.batch_size, "learning_rate": preset.learning_rate,
-            "optimizer": preset.optimizer, "subset": preset.subset}
+    return {
+        "epochs": preset.epochs,
+        "batch_size": preset.batch_size,
+        "learning_rate": preset.learning_rate,
+        "optimizer": preset.optimizer,
+        "subset": preset.subset,
+    }
 
 
 def with_layers(preset: Preset, layers: Sequence[Layer]) -> Preset:
     return replace(preset, layers=tuple(layers))
-
 
 
 # --------------------------------------------------------------------------- one training as a background job
@@ -775,14 +985,26 @@ def training_job(run: Run) -> Callable[[JobContext], Result]:
         data = run.data
         x, y = take_subset(data.x_train, data.y_train, run.subset, seed=run.seed)
         x_train, y_train, x_val, y_val = split_validation(x, y, run.validation_fraction, seed=run.seed)
-        model = build_model(run.layers, data.input_shape, len(data.class_names), augment=run.augment,
-                            seed=run.seed, name=run.name)
+        model = build_model(
+            run.layers, data.input_shape, len(data.class_names), augment=run.augment, seed=run.seed, name=run.name
+        )
         result = Result(model, run, train_images=len(x_train), val_images=len(x_val))
         ctx.partial(result)
         began = time.perf_counter()
         progress = JobProgress(ctx, epochs=run.epochs, extra={"images": len(x_train)})
-        train(model, x_train, y_train, x_val, y_val, epochs=run.epochs, batch_size=run.batch_size,
-              learning_rate=run.learning_rate, optimizer=run.optimizer, seed=run.seed, callbacks=[progress])
+        train(
+            model,
+            x_train,
+            y_train,
+            x_val,
+            y_val,
+            epochs=run.epochs,
+            batch_size=run.batch_size,
+            learning_rate=run.learning_rate,
+            optimizer=run.optimizer,
+            seed=run.seed,
+            callbacks=[progress],
+        )
         result.seconds = time.perf_counter() - began
         result.rows = [{k: v for k, v in r.items() if k != "filters"} for r in ctx._job.rows("epoch")]
         result.first_filters = next((r["filters"] for r in ctx._job.rows("start")), None)
@@ -790,7 +1012,7 @@ def training_job(run: Run) -> Callable[[JobContext], Result]:
         if ctx._job._cancel:
             return result
         ctx.report(event="judging", epoch=len(result.rows), epochs=run.epochs, seconds=result.seconds)
-        test_x, test_y = data.x_test[:run.test_limit], data.y_test[:run.test_limit]
+        test_x, test_y = data.x_test[: run.test_limit], data.y_test[: run.test_limit]
         result.evaluation = evaluate_on(model, test_x, test_y, data.class_names)
         result.test_x = test_x
         return result
@@ -812,8 +1034,15 @@ def layers_to_table(layers: Sequence[Layer]) -> list[dict]:
         row["order"] = place
         row["layer"] = type(layer).__name__
         if isinstance(layer, Conv2D):
-            row.update({"filters or units": layer.filters, "window": layer.kernel, "stride": layer.stride,
-                        "padding": layer.padding, "activation": layer.activation})
+            row.update(
+                {
+                    "filters or units": layer.filters,
+                    "window": layer.kernel,
+                    "stride": layer.stride,
+                    "padding": layer.padding,
+                    "activation": layer.activation,
+                }
+            )
         elif isinstance(layer, MaxPooling2D):
             row.update({"window": layer.size, "padding": layer.padding})
         elif isinstance(layer, Dense):
@@ -838,6 +1067,7 @@ def reorder_table(rows: Sequence[dict]) -> tuple[list[dict], bool]:
     of another row goes before it: typing 2 into row 5 moves it to the second place, as a visitor
     means; 2.5 puts it between rows 2 and 3.
     """
+
     def place(item: tuple[int, dict]) -> tuple[float, int, int]:
         position, row = item
         wanted = _cell(row, "order", None)
@@ -869,9 +1099,14 @@ def layers_from_table(rows: Sequence[dict]) -> tuple[Layer, ...]:
         try:
             if kind == "Conv2D":
                 act = _cell(row, "activation", "relu")
-                layer: Layer = Conv2D(int(_cell(row, "filters or units", 16)), int(_cell(row, "window", 3)),
-                                      int(_cell(row, "stride", 1)), str(_cell(row, "padding", "valid")), str(act),
-                                      use_bias=True)
+                layer: Layer = Conv2D(
+                    int(_cell(row, "filters or units", 16)),
+                    int(_cell(row, "window", 3)),
+                    int(_cell(row, "stride", 1)),
+                    str(_cell(row, "padding", "valid")),
+                    str(act),
+                    use_bias=True,
+                )
             elif kind == "MaxPooling2D":
                 layer = MaxPooling2D(int(_cell(row, "window", 2)), str(_cell(row, "padding", "valid")))
             elif kind == "Dense":
@@ -881,8 +1116,9 @@ def layers_from_table(rows: Sequence[dict]) -> tuple[Layer, ...]:
             else:
                 layer = LAYER_TYPES[kind]()
         except (TypeError, ValueError):
-            raise ArchitectureError(f"Row {place} ({kind}) needs whole numbers for filters, units, window "
-                                    "and stride.") from None
+            raise ArchitectureError(
+                f"Row {place} ({kind}) needs whole numbers for filters, units, window and stride."
+            ) from None
         if getattr(layer, "activation", "relu") not in ACTIVATIONS:
             raise ArchitectureError(f"Row {place} ({kind}): choose one of the activations {', '.join(ACTIVATIONS)}.")
         layers.append(layer)
@@ -894,8 +1130,9 @@ def _rgb(images: np.ndarray) -> np.ndarray:
     return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
 
 
-def sample_grid(x: np.ndarray, y: np.ndarray, n_classes: int, *, per_class: int = 10, scale: int = 2,
-                gap: int = 2) -> np.ndarray:
+def sample_grid(
+    x: np.ndarray, y: np.ndarray, n_classes: int, *, per_class: int = 10, scale: int = 2, gap: int = 2
+) -> np.ndarray:
     """DIGITS' "explore the db": one row per class with its first ``per_class`` images, RGB uint8."""
     h, w = x.shape[1] * scale, x.shape[2] * scale
     grid = np.full((n_classes * (h + gap) - gap, per_class * (w + gap) - gap, 3), 255, np.uint8)
@@ -903,7 +1140,7 @@ def sample_grid(x: np.ndarray, y: np.ndarray, n_classes: int, *, per_class: int 
         picks = np.flatnonzero(y == cls)[:per_class]
         for col, i in enumerate(picks):
             tile = _rgb(x[i]).repeat(scale, axis=0).repeat(scale, axis=1)
-            grid[cls * (h + gap):cls * (h + gap) + h, col * (w + gap):col * (w + gap) + w] = tile
+            grid[cls * (h + gap) : cls * (h + gap) + h, col * (w + gap) : col * (w + gap) + w] = tile
     return grid
 
 

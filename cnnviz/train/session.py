@@ -17,6 +17,7 @@ The page only draws widgets and calls these methods; every rule lives here, with
 Embedding is passed in as a function ``embed(images, on_progress) -> keys`` so that this
 module needs no particular base network (the page gives it the cached EfficientNet-Lite0).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -161,8 +162,13 @@ class TrainingSession:
         return next(c for c in self.classes if c.id == class_id)
 
     # ------------------------------------------------------------------ images
-    def add_images(self, cls: ClassImages, named: Sequence[tuple[str, np.ndarray]], embed: Embed,
-                   on_progress: Callable[[int, int], None] | None = None) -> int:
+    def add_images(
+        self,
+        cls: ClassImages,
+        named: Sequence[tuple[str, np.ndarray]],
+        embed: Embed,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> int:
         """Embed and add ``(file name, image)`` pairs to a card; returns how many were new to it."""
         if not named:
             return 0
@@ -170,8 +176,9 @@ class TrainingSession:
         self._remember([image for _, image in named], keys, [name for name, _ in named])
         return self._attach(cls, [name for name, _ in named], keys)
 
-    def _remember(self, images: Sequence[np.ndarray], keys: Sequence[str], paths: Sequence[str],
-                  *, testing: bool = False) -> None:
+    def _remember(
+        self, images: Sequence[np.ndarray], keys: Sequence[str], paths: Sequence[str], *, testing: bool = False
+    ) -> None:
         """Keep the dataset check's facts (not the image) and the path of each arriving image."""
         for image, key, path in zip(images, keys, paths):
             if key not in self.facts:
@@ -205,8 +212,16 @@ class TrainingSession:
                 found.append((key, file, thumb))
         return found
 
-    def add_zip(self, data: bytes, zip_name: str, embed: Embed, *, max_side: int = 512,
-                on_progress: Callable[[int, int], None] | None = None, batch: int = 32) -> str:
+    def add_zip(
+        self,
+        data: bytes,
+        zip_name: str,
+        embed: Embed,
+        *,
+        max_side: int = 512,
+        on_progress: Callable[[int, int], None] | None = None,
+        batch: int = 32,
+    ) -> str:
         """Read a zip (lesson or plain layout) into cards and the test set; returns a summary sentence.
 
         Raises :class:`cnnviz.zips.ZipError` (one sentence) for a zip that cannot be used. Images
@@ -221,8 +236,12 @@ class TrainingSession:
             keys = embed([item.image for item in chunk], None)
             for part in ("training", "testing"):
                 mine = [(item, key) for item, key in zip(chunk, keys) if item.part == part]
-                self._remember([i.image for i, _ in mine], [k for _, k in mine], [i.path for i, _ in mine],
-                               testing=part == "testing")
+                self._remember(
+                    [i.image for i, _ in mine],
+                    [k for _, k in mine],
+                    [i.path for i, _ in mine],
+                    testing=part == "testing",
+                )
             for item, key in zip(chunk, keys):
                 if item.part == "training":
                     self._attach(self.class_named(item.label), [item.name], [key])
@@ -242,16 +261,21 @@ class TrainingSession:
             self.testset = tests
         self.skipped = list(plan.skipped)
         n_training = sum(1 for e in plan.entries if e.part == "training")
-        self.zip_summary = (f"Read “{zip_name}” ({plan.layout} layout): {n_training} training images in "
-                            f"{len(plan.classes)} classes, {len(tests)} test images; {len(plan.skipped)} files skipped.")
+        self.zip_summary = (
+            f"Read “{zip_name}” ({plan.layout} layout): {n_training} training images in "
+            f"{len(plan.classes)} classes, {len(tests)} test images; {len(plan.skipped)} files skipped."
+        )
         return self.zip_summary
 
     def load_demo(self, embed: Embed, *, per_class: int = 30, tests_per_class: int = 4) -> None:
         """The generated shapes: ``per_class`` training images per shape and a labelled test set."""
         for name, images in demo_dataset(per_class, seed=0).items():
             self.add_images(self.class_named(name), [(f"{name}-{i:02d}.png", im) for i, im in enumerate(images)], embed)
-        named = [(f"testing/{name}/test-{name}-{i}.png", im, name) for name, ims in demo_dataset(tests_per_class, seed=1).items()
-                 for i, im in enumerate(ims)]
+        named = [
+            (f"testing/{name}/test-{name}-{i}.png", im, name)
+            for name, ims in demo_dataset(tests_per_class, seed=1).items()
+            for i, im in enumerate(ims)
+        ]
         keys = embed([im for _, im, _ in named], None)
         self._remember([im for _, im, _ in named], keys, [f for f, _, _ in named], testing=True)
         self.testset = [TestImage(f, k, label) for (f, _, label), k in zip(named, keys)]
@@ -262,8 +286,11 @@ class TrainingSession:
         for cls in self.classes:
             for key, file in zip(cls.keys, cls.files):
                 if key in self.facts:
-                    found.append(dataclasses.replace(self.facts[key], path=self.paths.get(key, file), part="training",
-                                                     label=cls.name))
+                    found.append(
+                        dataclasses.replace(
+                            self.facts[key], path=self.paths.get(key, file), part="training", label=cls.name
+                        )
+                    )
         for t in self.testset:
             if t.key in self.facts:
                 found.append(dataclasses.replace(self.facts[t.key], path=t.file, part="testing", label=t.label))
@@ -309,8 +336,10 @@ class TrainingSession:
         keys = [k for c in usable for k in c.keys]
         found = [e for k in keys if (e := self.store.embedding(k, base)) is not None]
         if len(found) < len(keys):
-            raise ValueError(f"{len(keys) - len(found)} images are no longer in memory (at most "
-                             f"{self.store.max_images:,} are kept); please add them again.")
+            raise ValueError(
+                f"{len(keys) - len(found)} images are no longer in memory (at most "
+                f"{self.store.max_images:,} are kept); please add them again."
+            )
         labels = np.array([i for i, c in enumerate(usable) for _ in c.keys])
         x = np.stack(found)
         seed = transfer.DEFAULTS["seed"]
@@ -320,18 +349,28 @@ class TrainingSession:
         test_pairs = [(t, e) for t in self.testset if (e := self.store.embedding(t.key, base)) is not None]
         test = [t for t, _ in test_pairs]
         if len(test) < len(self.testset):
-            lost = (f"{len(self.testset) - len(test)} of the {len(self.testset)} test images are no longer in memory "
-                    f"(at most {self.store.max_images:,} images are kept), so this run is tested without them; "
-                    "add them again to test on them.")
+            lost = (
+                f"{len(self.testset) - len(test)} of the {len(self.testset)} test images are no longer in memory "
+                f"(at most {self.store.max_images:,} images are kept), so this run is tested without them; "
+                "add them again to test on them."
+            )
             if lost not in self.skipped:  # a second run with the same loss says it once
                 self.skipped.append(lost)
-        x_test = (np.stack([e for _, e in test_pairs]) if test_pairs
-                  else np.zeros((0, x.shape[1]), np.float32))
+        x_test = np.stack([e for _, e in test_pairs]) if test_pairs else np.zeros((0, x.shape[1]), np.float32)
         self.runs_started += 1
         self.run = Run(
-            name=f"My classifier {self.runs_started}", base=base, classes=[c.name for c in usable], keys=keys,
-            x=x, y=labels, train_idx=train_idx, val_idx=val_idx, settings=dict(settings),
-            head=transfer.build_head(x.shape[1], len(usable), seed=seed), test=test, x_test=x_test,
+            name=f"My classifier {self.runs_started}",
+            base=base,
+            classes=[c.name for c in usable],
+            keys=keys,
+            x=x,
+            y=labels,
+            train_idx=train_idx,
+            val_idx=val_idx,
+            settings=dict(settings),
+            head=transfer.build_head(x.shape[1], len(usable), seed=seed),
+            test=test,
+            x_test=x_test,
         )
         return self.run
 
@@ -339,8 +378,15 @@ class TrainingSession:
     def train(run: Run, *, on_epoch: Callable[[dict], bool | None] | None = None) -> transfer.History:
         """Train the run's head (blocking; a background job calls this). ``on_epoch`` returning True stops it."""
         return transfer.train_head(
-            run.head, run.x[run.train_idx], run.y[run.train_idx], run.x[run.val_idx], run.y[run.val_idx],
-            **run.settings, seed=transfer.DEFAULTS["seed"], on_epoch=on_epoch, history=run.history,
+            run.head,
+            run.x[run.train_idx],
+            run.y[run.train_idx],
+            run.x[run.val_idx],
+            run.y[run.val_idx],
+            **run.settings,
+            seed=transfer.DEFAULTS["seed"],
+            on_epoch=on_epoch,
+            history=run.history,
         )
 
     def finish_run(self, run: Run, embedder: keras.Model, *, base_title: str, stopped: bool) -> Run | None:
@@ -350,8 +396,9 @@ class TrainingSession:
                 self.run = None
             return None
         judged = run.val_idx if len(run.val_idx) else run.train_idx
-        run.evaluation = transfer.evaluate(transfer.head_probabilities(run.head, run.x[judged]), run.y[judged],
-                                           run.classes)
+        run.evaluation = transfer.evaluate(
+            transfer.head_probabilities(run.head, run.x[judged]), run.y[judged], run.classes
+        )
         run.judged_on = "validation" if len(run.val_idx) else "training"
         run.judged_keys = [run.keys[i] for i in judged]
         run.results = self.judge(run)
@@ -359,11 +406,14 @@ class TrainingSession:
         run.model = transfer.full_model(embedder, run.head, name=model_slug(run.name))
         test = run.results.test
         run.card = visitor_card(
-            run.name, run.model, run.classes, base=run.base,
+            run.name,
+            run.model,
+            run.classes,
+            base=run.base,
             validation_accuracy=run.results.validation.accuracy if run.results.validation else None,
             test_accuracy=test.accuracy if test else None,
             description=f"Trained here on {len(run.train_idx)} images ({base_title} base + a small head, "
-                        f"{len(run.history.rows)} epochs).",
+            f"{len(run.history.rows)} epochs).",
         )
         return run
 
@@ -377,10 +427,18 @@ class TrainingSession:
         val = [self._file_and_folder(run.keys[i], files.get(run.keys[i], f"image {i + 1}")) for i in run.val_idx]
         test = [(t.file.rsplit("/", 1)[-1], pipeline.folder_of(t.file)) for t in run.test]
         results, _ = pipeline.judge_head(
-            run.head, run.classes, x_val=run.x[run.val_idx], y_val=run.y[run.val_idx],
-            val_files=[f for f, _ in val], val_folders=[d for _, d in val], x_test=run.x_test,
-            test_classes=[t.label for t in run.test], test_files=[f for f, _ in test],
-            test_folders=[d for _, d in test], n_training=len(run.train_idx))
+            run.head,
+            run.classes,
+            x_val=run.x[run.val_idx],
+            y_val=run.y[run.val_idx],
+            val_files=[f for f, _ in val],
+            val_folders=[d for _, d in val],
+            x_test=run.x_test,
+            test_classes=[t.label for t in run.test],
+            test_files=[f for f, _ in test],
+            test_folders=[d for _, d in test],
+            n_training=len(run.train_idx),
+        )
         return results  # the CSV rows come from test_rows(), at the threshold the visitor chooses
 
     def test_rows(self, run: Run, threshold: float = predictions.UNSURE_THRESHOLD) -> list[dict]:
@@ -389,18 +447,27 @@ class TrainingSession:
             return []
         test = [(t.file.rsplit("/", 1)[-1], pipeline.folder_of(t.file)) for t in run.test]
         probs = transfer.head_probabilities(run.head, run.x_test)
-        return transfer.prediction_rows([f for f, _ in test], probs, run.classes, folders=[d for _, d in test],
-                                        true_classes=[t.label if t.label in run.classes else None for t in run.test],
-                                        threshold=threshold)
+        return transfer.prediction_rows(
+            [f for f, _ in test],
+            probs,
+            run.classes,
+            folders=[d for _, d in test],
+            true_classes=[t.label if t.label in run.classes else None for t in run.test],
+            threshold=threshold,
+        )
 
     def training_info(self, run: Run) -> dict[str, Any]:
         """What the export's metadata says about a finished run (settings, image counts, validation and test accuracy)."""
         res = run.results
-        return {**run.settings, "epochs_run": len(run.history.rows), "training_images": int(len(run.train_idx)),
-                "validation_images": int(len(run.val_idx)),
-                "validation_accuracy": res.validation.accuracy if res and res.validation else None,
-                "test_accuracy": res.test.accuracy if res and res.test else None,
-                "test_images": res.test.n_images if res and res.test else 0}
+        return {
+            **run.settings,
+            "epochs_run": len(run.history.rows),
+            "training_images": int(len(run.train_idx)),
+            "validation_images": int(len(run.val_idx)),
+            "validation_accuracy": res.validation.accuracy if res and res.validation else None,
+            "test_accuracy": res.test.accuracy if res and res.test else None,
+            "test_images": res.test.n_images if res and res.test else 0,
+        }
 
     def validation_images(self) -> tuple[list[str], list[np.ndarray], np.ndarray] | None:
         """The last run's held-out images as ``(names, thumbnails, labels)`` for the audit, or ``None``."""
@@ -408,8 +475,11 @@ class TrainingSession:
         if run is None or not run.finished:
             return None
         judged = run.val_idx if len(run.val_idx) else run.train_idx
-        pairs = [(thumb, int(run.y[i])) for k, i in zip(run.judged_keys, judged)
-                 if (thumb := self.store.thumbnail(k)) is not None]
+        pairs = [
+            (thumb, int(run.y[i]))
+            for k, i in zip(run.judged_keys, judged)
+            if (thumb := self.store.thumbnail(k)) is not None
+        ]
         if not pairs:
             return None
         names = [f"validation {i + 1} ({run.classes[y]})" for i, (_, y) in enumerate(pairs)]

@@ -22,6 +22,7 @@ the same numbers reach the second layer. (EfficientNet-Lite0's ``(1/128, -127/12
 becomes ``(127/128, 0)``.) A model without such a layer gets ``Rescaling(127, 127)``
 in front. The ``.keras`` and ``.tflite`` files keep taking raw pixels.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,9 +46,26 @@ _INITIALIZER = {"class_name": "Zeros", "config": {}}  # inference only: real val
 SUPPORTED_LAYERS: dict[str, tuple[str, ...]] = {
     "InputLayer": (),
     "Rescaling": ("scale", "offset"),
-    "Conv2D": ("filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate", "activation", "use_bias"),
-    "DepthwiseConv2D": ("kernel_size", "strides", "padding", "depth_multiplier", "data_format", "dilation_rate",
-                        "activation", "use_bias"),
+    "Conv2D": (
+        "filters",
+        "kernel_size",
+        "strides",
+        "padding",
+        "data_format",
+        "dilation_rate",
+        "activation",
+        "use_bias",
+    ),
+    "DepthwiseConv2D": (
+        "kernel_size",
+        "strides",
+        "padding",
+        "depth_multiplier",
+        "data_format",
+        "dilation_rate",
+        "activation",
+        "use_bias",
+    ),
     "BatchNormalization": ("axis", "momentum", "epsilon", "center", "scale"),
     "ReLU": ("max_value",),
     "Activation": ("activation",),
@@ -64,8 +82,12 @@ _INITIALIZER_KEYS = {
     "Conv2D": ("kernel_initializer", "bias_initializer"),
     "DepthwiseConv2D": ("depthwise_initializer", "bias_initializer"),
     "Dense": ("kernel_initializer", "bias_initializer"),
-    "BatchNormalization": ("beta_initializer", "gamma_initializer", "moving_mean_initializer",
-                           "moving_variance_initializer"),
+    "BatchNormalization": (
+        "beta_initializer",
+        "gamma_initializer",
+        "moving_mean_initializer",
+        "moving_variance_initializer",
+    ),
 }
 _ACTIVATIONS = {"linear", "relu", "relu6", "softmax", "sigmoid", "tanh", "elu", "selu", "swish", "softplus"}
 
@@ -74,8 +96,9 @@ class TfjsError(ValueError):
     """A model this exporter cannot write for TensorFlow.js. ``str(err)`` is one sentence."""
 
 
-def tm_metadata(class_names: Sequence[str], image_size: int, *, model_name: str, time_stamp: str,
-                user_metadata: dict | None = None) -> dict[str, Any]:
+def tm_metadata(
+    class_names: Sequence[str], image_size: int, *, model_name: str, time_stamp: str, user_metadata: dict | None = None
+) -> dict[str, Any]:
     """The ``metadata.json`` fields Teachable Machine writes for an image model."""
     return {
         "tfjsVersion": TFJS_VERSION,
@@ -107,14 +130,20 @@ def tfjs_files(model: keras.Model, *, weights_file: str = "weights.bin") -> tupl
         cls = entry["class_name"]
         name = entry["config"].get("name", entry.get("name"))
         if cls not in SUPPORTED_LAYERS:
-            raise TfjsError(f"The layer “{name}” ({cls}) has no TensorFlow.js export here, so no model.json was written.")
+            raise TfjsError(
+                f"The layer “{name}” ({cls}) has no TensorFlow.js export here, so no model.json was written."
+            )
         inbound = _inbound(entry)
         layer_cfg = _layer_config(cls, entry["config"], name)
         if cls == "InputLayer":
             shape = entry["config"].get("batch_shape") or entry["config"].get("batch_input_shape")
             layer_cfg = {"name": name, "batch_input_shape": list(shape), "dtype": "float32", "sparse": False}
-        elif cls == "Rescaling" and not first_rescaling_done and inbound and all(
-                ref[0] in input_names for node in inbound for ref in node):
+        elif (
+            cls == "Rescaling"
+            and not first_rescaling_done
+            and inbound
+            and all(ref[0] in input_names for node in inbound for ref in node)
+        ):
             scale, offset = float(np.squeeze(layer_cfg["scale"])), float(np.squeeze(layer_cfg["offset"]))
             # x = 127 (t + 1) for the t = x/127 - 1 that ml5 and tmImage feed:
             layer_cfg["scale"], layer_cfg["offset"] = 127.0 * scale, 127.0 * scale + offset
@@ -122,15 +151,31 @@ def tfjs_files(model: keras.Model, *, weights_file: str = "weights.bin") -> tupl
         elif not first_rescaling_done and inbound and any(ref[0] in input_names for node in inbound for ref in node):
             # The model scales nothing itself: turn [-1, 1] back into the 0-255 it expects.
             inserted_input_scaler = "tm_input_to_0_255"
-            layers_out.append({"class_name": "Rescaling", "name": inserted_input_scaler,
-                               "config": {"name": inserted_input_scaler, "trainable": False, "dtype": "float32",
-                                          "scale": 127.0, "offset": 127.0},
-                               "inbound_nodes": [[[ref[0], ref[1], ref[2], {}] for ref in inbound[0]]]})
+            layers_out.append(
+                {
+                    "class_name": "Rescaling",
+                    "name": inserted_input_scaler,
+                    "config": {
+                        "name": inserted_input_scaler,
+                        "trainable": False,
+                        "dtype": "float32",
+                        "scale": 127.0,
+                        "offset": 127.0,
+                    },
+                    "inbound_nodes": [[[ref[0], ref[1], ref[2], {}] for ref in inbound[0]]],
+                }
+            )
             first_rescaling_done = True
         if inserted_input_scaler and cls != "InputLayer":
             inbound = [[[inserted_input_scaler, 0, 0] if r[0] in input_names else r for r in node] for node in inbound]
-        layers_out.append({"class_name": cls, "name": name, "config": layer_cfg,
-                           "inbound_nodes": [[[r[0], r[1], r[2], {}] for r in node] for node in inbound]})
+        layers_out.append(
+            {
+                "class_name": cls,
+                "name": name,
+                "config": layer_cfg,
+                "inbound_nodes": [[[r[0], r[1], r[2], {}] for r in node] for node in inbound],
+            }
+        )
         for variable in model.get_layer(name).weights:
             value = np.asarray(keras.ops.convert_to_numpy(variable), dtype="<f4")
             weight = variable.name
@@ -199,7 +244,9 @@ def _layer_config(cls: str, cfg: dict, name: str) -> dict:
     for key in _INITIALIZER_KEYS.get(cls, ()):
         out[key] = dict(_INITIALIZER)
     if "activation" in out and out["activation"] not in _ACTIVATIONS:
-        raise TfjsError(f"The layer “{name}” uses the activation “{out['activation']}”, which this export does not write.")
+        raise TfjsError(
+            f"The layer “{name}” uses the activation “{out['activation']}”, which this export does not write."
+        )
     if cls == "ReLU" and (float(cfg.get("negative_slope") or 0) != 0 or float(cfg.get("threshold") or 0) != 0):
         raise TfjsError(f"The layer “{name}” is a leaky or thresholded ReLU, which this export does not write.")
     if cls == "GlobalAveragePooling2D" and cfg.get("keepdims"):

@@ -21,6 +21,7 @@ The lesson in four steps, each a function here:
 At most :data:`MAX_CONCURRENT_TRAININGS` trainings run at once in one server process
 (:func:`training_slot`); visitors beyond that wait for a free slot.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -68,6 +69,7 @@ __all__ = [
     "training_slot",
     "SlotTimeout",
 ]
+
 
 @dataclass(frozen=True)
 class TrainingDefaults:
@@ -207,9 +209,15 @@ def _compiled(model: keras.Model) -> Callable[[np.ndarray], tf.Tensor]:
     return compiled.inference(model)
 
 
-def embed_images(images: Sequence[np.ndarray], embedder: keras.Model, base_name: str, *,
-                 store: EmbeddingStore | None = None, batch_size: int = 32,
-                 on_progress: Callable[[int, int], object] | None = None) -> tuple[list[str], np.ndarray]:
+def embed_images(
+    images: Sequence[np.ndarray],
+    embedder: keras.Model,
+    base_name: str,
+    *,
+    store: EmbeddingStore | None = None,
+    batch_size: int = 32,
+    on_progress: Callable[[int, int], object] | None = None,
+) -> tuple[list[str], np.ndarray]:
     """Embed images with ``embedder``, reusing cached embeddings. Returns ``(keys, (N, D) float32)``.
 
     Only images missing from ``store`` (for this ``base_name``) go through the network,
@@ -232,7 +240,7 @@ def embed_images(images: Sequence[np.ndarray], embedder: keras.Model, base_name:
     call = fast_embed.embedder(embedder, persist=True) if missing else None
     total = len(missing)
     for start in range(0, total, batch_size):
-        chunk = missing[start:start + batch_size]
+        chunk = missing[start : start + batch_size]
         assert call is not None  # made above whenever something is missing
         features = np.asarray(call(to_model_input([images[i] for i in chunk], size)), dtype=np.float32)
         for i, feature in zip(chunk, features):
@@ -269,8 +277,9 @@ def stratified_split(labels: ArrayLike, fraction: float = 0.15, seed: int = 0) -
     return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(val, dtype=np.int64))
 
 
-def build_head(n_features: int, n_classes: int, *, hidden_units: int = DEFAULTS.hidden_units,
-               seed: int = DEFAULTS.seed) -> keras.Model:
+def build_head(
+    n_features: int, n_classes: int, *, hidden_units: int = DEFAULTS.hidden_units, seed: int = DEFAULTS.seed
+) -> keras.Model:
     """Teachable Machine's head: Dense(``hidden_units``, ReLU) → Dense(``n_classes``, softmax).
 
     Input ``(None, n_features)`` embeddings, output class probabilities.
@@ -280,9 +289,13 @@ def build_head(n_features: int, n_classes: int, *, hidden_units: int = DEFAULTS.
         [
             keras.Input((n_features,), name="embedding"),
             keras.layers.Dense(hidden_units, activation="relu", kernel_initializer=init, name="head_hidden"),
-            keras.layers.Dense(n_classes, activation="softmax", use_bias=False,
-                               kernel_initializer=keras.initializers.VarianceScaling(seed=seed + 1),
-                               name="head_probabilities"),
+            keras.layers.Dense(
+                n_classes,
+                activation="softmax",
+                use_bias=False,
+                kernel_initializer=keras.initializers.VarianceScaling(seed=seed + 1),
+                name="head_probabilities",
+            ),
         ],
         name="head",
     )
@@ -302,12 +315,20 @@ class History:
         return self.rows[-1] if self.rows else None
 
 
-def train_head(head: keras.Model, x_train: np.ndarray, y_train: np.ndarray,
-               x_val: np.ndarray | None = None, y_val: np.ndarray | None = None, *,
-               epochs: int = DEFAULTS.epochs, batch_size: int = DEFAULTS.batch_size,
-               learning_rate: float = DEFAULTS.learning_rate, seed: int = DEFAULTS.seed,
-               on_epoch: Callable[[dict], bool | None] | None = None,
-               history: History | None = None) -> History:
+def train_head(
+    head: keras.Model,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray | None = None,
+    y_val: np.ndarray | None = None,
+    *,
+    epochs: int = DEFAULTS.epochs,
+    batch_size: int = DEFAULTS.batch_size,
+    learning_rate: float = DEFAULTS.learning_rate,
+    seed: int = DEFAULTS.seed,
+    on_epoch: Callable[[dict], bool | None] | None = None,
+    history: History | None = None,
+) -> History:
     """Train ``head`` in place on embeddings with Adam and cross-entropy; returns the :class:`History`.
 
     ``x_*`` are ``(N, D)`` float32 embeddings, ``y_*`` integer class indices. Each epoch
@@ -337,7 +358,7 @@ def train_head(head: keras.Model, x_train: np.ndarray, y_train: np.ndarray,
         loss_sum = tf.constant(0.0)
         correct = tf.constant(0.0)
         for start in tf.range(0, n, batch):
-            idx = order[start:start + batch]
+            idx = order[start : start + batch]
             xb = tf.gather(x_train, idx)
             yb = tf.gather(y_train, idx)
             with tf.GradientTape() as tape:
@@ -361,8 +382,7 @@ def train_head(head: keras.Model, x_train: np.ndarray, y_train: np.ndarray,
     started = time.perf_counter()
     for epoch in range(1, epochs + 1):
         loss, accuracy = run_epoch(tf.constant(rng.permutation(n_train).astype(np.int32)))
-        row = {"epoch": epoch, "loss": float(loss), "accuracy": float(accuracy),
-               "val_loss": None, "val_accuracy": None}
+        row = {"epoch": epoch, "loss": float(loss), "accuracy": float(accuracy), "val_loss": None, "val_accuracy": None}
         if has_val:
             val_loss, val_accuracy = validate(x_val_t, y_val_t)
             row["val_loss"], row["val_accuracy"] = float(val_loss), float(val_accuracy)
@@ -413,8 +433,15 @@ def evaluate(probabilities: np.ndarray, labels: Sequence[int] | np.ndarray, clas
     confusion = measures.confusion_matrix(truth, predicted, n)
     per_class = measures.per_class_accuracy(truth, predicted, n)
     accuracy = float((predicted == truth).mean()) if len(truth) else float("nan")
-    return Evaluation(list(class_names), probabilities, truth, confusion, per_class, accuracy,
-                      [int(i) for i in np.flatnonzero(predicted != truth)])
+    return Evaluation(
+        list(class_names),
+        probabilities,
+        truth,
+        confusion,
+        per_class,
+        accuracy,
+        [int(i) for i in np.flatnonzero(predicted != truth)],
+    )
 
 
 def head_probabilities(head: keras.Model, embeddings: np.ndarray) -> np.ndarray:
@@ -447,13 +474,15 @@ def predict_probabilities(model: keras.Model, images: Sequence[np.ndarray], *, b
     """``(N, C)`` class probabilities of a raw-pixel model for RGB ``uint8`` images (resized to fit)."""
     size = tuple(model.input_shape[1:3])
     call = _compiled(model)
-    out = [call(to_model_input(images[i:i + batch_size], size)).numpy() for i in range(0, len(images), batch_size)]
+    out = [call(to_model_input(images[i : i + batch_size], size)).numpy() for i in range(0, len(images), batch_size)]
     if not out:
         return np.zeros((0, int(model.output_shape[-1])), dtype=np.float32)
     return np.concatenate(out).astype(np.float32)
 
 
-def prediction_rows(names: Sequence[str], probabilities: np.ndarray, class_names: Sequence[str], **options: Any) -> list[dict]:
+def prediction_rows(
+    names: Sequence[str], probabilities: np.ndarray, class_names: Sequence[str], **options: Any
+) -> list[dict]:
     """Rows for a table/CSV, one per image: :func:`cnnviz.predictions.prediction_rows` (the one builder).
 
     ``options``: ``folders``, ``true_classes``, ``threshold`` (the ``unsure`` flag), ``decimals``.
@@ -474,8 +503,9 @@ class SlotTimeout(RuntimeError):
 
 
 @contextmanager
-def training_slot(on_wait: Callable[[float], object] | None = None, *, poll_s: float = 0.5,
-                  timeout_s: float | None = None) -> Iterator[None]:
+def training_slot(
+    on_wait: Callable[[float], object] | None = None, *, poll_s: float = 0.5, timeout_s: float | None = None
+) -> Iterator[None]:
     """Hold one of the :data:`MAX_CONCURRENT_TRAININGS` process-wide training slots.
 
     When all are taken, ``on_wait(seconds_waited)`` is called every ``poll_s`` seconds

@@ -8,6 +8,7 @@ visitor's ``sentence``, or "crash" with the escaped exception's class), ``second
 ``result`` summary. A separate process per file (or per group of model files) means one bomb's
 memory is measured alone and cannot take the test runner down.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,9 +41,17 @@ def _image(data: bytes, args: dict):
         image = load_image(data, name="“upload”", max_side=args.get("max_side", 1024))
     except ImageError as err:
         return "refused", str(err), None
-    return "ok", None, {"shape": list(image.shape), "dtype": str(image.dtype),
-                        "row0": image[0, [round(i * (image.shape[1] - 1) / 8) for i in range(9)], 0].tolist(),
-                        "corner": image[0, 0].tolist(), "mean": float(image.mean())}
+    return (
+        "ok",
+        None,
+        {
+            "shape": list(image.shape),
+            "dtype": str(image.dtype),
+            "row0": image[0, [round(i * (image.shape[1] - 1) / 8) for i in range(9)], 0].tolist(),
+            "corner": image[0, 0].tolist(),
+            "mean": float(image.mean()),
+        },
+    )
 
 
 def _zip(data: bytes, args: dict):
@@ -66,16 +75,26 @@ def _audit_zip(data: bytes, args: dict):
     except ImportError:  # an older checkout: what its audit page did (every image decoded at 512 px)
         from cnnviz.zips import ZipImage, read_image_zip
 
-        def read_set_zip(data: bytes, *, zip_name: str = "", side: int = 512,
-                         max_images: int = 0) -> tuple[list[ZipImage], list[str]]:
+        def read_set_zip(
+            data: bytes, *, zip_name: str = "", side: int = 512, max_images: int = 0
+        ) -> tuple[list[ZipImage], list[str]]:
             contents = read_image_zip(data, zip_name=zip_name, max_side=512, loose_images=True)
             return [i for g in contents.training.values() for i in g] + contents.testing, contents.skipped
+
     try:
         items, skipped = read_set_zip(data, zip_name="“probes.zip”", side=args.get("side", 224))
     except ZipError as err:
         return "refused", str(err), None
-    return "ok", None, {"n": len(items), "max_side": max((max(i.image.shape[:2]) for i in items), default=0),
-                        "bytes": sum(i.image.nbytes for i in items), "skipped": skipped[-3:]}
+    return (
+        "ok",
+        None,
+        {
+            "n": len(items),
+            "max_side": max((max(i.image.shape[:2]) for i in items), default=0),
+            "bytes": sum(i.image.nbytes for i in items),
+            "skipped": skipped[-3:],
+        },
+    )
 
 
 def _model(data: bytes, args: dict):
@@ -101,8 +120,13 @@ def _export(data: bytes, args: dict):
 
 CALLS = {"image": _image, "zip": _zip, "audit_zip": _audit_zip, "model": _model, "export": _export}
 # Imported before the first job, so ``baseline_mb`` is the process before any hostile byte.
-PRELOAD = {"image": ["cnnviz.images"], "zip": ["cnnviz.zips"], "audit_zip": ["cnnviz.audit.sets"],
-           "model": ["cnnviz.model.registry"], "export": ["cnnviz.train.export", "cnnviz.model.registry"]}
+PRELOAD = {
+    "image": ["cnnviz.images"],
+    "zip": ["cnnviz.zips"],
+    "audit_zip": ["cnnviz.audit.sets"],
+    "model": ["cnnviz.model.registry"],
+    "export": ["cnnviz.train.export", "cnnviz.model.registry"],
+}
 
 
 def main() -> None:
@@ -128,9 +152,20 @@ def main() -> None:
             module = type(exc).__module__
             name = type(exc).__name__ if module == "builtins" else f"{module}.{type(exc).__name__}"
             outcome, sentence, result, error = "crash", str(exc)[:300], None, name
-        print(json.dumps({"kind": job["kind"], "outcome": outcome, "sentence": sentence, "error": error,
-                          "seconds": round(time.perf_counter() - began, 3), "peak_mb": round(_peak_mb(), 1),
-                          "result": result}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "kind": job["kind"],
+                    "outcome": outcome,
+                    "sentence": sentence,
+                    "error": error,
+                    "seconds": round(time.perf_counter() - began, 3),
+                    "peak_mb": round(_peak_mb(), 1),
+                    "result": result,
+                }
+            ),
+            flush=True,
+        )
     os._exit(0)  # skip TensorFlow's slow teardown
 
 

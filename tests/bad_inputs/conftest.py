@@ -5,6 +5,7 @@ write each file into ``tmp_path``, and the child runs with its working folder, `
 ``HOME`` inside that folder too. After every run the fixture checks that the child wrote no file
 into the repository and left nothing in its temporary folder.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,9 @@ JARGON = re.compile(r"\b\w*(Error|Exception|Warning)\b|Traceback|errno|Errno|0x[
 
 def _repo_state() -> str:
     # Untracked files included: a file the child wrote into the checkout would show here.
-    return subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=ROOT,
-                          capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"], cwd=ROOT, capture_output=True, text=True
+    ).stdout
 
 
 def plain_sentence(sentence: str | None) -> str:
@@ -45,6 +47,7 @@ def runner(tmp_path: Path, *, check_repo: bool = True):
     The reports are those of :mod:`tests.bad_inputs.child`; ``report["baseline_mb"]`` is the
     child's memory after its imports, before any hostile byte.
     """
+
     def run(jobs: list[dict], *, env: dict | None = None, timeout: float = 60, code_root: Path = ROOT) -> dict:
         sandbox = tmp_path / f"child-{len(list(tmp_path.glob('child-*')))}"
         for sub in ("work", "tmp", "home"):
@@ -52,11 +55,23 @@ def runner(tmp_path: Path, *, check_repo: bool = True):
         jobs_file = sandbox / "jobs.json"
         jobs_file.write_text(json.dumps([{**job, "path": str(job["path"])} for job in jobs]))
         child_env = {k: v for k, v in os.environ.items() if not k.startswith("CNNVIZ_MAX")}
-        child_env.update(TMPDIR=str(sandbox / "tmp"), HOME=str(sandbox / "home"), PYTHONHASHSEED="0",
-                         TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", **(env or {}))
+        child_env.update(
+            TMPDIR=str(sandbox / "tmp"),
+            HOME=str(sandbox / "home"),
+            PYTHONHASHSEED="0",
+            TF_CPP_MIN_LOG_LEVEL="3",
+            CUDA_VISIBLE_DEVICES="",
+            **(env or {}),
+        )
         before = _repo_state() if check_repo else ""
-        done = subprocess.run([sys.executable, str(CHILD), str(code_root), str(jobs_file)], cwd=sandbox / "work",
-                              env=child_env, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(
+            [sys.executable, str(CHILD), str(code_root), str(jobs_file)],
+            cwd=sandbox / "work",
+            env=child_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         assert not check_repo or _repo_state() == before, "the child wrote into the repository"
         left = [p for p in (sandbox / "tmp").rglob("*")]
         assert not left, f"the child left temporary files behind: {left[:5]}"

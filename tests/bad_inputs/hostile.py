@@ -3,6 +3,7 @@
 Each returns the bytes a visitor could upload. Bombs are made by writing a small valid file and
 then patching its header to claim a huge size, so the generator itself never holds the pixels.
 """
+
 from __future__ import annotations
 
 import io
@@ -17,8 +18,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-INJECTION_NAME = ("[Log in again](https://evil.example) ![](http://127.0.0.1:9/px.png) "
-                  "<img src=x onerror=alert(1)>.png")
+INJECTION_NAME = "[Log in again](https://evil.example) ![](http://127.0.0.1:9/px.png) <img src=x onerror=alert(1)>.png"
 
 
 # --------------------------------------------------------------------------- images
@@ -56,11 +56,22 @@ def exif_wrong_type(fmt: str = "JPEG") -> bytes:
 
 def bigtiff_strip_offset(offset: int = 2**63 + 5) -> bytes:
     """A 16 × 16 BigTIFF whose strip starts past 2**63 bytes: Pillow's seek raises OverflowError."""
-    tags = [(256, 3, 1, 16), (257, 3, 1, 16), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1),
-            (273, 16, 1, offset), (277, 3, 1, 1), (278, 3, 1, 16), (279, 16, 1, 256)]
+    tags = [
+        (256, 3, 1, 16),
+        (257, 3, 1, 16),
+        (258, 3, 1, 8),
+        (259, 3, 1, 1),
+        (262, 3, 1, 1),
+        (273, 16, 1, offset),
+        (277, 3, 1, 1),
+        (278, 3, 1, 16),
+        (279, 16, 1, 256),
+    ]
     head = b"II" + struct.pack("<HHHQ", 43, 8, 0, 16)
-    body = b"".join(struct.pack("<HHQ", t, ty, c) + (struct.pack("<Q", v) if ty == 16 else struct.pack("<HHHH", v, 0, 0, 0))
-                    for t, ty, c, v in tags)
+    body = b"".join(
+        struct.pack("<HHQ", t, ty, c) + (struct.pack("<Q", v) if ty == 16 else struct.pack("<HHHH", v, 0, 0, 0))
+        for t, ty, c, v in tags
+    )
     return head + struct.pack("<Q", len(tags)) + body + struct.pack("<Q", 0) + bytes(256)
 
 
@@ -70,9 +81,9 @@ def webp_claiming(width: int, height: int) -> bytes:
     Image.new("RGB", (16, 16), (200, 10, 10)).save(buf, "WEBP", lossless=True)
     data = bytearray(buf.getvalue())
     at = data.index(b"VP8L") + 9
-    bits = int.from_bytes(data[at:at + 4], "little")
+    bits = int.from_bytes(data[at : at + 4], "little")
     bits = (bits & ~((1 << 28) - 1)) | (width - 1) | ((height - 1) << 14)
-    data[at:at + 4] = bits.to_bytes(4, "little")
+    data[at : at + 4] = bits.to_bytes(4, "little")
     return bytes(data)
 
 
@@ -80,18 +91,24 @@ def png_claiming(width: int, height: int) -> bytes:
     """A tiny PNG whose IHDR claims ``width`` × ``height`` (CRC fixed, so only the size lies)."""
     data = bytearray(png(0, (8, 8)))
     ihdr = data.index(b"IHDR")
-    data[ihdr + 4:ihdr + 12] = struct.pack(">II", width, height)
-    data[ihdr + 17:ihdr + 21] = struct.pack(">I", zlib.crc32(bytes(data[ihdr:ihdr + 17])))
+    data[ihdr + 4 : ihdr + 12] = struct.pack(">II", width, height)
+    data[ihdr + 17 : ihdr + 21] = struct.pack(">I", zlib.crc32(bytes(data[ihdr : ihdr + 17])))
     return bytes(data)
 
 
 def real_png_pixels(width: int, height: int) -> bytes:
     """A real, fully decodable PNG of ``width`` × ``height`` black pixels (compresses ~1000:1)."""
     raw = b"".join(b"\x00" + bytes(width) for _ in range(height))  # filter byte + gray row
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw, 1)) + chunk(b"IEND", b""))
+
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw, 1))
+        + chunk(b"IEND", b"")
+    )
 
 
 def gradient16(fmt: str = "PNG", width: int = 2000, height: int = 400) -> bytes:
@@ -168,7 +185,7 @@ def damage_deflate(data: bytes, member: str) -> bytes:
     info = archive.getinfo(member)
     assert info.compress_type == zipfile.ZIP_DEFLATED
     out = bytearray(data)
-    name_len, extra_len = struct.unpack("<HH", out[info.header_offset + 26:info.header_offset + 30])
+    name_len, extra_len = struct.unpack("<HH", out[info.header_offset + 26 : info.header_offset + 30])
     start = info.header_offset + 30 + name_len + extra_len
     for i in range(start, start + max(4, info.compress_size)):
         out[i] = 0xFF  # 0b11 block type: invalid in deflate, zlib raises
@@ -177,7 +194,7 @@ def damage_deflate(data: bytes, member: str) -> bytes:
 
 def symlink_zip() -> bytes:
     info = zipfile.ZipInfo("cats/passwd.png")
-    info.external_attr = (0o120777 << 16)
+    info.external_attr = 0o120777 << 16
     return make_zip([(info, b"/etc/passwd"), ("cats/ok.png", png(1)), ("dogs/ok.png", png(2))])
 
 
@@ -203,6 +220,7 @@ def zip_bomb_entry() -> bytes:
 # --------------------------------------------------------------------------- models
 def _keras():
     import keras
+
     return keras
 
 
@@ -228,7 +246,9 @@ def rewrite_member(data: bytes, member: str, new: bytes, compression: int = zipf
     with zipfile.ZipFile(buf, "w") as out:
         for info in src.infolist():
             body = new if info.filename == member else src.read(info.filename)
-            out.writestr(info.filename, body, compress_type=compression if info.filename == member else info.compress_type)
+            out.writestr(
+                info.filename, body, compress_type=compression if info.filename == member else info.compress_type
+            )
     return buf.getvalue()
 
 
@@ -240,16 +260,47 @@ def edit_config(data: bytes, change) -> bytes:
 
 def huge_dense_config(config: dict) -> dict:
     """Declare 64 → 100 000 → 30 000 units: about 3 billion parameters, in a few hundred bytes."""
-    return {"module": "keras", "class_name": "Sequential", "registered_name": None, "config": {
-        "name": "huge", "trainable": True, "layers": [
-            {"module": "keras.layers", "class_name": "InputLayer", "registered_name": None,
-             "config": {"batch_shape": [None, 8, 8, 1], "dtype": "float32", "name": "pixels"}},
-            {"module": "keras.layers", "class_name": "Flatten", "registered_name": None, "config": {"name": "flat"}},
-            {"module": "keras.layers", "class_name": "Dense", "registered_name": None, "config": {"name": "d1", "units": 100_000}},
-            {"module": "keras.layers", "class_name": "Dense", "registered_name": None, "config": {"name": "d2", "units": 30_000}},
-            {"module": "keras.layers", "class_name": "Dense", "registered_name": None,
-             "config": {"name": "out", "units": 2, "activation": "softmax"}},
-        ]}}
+    return {
+        "module": "keras",
+        "class_name": "Sequential",
+        "registered_name": None,
+        "config": {
+            "name": "huge",
+            "trainable": True,
+            "layers": [
+                {
+                    "module": "keras.layers",
+                    "class_name": "InputLayer",
+                    "registered_name": None,
+                    "config": {"batch_shape": [None, 8, 8, 1], "dtype": "float32", "name": "pixels"},
+                },
+                {
+                    "module": "keras.layers",
+                    "class_name": "Flatten",
+                    "registered_name": None,
+                    "config": {"name": "flat"},
+                },
+                {
+                    "module": "keras.layers",
+                    "class_name": "Dense",
+                    "registered_name": None,
+                    "config": {"name": "d1", "units": 100_000},
+                },
+                {
+                    "module": "keras.layers",
+                    "class_name": "Dense",
+                    "registered_name": None,
+                    "config": {"name": "d2", "units": 30_000},
+                },
+                {
+                    "module": "keras.layers",
+                    "class_name": "Dense",
+                    "registered_name": None,
+                    "config": {"name": "out", "units": 2, "activation": "softmax"},
+                },
+            ],
+        },
+    }
 
 
 def deep_json(depth: int = 5000) -> bytes:
@@ -259,12 +310,19 @@ def deep_json(depth: int = 5000) -> bytes:
 def nested_compile_lambda(config: dict) -> dict:
     """Wrap the model's layers in a sub-model whose own compile_config holds a Lambda loss."""
     inner = dict(config)
-    inner["compile_config"] = {"loss": {"module": "keras.layers", "class_name": "__lambda__",
-                                        "config": {"code": "4wEAAAAAAAAA", "defaults": None, "closure": None},
-                                        "registered_name": None}, "optimizer": "adam"}
+    inner["compile_config"] = {
+        "loss": {
+            "module": "keras.layers",
+            "class_name": "__lambda__",
+            "config": {"code": "4wEAAAAAAAAA", "defaults": None, "closure": None},
+            "registered_name": None,
+        },
+        "optimizer": "adam",
+    }
     outer = json.loads(json.dumps(config))
-    outer["config"]["layers"] = [layer for layer in outer["config"]["layers"] if layer["class_name"] == "InputLayer"] + \
-        [{**inner, "inbound_nodes": []}]
+    outer["config"]["layers"] = [
+        layer for layer in outer["config"]["layers"] if layer["class_name"] == "InputLayer"
+    ] + [{**inner, "inbound_nodes": []}]
     return outer
 
 
@@ -272,4 +330,5 @@ def pickle_payload(marker: Path) -> bytes:
     class Payload:
         def __reduce__(self):
             return (open, (str(marker), "w"))
+
     return pickle.dumps(Payload())

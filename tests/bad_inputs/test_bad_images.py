@@ -1,4 +1,5 @@
 """Hostile and broken images, each in its own process: a sentence or a true picture, bounded memory and time."""
+
 from __future__ import annotations
 
 import pytest

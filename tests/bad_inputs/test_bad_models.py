@@ -3,6 +3,7 @@
 Each file's peak is the child's peak memory after it (monotonic), so the bound on the last one
 bounds them all; the bombs would need gigabytes before these checks existed.
 """
+
 from __future__ import annotations
 
 import io
@@ -58,7 +59,9 @@ def _lambda_model(marker):
 def _nested_lambda_model():
     import keras
 
-    inner = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Lambda(lambda t: t * 2, name="double")], name="inner")
+    inner = keras.Sequential(
+        [keras.Input((16, 16, 3)), keras.layers.Lambda(lambda t: t * 2, name="double")], name="inner"
+    )
     inputs = keras.Input((16, 16, 3))
     x = keras.layers.GlobalAveragePooling2D()(inner(inputs))
     return keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
@@ -85,45 +88,115 @@ def model_files(folder, marker) -> dict:
     cfg = json.loads(zipfile.ZipFile(io.BytesIO(good)).read("config.json"))
     files = {
         "good model": (good, "model", {}),
-        "input 16384 × 16384": (hostile.save_model(hostile.tiny_classifier((16384, 16384, 3)), folder, "big.keras"), "model", {}),
+        "input 16384 × 16384": (
+            hostile.save_model(hostile.tiny_classifier((16384, 16384, 3)), folder, "big.keras"),
+            "model",
+            {},
+        ),
         "3 G parameters declared": (hostile.edit_config(good, hostile.huge_dense_config), "model", {}),
         "deep JSON config": (hostile.rewrite_member(good, "config.json", hostile.deep_json()), "model", {}),
         "null config": (hostile.rewrite_member(good, "config.json", b"null"), "model", {}),
         "Lambda in nested compile_config": (hostile.edit_config(good, hostile.nested_compile_lambda), "model", {}),
         "Lambda layer (payload)": (hostile.save_model(_lambda_model(marker), folder, "lambda.keras"), "model", {}),
         "nested Lambda": (hostile.save_model(_nested_lambda_model(), folder, "nested.keras"), "model", {}),
-        "custom class": (hostile.edit_config(good, lambda c: json.loads(json.dumps(c).replace(
-            '"registered_name": null', '"registered_name": "evil>Custom"', 1))), "model", {}),
-        "TFSMLayer": (hostile.edit_config(good, lambda c: json.loads(json.dumps(c).replace(
-            '"class_name": "Conv2D"', '"class_name": "TFSMLayer"'))), "model", {}),
-        "HDF5 soft link in weights": (_weights_with(good, lambda w: w.__setitem__("sneaky", h5py.SoftLink("/etc/passwd"))), "model", {}),
-        "HDF5 external dataset": (_weights_with(good, lambda w: w.create_dataset(
-            "ext", (16,), dtype="u1", external=[("/etc/hostname", 0, 16)])), "model", {}),
+        "custom class": (
+            hostile.edit_config(
+                good,
+                lambda c: json.loads(
+                    json.dumps(c).replace('"registered_name": null', '"registered_name": "evil>Custom"', 1)
+                ),
+            ),
+            "model",
+            {},
+        ),
+        "TFSMLayer": (
+            hostile.edit_config(
+                good, lambda c: json.loads(json.dumps(c).replace('"class_name": "Conv2D"', '"class_name": "TFSMLayer"'))
+            ),
+            "model",
+            {},
+        ),
+        "HDF5 soft link in weights": (
+            _weights_with(good, lambda w: w.__setitem__("sneaky", h5py.SoftLink("/etc/passwd"))),
+            "model",
+            {},
+        ),
+        "HDF5 external dataset": (
+            _weights_with(
+                good, lambda w: w.create_dataset("ext", (16,), dtype="u1", external=[("/etc/hostname", 0, 16)])
+            ),
+            "model",
+            {},
+        ),
         "399 MB deflated weights": (_big_weights(good, 399), "model", {}),
-        "damaged deflate in .keras": (hostile.damage_deflate(
-            hostile.rewrite_member(good, "config.json", json.dumps(cfg).encode() + b" " * 4000, zipfile.ZIP_DEFLATED),
-            "config.json"), "model", {}),
+        "damaged deflate in .keras": (
+            hostile.damage_deflate(
+                hostile.rewrite_member(
+                    good, "config.json", json.dumps(cfg).encode() + b" " * 4000, zipfile.ZIP_DEFLATED
+                ),
+                "config.json",
+            ),
+            "model",
+            {},
+        ),
         "truncated .keras": (good[: len(good) // 2], "model", {}),
-        "layers do not fit together": (hostile.edit_config(good, lambda c: json.loads(json.dumps(c).replace(
-            '"filters": 4', '"filters": 5'))), "model", {}),
-        "weights of another model": (hostile.rewrite_member(good, "model.weights.h5", zipfile.ZipFile(io.BytesIO(
-            hostile.save_model(hostile.tiny_classifier((16, 16, 1)), folder, "gray.keras"))).read("model.weights.h5")),
-            "model", {}),
+        "layers do not fit together": (
+            hostile.edit_config(good, lambda c: json.loads(json.dumps(c).replace('"filters": 4', '"filters": 5'))),
+            "model",
+            {},
+        ),
+        "weights of another model": (
+            hostile.rewrite_member(
+                good,
+                "model.weights.h5",
+                zipfile.ZipFile(
+                    io.BytesIO(hostile.save_model(hostile.tiny_classifier((16, 16, 1)), folder, "gray.keras"))
+                ).read("model.weights.h5"),
+            ),
+            "model",
+            {},
+        ),
         "HDF5 upload": (b"\x89HDF\r\n\x1a\n" + bytes(64), "model", {"filename": "model.h5"}),
         "pickle (payload)": (hostile.pickle_payload(marker), "model", {"filename": "model.pkl"}),
-        "SavedModel zip": (hostile.make_zip([("saved_model.pb", b"x"), ("variables/variables.index", b"x")]), "model",
-                           {"filename": "model.keras"}),
+        "SavedModel zip": (
+            hostile.make_zip([("saved_model.pb", b"x"), ("variables/variables.index", b"x")]),
+            "model",
+            {"filename": "model.keras"},
+        ),
         "visitor already keeps 5 models": (good, "model", {"kept_params": [10, 10, 10, 10, 10]}),
         "export round trip": (_export(hostile.tiny_classifier(classes=3), ["good", "two\nlines", "x"]), "export", {}),
-        "export with odd labels": (_export(hostile.tiny_classifier(), ["a", "b"], metadata_labels=["a\nb", "[x](http://e)"],
-                                           labels_txt="a b\n[x](http://e)\n"), "export", {}),
-        "export from old code, names shifted": (_export(hostile.tiny_classifier(classes=3), ["good", "two", "x"],
-                                                        metadata_labels=["good", "two\nlines", "   "],
-                                                        labels_txt="good\ntwo\nlines\n"), "export", {}),
-        "export deep metadata": (hostile.rewrite_member(_export(hostile.tiny_classifier(), ["a", "b"]), "metadata.json",
-                                                        hostile.deep_json()), "export", {}),
-        "export damaged deflate": (hostile.damage_deflate(_export(hostile.tiny_classifier(), ["a", "b"]), "model.keras"),
-                                   "export", {}),
+        "export with odd labels": (
+            _export(
+                hostile.tiny_classifier(),
+                ["a", "b"],
+                metadata_labels=["a\nb", "[x](http://e)"],
+                labels_txt="a b\n[x](http://e)\n",
+            ),
+            "export",
+            {},
+        ),
+        "export from old code, names shifted": (
+            _export(
+                hostile.tiny_classifier(classes=3),
+                ["good", "two", "x"],
+                metadata_labels=["good", "two\nlines", "   "],
+                labels_txt="good\ntwo\nlines\n",
+            ),
+            "export",
+            {},
+        ),
+        "export deep metadata": (
+            hostile.rewrite_member(
+                _export(hostile.tiny_classifier(), ["a", "b"]), "metadata.json", hostile.deep_json()
+            ),
+            "export",
+            {},
+        ),
+        "export damaged deflate": (
+            hostile.damage_deflate(_export(hostile.tiny_classifier(), ["a", "b"]), "model.keras"),
+            "export",
+            {},
+        ),
     }
     keras.backend.clear_session()
     marker.unlink(missing_ok=True)  # Keras traced the Lambda here while building it; the child must not
@@ -159,31 +232,34 @@ def test_a_good_model_still_loads(reports):
     assert reports["good model"]["result"] == {"params": 122, "input_size": [16, 16]}
 
 
-@pytest.mark.parametrize("kind, words", [
-    ("input 16384 × 16384", "takes pictures of 16,384 × 16,384 pixels"),
-    ("3 G parameters declared", "has 3,006,590,002 parameters; this server accepts models of at most 50,000,000"),
-    ("deep JSON config", "nests lists more than 100 levels deep"),
-    ("null config", "does not describe a model"),
-    ("Lambda in nested compile_config", "Lambda function in its training settings"),
-    ("Lambda layer (payload)", "contains a Lambda layer (“writes_a_file”)"),
-    ("nested Lambda", "contains a Lambda layer (“double”)"),
-    ("custom class", "uses the custom class “evil>Custom”"),
-    ("TFSMLayer", "“keras.layers.TFSMLayer”, which is not a built-in Keras layer"),
-    ("HDF5 soft link in weights", "point to other files or places"),
-    ("HDF5 external dataset", "point to other files or places"),
-    ("399 MB deflated weights", "weights are 418 MB"),
-    ("damaged deflate in .keras", "is damaged or incomplete (its zip archive cannot be unpacked)"),
-    ("truncated .keras", "damaged or incomplete"),
-    ("layers do not fit together", "layers do not fit together"),
-    ("weights of another model", "its weights do not match its layers"),
-    ("HDF5 upload", "HDF5 (.h5) models are not accepted"),
-    ("pickle (payload)", "Pickled models are refused"),
-    ("SavedModel zip", "TensorFlow SavedModel"),
-    ("visitor already keeps 5 models", "You have already uploaded 5 models"),
-    ("export deep metadata", "nests lists more than 100 levels deep"),
-    ("export from old code, names shifted", "labels.txt and metadata.json in “export.zip” name different classes"),
-    ("export damaged deflate", "is not a readable zip file"),
-])
+@pytest.mark.parametrize(
+    "kind, words",
+    [
+        ("input 16384 × 16384", "takes pictures of 16,384 × 16,384 pixels"),
+        ("3 G parameters declared", "has 3,006,590,002 parameters; this server accepts models of at most 50,000,000"),
+        ("deep JSON config", "nests lists more than 100 levels deep"),
+        ("null config", "does not describe a model"),
+        ("Lambda in nested compile_config", "Lambda function in its training settings"),
+        ("Lambda layer (payload)", "contains a Lambda layer (“writes_a_file”)"),
+        ("nested Lambda", "contains a Lambda layer (“double”)"),
+        ("custom class", "uses the custom class “evil>Custom”"),
+        ("TFSMLayer", "“keras.layers.TFSMLayer”, which is not a built-in Keras layer"),
+        ("HDF5 soft link in weights", "point to other files or places"),
+        ("HDF5 external dataset", "point to other files or places"),
+        ("399 MB deflated weights", "weights are 418 MB"),
+        ("damaged deflate in .keras", "is damaged or incomplete (its zip archive cannot be unpacked)"),
+        ("truncated .keras", "damaged or incomplete"),
+        ("layers do not fit together", "layers do not fit together"),
+        ("weights of another model", "its weights do not match its layers"),
+        ("HDF5 upload", "HDF5 (.h5) models are not accepted"),
+        ("pickle (payload)", "Pickled models are refused"),
+        ("SavedModel zip", "TensorFlow SavedModel"),
+        ("visitor already keeps 5 models", "You have already uploaded 5 models"),
+        ("export deep metadata", "nests lists more than 100 levels deep"),
+        ("export from old code, names shifted", "labels.txt and metadata.json in “export.zip” name different classes"),
+        ("export damaged deflate", "is not a readable zip file"),
+    ],
+)
 def test_hostile_model_files_are_refused_in_plain_words(reports, kind, words):
     _refused(reports, kind, words)
 

@@ -1,4 +1,5 @@
 """Hostile and broken zips of images (trainer and audit): sentences, every good image kept, bounded cost."""
+
 from __future__ import annotations
 
 import zipfile
@@ -28,25 +29,36 @@ def _skipped(report: dict) -> list[str]:
 
 
 def test_damaged_deflate_data_is_one_skipped_line_and_the_rest_is_read(run_files, tmp_path):
-    good = hostile.make_zip([("cats/a.png", hostile.png(1)), ("cats/b.png", hostile.png(2)), ("dogs/c.png", hostile.png(3))],
-                            compression=zipfile.ZIP_DEFLATED)
+    good = hostile.make_zip(
+        [("cats/a.png", hostile.png(1)), ("cats/b.png", hostile.png(2)), ("dogs/c.png", hostile.png(3))],
+        compression=zipfile.ZIP_DEFLATED,
+    )
     report = _run(run_files, tmp_path, "damaged deflate", hostile.damage_deflate(good, "cats/b.png"))
     assert report["outcome"] == "ok"
     assert [i["path"] for i in report["result"]["images"]] == ["cats/a.png", "dogs/c.png"]
-    assert _skipped(report) == ["“cats/b.png” is damaged inside the zip (its compressed data cannot be unpacked) "
-                                "and was skipped."]
+    assert _skipped(report) == [
+        "“cats/b.png” is damaged inside the zip (its compressed data cannot be unpacked) and was skipped."
+    ]
 
 
 def test_an_entry_without_a_name_is_skipped(run_files, tmp_path):
-    data = hostile.make_zip([(zipfile.ZipInfo(""), b"x"), ("cats/a.png", hostile.png(1)), ("dogs/b.png", hostile.png(2))])
+    data = hostile.make_zip(
+        [(zipfile.ZipInfo(""), b"x"), ("cats/a.png", hostile.png(1)), ("dogs/b.png", hostile.png(2))]
+    )
     report = _run(run_files, tmp_path, "empty member name", data)
     assert len(report["result"]["images"]) == 2
     assert _skipped(report) == ["“” has no name and was ignored."]
 
 
 def test_the_same_path_twice_and_one_name_in_two_folders_keep_every_picture(run_files, tmp_path):
-    data = hostile.make_zip([("cats/x.png", hostile.png(1)), ("cats/x.png", hostile.png(2)),
-                             ("dogs/x.png", hostile.png(3)), ("dogs\\x.png", hostile.png(4))])
+    data = hostile.make_zip(
+        [
+            ("cats/x.png", hostile.png(1)),
+            ("cats/x.png", hostile.png(2)),
+            ("dogs/x.png", hostile.png(3)),
+            ("dogs\\x.png", hostile.png(4)),
+        ]
+    )
     report = _run(run_files, tmp_path, "duplicate names", data)
     images = report["result"]["images"]
     assert [i["path"] for i in images] == ["cats/x.png", "cats/x.png (copy 2)", "dogs/x.png", "dogs/x.png (copy 2)"]
@@ -55,23 +67,49 @@ def test_the_same_path_twice_and_one_name_in_two_folders_keep_every_picture(run_
 
 
 def test_blank_and_control_character_folder_names(run_files, tmp_path):
-    data = hostile.make_zip([("   /a.png", hostile.png(1)), ("two\nlines/b.png", hostile.png(2)), ("ok/c.png", hostile.png(3))])
+    data = hostile.make_zip(
+        [("   /a.png", hostile.png(1)), ("two\nlines/b.png", hostile.png(2)), ("ok/c.png", hostile.png(3))]
+    )
     report = _run(run_files, tmp_path, "odd folder names", data)
     assert report["result"]["classes"] == ["two lines", "ok"]
     assert any("folder whose name is blank" in s for s in _skipped(report))
 
 
-@pytest.mark.parametrize("kind, data, words", [
-    ("zip slip", hostile.make_zip([("../../evil.png", hostile.png(1)), ("/etc/evil.png", hostile.png(2)),
-                                   ("C:/evil.png", hostile.png(3)), ("ok/a.png", hostile.png(4))]),
-     ["climb out of its folder", "absolute path", "absolute path"]),
-    ("symlink", hostile.symlink_zip(), ["is a link, not a file"]),
-    ("zip bomb entry", hostile.zip_bomb_entry(), ["zip bomb"]),
-    ("nested zip", hostile.make_zip([("a/inner.zip", hostile.make_zip([("x/y.png", hostile.png(1))])),
-                                     ("a/ok.png", hostile.png(2)), ("b/ok.png", hostile.png(3))]), ["archive inside the zip"]),
-    ("hidden files", hostile.make_zip([("__MACOSX/a/._x.png", b"junk"), ("a/.DS_Store", b"junk"),
-                                       ("a/ok.png", hostile.png(1))]), ["hidden or system file", "hidden or system file"]),
-])
+@pytest.mark.parametrize(
+    "kind, data, words",
+    [
+        (
+            "zip slip",
+            hostile.make_zip(
+                [
+                    ("../../evil.png", hostile.png(1)),
+                    ("/etc/evil.png", hostile.png(2)),
+                    ("C:/evil.png", hostile.png(3)),
+                    ("ok/a.png", hostile.png(4)),
+                ]
+            ),
+            ["climb out of its folder", "absolute path", "absolute path"],
+        ),
+        ("symlink", hostile.symlink_zip(), ["is a link, not a file"]),
+        ("zip bomb entry", hostile.zip_bomb_entry(), ["zip bomb"]),
+        (
+            "nested zip",
+            hostile.make_zip(
+                [
+                    ("a/inner.zip", hostile.make_zip([("x/y.png", hostile.png(1))])),
+                    ("a/ok.png", hostile.png(2)),
+                    ("b/ok.png", hostile.png(3)),
+                ]
+            ),
+            ["archive inside the zip"],
+        ),
+        (
+            "hidden files",
+            hostile.make_zip([("__MACOSX/a/._x.png", b"junk"), ("a/.DS_Store", b"junk"), ("a/ok.png", hostile.png(1))]),
+            ["hidden or system file", "hidden or system file"],
+        ),
+    ],
+)
 def test_already_refused_entries_each_get_a_sentence(kind, data, words, run_files, tmp_path):
     report = _run(run_files, tmp_path, kind, data)
     lines = _skipped(report)
@@ -79,7 +117,9 @@ def test_already_refused_entries_each_get_a_sentence(kind, data, words, run_file
 
 
 def test_not_a_zip_and_too_many_entries_are_refused(run_files, tmp_path):
-    assert "not a readable zip" in plain_sentence(_run(run_files, tmp_path, "not a zip", b"PK\x03\x04 cut off")["sentence"])
+    assert "not a readable zip" in plain_sentence(
+        _run(run_files, tmp_path, "not a zip", b"PK\x03\x04 cut off")["sentence"]
+    )
     report = _run(run_files, tmp_path, "100 000 entries", hostile.many_entries_zip(100_000))
     assert report["outcome"] == "refused" and report["seconds"] < 10
     assert "holds 100,000 entries; at most 6,000 are accepted" in plain_sentence(report["sentence"])

@@ -1,4 +1,5 @@
 """Visitor text rendered literally, class-name rules, and the limits a server sets by environment variable."""
+
 from __future__ import annotations
 
 import html
@@ -21,14 +22,17 @@ def _markdown_to_html(text: str) -> str:
     return md.render(text)
 
 
-@pytest.mark.parametrize("name", [
-    INJECTION_NAME,
-    "**bold** _it_ `code` ~~gone~~ $x^2$ :smile: # heading",
-    "www.evil.example and https://evil.example and someone@evil.example",
-    "1. not a list\n- nor this\n> nor a quote",
-    "a | table | row",
-    "<script>alert(1)</script>&amp; &lt;",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        INJECTION_NAME,
+        "**bold** _it_ `code` ~~gone~~ $x^2$ :smile: # heading",
+        "www.evil.example and https://evil.example and someone@evil.example",
+        "1. not a list\n- nor this\n> nor a quote",
+        "a | table | row",
+        "<script>alert(1)</script>&amp; &lt;",
+    ],
+)
 def test_plain_renders_every_character_literally(name):
     rendered = _markdown_to_html(plain(name))
     assert "<a" not in rendered and "<img" not in rendered and "<script" not in rendered
@@ -62,7 +66,7 @@ def test_limits_come_from_the_environment_and_ignore_typos(monkeypatch):
 
 
 def test_every_limit_is_documented_in_the_readme():
-    readme = (limits.__file__.rsplit("/cnnviz/", 1)[0] + "/README.md")
+    readme = limits.__file__.rsplit("/cnnviz/", 1)[0] + "/README.md"
     text = open(readme, encoding="utf-8").read()
     for name, default in limits.DEFAULTS.items():
         assert f"`{name}`" in text, name

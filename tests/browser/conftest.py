@@ -4,6 +4,7 @@ The browser is ``/usr/bin/chromium`` (``apt-get install chromium``), launched by
 Playwright's Python package; ``playwright install`` is never run (it downloads a
 browser, which fails offline).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -43,11 +44,27 @@ def running_app(log: Path):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py",
-             "--server.port", str(port), "--server.address", "127.0.0.1",
-             "--server.headless", "true", "--browser.gatherUsageStats", "false",
-             "--client.showErrorDetails", "full"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                "app.py",
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+                "--server.headless",
+                "true",
+                "--browser.gatherUsageStats",
+                "false",
+                "--client.showErrorDetails",
+                "full",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -1,4 +1,5 @@
 """Helpers for end-to-end tests in Debian's Chromium driven by Playwright."""
+
 from __future__ import annotations
 
 import io

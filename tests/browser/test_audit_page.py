@@ -1,4 +1,5 @@
 """Audit page in a real browser with the real EfficientNet-Lite0: run an audit, read it, take it home."""
+
 import csv
 import io
 
@@ -11,7 +12,12 @@ pytestmark = pytest.mark.browser
 
 def test_run_an_audit_see_charts_and_download_report_and_csv(page, app_url):
     # Small sets from the URL (a lecturer's saved link): 3 × 3 shapes as references, 8 abstract probes.
-    open_page(page, app_url, "audit", query="audit_ref_per_shape=3&audit_probe0_n=8&audit_probe0_name=Abstract+%3Cb%3Eprobes%3C%2Fb%3E")
+    open_page(
+        page,
+        app_url,
+        "audit",
+        query="audit_ref_per_shape=3&audit_probe0_n=8&audit_probe0_name=Abstract+%3Cb%3Eprobes%3C%2Fb%3E",
+    )
     page.get_by_text("7 · Change only the style").wait_for(timeout=180_000)
     wait_idle(page)
     assert "Audit where it fails" in page.locator("h1").first.inner_text()
@@ -24,17 +30,24 @@ def test_run_an_audit_see_charts_and_download_report_and_csv(page, app_url):
     assert_no_exception(page)
     main = page.locator('[data-testid="stMain"]')
     text = main.inner_text()
-    for heading in ("Label distribution per set", "Confidence per set", "Telling probes from references (AUROC)",
-                    "Share the model abstains on", "The most confident failures, with Grad-CAM"):
+    for heading in (
+        "Label distribution per set",
+        "Confidence per set",
+        "Telling probes from references (AUROC)",
+        "Share the model abstains on",
+        "The most confident failures, with Grad-CAM",
+    ):
         assert heading in text
     page.get_by_text("4 · What the measures say").scroll_into_view_if_needed()
     screenshot(page, "audit")
     # Four audit charts + the style panel's chart (Vega draws them asynchronously).
     page.wait_for_function("document.querySelectorAll('[data-testid=\"stVegaLiteChart\"]').length >= 5", timeout=60_000)
     charts = page.locator('[data-testid="stVegaLiteChart"]')
-    for name, anchor in (("audit-charts", "Telling probes from references (AUROC)"),
-                         ("audit-gallery", "5 · The most confident failures, with Grad-CAM"),
-                         ("audit-style", "7 · Change only the style")):
+    for name, anchor in (
+        ("audit-charts", "Telling probes from references (AUROC)"),
+        ("audit-gallery", "5 · The most confident failures, with Grad-CAM"),
+        ("audit-style", "7 · Change only the style"),
+    ):
         page.get_by_text(anchor, exact=True).scroll_into_view_if_needed()
         page.wait_for_timeout(500)
         screenshot(page, name)
@@ -62,7 +75,9 @@ def test_run_an_audit_see_charts_and_download_report_and_csv(page, app_url):
 
 def _source_box(page, nth: int):
     """The n-th "Images from" selectbox (0: the reference set, 1…: the probe sets)."""
-    return page.locator('[data-testid="stSelectbox"]').filter(has=page.locator('input[aria-label="Images from"]')).nth(nth)
+    return (
+        page.locator('[data-testid="stSelectbox"]').filter(has=page.locator('input[aria-label="Images from"]')).nth(nth)
+    )
 
 
 def _choose_source(page, nth: int, option: str) -> None:

@@ -4,10 +4,10 @@ and the page used it; leave the page and come back, and the settings are still t
 AppTest cannot show this: the browser sends the address bar with every rerun, and the old pickers
 read the URL over the visitor's click.
 """
+
 import pytest
 
-from tests.browser.helpers import (assert_no_exception, choose, go_to, open_page, rerun, screenshot,
-                                   shown_choice)
+from tests.browser.helpers import assert_no_exception, choose, go_to, open_page, rerun, screenshot, shown_choice
 
 pytestmark = pytest.mark.browser
 

@@ -1,7 +1,15 @@
 """Convolution page in a real browser: a new kernel or stride visibly changes the feature map."""
+
 import pytest
 
-from tests.browser.helpers import assert_no_exception, element_pixels, open_page, pixel_difference, screenshot, wait_idle
+from tests.browser.helpers import (
+    assert_no_exception,
+    element_pixels,
+    open_page,
+    pixel_difference,
+    screenshot,
+    wait_idle,
+)
 
 pytestmark = pytest.mark.browser
 

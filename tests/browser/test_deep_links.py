@@ -3,6 +3,7 @@
 Without ui.router.ensure_app_shell, Streamlit runs the page file without app.py the first
 time (streamlit/streamlit#9624): narrow layout, no sections, the wrong sidebar.
 """
+
 from urllib.parse import urlparse
 
 import pytest

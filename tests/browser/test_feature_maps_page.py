@@ -1,9 +1,17 @@
 """Feature-maps page in a real browser with the real EfficientNet-Lite0: layer, channel, Grad-CAM."""
+
 import re
 
 import pytest
 
-from tests.browser.helpers import assert_no_exception, element_pixels, open_page, pixel_difference, screenshot, wait_idle
+from tests.browser.helpers import (
+    assert_no_exception,
+    element_pixels,
+    open_page,
+    pixel_difference,
+    screenshot,
+    wait_idle,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -17,7 +25,6 @@ def loaded_pixels(img):
     img.scroll_into_view_if_needed()
     img.evaluate("el => el.decode()")
     return element_pixels(img)
-
 
 
 def choose(page, label: str, typed: str, option: re.Pattern) -> None:

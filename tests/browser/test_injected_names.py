@@ -4,6 +4,7 @@ The name carries a link, an image that would make every viewer's browser call an
 and an ``onerror`` script. It is a broken image, so it ends in the pages' lists of skipped files.
 Passes when no ``<a>`` or ``<img>`` carries it, no request leaves for its addresses and no dialog opens.
 """
+
 from __future__ import annotations
 
 import io
@@ -57,14 +58,21 @@ def _assert_shown_as_text(page, seen: dict) -> None:
 def test_trainer_shows_an_injected_file_name_as_text(page, app_url):
     seen = _watch(page)
     open_page(page, app_url, "trainer")
-    uploader = page.locator('[data-testid="stFileUploader"]').filter(has_text="A zip in the lesson").locator('input[type="file"]')
-    uploader.set_input_files({"name": "collection.zip", "mimeType": "application/zip", "buffer": _zip("training/cats/")})
+    uploader = (
+        page.locator('[data-testid="stFileUploader"]')
+        .filter(has_text="A zip in the lesson")
+        .locator('input[type="file"]')
+    )
+    uploader.set_input_files(
+        {"name": "collection.zip", "mimeType": "application/zip", "buffer": _zip("training/cats/")}
+    )
     page.get_by_text("Files in the zip that were not used").first.wait_for(timeout=240_000)
     wait_idle(page, 240_000)
     # The same name uploaded straight into a class (a browser keeps only what follows the last "/").
     first_class = page.locator('[data-testid="stFileUploader"]').filter(has_text="Add images").first
     first_class.locator('input[type="file"]').set_input_files(
-        {"name": INJECTION_NAME.rsplit("/", 1)[-1], "mimeType": "image/png", "buffer": b"not a picture"})
+        {"name": INJECTION_NAME.rsplit("/", 1)[-1], "mimeType": "image/png", "buffer": b"not a picture"}
+    )
     page.get_by_text("Some uploads were not images this app can read").first.wait_for(timeout=120_000)
     wait_idle(page)
     for label in ("Files in the zip that were not used", "Some uploads were not images"):
@@ -86,7 +94,8 @@ def test_audit_shows_an_injected_file_name_from_a_probe_zip_as_text(page, app_ur
         archive.writestr(INJECTION_NAME, b"this is not a picture")
         archive.writestr("good.png", png(1, (64, 64)))
     uploader.locator('input[type="file"]').set_input_files(
-        {"name": "probes.zip", "mimeType": "application/zip", "buffer": buf.getvalue()})
+        {"name": "probes.zip", "mimeType": "application/zip", "buffer": buf.getvalue()}
+    )
     page.get_by_text("files in the zip were not used").first.wait_for(timeout=120_000)
     wait_idle(page)
     page.locator("summary").filter(has_text="files in the zip were not used").first.click()

@@ -7,6 +7,7 @@ is the headline → the CSV downloaded has the seminar's columns → the export 
 loaded by ml5.js and @teachablemachine/image (the pinned npm libraries of test_tfjs_export.py)
 and gives the same top-1 as Keras (the export's own model.keras) on every testing image.
 """
+
 from __future__ import annotations
 
 import csv
@@ -101,8 +102,9 @@ def test_the_lesson_zip_from_upload_to_ml5(page, app_url, tmp_path, shared_image
     assert f"of {n_test} images in testing/ right" in text
     assert "On the test images (the headline)" in text and "Misclassified test images, most confident first" in text
 
-    rows = list(csv.DictReader(io.StringIO(download(page, "Download the test results (CSV)",
-                                                    tmp_path / "test.csv").decode())))
+    rows = list(
+        csv.DictReader(io.StringIO(download(page, "Download the test results (CSV)", tmp_path / "test.csv").decode()))
+    )
     assert list(rows[0])[:7] == ["file", "folder", "true class", "predicted class", "confidence", "correct", "unsure"]
     assert [c for c in rows[0] if c.startswith("probability: ")] == [f"probability: {t}" for t in TOPICS]
     assert sorted(r["file"] for r in rows) == sorted(testing)
@@ -154,10 +156,13 @@ def test_the_lesson_zip_from_upload_to_ml5(page, app_url, tmp_path, shared_image
                 context.close()
             for name, expected in zip(names, keras_probs):
                 got = _by_label(out[name], classes)
-                assert classes[int(got.argmax())] == classes[int(expected.argmax())], f"{library} top-1 differs on {name}"
+                assert classes[int(got.argmax())] == classes[int(expected.argmax())], (
+                    f"{library} top-1 differs on {name}"
+                )
                 assert float(np.abs(got - expected).max()) <= TOLERANCE, (library, name)
             figures[f"max_probability_difference_{library}"] = max(
-                float(np.abs(_by_label(out[n], classes) - p).max()) for n, p in zip(names, keras_probs))
+                float(np.abs(_by_label(out[n], classes) - p).max()) for n, p in zip(names, keras_probs)
+            )
     finally:
         httpd.shutdown()
         httpd.server_close()

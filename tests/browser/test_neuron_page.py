@@ -1,10 +1,16 @@
 """The neuron page in a real browser: widgets redraw the charts, no exception, projector screenshot."""
+
 import time
 
 import pytest
 
 from tests.browser.helpers import (
-    assert_no_exception, element_pixels, open_page, pixel_difference, screenshot, wait_idle,
+    assert_no_exception,
+    element_pixels,
+    open_page,
+    pixel_difference,
+    screenshot,
+    wait_idle,
 )
 
 pytestmark = pytest.mark.browser
@@ -87,7 +93,8 @@ def test_neuron_page_opens_from_a_shared_url(page, app_url):
     page.get_by_text("XOR (four clouds)").click()
     # XOR is the default, so it leaves the URL.
     page.wait_for_function("() => !location.search.includes('data=')", timeout=20_000)
-    page.wait_for_function("s => document.querySelector(s).getAttribute('aria-label').includes('on xor')",
-                           arg=trained, timeout=20_000)
+    page.wait_for_function(
+        "s => document.querySelector(s).getAttribute('aria-label').includes('on xor')", arg=trained, timeout=20_000
+    )
     assert_no_exception(page)
     screenshot(page, "neuron-shared-url")

@@ -5,6 +5,7 @@ choose "Your model", see its classes and a Grad-CAM; open page 5, choose it, run
 the measures, the gallery, the style section and download the report, all without an error
 sentence. Then the export's ``.keras`` uploaded on page 5 shows its class names.
 """
+
 from __future__ import annotations
 
 import io
@@ -12,8 +13,16 @@ import zipfile
 
 import pytest
 
-from tests.browser.helpers import (assert_no_exception, choose, go_to, open_page, rerun, screenshot, shown_choice,
-                                   wait_idle)
+from tests.browser.helpers import (
+    assert_no_exception,
+    choose,
+    go_to,
+    open_page,
+    rerun,
+    screenshot,
+    shown_choice,
+    wait_idle,
+)
 
 pytestmark = pytest.mark.browser
 

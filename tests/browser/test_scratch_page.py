@@ -1,6 +1,7 @@
 """Build and train a CNN from scratch in a real browser: the Carpentries preset trains in the background
 while the visitor clicks elsewhere, a second run is stopped half way and kept, and the trained model
 is opened on the feature-map page."""
+
 from __future__ import annotations
 
 import re
@@ -8,12 +9,18 @@ import time
 
 import pytest
 
-from tests.browser.helpers import (assert_no_exception, element_pixels, open_page, pixel_difference, screenshot,
-                                   wait_idle)
+from tests.browser.helpers import (
+    assert_no_exception,
+    element_pixels,
+    open_page,
+    pixel_difference,
+    screenshot,
+    wait_idle,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-FILTERS = "img[alt=\"The first convolution layer's filters as small gray squares\"]"
+FILTERS = 'img[alt="The first convolution layer\'s filters as small gray squares"]'
 
 
 def progress_text(page) -> str:
@@ -82,8 +89,9 @@ def test_build_train_watch_stop_and_open_on_feature_maps(page, app_url):
     text = main.inner_text()
     assert "Accuracy on 10,000 test images" in text and "2 of 2 epochs" in text
     page.get_by_text("Classify one").scroll_into_view_if_needed()
-    page.wait_for_function("document.querySelectorAll('[data-testid=\"stVegaLiteChart\"]').length >= 3",
-                           timeout=60_000)  # curves, confusion matrix, probability bars of the picked image
+    page.wait_for_function(
+        "document.querySelectorAll('[data-testid=\"stVegaLiteChart\"]').length >= 3", timeout=60_000
+    )  # curves, confusion matrix, probability bars of the picked image
     start = element_pixels(page.locator('img[alt="The first layer\'s filters before training (random)"]'))
     end = element_pixels(page.locator('img[alt="The first layer\'s filters after training"]'))
     assert pixel_difference(start, end) > 2, "training did not change the first layer's filters"

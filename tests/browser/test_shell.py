@@ -1,4 +1,5 @@
 """The app shell opens in a real browser and lists its pages."""
+
 import pytest
 
 from tests.browser.helpers import assert_no_exception, open_page, screenshot

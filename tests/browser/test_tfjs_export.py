@@ -11,6 +11,7 @@ The libraries are installed once into ``$CNNVIZ_NPM_CACHE`` (default ``~/.cache/
 never into the repository; the test skips with the reason where npm or the registry is
 unavailable.
 """
+
 from __future__ import annotations
 
 import functools
@@ -56,8 +57,16 @@ def js_libs() -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "package.json").write_text('{"name": "cnnviz-browser-libs", "private": true}\n')
     # tmImage 0.8.5 declares a peer tfjs 1.3.1 (works with 4.22); ml5's postinstall runs patch-package.
-    cmd = [npm, "install", "--no-audit", "--no-fund", "--ignore-scripts", "--legacy-peer-deps", "--save-exact",
-           *(f"{k}@{v}" for k, v in PINS.items())]
+    cmd = [
+        npm,
+        "install",
+        "--no-audit",
+        "--no-fund",
+        "--ignore-scripts",
+        "--legacy-peer-deps",
+        "--save-exact",
+        *(f"{k}@{v}" for k, v in PINS.items()),
+    ]
     try:
         done = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, timeout=900)
     except subprocess.TimeoutExpired:
@@ -79,7 +88,9 @@ def exported(tmp_path_factory, shared_images, keras_home):
     embedder = training.embedding_model_for(load_model("efficientnet_lite0"))
     trained = pipeline.train_collection(collection, embedder, epochs=20)
     folder = tmp_path_factory.mktemp("export")
-    zipfile.ZipFile(io.BytesIO(pipeline.export_trained(trained, model_name="Paintings", include_tflite=False))).extractall(folder)
+    zipfile.ZipFile(
+        io.BytesIO(pipeline.export_trained(trained, model_name="Paintings", include_tflite=False))
+    ).extractall(folder)
     images = {}
     for item in lesson.open_collection(blob).images(max_side=None):
         if item.part == "testing":
@@ -90,8 +101,13 @@ def exported(tmp_path_factory, shared_images, keras_home):
     names = sorted(images)
     keras_probs = training.predict_probabilities(trained.model, [images[n] for n in names])
     example = np.asarray(Image.open(folder / "example.png").convert("RGB"))
-    return {"folder": folder, "names": names, "keras": keras_probs, "classes": trained.class_names,
-            "example": training.predict_probabilities(trained.model, [example])[0]}
+    return {
+        "folder": folder,
+        "names": names,
+        "keras": keras_probs,
+        "classes": trained.class_names,
+        "example": training.predict_probabilities(trained.model, [example])[0],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +134,7 @@ def server(exported, js_libs):
 
 def _offline(page, base: str) -> None:
     """Route the CDN addresses in index.html to the local copies; refuse every other outside request."""
+
     def handle(route):
         url = route.request.url
         if url.startswith(base):

@@ -1,4 +1,5 @@
 """The trainer in a real browser: demo data, a short training, results, and the export zip."""
+
 from __future__ import annotations
 
 import io
@@ -60,12 +61,22 @@ def test_train_the_demo_dataset_and_download_the_export(page, app_url, tmp_path)
     path = tmp_path / "model.zip"
     info.value.save_as(path)
     archive = zipfile.ZipFile(io.BytesIO(path.read_bytes()))
-    assert {"README.md", "labels.txt", "metadata.json", "model.keras", "model.tflite", "model/model.json",
-            "index.html", "sketch.js"} <= set(archive.namelist())
+    assert {
+        "README.md",
+        "labels.txt",
+        "metadata.json",
+        "model.keras",
+        "model.tflite",
+        "model/model.json",
+        "index.html",
+        "sketch.js",
+    } <= set(archive.namelist())
     assert archive.read("labels.txt").decode().split() == ["square", "triangle", "circle"]
     meta = json.loads(archive.read("metadata.json"))
     assert meta["baseModel"] == "efficientnet_lite0" and meta["training"]["epochs_run"] == 3
-    assert archive.getinfo("model.keras").file_size > 1_000_000 and archive.getinfo("model.tflite").file_size > 1_000_000
+    assert (
+        archive.getinfo("model.keras").file_size > 1_000_000 and archive.getinfo("model.tflite").file_size > 1_000_000
+    )
     assert_no_exception(page)
 
     # Stop: a long training stops at the click and keeps what it learnt.
