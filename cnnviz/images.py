@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
-from cnnviz.limits import limit
+from cnnviz.limits import BudgetSpent, PixelBudget, limit
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -78,7 +78,9 @@ class ImageError(ValueError):
     """An upload that is not a usable image. ``str(err)`` is meant for the visitor."""
 
 
-def load_image(data: bytes, *, max_side: int | None = WORK_SIDE, name: str = "This file") -> np.ndarray:
+def load_image(
+    data: bytes, *, max_side: int | None = WORK_SIDE, name: str = "This file", budget: PixelBudget | None = None
+) -> np.ndarray:
     """Decode uploaded bytes into an ``(H, W, 3)`` RGB ``uint8`` array.
 
     Handles PNG, JPEG, WebP, BMP, GIF (first frame) and TIFF; applies the EXIF
@@ -88,8 +90,15 @@ def load_image(data: bytes, *, max_side: int | None = WORK_SIDE, name: str = "Th
     (``None`` keeps full size).
 
     Raises :class:`ImageError` with a plain-language sentence for empty, truncated,
-    unrecognised, bomb-sized or absurdly shaped files.
+    unrecognised, bomb-sized or absurdly shaped files. With a visitor's ``budget``
+    (:class:`cnnviz.limits.PixelBudget`), the decoding cost is charged to it first; a spent
+    budget is an :class:`ImageError` too.
     """
+    if budget is not None:
+        try:
+            budget.charge(decode_pixels(data, max_side=max_side, name=name))
+        except BudgetSpent as spent:
+            raise ImageError(str(spent)) from None
     if data is None or len(data) == 0:
         raise ImageError(f"{name} is empty (0 bytes). Please choose another image.")
     if len(data) > MAX_BYTES:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["DEFAULTS", "limit"]
+__all__ = ["DEFAULTS", "limit", "PixelBudget", "BudgetSpent"]
 
 DEFAULTS: dict[str, int] = {
     # A 12 000 × 8 000 photo is 96 MP; beyond that is almost always a decompression bomb.
@@ -42,7 +42,53 @@ DEFAULTS: dict[str, int] = {
     "CNNVIZ_MAX_MODEL_PARAMS": 50_000_000,
     "CNNVIZ_MAX_VISITOR_MODELS": 5,
     "CNNVIZ_MAX_VISITOR_PARAMS": 100_000_000,
+    # All the pixels one visitor's uploads and zips may cost to decode in one session: five zips at
+    # their limit, or a seminar's 5 000-image collection many times over; a visitor who keeps
+    # uploading copies of a costly zip stops here instead of keeping a core busy for hours.
+    "CNNVIZ_MAX_VISITOR_PIXELS": 40_000_000_000,
 }
+
+
+class BudgetSpent(Exception):
+    """The visitor's decoding budget is spent; ``str()`` is one sentence."""
+
+
+class PixelBudget:
+    """Pixels one visitor may have decoded in a session (``CNNVIZ_MAX_VISITOR_PIXELS``).
+
+    Every page that decodes a visitor's upload charges the decoding cost here first
+    (:func:`cnnviz.images.decode_pixels`: JPEG at its reduced scale), so the cost is bounded
+    per visitor, not only per image and per zip.
+
+    Examples
+    --------
+    >>> budget = PixelBudget(total=1_000)
+    >>> budget.charge(600)
+    >>> budget.remaining
+    400
+    >>> budget.charge(600)
+    Traceback (most recent call last):
+    ...
+    cnnviz.limits.BudgetSpent: This session has decoded as many pictures as this server allows one visitor ...
+    """
+
+    def __init__(self, total: int | None = None) -> None:
+        self.total = limit("CNNVIZ_MAX_VISITOR_PIXELS") if total is None else total
+        self.used = 0
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.total - self.used)
+
+    def charge(self, pixels: int) -> None:
+        """Count ``pixels`` against the budget; :class:`BudgetSpent` (nothing counted) when they do not fit."""
+        if self.used + pixels > self.total:
+            raise BudgetSpent(
+                f"This session has decoded as many pictures as this server allows one visitor "
+                f"({self.total / 1e9:.0f} billion pixels); what you added so far stays, but nothing more can be "
+                "read in this session."
+            )
+        self.used += pixels
 
 
 def limit(name: str) -> int:

@@ -32,7 +32,7 @@ from typing import Iterator
 import numpy as np
 
 from cnnviz.images import IMAGE_SUFFIXES, MAX_BYTES, ImageError, decode_pixels, load_image
-from cnnviz.limits import limit
+from cnnviz.limits import BudgetSpent, PixelBudget, limit
 from cnnviz.text import ClassNameError, clean_class_name
 
 __all__ = [
@@ -242,6 +242,7 @@ def iter_zip_images(
     skipped: list[str] | None = None,
     max_images: int | None = None,
     max_pixels: int | None = None,
+    budget: PixelBudget | None = None,
 ) -> Iterator[ZipImage]:
     """Decode the planned images one at a time (memory stays at one image plus what the caller keeps).
 
@@ -249,10 +250,12 @@ def iter_zip_images(
     (default: ``plan.skipped``) with their reason and not yielded. Reading stops after
     ``max_images`` images, or when the pixels decoded so far would pass ``max_pixels``
     (default ``CNNVIZ_MAX_ZIP_PIXELS``; a JPEG counts at its reduced decoding size), with one
-    sentence saying how many files were left unread.
+    sentence saying how many files were left unread; with a visitor's ``budget``
+    (:class:`cnnviz.limits.PixelBudget`) also when that budget is spent.
     """
     skipped = plan.skipped if skipped is None else skipped
-    budget = limit("CNNVIZ_MAX_ZIP_PIXELS") if max_pixels is None else max_pixels
+    allowed = limit("CNNVIZ_MAX_ZIP_PIXELS") if max_pixels is None else max_pixels
+    visitor = budget
     used = yielded = 0
     with _open(data, "The zip") as archive:
         infos = archive.infolist()
@@ -288,12 +291,20 @@ def iter_zip_images(
                 continue
             try:
                 cost = decode_pixels(raw, max_side=max_side, name=f"“{entry.path}”")
-                if used + cost > budget:
+                if used + cost > allowed:
                     skipped.append(
                         f"{len(plan.entries) - position:,} images from “{entry.path}” on were not read: the zip's "
-                        f"images add up to more than {budget / 1e9:.1f} billion pixels, this server's limit per zip."
+                        f"images add up to more than {allowed / 1e9:.1f} billion pixels, this server's limit per zip."
                     )
                     return
+                if visitor is not None:
+                    try:
+                        visitor.charge(cost)
+                    except BudgetSpent as spent:
+                        skipped.append(
+                            f"{len(plan.entries) - position:,} images from “{entry.path}” on were not read: {spent}"
+                        )
+                        return
                 used += cost
                 image = load_image(raw, max_side=max_side, name=f"“{entry.path}”")
             except ImageError as err:
@@ -313,6 +324,7 @@ def read_image_zip(
     max_ratio: float = MAX_RATIO,
     loose_images: bool = False,
     max_images: int | None = None,
+    budget: PixelBudget | None = None,
 ) -> ZipContents:
     """Read the usable images of a zip into memory (small collections, an audit's sets, tests).
 
@@ -332,7 +344,7 @@ def read_image_zip(
     )
     training: dict[str, list[ZipImage]] = {}
     testing: list[ZipImage] = []
-    for item in iter_zip_images(data, plan, max_side=max_side, max_images=max_images):
+    for item in iter_zip_images(data, plan, max_side=max_side, max_images=max_images, budget=budget):
         if item.part == "training":
             training.setdefault(item.label or "", []).append(item)
         else:

@@ -25,7 +25,7 @@ from cnnviz.train.export import ExportError, export_zip, import_zip  # noqa: E40
 from cnnviz.zips import ZipError  # noqa: E402
 from ui import settings  # noqa: E402
 from ui import trainer as tr  # noqa: E402
-from ui.state import add_visitor_model  # noqa: E402
+from ui.state import add_visitor_model, pixel_budget  # noqa: E402
 from ui.widgets import image_picker, show_image  # noqa: E402
 
 BATCHES = [8, 16, 32, 64, 128]
@@ -81,7 +81,7 @@ right.caption(
 )
 if zip_file is not None:
     try:
-        trainer.add_zip(zip_file.getvalue(), zip_file.name, embed)
+        trainer.add_zip(zip_file.getvalue(), zip_file.name, embed, budget=pixel_budget())
     except ZipError as err:
         st.error(plain(err), icon="🚫")  # what was added before stays; remove the file to try another
     else:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnviz.zips import MAX_ENTRIES, ZipError, plan_zip, read_image_zip
+from cnnviz.zips import MAX_ENTRIES, ZipError, iter_zip_images, plan_zip, read_image_zip
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -192,3 +192,30 @@ def test_loose_images_are_kept_unlabelled_only_when_asked():
     assert sorted(i.name for i in probes.testing) == ["kandinsky.png", "mondrian.png"]
     assert all(i.label is None for i in probes.testing)
     assert reasons_for(probes.skipped, "notes.txt")
+
+
+def test_a_visitors_pixel_budget_stops_the_next_zip_and_upload_with_one_sentence():
+    """Decoding cost is bounded per visitor too: five costly zips in a row cannot keep a core busy for hours."""
+    from cnnviz.images import ImageError, load_image
+    from cnnviz.limits import PixelBudget
+
+    def png(side: int) -> bytes:
+        out = io.BytesIO()
+        Image.fromarray(np.zeros((side, side, 3), np.uint8)).save(out, "PNG")
+        return out.getvalue()
+
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        for i in range(4):
+            z.writestr(f"a/{i}.png", png(100))  # 10 000 pixels each
+    data = archive.getvalue()
+    budget = PixelBudget(total=25_000)
+    plan = plan_zip(data)
+    read = list(iter_zip_images(data, plan, budget=budget))
+    assert len(read) == 2 and budget.used == 20_000
+    assert "as many pictures as this server allows one visitor" in plan.skipped[-1]
+    with pytest.raises(ImageError, match="allows one visitor"):
+        load_image(png(100), budget=budget)
+    assert budget.used == 20_000  # a refused picture costs nothing
+    load_image(png(50), budget=budget)  # 2 500 pixels still fit
+    assert budget.used == 22_500

@@ -24,7 +24,7 @@ from cnnviz.model import registry
 from cnnviz.text import plain
 from cnnviz.zips import ZipError
 from ui import settings
-from ui.state import last_training
+from ui.state import last_training, pixel_budget
 from ui.widgets import show_image
 
 S = st.session_state
@@ -130,7 +130,9 @@ def _decoded(uploads: Sequence[Any], key: str, side: int) -> tuple[list[tuple[st
     for up in uploads:
         if (up.file_id, side) not in cache:
             try:
-                cache[(up.file_id, side)] = load_image(up.getvalue(), max_side=side, name=f"“{up.name}”")
+                cache[(up.file_id, side)] = load_image(
+                    up.getvalue(), max_side=side, name=f"“{up.name}”", budget=pixel_budget()
+                )
             except ImageError as err:
                 cache[(up.file_id, side)] = str(err)
         image = cache[(up.file_id, side)]
@@ -153,7 +155,12 @@ def _zip_set(upload: Any, key: str, class_names: Sequence[str], side: int, refer
     if S.get(f"{key}_zip", (None,))[0] != wanted:
         try:
             found: ImageSet | str = audit_sets.zip_set(
-                upload.getvalue(), class_names, zip_name=f"“{upload.name}”", side=side, reference=reference
+                upload.getvalue(),
+                class_names,
+                zip_name=f"“{upload.name}”",
+                side=side,
+                reference=reference,
+                budget=pixel_budget(),
             )
         except ZipError as err:
             found = str(err)
@@ -170,7 +177,9 @@ def _photos(key: str, side: int) -> list[np.ndarray]:
     photo = st.camera_input("Take a photo for this set", key=f"{key}_camera")
     if photo is not None and photo.file_id not in [s[0] for s in shots]:
         try:
-            shots.append((photo.file_id, load_image(photo.getvalue(), max_side=side, name="The photo")))
+            shots.append(
+                (photo.file_id, load_image(photo.getvalue(), max_side=side, name="The photo", budget=pixel_budget()))
+            )
         except ImageError as err:
             st.error(plain(err), icon="🚫")
     return [image for _, image in shots]

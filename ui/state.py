@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
+from cnnviz.limits import PixelBudget
+
 IMAGES_KEY = "cnnviz_images"
 MODELS_KEY = "cnnviz_user_models"
 
@@ -70,3 +72,11 @@ def last_training() -> Any:
     ``last_training().run`` and ``last_training().validation_images()``.
     """
     return st.session_state.get(TRAINING_KEY)
+
+
+BUDGET_KEY = "cnnviz_pixel_budget"
+
+
+def pixel_budget() -> PixelBudget:
+    """The pixels this visitor's uploads and zips may still cost to decode (one budget for every page)."""
+    return st.session_state.setdefault(BUDGET_KEY, PixelBudget())

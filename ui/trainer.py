@@ -23,7 +23,7 @@ from cnnviz.train.session import ClassImages, Embed, Run, TrainingSession
 from ui import settings
 from ui.jobs import owner_id, progress_text
 from ui.models import shipped_model
-from ui.state import TRAINING_KEY, add_visitor_model, request_model
+from ui.state import TRAINING_KEY, add_visitor_model, pixel_budget, request_model
 from ui.widgets import show_image
 
 DECODE_SIDE = 512  # images are only needed at 224 px and for a thumbnail; decode no larger
@@ -76,7 +76,9 @@ def decode(files: Sequence[Any]) -> tuple[list[tuple[str, np.ndarray]], list[str
     images, errors = [], []
     for f in files or []:
         try:
-            images.append((f.name, load_image(f.getvalue(), max_side=DECODE_SIDE, name=f"“{f.name}”")))
+            images.append(
+                (f.name, load_image(f.getvalue(), max_side=DECODE_SIDE, name=f"“{f.name}”", budget=pixel_budget()))
+            )
         except ImageError as err:
             errors.append(str(err))
     return images, errors

@@ -10,7 +10,7 @@ import streamlit as st
 from cnnviz.images import IMAGE_TYPES, ImageError, load_image, sample_images
 from ui import settings
 from cnnviz.text import plain
-from ui.state import add_visitor_image, visitor_images
+from ui.state import add_visitor_image, pixel_budget, visitor_images
 
 
 @st.cache_resource(show_spinner=False)
@@ -66,7 +66,7 @@ def _take_new_image(uploaded, key: str) -> None:
     if st.session_state.get(marker):
         return
     try:
-        image = load_image(uploaded.getvalue(), name=f"“{uploaded.name}”")
+        image = load_image(uploaded.getvalue(), name=f"“{uploaded.name}”", budget=pixel_budget())
     except ImageError as err:
         st.error(plain(err), icon="🚫")
         return

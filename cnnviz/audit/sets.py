@@ -40,6 +40,7 @@ from cnnviz.audit import probes
 from cnnviz.images import THUMB_SIDE, thumbnail
 from cnnviz.text import ClassNameError, clean_class_name
 from cnnviz.train.demo_data import DEMO_CLASSES, demo_dataset
+from cnnviz.limits import PixelBudget
 from cnnviz.zips import ZipError, ZipImage, iter_zip_images, plan_zip, read_image_zip
 
 __all__ = [
@@ -99,7 +100,12 @@ def set_side(card: Mapping[str, Any]) -> int:
 
 
 def read_set_zip(
-    data: bytes, *, zip_name: str = "The zip", side: int = MIN_SIDE, max_images: int = MAX_SET_IMAGES
+    data: bytes,
+    *,
+    zip_name: str = "The zip",
+    side: int = MIN_SIDE,
+    max_images: int = MAX_SET_IMAGES,
+    budget: PixelBudget | None = None,
 ) -> tuple[list[ZipImage], list[str]]:
     """The images of a probe or reference zip, ``(items, skipped)``.
 
@@ -108,7 +114,9 @@ def read_set_zip(
     sentence per file not used, and one for the images beyond ``max_images`` left unread.
     Raises :class:`cnnviz.zips.ZipError` for a zip that cannot be read at all.
     """
-    contents = read_image_zip(data, zip_name=zip_name, max_side=side, loose_images=True, max_images=max_images)
+    contents = read_image_zip(
+        data, zip_name=zip_name, max_side=side, loose_images=True, max_images=max_images, budget=budget
+    )
     items = [item for group in contents.training.values() for item in group] + contents.testing
     return items[:max_images], contents.skipped
 
@@ -184,6 +192,7 @@ def reference_set_from_zip(
     zip_name: str = "The zip",
     max_side: int | None = MIN_SIDE,
     max_images: int | None = MAX_SET_IMAGES,
+    budget: PixelBudget | None = None,
 ) -> ReferenceSet:
     """The reference set a zip gives (see the module docstring). Raises :class:`cnnviz.zips.ZipError`.
 
@@ -216,7 +225,7 @@ def reference_set_from_zip(
     if max_images is not None and len(plan.entries) > max_images:
         sentences.append(f"Only the first {max_images} of its {len(plan.entries)} images were used.")
         plan.entries = plan.entries[:max_images]
-    items = list(iter_zip_images(data, plan, max_side=max_side))
+    items = list(iter_zip_images(data, plan, max_side=max_side, budget=budget))
     files, images, labels, left_out = labelled_image_set(
         [i.path for i in items], [i.image for i in items], [i.label for i in items], class_names
     )
@@ -398,6 +407,7 @@ def zip_set(
     side: int = MIN_SIDE,
     reference: bool = False,
     max_images: int = MAX_SET_IMAGES,
+    budget: PixelBudget | None = None,
 ) -> ImageSet:
     """The images of a zip: class folders give the true classes. Raises :class:`cnnviz.zips.ZipError`.
 
@@ -407,10 +417,10 @@ def zip_set(
     """
     if reference and plan_zip(data, zip_name=zip_name, loose_images=True).layout == "lesson":
         found: ImageSet = reference_set_from_zip(
-            data, class_names, zip_name=zip_name, max_side=side, max_images=max_images
+            data, class_names, zip_name=zip_name, max_side=side, max_images=max_images, budget=budget
         )
     else:
-        items, skipped = read_set_zip(data, zip_name=zip_name, side=side, max_images=max_images)
+        items, skipped = read_set_zip(data, zip_name=zip_name, side=side, max_images=max_images, budget=budget)
         found = with_true_classes(
             [i.path for i in items], [i.image for i in items], [i.label for i in items], class_names
         )

@@ -32,6 +32,7 @@ from cnnviz import predictions
 from cnnviz.model.registry import visitor_card
 from cnnviz.train import dataset_check, lesson, pipeline, transfer
 from cnnviz.train.demo_data import demo_dataset
+from cnnviz.limits import PixelBudget
 from cnnviz.zips import iter_zip_images, plan_zip
 
 __all__ = ["ClassImages", "TestImage", "Run", "TrainingSession", "Embed", "model_slug"]
@@ -221,6 +222,7 @@ class TrainingSession:
         max_side: int = 512,
         on_progress: Callable[[int, int], None] | None = None,
         batch: int = 32,
+        budget: PixelBudget | None = None,
     ) -> str:
         """Read a zip (lesson or plain layout) into cards and the test set; returns a summary sentence.
 
@@ -248,7 +250,7 @@ class TrainingSession:
                 else:
                     tests.append(TestImage(item.path, key, item.label))
 
-        for item in iter_zip_images(data, plan, max_side=max_side):
+        for item in iter_zip_images(data, plan, max_side=max_side, budget=budget):
             chunk.append(item)
             if len(chunk) == batch:
                 flush()

@@ -17,6 +17,10 @@ import resource
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # an older checkout has no cnnviz.limits: never imported at run time
+    from cnnviz.limits import PixelBudget
 
 
 def _peak_mb() -> float:
@@ -76,7 +80,7 @@ def _audit_zip(data: bytes, args: dict):
         from cnnviz.zips import ZipImage, read_image_zip
 
         def read_set_zip(
-            data: bytes, *, zip_name: str = "", side: int = 512, max_images: int = 0
+            data: bytes, *, zip_name: str = "", side: int = 512, max_images: int = 0, budget: PixelBudget | None = None
         ) -> tuple[list[ZipImage], list[str]]:
             contents = read_image_zip(data, zip_name=zip_name, max_side=512, loose_images=True)
             return [i for g in contents.training.values() for i in g] + contents.testing, contents.skipped
