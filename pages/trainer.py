@@ -94,6 +94,7 @@ for row_start in range(0, len(trainer.classes), 3):
     for col, cls in zip(st.columns(3), trainer.classes[row_start : row_start + 3]):
         with col, st.container(border=True):
             tr.class_card(trainer, cls, embed)
+tr.skipped_list(S.pop("trainer_upload_errors", []), "Some uploads were not images this app can read")
 if st.button("➕ Add a class", key="trainer_add_class"):
     trainer.add_class()
     st.rerun()

@@ -118,7 +118,7 @@ def class_card(trainer: TrainingSession, cls: ClassImages, embed: Embed) -> None
     if incoming:
         images, errors = decode(incoming)
         trainer.add_images(cls, images, embed)
-        trainer.skipped = errors
+        st.session_state["trainer_upload_errors"] = errors  # shown once, under the cards
         fresh_uploaders()
         st.rerun()
     thumbs = trainer.thumbnails(cls)

@@ -53,9 +53,14 @@ def test_neuron_page_charts_follow_the_widgets(page, app_url):
     plane_before = element_pixels(chart(page, "Heat map of the neuron"))
     slider = page.locator('[data-testid="stSlider"]', has_text="weight w₁").get_by_role("slider")
     slider.focus()
-    for _ in range(15):
+    for _ in range(40):  # each step reruns the section; a key pressed mid-rerun can be dropped, so check the value
+        shown = page.evaluate("new URLSearchParams(location.search).get('w1')")
+        if shown is not None and float(shown) <= -0.95:
+            break
+        slider.focus()
         slider.press("ArrowLeft")
-    url_has(page, "w1=-1.0")  # 0.5 - 15 × 0.1, mirrored in the address bar
+        page.wait_for_timeout(250)
+    url_has(page, "w1=-1")  # 0.5 - 15 × 0.1, mirrored in the address bar (as ui.settings writes it)
     wait_idle(page)
     assert redrawn(page, "Curve of the", curve_before, at_least=0.5) > 0.5
     assert redrawn(page, "Heat map of the neuron", plane_before, at_least=2.0) > 2.0
@@ -71,10 +76,14 @@ def test_neuron_page_charts_follow_the_widgets(page, app_url):
     # Temperature flattens the softmax bars.
     bars_before = element_pixels(chart(page, "Probability of each class"))
     temperature = page.locator('[data-testid="stSlider"]', has_text="temperature T").get_by_role("slider")
-    temperature.focus()
-    for _ in range(20):
+    for _ in range(60):  # 1.0 + 20 × 0.1, one checked key at a time (a key pressed mid-rerun can be dropped)
+        shown = page.evaluate("new URLSearchParams(location.search).get('temperature')")
+        if shown is not None and float(shown) >= 2.95:
+            break
+        temperature.focus()
         temperature.press("ArrowRight")
-    url_has(page, "temperature=3.0")
+        page.wait_for_timeout(250)
+    url_has(page, "temperature=3")
     wait_idle(page)
     assert redrawn(page, "Probability of each class", bars_before, at_least=1.0) > 1.0
     assert_no_exception(page)
