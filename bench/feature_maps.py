@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-from bench._setup import temporary_keras_home  # noqa: E402
+from bench._setup import SHARED, temporary_keras_home  # noqa: E402
 
 temporary_keras_home()  # before Keras is imported, as tests and CI do
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -43,7 +43,7 @@ from cnnviz.images import load_image_file, sample_images  # noqa: E402
 
 REPEATS = 20
 PER_LAYER_SAMPLES = 6
-CAT = ROOT / "data" / "samples" / "06-chelsea_the_cat.png"  # the same bytes as ../shared's copy (scikit-image, CC0)
+CAT = SHARED / "images" / "non-paintings" / "chelsea-the-cat-photo.png"  # read in place, never copied
 
 
 def median_ms(fn, repeats: int = REPEATS) -> tuple[float, float]:

@@ -1,13 +1,10 @@
-"""Rebuild the files that let a fresh clone work offline: ImageNet class names and two sample photos.
+"""Rebuild the file that gives a fresh clone ImageNet class names offline.
 
-Both come from data that well-kept PyPI packages ship, fetched with pip's ordinary client
-(``pip download --no-deps``, nothing installed, nothing imported from them):
-
-- ``data/imagenet_class_index.json`` from keras-hub's ``IMAGENET_NAMES`` (Apache-2.0, the Keras
-  team's copy of the file ``keras.applications`` downloads), written in Keras's own format
-  ``{"281": ["n02123045", "tabby"], ...}``.
-- ``data/samples/06-chelsea_the_cat.png`` and ``07-cup_of_coffee.png``, scikit-image's
-  ``data/chelsea.png`` and ``data/coffee.png`` (both CC0), copied byte for byte.
+``data/imagenet_class_index.json`` comes from keras-hub's ``IMAGENET_NAMES`` (Apache-2.0, the
+Keras team's copy of the file ``keras.applications`` downloads), fetched with pip's ordinary
+client (``pip download --no-deps``, nothing installed, nothing imported from it) and written in
+Keras's own format ``{"281": ["n02123045", "tabby"], ...}``. (The sample photographs are read
+from ``../shared/images`` at run time: see ``cnnviz.images.SHARED_PHOTOS``.)
 
 Provenance and licences: ``data/PROVENANCE.md``. Run (needs the package index once):
 ``.venv/bin/python scripts/make_offline_data.py``
@@ -25,12 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 KERAS_HUB = "keras-hub==0.32.0"
-SCIKIT_IMAGE = "scikit-image==0.26.0"
 CLASS_INDEX = ROOT / "data" / "imagenet_class_index.json"
-PHOTOS = {
-    "skimage/data/chelsea.png": ROOT / "data" / "samples" / "06-chelsea_the_cat.png",
-    "skimage/data/coffee.png": ROOT / "data" / "samples" / "07-cup_of_coffee.png",
-}
 
 
 def download_wheel(requirement: str, folder: Path) -> Path:
@@ -77,10 +69,6 @@ def main() -> None:
             source = wheel.read("keras_hub/src/utils/imagenet/imagenet_utils.py").decode()
         CLASS_INDEX.write_text(json.dumps(imagenet_names(source)) + "\n")
         print("wrote", CLASS_INDEX)
-        with zipfile.ZipFile(download_wheel(SCIKIT_IMAGE, folder)) as wheel:
-            for member, target in PHOTOS.items():
-                target.write_bytes(wheel.read(member))
-                print("wrote", target)
 
 
 if __name__ == "__main__":

@@ -154,11 +154,15 @@ print(json.dumps(out))
 
 
 @pytest.mark.slow
-def test_fresh_clone_without_shared_or_keras_cache_names_the_sample_photos(tmp_path):
+def test_fresh_clone_without_shared_or_keras_cache_names_the_sample_photos(tmp_path, shared_images):
+    # No Keras cache and no ../shared/keras-cache: only the photos are read, in place, from ../shared/images.
+    shared = tmp_path / "nowhere"
+    shared.mkdir()
+    (shared / "images").symlink_to(shared_images, target_is_directory=True)
     env = {
         **os.environ,
         "KERAS_HOME": str(tmp_path / "empty-keras"),
-        "CNNVIZ_SHARED": str(tmp_path / "nowhere"),
+        "CNNVIZ_SHARED": str(shared),
         "TMPDIR": str(tmp_path),
         "npm_config_cache": str(tmp_path / "npm"),
     }
@@ -185,4 +189,4 @@ def test_fresh_clone_without_shared_or_keras_cache_names_the_sample_photos(tmp_p
         assert page["problems"] == [] and page["image"] == image, page
         assert expected & set(page["top5"]), page["top5"]
         assert not any("class names are missing" in c for c in page["captions"])
-    assert not (tmp_path / "nowhere").exists()
+    assert sorted(p.name for p in shared.iterdir()) == ["images"]  # nothing was written into it
