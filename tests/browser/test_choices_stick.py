@@ -88,3 +88,14 @@ def test_trainer_settings_stick(page, app_url):
     page.get_by_text("Advanced settings").click()
     assert shown_choice(page, "Batch size") == "32"
     assert_no_exception(page)
+
+
+def test_scratch_preset_sticks_and_the_summary_follows(page, app_url):
+    open_page(page, app_url, "scratch")
+    page.get_by_text("Total: 56,714 parameters").wait_for(timeout=120_000)  # the Carpentries preset
+    choose(page, "Start from a lesson's network", "LeNet")
+    rerun(page)
+    assert "LeNet" in shown_choice(page, "Start from a lesson's network")
+    assert "Total: 56,714 parameters" not in page.locator('[data-testid="stMain"]').inner_text()  # it used it
+    assert "preset=" in page.url
+    assert_no_exception(page)
