@@ -184,7 +184,7 @@ def collect_finished(trainer: TrainingSession) -> None:
     st.session_state.pop(JOB)
     run = trainer.run
     if job.state == "failed":
-        st.error(job.error or "The training stopped with an error.", icon="🚫")
+        st.error(plain(job.error or "The training stopped with an error."), icon="🚫")
         trainer.run = None
         return
     if run is None or job.state == "cancelled":
