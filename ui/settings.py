@@ -188,11 +188,7 @@ def selectbox(
     **kwargs: Any,
 ) -> Any:
     """``st.selectbox`` under the rules above. The URL holds ``str(option)`` (an id, not the label)."""
-    options = list(options)
-    default = options[0] if default not in options else default
-    _prepare(key, default, url, lambda v: v in options, _option_parser(options))
-    value = where.selectbox(label, options, key=key, **kwargs)
-    return _commit(key, value, default, url, str, shareable)
+    return _choice(where.selectbox, label, options, key, default, url, shareable, kwargs)
 
 
 def radio(
@@ -206,11 +202,7 @@ def radio(
     **kwargs: Any,
 ) -> Any:
     """``st.radio`` under the rules above."""
-    options = list(options)
-    default = options[0] if default not in options else default
-    _prepare(key, default, url, lambda v: v in options, _option_parser(options))
-    value = where.radio(label, options, key=key, **kwargs)
-    return _commit(key, value, default, url, str, None)
+    return _choice(where.radio, label, options, key, default, url, None, kwargs)
 
 
 def select_slider(
@@ -224,10 +216,25 @@ def select_slider(
     **kwargs: Any,
 ) -> Any:
     """``st.select_slider`` under the rules above."""
+    return _choice(where.select_slider, label, options, key, default, url, None, kwargs)
+
+
+def _choice(
+    widget: Callable[..., Any],
+    label: str,
+    options: Sequence[Any],
+    key: str,
+    default: Any,
+    url: str | None,
+    shareable: Callable[[Any], bool] | None,
+    kwargs: dict[str, Any],
+) -> Any:
+    """One choice among ``options`` (selectbox, radio, select slider); a default not among them is the first."""
     options = list(options)
+    default = options[0] if default not in options else default
     _prepare(key, default, url, lambda v: v in options, _option_parser(options))
-    value = where.select_slider(label, options, key=key, **kwargs)
-    return _commit(key, value, default, url, str, None)
+    value = widget(label, options, key=key, **kwargs)
+    return _commit(key, value, default, url, str, shareable)
 
 
 def slider(
