@@ -132,7 +132,9 @@ def test_build_train_watch_stop_and_open_on_feature_maps(page, app_url):
     page.get_by_text(re.compile(r"of 30 epochs \(stopped\)")).first.wait_for(timeout=240_000)
     wait_idle(page)
     assert_no_exception(page)
-    assert "Run 2" in main.inner_text() and "Runs side by side" in main.inner_text()
+    # The page can still be drawing below its header: wait for the comparison's chips, not a snapshot.
+    page.locator('[data-testid="stMultiSelect"]').get_by_text(re.compile(r"Run 2 ·")).first.wait_for(timeout=60_000)
+    assert "Runs side by side" in main.inner_text()
     screenshot(page, "scratch-stopped")
 
     # One click to the feature-map page with this model.
