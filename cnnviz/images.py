@@ -244,12 +244,23 @@ THUMB_SIDE = 96
 def thumbnail(image: np.ndarray, side: int = THUMB_SIDE) -> np.ndarray:
     """A small copy of an ``(H, W, 3)`` ``uint8`` image: longest side at most ``side`` pixels, aspect kept.
 
-    Lanczos-filtered (Pillow's ``Image.thumbnail``); an image already that small comes back as an
-    equal copy, never enlarged. Always a new array, so the thumbnail never pins the full picture.
+    Area-averaged (OpenCV's ``INTER_AREA``, no aliasing; a third of the CPU time of Pillow's
+    Lanczos, which counts when a 5 000-picture collection is read); an image already that small
+    comes back as an equal copy, never enlarged. Always a new array, so the thumbnail never pins
+    the full picture.
+
+    >>> thumbnail(np.zeros((300, 200, 3), np.uint8)).shape
+    (96, 64, 3)
     """
-    pil = Image.fromarray(np.asarray(image, dtype=np.uint8))
-    pil.thumbnail((side, side), Image.Resampling.LANCZOS)
-    return np.asarray(pil, dtype=np.uint8).copy()
+    pixels = np.asarray(image, dtype=np.uint8)
+    height, width = pixels.shape[:2]
+    if max(height, width) <= side:
+        return pixels.copy()
+    import cv2  # local, as in downscale
+
+    scale = side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.ascontiguousarray(cv2.resize(pixels, size, interpolation=cv2.INTER_AREA))
 
 
 #: Where the project's shared folder lies (real, openly licensed images; read in place, never copied).

@@ -21,6 +21,7 @@ import keras
 import numpy as np
 
 from cnnviz import predictions
+from cnnviz.read_ahead import read_ahead
 from cnnviz.train import dataset_check, lesson
 from cnnviz.train import transfer as training
 
@@ -100,7 +101,7 @@ def embed_collection(
 
     if on_progress:
         on_progress("Reading and embedding images", 0, total)
-    for item in collection.images(max_side=max_side):
+    for item in read_ahead(collection.images(max_side=max_side), depth=2 * BATCH):  # decode while embedding
         facts.append(dataset_check.image_facts(item.path, item.part, item.label, item.image))
         batch.append(item.image)
         if example is None or (item.part == "testing" and example_part != "testing"):

@@ -33,6 +33,7 @@ from cnnviz.model.registry import visitor_card
 from cnnviz.train import dataset_check, lesson, pipeline, transfer
 from cnnviz.train.demo_data import demo_dataset
 from cnnviz.limits import PixelBudget
+from cnnviz.read_ahead import read_ahead
 from cnnviz.zips import iter_zip_images, plan_zip
 
 __all__ = ["ClassImages", "TestImage", "Run", "TrainingSession", "Embed", "model_slug"]
@@ -250,7 +251,8 @@ class TrainingSession:
                 else:
                     tests.append(TestImage(item.path, key, item.label))
 
-        for item in iter_zip_images(data, plan, max_side=max_side, budget=budget):
+        # Decoding the next pictures overlaps with embedding these (both release the GIL).
+        for item in read_ahead(iter_zip_images(data, plan, max_side=max_side, budget=budget), depth=2 * batch):
             chunk.append(item)
             if len(chunk) == batch:
                 flush()
