@@ -154,6 +154,7 @@ def tiny():
     return tiny_model()
 
 
+@pytest.mark.slow
 def test_runner_matches_keras(tiny):
     from cnnviz.audit import run as audit_model
     from cnnviz.model import registry as models

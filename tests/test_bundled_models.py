@@ -150,6 +150,7 @@ def _run_script(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_script_help_lists_the_choices():
     result = _run_script("--help", timeout=120)
     assert result.returncode == 0, result.stderr

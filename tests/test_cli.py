@@ -40,6 +40,7 @@ def test_help_explains_each_command(command):
         assert "--csv" in done.stdout and "probability per class" in done.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, sentence",
     [

@@ -167,6 +167,7 @@ def _rezip(blob: bytes, *, drop: str | None = None, replace: dict[str, bytes] | 
     return out.getvalue()
 
 
+@pytest.mark.slow
 def test_names_inside_the_keras_file_win_over_a_changed_labels_txt(trained):
     blob = _rezip(trained[3], replace={"labels.txt": b"one\ntwo\n"})
     _, card = export.import_zip(blob, filename="edited.zip")

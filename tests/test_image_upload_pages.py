@@ -23,10 +23,12 @@ PAGES_WITH_IMAGE_PICKER = {
     "pages/audit.py": ("audit_transform", BUNDLED),
     "pages/trainer.py": ("trainer_test", {"epochs": "1"}),  # its picker appears once a model is trained
 }
-SLOW_PAGES = {"pages/trainer.py"}
-# Its picker appears only after a from-scratch training (minutes in AppTest); it is the same
+# Loading a Keras model (and, for the trainer, training one) costs seconds in AppTest: `make test`
+# runs these, the fast loop only the convolution page's. The scratch page's picker appears only
+# after a from-scratch training (minutes in AppTest); it is the same
 # ui.widgets.image_picker, and tests/browser/test_scratch_page.py classifies an image with it.
 NOT_HERE = {"pages/scratch.py"}
+SLOW_PAGES = {"pages/trainer.py", "pages/feature_maps.py", "pages/audit.py"}
 
 
 def good_png() -> bytes:

@@ -56,6 +56,7 @@ def test_unknown_model_is_a_clear_error():
         models.load_model("nope")
 
 
+@pytest.mark.slow
 def test_empty_keras_home_offline_sentences(tmp_path):
     # A fresh process: Keras reads KERAS_HOME once at import, so the empty cache needs its own.
     script = (
@@ -102,6 +103,7 @@ def test_bundled_models_are_listed_and_loaded_generically(tmp_path):
     np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_shipped_bundled_cards_match_their_models():
     bundled = [c for c in models.available() if c["kind"] == "bundled"]
     if not bundled:
@@ -150,6 +152,7 @@ def test_top_k_orders_by_probability():
     assert [n for n, _ in models.top_k(probs[0], ["a", "b", "c", "d"], 10)] == ["b", "d", "a", "c"]
 
 
+@pytest.mark.slow
 def test_mobilenet_v2_when_its_weights_are_in_the_keras_cache(tmp_path):
     # Offline there are no real ImageNet weights, so a stand-in weight file (random weights, the
     # real HDF5 layout Keras downloads) checks the wiring: the registry lists the model, and it

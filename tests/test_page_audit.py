@@ -41,6 +41,7 @@ def app():
     return at.run()
 
 
+@pytest.mark.slow
 def test_audit_of_generated_probes_shows_measures_charts_gallery_and_report(app):
     at = app
     assert not at.exception
@@ -92,6 +93,7 @@ def test_audit_of_generated_probes_shows_measures_charts_gallery_and_report(app)
     assert run["evaluation"]["caught"]["Abstract probes"] == pytest.approx((conf < 0.95).mean())
 
 
+@pytest.mark.slow
 def test_style_panel_shows_each_transformation(app):
     at = app
     at.toggle(key="audit_transform_on").set_value(True).run()
@@ -101,6 +103,7 @@ def test_style_panel_shows_each_transformation(app):
     assert len(at.get("vega_lite_chart")) >= 1
 
 
+@pytest.mark.slow
 def test_bad_inputs_give_messages_and_the_page_keeps_running(app):
     at = app
     # A probe set from uploads: one broken file, one not an image, one good picture.
@@ -142,6 +145,7 @@ def test_bad_inputs_give_messages_and_the_page_keeps_running(app):
     assert at.button(key="audit_run_button").disabled
 
 
+@pytest.mark.slow
 def test_grad_cam_for_every_image_on_request(app):
     at = app
     at.toggle(key="audit_cam_all").set_value(True).run()
@@ -165,6 +169,7 @@ def test_trainer_source_follows_the_model(app):
     assert "My trainer's validation images" not in at.selectbox(key="audit_ref_source").options
 
 
+@pytest.mark.slow
 def test_trainer_validation_images_become_a_labelled_reference(app):
     """After training on page 4 (its session, read through ui.state), its held-out images are the reference set."""
     from cnnviz.train import transfer as training
@@ -214,6 +219,7 @@ def _zip_of(files: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
+@pytest.mark.slow
 def test_a_lesson_zip_as_reference_uses_its_testing_images_and_says_why(app):
     at = app
     at.selectbox(key="audit_ref_source").set_value("zip").run()
@@ -261,6 +267,7 @@ def test_crafted_urls_fall_back_to_the_defaults():
     assert at.text_input(key="audit_ref_name").value == "Reference"
 
 
+@pytest.mark.slow
 def test_choices_stick_across_reruns_and_a_source_switch(app):
     at = app
     at.radio(key="audit_probe_sets").set_value(2).run()

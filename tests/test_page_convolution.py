@@ -57,6 +57,7 @@ def test_default_shapes_and_output_size_formula(at):
     assert len(alts) >= 10 and all(alts), "every picture needs alt text"
 
 
+@pytest.mark.slow
 def test_stride_padding_and_kernel_size_change_the_numbers(at):
     at.slider(key="conv_stride").set_value(2).run()
     # floor((128 − 3) / 2) + 1 = 63; pooled floor((63 − 2) / 2) + 1 = 31.
@@ -82,6 +83,7 @@ def test_stride_padding_and_kernel_size_change_the_numbers(at):
     assert not at.exception
 
 
+@pytest.mark.slow
 def test_colour_modes_change_the_channel_count(at):
     at.radio(key="conv_channels").set_value("rgb").run()
     assert shapes(at)[:2] == ["128 × 128 × 3", "126 × 126 × 3"]  # the kernel on each channel
@@ -90,6 +92,7 @@ def test_colour_modes_change_the_channel_count(at):
     assert not at.exception
 
 
+@pytest.mark.slow
 def test_preset_changes_the_step_through_sum_on_a_known_picture():
     at = AppTest.from_file(PAGE, default_timeout=60).run()
     at.file_uploader[0].set_value(("ramp.png", ramp_png(), "image/png")).run()
@@ -117,6 +120,7 @@ def test_preset_changes_the_step_through_sum_on_a_known_picture():
     assert not at.exception and not at.error
 
 
+@pytest.mark.slow
 def test_settings_are_read_from_the_url():
     at = AppTest.from_file(PAGE, default_timeout=60)
     at.query_params.update({"image": "Checkerboard", "kernel": "sobel-y", "size": "5", "stride": "2", "pool": "avg"})
@@ -128,6 +132,7 @@ def test_settings_are_read_from_the_url():
     assert shapes(at)[1] == "62 × 62 × 1"  # floor((128 − 5) / 2) + 1
 
 
+@pytest.mark.slow
 def test_edited_kernel_from_the_url_is_used():
     """A lecturer's edited grid travels in the URL as ``weights=w,…;divisor``."""
     at = AppTest.from_file(PAGE, default_timeout=60)

@@ -38,6 +38,7 @@ def _no_exception(at) -> None:
     assert not at.error, [e.value for e in at.error]
 
 
+@pytest.mark.slow
 def test_pick_a_layer_and_a_channel_and_see_grad_cam_on_a_bundled_cnn():
     at = _page(model=BUNDLED).run()
     _no_exception(at)
@@ -66,6 +67,7 @@ def test_pick_a_layer_and_a_channel_and_see_grad_cam_on_a_bundled_cnn():
     assert _image_count(at) >= 15
 
 
+@pytest.mark.slow
 def test_url_reopens_the_same_layer_channel_and_class():
     first = _page(model=BUNDLED).run()
     layer = first.selectbox(key="fm_layer").options[1].split(" · ")[0]

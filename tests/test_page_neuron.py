@@ -57,6 +57,7 @@ def test_defaults_show_the_weighted_sum_and_output():
 
 
 # x = (2, -3), w = (-1.5, 0.5), b = 1  →  z = -3 - 1.5 + 1 = -3.5
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "activation, extra, expected",
     [
@@ -79,6 +80,7 @@ def test_changing_widgets_changes_the_numbers(activation, extra, expected):
     assert f"z = -3.50, y = {expected}" in chart_alts(at)[1]
 
 
+@pytest.mark.slow
 def test_the_programming_historian_exercise_reports_the_error():
     at = run()
     assert metric(at, "output") == "5.00" and metric(at, "error = 7.5 − output") == "2.50"
@@ -92,6 +94,7 @@ def test_the_programming_historian_exercise_reports_the_error():
     assert "Error after each of 4 attempts; the latest error is -0.50." in chart_alts(at)
 
 
+@pytest.mark.slow
 def test_softmax_panel_matches_hand_computation():
     at = run()
     at.slider(key="logit1").set_value(3.0)
@@ -146,6 +149,7 @@ def test_url_reopens_the_same_view():
     assert "T = 0.5" in at.latex[-1].value
 
 
+@pytest.mark.slow
 def test_query_params_round_trip():
     first = set_neuron(run(), activation="leaky_relu", w2=-0.7, x1=-4.0, alpha=0.45, temperature=3.2)
     url = dict(first.query_params)

@@ -133,6 +133,7 @@ def test_same_seed_same_start_other_seed_other_start():
     assert not np.array_equal(a[0], c[0])
 
 
+@pytest.mark.slow
 def test_training_with_a_seed_reproduces(keras_home):
     data = S.demo_shapes(40, size=32, colour=False)
     x, y, xv, yv = S.split_validation(data.x_train, data.y_train, 0.2, seed=0)
@@ -146,6 +147,7 @@ def test_training_with_a_seed_reproduces(keras_home):
     np.testing.assert_allclose(runs[0][1], runs[1][1], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_augment_preview_changes_training_images_only():
     images = S.demo_shapes(4, size=32).x_train[:3]
     same = S.augment_preview(images, S.Augment(), copies=2)
@@ -249,6 +251,7 @@ def test_sample_grid_one_row_per_class():
     np.testing.assert_array_equal(grid[34:66:2, 0:32:2, 0], first_triangle[..., 0])
 
 
+@pytest.mark.slow
 def test_export_keras_and_tflite_give_the_same_answers_and_load_back_as_an_upload():
     from cnnviz.model.registry import load_uploaded_model
     from cnnviz.train.export import tflite_probabilities

@@ -84,6 +84,7 @@ def test_tm_metadata_has_teachable_machines_fields():
     assert meta["labels"] == ["a", "b"] and meta["imageSize"] == 224 and meta["tfjsVersion"] == tfjs.TFJS_VERSION
 
 
+@pytest.mark.slow
 def test_mobilenet_v2_as_the_trainer_builds_it_can_be_written():
     """The trainer's other base (MobileNetV2 behind Rescaling(1/127.5, -1)); random weights, same layers."""
     inputs = keras.Input((96, 96, 3), name="pixels")

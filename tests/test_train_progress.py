@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 import keras
 import numpy as np
 
@@ -64,6 +66,7 @@ def fit_job(epochs: int, stop_at_batch: int | None = None):
     return job
 
 
+@pytest.mark.slow
 def test_reports_every_batch_and_epoch_with_the_first_layers_filters():
     job = fit_job(epochs=2)
     assert job.state == "done" and isinstance(job.result, keras.Model)
@@ -88,6 +91,7 @@ def test_stop_ends_training_after_the_current_batch_and_keeps_the_model():
     np.testing.assert_allclose(job.rows("epoch")[-1]["filters"], job.result.layers[0].kernel.numpy())
 
 
+@pytest.mark.slow
 def test_a_training_job_on_demo_shapes_learns_reports_and_is_judged_on_the_test_set():
     from cnnviz.train import scratch as S
 

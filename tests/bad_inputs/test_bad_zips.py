@@ -116,6 +116,7 @@ def test_already_refused_entries_each_get_a_sentence(kind, data, words, run_file
     assert len(lines) == len(words) and all(w in line for w, line in zip(words, lines)), lines
 
 
+@pytest.mark.slow
 def test_not_a_zip_and_too_many_entries_are_refused(run_files, tmp_path):
     assert "not a readable zip" in plain_sentence(
         _run(run_files, tmp_path, "not a zip", b"PK\x03\x04 cut off")["sentence"]
@@ -144,6 +145,7 @@ def test_total_decoded_pixels_per_zip_are_capped(run_files, tmp_path):
     assert last.startswith("7 images from “c/2.png” on were not read") and "billion pixels" in last
 
 
+@pytest.mark.slow
 def test_audit_probe_zip_keeps_model_sized_arrays_of_at_most_500_images(run_files, tmp_path):
     # Before: 5 990 PNGs of 512 × 512 were all kept fully decoded (4.5 GB).
     pictures = [hostile.flat_png(512, 20 * v) for v in range(10)]
