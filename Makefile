@@ -32,8 +32,9 @@ keras-cache:
 	  cp -rn "$(SHARED)/keras-cache/." "$${KERAS_HOME:-$$HOME/.keras}/" 2>/dev/null || true; \
 	fi
 
+# serve.py = app.py with a warm start (models load when the server starts) and /_cnnviz/ready.
 run: install keras-cache
-	$(VENV)/bin/streamlit run app.py --server.port $(PORT)
+	$(VENV)/bin/streamlit run serve.py --server.port $(PORT)
 
 # What works offline on this machine (after `make run`'s copy of ../shared/keras-cache): one table.
 check: install keras-cache
