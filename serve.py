@@ -6,8 +6,8 @@ takes every flag ``streamlit run app.py`` takes (``make run`` and ``deploy/serve
 Streamlit 1.67 finds the ``st.App`` below and serves ``app.py`` through it, with
 
 * a **warm start**: when the server process starts, a background thread loads the shipped
-  models and traces their feature-map functions (:mod:`cnnviz.model.shipped`), so the first
-  visitor of a model page does not wait for TensorFlow and EfficientNet-Lite0;
+  models, traces their feature-map functions (:mod:`cnnviz.model.shipped`) and reads the sample
+  pictures, so the first visitor of a model page does not wait for TensorFlow and EfficientNet-Lite0;
 * ``GET /_cnnviz/ready``: 200 once the default model is loaded and traced, 503 before (or when
   it failed, with the reason), JSON either way. Streamlit's own ``/_stcore/health`` says "ok" as
   soon as the web server listens, seconds before a model page could be drawn.
@@ -35,10 +35,16 @@ async def ready(request: Request) -> JSONResponse:
     return JSONResponse(state, status_code=200 if state["ready"] else 503, headers={"Cache-Control": "no-store"})
 
 
+def _warm_samples() -> None:
+    from ui.widgets import warm_samples  # imports Streamlit's caches: in the warm-up thread, not at import
+
+    warm_samples()
+
+
 @asynccontextmanager
 async def warm_start(_app: Any) -> AsyncIterator[None]:
     # The lifespan runs once in the serving process, before the first request is answered.
-    shipped.start_warm_up()
+    shipped.start_warm_up(also=[_warm_samples])
     yield
 
 

@@ -66,7 +66,8 @@ def test_ready_only_once_the_default_model_is_loaded(fresh, monkeypatch):
         return stand_in
 
     monkeypatch.setattr(registry, "load_model", slow_default)
-    thread = shipped.start_warm_up([shipped.DEFAULT])
+    seen: list[bool] = []
+    thread = shipped.start_warm_up([shipped.DEFAULT], also=[lambda: seen.append(shipped.readiness()["ready"])])
     assert shipped.start_warm_up([shipped.DEFAULT]) is thread  # once per process
     state = shipped.readiness()
     assert state["started"] and not state["ready"] and state["loaded"] == []
@@ -76,6 +77,7 @@ def test_ready_only_once_the_default_model_is_loaded(fresh, monkeypatch):
     assert state["ready"] and state["loaded"] == [shipped.DEFAULT] and state["failed"] == {}
     assert state["warming"] is None and state["ready_after_s"] >= 0
     assert shipped.get(shipped.DEFAULT) is stand_in
+    assert seen == [False]  # the server's other first-visit work ran once, before it said ready
 
 
 def test_a_model_that_fails_is_reported_and_the_others_still_load(fresh):

@@ -24,7 +24,7 @@ import logging
 import os
 import threading
 import time
-from typing import Any
+from typing import Any, Callable, Sequence
 
 __all__ = ["DEFAULT", "get", "warm_names", "warm_up", "start_warm_up", "readiness"]
 
@@ -91,10 +91,20 @@ def _trace(model: Any) -> None:
     import pandas  # noqa: F401
 
 
-def warm_up(names: list[str] | None = None) -> None:
+def _also(steps: Sequence[Callable[[], Any]]) -> None:
+    for step in steps:
+        try:
+            step()
+        except Exception as err:  # a warm-up step only saves time; the page does it again if needed
+            log.warning("warm start: %s failed: %s", getattr(step, "__name__", step), err)
+
+
+def warm_up(names: list[str] | None = None, also: Sequence[Callable[[], Any]] = ()) -> None:
     """Load and trace ``names`` (default :func:`warm_names`) in order; ready once the default model is.
 
-    A model that fails is recorded (:func:`readiness` reports its sentence) and the rest carry on.
+    ``also``: more first-visit work (the server's, e.g. filling a page's cache) run right after
+    the default model and before the process says it is ready. A model that fails is recorded
+    (:func:`readiness` reports its sentence) and the rest carry on.
     """
     from cnnviz.model import registry
 
@@ -102,6 +112,7 @@ def warm_up(names: list[str] | None = None) -> None:
     if _STATE["started"] is None:
         _STATE["started"] = time.monotonic()
     if DEFAULT not in names:
+        _also(also)
         _READY.set()  # nothing the readiness check waits for
     for name in names:
         _STATE["warming"] = name
@@ -113,19 +124,20 @@ def warm_up(names: list[str] | None = None) -> None:
             _FAILED[name] = str(err) or type(err).__name__
             log.warning("warm start: %s could not be loaded: %s", name, err)
         if name == DEFAULT and name not in _FAILED:
+            _also(also)
             _STATE["ready_after_s"] = round(time.monotonic() - _STATE["started"], 2)
             _READY.set()
             log.info("warm start: %s ready after %.1f s", name, _STATE["ready_after_s"])
     _STATE["warming"] = None
 
 
-def start_warm_up(names: list[str] | None = None) -> threading.Thread:
+def start_warm_up(names: list[str] | None = None, also: Sequence[Callable[[], Any]] = ()) -> threading.Thread:
     """Start :func:`warm_up` in a daemon thread, once per process (later calls return the same thread)."""
     with _START_LOCK:
         thread = _STATE["thread"]
         if thread is None:
             _STATE["started"] = time.monotonic()
-            thread = threading.Thread(target=warm_up, args=(names,), name="cnnviz-warm-up", daemon=True)
+            thread = threading.Thread(target=warm_up, args=(names, also), name="cnnviz-warm-up", daemon=True)
             _STATE["thread"] = thread
             thread.start()
         return thread
