@@ -24,7 +24,7 @@ import pytest
 from PIL import Image
 
 from tests.browser.conftest import ROOT, _free_port
-from tests.browser.helpers import assert_no_exception, rerun, screenshot, shown_choice, wait_idle
+from tests.browser.helpers import assert_no_exception, choose, rerun, screenshot, shown_choice, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -208,8 +208,11 @@ def test_two_browsers_stay_on_their_processes_and_survive_the_other_dying(deploy
     time.sleep(2)
     rerun(page_b)
     _assert_keeps_its_own(page_b, *files["b"])
-    page_b.get_by_text("Add your own image (upload or camera)").first.click()  # a click, not just a rerun
-    wait_idle(page_b)
+    # Something only a living server can draw (the old page stays on screen when the server is gone):
+    # another picture, then B's own again.
+    choose(page_b, IMAGE_LABEL, "Geometric shapes")
+    page_b.locator('img[alt="The input image: Geometric shapes."]').wait_for(timeout=60_000)
+    choose(page_b, IMAGE_LABEL, files["b"][1].name)
     _assert_keeps_its_own(page_b, *files["b"])
     screenshot(page_b, "deploy-b-after-a-died")
     screenshot(page_a, "deploy-a-after-its-process-died")  # greyed out: Streamlit says the connection was lost
