@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 PORT   ?= 8501
 SHARED ?= ../shared
 
-.PHONY: run test test-fast lint typecheck check chromium bench install install-test keras-cache clean
+.PHONY: run serve test test-fast lint typecheck check chromium bench install install-test keras-cache clean
 
 # requirements.txt holds the exact pins; the editable install makes cnnviz and ui importable anywhere.
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -32,8 +32,15 @@ keras-cache:
 	  cp -rn "$(SHARED)/keras-cache/." "$${KERAS_HOME:-$$HOME/.keras}/" 2>/dev/null || true; \
 	fi
 
+# serve.py = app.py with a warm start (models load when the server starts) and /_cnnviz/ready.
 run: install keras-cache
-	$(VENV)/bin/streamlit run app.py --server.port $(PORT)
+	$(VENV)/bin/streamlit run serve.py --server.port $(PORT)
+
+# A public server on one host: N processes (default 2) behind nginx with sticky sessions, on
+# http://127.0.0.1:8500/ (deploy/serve.sh lists its settings; README "Serving many visitors").
+N ?= 2
+serve: install keras-cache
+	deploy/serve.sh $(N)
 
 # What works offline on this machine (after `make run`'s copy of ../shared/keras-cache): one table.
 check: install keras-cache

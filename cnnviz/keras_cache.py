@@ -69,6 +69,8 @@ def imagenet_classes() -> tuple[list[str], str]:
         return list(_read_class_index(str(path), path.stat().st_mtime_ns)), ""
     return (
         [f"class {i}" for i in range(IMAGENET_CLASSES)],
-        f"ImageNet class names are missing (Keras expects {keras_cache_dir() / 'models' / CLASS_INDEX_FILE}), "
-        "so classes are shown by number, e.g. “class 281”.",
+        # Shown to visitors: the file's name and where in words, not the server's path.
+        f"ImageNet class names are missing (neither {CLASS_INDEX_FILE} in the models folder of this server's "
+        "Keras cache nor the copy in the app's data folder could be read), so classes are shown by number, "
+        "e.g. “class 281”.",
     )

@@ -61,7 +61,8 @@ def test_without_any_class_index_classes_are_numbered_with_a_sentence(empty_cach
     monkeypatch.setattr(keras_cache, "SHIPPED_CLASS_INDEX", tmp_path / "gone.json")
     names, note = keras_cache.imagenet_classes()
     assert names[281] == "class 281"
-    assert "ImageNet class names are missing" in note and str(empty_cache / "models") in note
+    assert "ImageNet class names are missing" in note and keras_cache.CLASS_INDEX_FILE in note
+    assert str(empty_cache) not in note  # visitors read it: no server paths
 
 
 def _rows() -> dict[str, offline.Row]:

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 import streamlit as st
 
-from cnnviz.model import registry
+from cnnviz.model import registry, shipped
 from ui import settings
 from ui.state import add_visitor_model, take_requested_model, visitor_models
 from cnnviz.text import plain
@@ -20,8 +20,12 @@ _MINE = "mine:"  # option prefix so a visitor's model can never shadow a shipped
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def shipped_model(name: str):
-    """A registry model, loaded once per process and shared by all visitors (it is read-only)."""
-    return registry.load_model(name)
+    """A registry model, loaded once per process and shared by all visitors (it is read-only).
+
+    Through :func:`cnnviz.model.shipped.get`: the model the server's warm start loaded (or is
+    loading) is the one visitors get, never a second copy.
+    """
+    return shipped.get(name)
 
 
 def model_picker(

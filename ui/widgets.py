@@ -19,6 +19,11 @@ def _samples() -> dict[str, np.ndarray]:
     return sample_images()
 
 
+def warm_samples() -> None:
+    """Read the sample pictures into this process's cache (serve.py's warm start: not the first visitor)."""
+    _samples()
+
+
 def image_picker(
     key: str, *, label: str = "Image", default: str | None = None, query_param: str | None = "image"
 ) -> tuple[str, np.ndarray]:

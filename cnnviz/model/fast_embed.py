@@ -215,7 +215,7 @@ _CONVERT_LOCK = threading.Lock()
 
 
 def _cache_file(key: str) -> Path:
-    from cnnviz.model.registry import keras_cache_dir
+    from cnnviz.keras_cache import keras_cache_dir
 
     return keras_cache_dir() / "litert" / f"{key}.tflite"
 

@@ -35,7 +35,7 @@ import keras
 import numpy as np
 from PIL import Image
 
-from cnnviz.keras_cache import cached_file, imagenet_classes, keras_cache_dir
+from cnnviz.keras_cache import cached_file, imagenet_classes
 from cnnviz.limits import limit
 from cnnviz.model import efficientnet_lite
 
@@ -145,9 +145,12 @@ def _mobilenet_card() -> ModelCard:
     reason = (
         ""
         if ok
+        # Visitors read this sentence: it names the file and says where in words, never the server's
+        # path (which would tell a stranger the server's user and folders); `make check` prints the path.
         else (
-            "MobileNetV2 needs its ImageNet weights, which Keras downloads on first use; offline, put "
-            f"{MOBILENET_V2_WEIGHTS} into {keras_cache_dir() / 'models'} to use it."
+            "MobileNetV2 needs its ImageNet weights, which Keras downloads on first use and this server has "
+            f"not downloaded; whoever runs the server can put {MOBILENET_V2_WEIGHTS} into the models folder "
+            "of its Keras cache (make check shows where) to offer it."
         )
     )
     return _imagenet_card(
