@@ -19,7 +19,7 @@ ensure_app_shell()  # before heavy imports: a bookmark opened first on a fresh s
 from cnnviz.model import features
 from cnnviz.model import registry
 from cnnviz.charts.features import top_k_chart
-from ui import settings
+from ui import present, settings
 from cnnviz.text import plain
 from ui.models import image_model_picker
 from ui.widgets import image_picker, show_image
@@ -50,13 +50,14 @@ def _enlarge(channel: np.ndarray, size: int = ENLARGED) -> np.ndarray:
 
 
 st.title("3 · Feature maps")
-st.markdown(
+present.explain(
     "A convolutional network turns a picture into a stack of **feature maps**: every filter of a layer "
     "slides over the layer's input and lights up where it finds its pattern. Early layers answer "
     "*“is there an edge, a colour, a texture here?”*; deeper layers combine those answers into parts "
     "and objects, at coarser and coarser resolution."
 )
 
+present.step(1)
 model_name, model, card = image_model_picker("fm_model", otherwise="it has no feature maps to show")
 if card.get("kind") in ("imagenet", "bundled"):
     with st.status("Preparing the feature-map viewer for this network…", expanded=False) as status:
@@ -92,6 +93,7 @@ with right:
     )
 
 # --- 1. The layer list -------------------------------------------------------------------
+present.step(2)
 st.header("1 · The layers")
 table = features.layer_table(model)
 types = {row.name: row.type for row in table}
@@ -123,6 +125,7 @@ st.caption(
 )
 
 # --- 2. One layer, all channels ------------------------------------------------------------
+present.step(3)
 st.header("2 · One layer, all its channels")
 layer_names = list(maps)
 layer = settings.selectbox(
@@ -147,6 +150,7 @@ st.caption(
 )
 
 # --- 3. One channel, enlarged -------------------------------------------------------------
+present.step(4)
 st.header("3 · One channel, enlarged and laid over the picture")
 if settings.kept("fm_channel_layer") not in (None, layer):
     st.session_state["fm_channel"] = int(order[0])  # a new layer opens on its most active channel
@@ -197,6 +201,7 @@ st.caption(
 )
 
 # --- 4. First-layer kernels ---------------------------------------------------------------
+present.step(5)
 st.header("4 · What the first layer looks for: its kernels")
 try:
     kernels = features.first_layer_kernels(model, scale=12)
@@ -214,6 +219,7 @@ except ValueError as err:
     st.info(plain(err))
 
 # --- 5. Grad-CAM --------------------------------------------------------------------------
+present.step(6)
 st.header("5 · Grad-CAM: where was the evidence for a class?")
 class_options = [-1] + [int(i) for i in np.argsort(-probs)[:TOP_K]] + list(range(len(names)))
 class_options = list(dict.fromkeys(class_options))
@@ -244,7 +250,7 @@ with g2:
         width="stretch",
         alt=f"The top {len(predictions)} predictions again, with {explained} highlighted if it is among them.",
     )
-    st.markdown(
+    present.explain(
         f"**What it shows:** where, in layer *{plain(target.name)}* (the last convolutional block, "
         f"{target.output.shape[1]}×{target.output.shape[2]} positions), the existing activations counted towards the score of "
         f"“{plain(explained)}”. Each channel is weighted by how much the score depends on it, and the positive sum is "
@@ -255,6 +261,7 @@ with g2:
     )
 
 # --- 6. Compare two images ----------------------------------------------------------------
+present.step(7)
 st.header("6 · Two images, the same layer")
 st.caption(
     f"Both images go through the same network; below is layer {plain(layer)} for each, channels in the same order."
