@@ -58,16 +58,21 @@ present.explain(
 )
 
 present.step(1)
-model_name, model, card = image_model_picker("fm_model", otherwise="it has no feature maps to show")
-if card.get("kind") in ("imagenet", "bundled"):
-    with st.status("Preparing the feature-map viewer for this network…", expanded=False) as status:
-        _warm_shipped(model_name, model)
-        status.update(label="Feature-map viewer ready.", state="complete")
-st.caption(plain(card.get("description", "")))
+# Presenter mode: the picture on the left of the first screen, every control beside it, not above.
+presenting = present.presenting()
+picture_side, control_side = st.columns([1, 1], gap="large") if presenting else (st.container(), st.container())
+with control_side:
+    model_name, model, card = image_model_picker("fm_model", otherwise="it has no feature maps to show")
+    if card.get("kind") in ("imagenet", "bundled"):
+        with st.status("Preparing the feature-map viewer for this network…", expanded=False) as status:
+            _warm_shipped(model_name, model)
+            status.update(label="Feature-map viewer ready.", state="complete")
+    st.caption(plain(card.get("description", "")))
 
-left, right = st.columns([1, 1], gap="large")
-with left:
+left, right = (picture_side, control_side) if presenting else st.columns([1, 1], gap="large")
+with right if presenting else left:
     image_name, image = image_picker("fm_image", label="Image")
+with left:
     show_image(image, alt=f"The input image: {image_name}.", caption=f"Input: {plain(image_name)}")
 try:
     with st.spinner("Running the network once, keeping every layer's output…"):

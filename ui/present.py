@@ -79,12 +79,18 @@ _CSS = """
 [data-testid="stMain"] [data-testid="stAlertContentInfo"] p {
   font-size: 24px !important; line-height: 1.35 !important; color: #000 !important; opacity: 1 !important;
 }
-[data-testid="stMain"] h1 { font-size: 44px !important; padding: 0 0 0.3rem 0 !important; color: #000 !important; }
-[data-testid="stMain"] h2 { font-size: 36px !important; padding: 0.2rem 0 !important; color: #000 !important; }
-[data-testid="stMain"] h3, [data-testid="stMain"] h4 { font-size: 30px !important; color: #000 !important; }
-[data-testid="stMain"] [data-testid="stMetricValue"] { font-size: 56px !important; color: #000 !important; }
-[data-testid="stMain"] .katex { font-size: 1.6em !important; color: #000 !important; }
-[data-testid="stMainBlockContainer"] { padding-top: 1.2rem !important; padding-bottom: 2rem !important; }
+[data-testid="stMain"] h1 { font-size: 38px !important; padding: 0 0 0.2rem 0 !important; color: #000 !important; }
+[data-testid="stMain"] h2 { font-size: 32px !important; padding: 0.1rem 0 !important; color: #000 !important; }
+[data-testid="stMain"] h3, [data-testid="stMain"] h4 { font-size: 28px !important; color: #000 !important; }
+[data-testid="stMain"] [data-testid="stMetricValue"], [data-testid="stMain"] [data-testid="stMetricValue"] * {
+  font-size: 40px !important; line-height: 1.1 !important; color: #000 !important;
+}
+[data-testid="stMain"] .katex { font-size: 1.5em !important; color: #000 !important; }
+[data-testid="stMainBlockContainer"] {
+  padding: 0.8rem 1.5rem 2rem 1.5rem !important; max-width: none !important;
+}
+[data-testid="stMain"] [data-testid="stVerticalBlock"] { gap: 0.6rem; }
+[data-testid="stMain"] [data-testid="stExpander"] summary { padding-top: 0.2rem; padding-bottom: 0.2rem; }
 [data-testid="stMain"] [data-testid="stImage"] img { max-height: 56vh; width: auto !important; max-width: 100%; }
 [data-testid="stMain"] [data-testid="stExpander"] summary p { font-weight: 700; }
 .stApp { background: #fff; }
@@ -235,6 +241,11 @@ def _go(delta: int, page_id: str) -> None:
         st.session_state[_GOTO] = view + delta  # switch_page cannot run inside a callback
 
 
+def _jump(index: int) -> None:
+    if 0 <= index < len(_entries()):
+        st.session_state[_GOTO] = index
+
+
 def _base_url() -> str:
     url = st.context.url or "http://localhost:8501/"
     parts = urlsplit(url)
@@ -257,6 +268,10 @@ def _navigation(page_id: str) -> None:
     back, forward = st.columns(2)
     back.button("◀ Previous", key="present_prev", shortcut="Left", on_click=_go, args=(-1, page_id), width="stretch")
     forward.button("Next ▶", key="present_next", shortcut="Right", on_click=_go, args=(1, page_id), width="stretch")
+    if view is not None:
+        back, forward = st.columns(2)
+        back.button("⏮ Previous view", key="present_prev_view", on_click=_jump, args=(view - 1,), width="stretch")
+        forward.button("Next view ⏭", key="present_next_view", on_click=_jump, args=(view + 1,), width="stretch")
     # A presentation clicker sends PageDown/PageUp; a button takes one shortcut, so two more (hidden).
     with st.container(key="present_clicker"):
         st.button("Next", key="present_pgdn", shortcut="PageDown", on_click=_go, args=(1, page_id))
@@ -265,7 +280,9 @@ def _navigation(page_id: str) -> None:
 
 def _plan_panel(page_id: str) -> None:
     entries = _entries()
-    with st.expander(f"🗂️ Lecture plan ({len(entries)} view{'s' if len(entries) != 1 else ''})", expanded=False):
+    # A constant label: Streamlit folds an expander whose label changes.
+    with st.expander("🗂️ Lecture plan", expanded=False, key="plan_panel"):
+        st.markdown(f"**{len(entries)} view{'s' if len(entries) != 1 else ''}** in this plan")
         message = st.session_state.pop("plan_message", None)
         if message:
             st.error(message, icon="🚫")
