@@ -312,6 +312,10 @@ st.caption(
 
 # ---------------------------------------------------------------- 3. one pixel by hand
 present.step(3)
+st.header("▶ Play: the kernel slides over the picture")
+animate.convolution_player(x, filters, convolved, stride=stride, padding=padding, name=name, side=SIDE)
+
+present.step(4)
 st.header("3 · One output pixel, by hand")
 out_h, out_w = convolved.shape[:2]
 if out_h and out_w:
@@ -375,11 +379,9 @@ if out_h and out_w:
         )
 else:
     st.info("The convolved map is empty at these settings, so there is no pixel to step through.")
-st.subheader("▶ Play: the kernel slides over the picture, one position at a time")
-animate.convolution_player(x, filters, convolved, stride=stride, padding=padding, name=name, side=SIDE)
 
 # ---------------------------------------------------------------- 4. cross-correlation
-present.step(4)
+present.step(5)
 st.header("4 · “Convolution” in deep learning is cross-correlation")
 present.explain(
     "In mathematics, convolving flips the kernel by 180° before sliding it. Keras, PyTorch and this page "
@@ -410,7 +412,7 @@ st.caption(
 )
 
 # ---------------------------------------------------------------- 5. colour
-present.step(5)
+present.step(6)
 st.header("5 · Colour pictures: three channels")
 rgb = small.astype(np.float32)
 per_channel = convolve2d(rgb, kernel, stride=stride, padding=padding)

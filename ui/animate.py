@@ -45,6 +45,7 @@ def convolution_player(
     total_steps = out_h * out_w
     if total_steps == 0:
         return
+    pictures = st.container()  # the animation first, its speed below it
     playing, speed = _clock("conv_play", "Speed (kernel positions per second)")
     kh, kw = filters.shape[:2]
 
@@ -95,7 +96,8 @@ def convolution_player(
             value = " · ".join(number(v) for v in totals)
             st.metric(f"output pixel ({row}, {col})", value)
 
-    frame()
+    with pictures:
+        frame()
 
 
 def _advance(total: int) -> None:
@@ -130,7 +132,8 @@ def _training_frame(dataset: str, hidden: int, epochs: int) -> tuple[dict, dict,
 
 def training_player(dataset: str, hidden: int) -> None:
     """Watch both networks learn: their decision borders after 0, 5, … 1500 steps of gradient descent."""
-    st.subheader("Watch them learn")
+    st.header("Watch them learn")
+    pictures = st.container()
     playing, speed = _clock("train_play", "Speed (frames per second)")
 
     @st.fragment(run_every=1.0 / speed if playing else None)
@@ -153,11 +156,18 @@ def training_player(dataset: str, hidden: int) -> None:
         one, two, acc1, acc2 = _training_frame(dataset, hidden, epochs)
         left, right = st.columns(2, gap="large")
         left.vega_lite_chart(
-            spec=one, key="train_one", alt=f"One neuron's decision map after {epochs} steps: {acc1:.0%} correct."
+            spec=one,
+            key="train_one",
+            width="content",
+            alt=f"One neuron's decision map after {epochs} steps: {acc1:.0%} correct.",
         )
         right.vega_lite_chart(
-            spec=two, key="train_two", alt=f"Two-layer decision map after {epochs} steps: {acc2:.0%} correct."
+            spec=two,
+            key="train_two",
+            width="content",
+            alt=f"Two-layer decision map after {epochs} steps: {acc2:.0%} correct.",
         )
         b2.markdown(f"**Gradient descent, step {epochs} of {TRAINING_EPOCHS[-1]}**")
 
-    frame()
+    with pictures:
+        frame()

@@ -32,10 +32,11 @@ __all__ = ["STEPS", "frame", "presenting", "step", "current_step", "explain"]
 
 # Step titles per page id, in page order. A page marks each step's start with step(n).
 STEPS: dict[str, list[str]] = {
-    "neuron": ["Weights by hand", "An activation function", "Two layers can do it", "Softmax"],
+    "neuron": ["Weights by hand", "An activation function", "Two layers can do it", "Watch them learn", "Softmax"],
     "convolution": [
         "A picture and a kernel",
         "Slide the kernel",
+        "Play: the kernel slides",
         "One output pixel, by hand",
         "Cross-correlation",
         "Colour channels",

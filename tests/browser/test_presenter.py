@@ -63,12 +63,12 @@ def step_shown(page) -> str:
 def test_arrow_key_and_clicker_keys_move_through_the_steps(page, app_url):
     open_page(page, app_url, "convolution", query="present=1")
     page.locator(MAIN["convolution"]).wait_for()
-    assert "Step 1 of 5" in step_shown(page)
+    assert "Step 1 of 6" in step_shown(page)
     page.locator("h1").first.click()  # the page has the focus, as after a click on the slide
     page.keyboard.press("ArrowRight")
     page.wait_for_function("() => location.search.includes('step=2')", timeout=30_000)
     wait_idle(page)
-    assert "Step 2 of 5" in step_shown(page)
+    assert "Step 2 of 6" in step_shown(page)
     assert page.locator('img[alt^="Convolved feature map"]').first.is_visible()  # step 2's pictures
     assert not page.locator(MAIN["convolution"]).is_visible()  # step 1 is folded away
     page.keyboard.press("PageDown")  # what a presentation clicker sends
@@ -76,7 +76,7 @@ def test_arrow_key_and_clicker_keys_move_through_the_steps(page, app_url):
     page.keyboard.press("PageUp")
     page.wait_for_function("() => location.search.includes('step=2')", timeout=30_000)
     wait_idle(page)
-    assert "Step 2 of 5" in step_shown(page) and query(page.url)["present"] == "1"
+    assert "Step 2 of 6" in step_shown(page) and query(page.url)["present"] == "1"
     assert_no_exception(page)
 
 
