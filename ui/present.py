@@ -281,12 +281,12 @@ def _navigation(page_id: str) -> None:
 
 def _plan_panel(page_id: str) -> None:
     entries = _entries()
+    message = st.session_state.pop("plan_message", None)
+    if message:  # outside the folded panel: a damaged link must be noticed
+        st.error(message, icon="🚫")
     # A constant label: Streamlit folds an expander whose label changes.
     with st.expander("🗂️ Lecture plan", expanded=False, key="plan_panel"):
         st.markdown(f"**{len(entries)} view{'s' if len(entries) != 1 else ''}** in this plan")
-        message = st.session_state.pop("plan_message", None)
-        if message:
-            st.error(message, icon="🚫")
         st.text_input(
             "Title of this view", key="plan_new_title", max_chars=plan.MAX_TITLE, placeholder=_view_title(page_id)
         )
