@@ -92,7 +92,7 @@ _CSS = """
 }
 [data-testid="stMain"] [data-testid="stVerticalBlock"] { gap: 0.6rem; }
 [data-testid="stMain"] [data-testid="stExpander"] summary { padding-top: 0.2rem; padding-bottom: 0.2rem; }
-[data-testid="stMain"] [data-testid="stImage"] img { max-height: 56vh; width: auto !important; max-width: 100%; }
+[data-testid="stMain"] [data-testid="stImage"] img { max-height: 56vh; width: auto !important; max-width: 100%; object-fit: contain !important; }
 [data-testid="stMain"] [data-testid="stExpander"] summary p { font-weight: 700; }
 .stApp { background: #fff; }
 [data-testid="stLayoutWrapper"]:has(> [class*="st-key-cnnviz-step-"]) { display: none !important; }
