@@ -138,7 +138,5 @@ def test_a_damaged_plan_link_gets_one_sentence_and_the_page_runs(page, app_url):
     open_page(page, app_url, "convolution", query="plan=eJzLSM3JyVcozy_KSQEAGgQEXQ&view=1")
     sidebar = page.locator('[data-testid="stSidebar"]')
     sidebar.get_by_text("This link's lecture plan is damaged").wait_for()
-    assert page.locator(
-        MAIN["convolution"].replace("The picture the kernel will slide over", "Input feature map")
-    ).count()
+    page.locator('img[alt^="Input feature map"]').first.wait_for()  # the page itself still runs
     assert_no_exception(page)
