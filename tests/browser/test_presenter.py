@@ -37,7 +37,8 @@ def inside_first_screen(page, selector: str) -> tuple[bool, dict]:
     return ok, box or {}
 
 
-@pytest.mark.parametrize("path", list(MAIN))
+# feature_maps loads EfficientNet-Lite0 when it is the first to: 10–50 s on a busy machine.
+@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.slow) if p == "feature_maps" else p for p in MAIN])
 def test_main_picture_on_the_first_screen_and_large_type(page, app_url, path):
     open_page(page, app_url, path, query="present=1")
     page.locator(MAIN[path]).first.wait_for(timeout=120_000)
@@ -93,6 +94,7 @@ def add_view(page, title: str) -> None:
     wait_idle(page)
 
 
+@pytest.mark.slow  # two sessions, four page runs: 18–36 s
 def test_a_saved_plan_link_opens_the_same_views_in_order(page, app_url, browser):
     open_page(page, app_url, "neuron", query="w1=-1.5&w2=2&bias=0.5&activation=tanh")
     add_view(page, "My weights")
