@@ -6,7 +6,7 @@ Run with:  make run
 
 import streamlit as st
 
-from ui import settings
+from ui import present, settings
 from ui.background import keep_jobs_alive
 
 st.set_page_config(page_title="cnnviz", page_icon="🧠", layout="wide")
@@ -31,5 +31,6 @@ PAGES = {
 
 page = st.navigation(PAGES, expanded=True)
 settings.begin_run()
+present.frame(page.url_path or "home")  # presenter mode, steps, the lecture plan
 keep_jobs_alive()
 page.run()

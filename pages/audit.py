@@ -21,12 +21,12 @@ from cnnviz.audit import sets as audit_sets  # noqa: E402
 from cnnviz.model import registry  # noqa: E402
 from cnnviz.text import plain  # noqa: E402
 from ui import audit as aud  # noqa: E402
-from ui import settings  # noqa: E402
+from ui import present, settings  # noqa: E402
 from ui.models import image_model_picker  # noqa: E402
 from ui.widgets import image_picker  # noqa: E402
 
 st.title("5 · Audit where it fails")
-st.markdown(
+present.explain(
     "The Programming Historian lesson ends with a question: *what does the classifier say about an abstract "
     "painting, or about something that is not a painting at all?* It must answer with one of its categories, "
     "whatever it is shown. This page turns the question into an experiment: a **reference set** (what the model "

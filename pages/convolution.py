@@ -32,7 +32,7 @@ from cnnviz.learn.convolution import (  # noqa: E402
 )
 from cnnviz.learn.kernels import presets  # noqa: E402
 from cnnviz.learn.pooling import pool2d  # noqa: E402
-from ui import settings  # noqa: E402
+from ui import animate, present, settings  # noqa: E402
 from ui.widgets import image_picker, show_image  # noqa: E402
 
 PRESETS = presets()
@@ -92,17 +92,22 @@ def size_formula(axis: str, n: int, k: int, s: int, padding: str) -> str:
 
 
 st.title("2 · Convolution and pooling")
-st.markdown(
+present.explain(
     "A convolutional layer slides a small grid of numbers — the **kernel** — over the picture. "
     "At every position it multiplies the pixels under the kernel by the kernel's numbers and adds "
     "them up: one number per position, together a new picture called a **feature map**."
 )
 
 # ---------------------------------------------------------------- 1. picture and kernel
+present.step(1)
 st.header("1 · A picture and a kernel")
 col_image, col_kernel, col_about = st.columns([1.1, 1.2, 1], gap="large")
 with col_image:
+    preview = st.empty()  # presenter mode: the picture above its picker, so it is on the first screen
     name, image = image_picker("conv")
+    if present.presenting():
+        with preview:
+            show_image(image, alt=f"The picture the kernel will slide over: {name}", caption=f"The picture: {name}")
     work_side = settings.select_slider(
         "Working size (pixels on the long side)",
         [16, 24, 32, 48, 64, 96, 128, 192, 256, 384],
@@ -173,7 +178,7 @@ with col_kernel:
 
 with col_about:
     st.subheader(preset.title if not settings.kept("conv_weights") else f"{preset.title}, edited")
-    st.markdown(preset.explanation)
+    present.explain(preset.explanation)
     st.altair_chart(
         kernel_chart(kernel), alt=f"The {ksize} by {ksize} kernel: " + ", ".join(number(v) for v in kernel.ravel())
     )
@@ -197,7 +202,9 @@ x = np.rint(to_gray(small))[..., 0] if channel_mode == "gray" else small.astype(
 channel_weights = np.ones(3, np.float32)
 
 # ---------------------------------------------------------------- 2. slide it
+present.step(2)
 st.header("2 · Slide the kernel over the picture")
+pictures = st.container()  # drawn above its controls: the pictures come first on the screen
 c1, c2, c3, c4, c5, c6 = st.columns(6, gap="medium")
 stride = settings.slider(
     "Stride",
@@ -268,7 +275,7 @@ panels = [
         else "Pooling is off",
     ),
 ]
-columns = st.columns(4, gap="medium")
+columns = pictures.columns(4, gap="medium")
 for column, (title, fmap, what) in zip(columns, panels):
     with column:
         st.subheader(title)
@@ -304,6 +311,11 @@ st.caption(
 )
 
 # ---------------------------------------------------------------- 3. one pixel by hand
+present.step(3)
+st.header("▶ Play: the kernel slides over the picture")
+animate.convolution_player(x, filters, convolved, stride=stride, padding=padding, name=name, side=SIDE)
+
+present.step(4)
 st.header("3 · One output pixel, by hand")
 out_h, out_w = convolved.shape[:2]
 if out_h and out_w:
@@ -369,8 +381,9 @@ else:
     st.info("The convolved map is empty at these settings, so there is no pixel to step through.")
 
 # ---------------------------------------------------------------- 4. cross-correlation
+present.step(5)
 st.header("4 · “Convolution” in deep learning is cross-correlation")
-st.markdown(
+present.explain(
     "In mathematics, convolving flips the kernel by 180° before sliding it. Keras, PyTorch and this page "
     "do **not** flip: the kernel is laid on the picture exactly as you see it (cross-correlation). "
     "For symmetric kernels (blur, outline) the two are identical. For Sobel and emboss, flipping turns "
@@ -399,11 +412,12 @@ st.caption(
 )
 
 # ---------------------------------------------------------------- 5. colour
+present.step(6)
 st.header("5 · Colour pictures: three channels")
 rgb = small.astype(np.float32)
 per_channel = convolve2d(rgb, kernel, stride=stride, padding=padding)
 summed = convolve2d(rgb, kernel[..., None] * channel_weights, stride=stride, padding=padding)
-st.markdown(
+present.explain(
     "A colour picture is three stacked pictures: red, green and blue. A photo editor runs the kernel over "
     "**each channel on its own** and keeps three channels. A Conv2D layer instead holds **one kernel slice per "
     "channel** (a kh × kw × 3 filter) and **adds** the three results into a single feature map; "

@@ -19,7 +19,7 @@ ensure_app_shell()  # before heavy imports: a bookmark opened first on a fresh s
 from cnnviz.model import features
 from cnnviz.model import registry
 from cnnviz.charts.features import top_k_chart
-from ui import settings
+from ui import present, settings
 from cnnviz.text import plain
 from ui.models import image_model_picker
 from ui.widgets import image_picker, show_image
@@ -50,23 +50,29 @@ def _enlarge(channel: np.ndarray, size: int = ENLARGED) -> np.ndarray:
 
 
 st.title("3 · Feature maps")
-st.markdown(
+present.explain(
     "A convolutional network turns a picture into a stack of **feature maps**: every filter of a layer "
     "slides over the layer's input and lights up where it finds its pattern. Early layers answer "
     "*“is there an edge, a colour, a texture here?”*; deeper layers combine those answers into parts "
     "and objects, at coarser and coarser resolution."
 )
 
-model_name, model, card = image_model_picker("fm_model", otherwise="it has no feature maps to show")
-if card.get("kind") in ("imagenet", "bundled"):
-    with st.status("Preparing the feature-map viewer for this network…", expanded=False) as status:
-        _warm_shipped(model_name, model)
-        status.update(label="Feature-map viewer ready.", state="complete")
-st.caption(plain(card.get("description", "")))
+present.step(1)
+# Presenter mode: the picture on the left of the first screen, every control beside it, not above.
+presenting = present.presenting()
+picture_side, control_side = st.columns([1, 1], gap="large") if presenting else (st.container(), st.container())
+with control_side:
+    model_name, model, card = image_model_picker("fm_model", otherwise="it has no feature maps to show")
+    if card.get("kind") in ("imagenet", "bundled"):
+        with st.status("Preparing the feature-map viewer for this network…", expanded=False) as status:
+            _warm_shipped(model_name, model)
+            status.update(label="Feature-map viewer ready.", state="complete")
+    st.caption(plain(card.get("description", "")))
 
-left, right = st.columns([1, 1], gap="large")
-with left:
+left, right = (picture_side, control_side) if presenting else st.columns([1, 1], gap="large")
+with right if presenting else left:
     image_name, image = image_picker("fm_image", label="Image")
+with left:
     show_image(image, alt=f"The input image: {image_name}.", caption=f"Input: {plain(image_name)}")
 try:
     with st.spinner("Running the network once, keeping every layer's output…"):
@@ -92,6 +98,7 @@ with right:
     )
 
 # --- 1. The layer list -------------------------------------------------------------------
+present.step(2)
 st.header("1 · The layers")
 table = features.layer_table(model)
 types = {row.name: row.type for row in table}
@@ -123,6 +130,7 @@ st.caption(
 )
 
 # --- 2. One layer, all channels ------------------------------------------------------------
+present.step(3)
 st.header("2 · One layer, all its channels")
 layer_names = list(maps)
 layer = settings.selectbox(
@@ -147,6 +155,7 @@ st.caption(
 )
 
 # --- 3. One channel, enlarged -------------------------------------------------------------
+present.step(4)
 st.header("3 · One channel, enlarged and laid over the picture")
 if settings.kept("fm_channel_layer") not in (None, layer):
     st.session_state["fm_channel"] = int(order[0])  # a new layer opens on its most active channel
@@ -197,6 +206,7 @@ st.caption(
 )
 
 # --- 4. First-layer kernels ---------------------------------------------------------------
+present.step(5)
 st.header("4 · What the first layer looks for: its kernels")
 try:
     kernels = features.first_layer_kernels(model, scale=12)
@@ -214,6 +224,7 @@ except ValueError as err:
     st.info(plain(err))
 
 # --- 5. Grad-CAM --------------------------------------------------------------------------
+present.step(6)
 st.header("5 · Grad-CAM: where was the evidence for a class?")
 class_options = [-1] + [int(i) for i in np.argsort(-probs)[:TOP_K]] + list(range(len(names)))
 class_options = list(dict.fromkeys(class_options))
@@ -244,7 +255,7 @@ with g2:
         width="stretch",
         alt=f"The top {len(predictions)} predictions again, with {explained} highlighted if it is among them.",
     )
-    st.markdown(
+    present.explain(
         f"**What it shows:** where, in layer *{plain(target.name)}* (the last convolutional block, "
         f"{target.output.shape[1]}×{target.output.shape[2]} positions), the existing activations counted towards the score of "
         f"“{plain(explained)}”. Each channel is weighted by how much the score depends on it, and the positive sum is "
@@ -255,6 +266,7 @@ with g2:
     )
 
 # --- 6. Compare two images ----------------------------------------------------------------
+present.step(7)
 st.header("6 · Two images, the same layer")
 st.caption(
     f"Both images go through the same network; below is layer {plain(layer)} for each, channels in the same order."

@@ -1,13 +1,38 @@
 """Home: what cnnviz is, who it is for, and how to use each page in a lecture."""
 
+from pathlib import Path
+
 import streamlit as st
 
 from ui.router import ensure_app_shell
 
 ensure_app_shell()  # before heavy imports: a bookmark opened first on a fresh server goes through app.py
 
+from ui import present  # noqa: E402
+
+# A small picture of each page (presenter-mode screenshots of the demo pictures, see docs/screenshots).
+THUMBS = Path(__file__).resolve().parents[1] / "docs" / "screenshots" / "thumbs"
+TOUR = [
+    ("pages/neuron.py", "1 · Neuron and activation", "neuron"),
+    ("pages/convolution.py", "2 · Convolution and pooling", "convolution"),
+    ("pages/feature_maps.py", "3 · Feature maps", "feature_maps"),
+    ("pages/trainer.py", "4 · Train your own classifier", "trainer"),
+    ("pages/scratch.py", "Build and train a CNN from scratch", "scratch"),
+    ("pages/audit.py", "5 · Audit where it fails", "audit"),
+]
+
 st.title("cnnviz — how a convolutional neural network sees")
-st.markdown(
+st.page_link("pages/neuron.py", label="**Start with page 1 · Neuron and activation**", icon="👉")
+with st.container(key="home_tour"):
+    for row in (TOUR[:3], TOUR[3:]):
+        for column, (path, title, stem) in zip(st.columns(3, gap="medium"), row):
+            with column:
+                thumb = THUMBS / f"{stem}.png"
+                if thumb.is_file():
+                    st.image(str(thumb), alt=f"A picture of the page {title}", width="stretch")
+                st.page_link(path, label=title)
+
+present.explain(
     """
 A convolutional neural network (CNN) turns pixels into a label by stacking many small,
 simple steps. This app lets you **look at every step**, **train one on your own images**,
@@ -25,7 +50,7 @@ and **probe where it fails**.
 )
 
 st.subheader("How to use each page")
-st.markdown(
+present.explain(
     """
 1. **Neuron and activation** — let the hall find weights that turn 3 and 2 into 7.5 (the error
    chart shows each attempt); then add an activation function and watch the point slide along its
@@ -61,4 +86,4 @@ st.markdown(
    and watch the label move. Download an HTML report with questions for the seminar, and a CSV.
 """
 )
-st.info("Start with page 1 in the sidebar. Every page works offline.", icon="👈")
+st.info("Every page works offline. Presenter mode (sidebar) makes the type large enough for a hall.", icon="👈")

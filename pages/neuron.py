@@ -23,7 +23,7 @@ ensure_app_shell()  # before heavy imports: a bookmark opened first on a fresh s
 
 from cnnviz.learn import neuron
 from cnnviz.charts import neuron as charts
-from ui import settings
+from ui import animate, present, settings
 
 ACTIVATION_NAMES = {
     "step": "step (threshold)",
@@ -145,7 +145,7 @@ def num(v: float, digits: int = 2) -> str:
 
 # ------------------------------------------------------------------------------------------------
 st.title("1 · One neuron: weighted sum, then activation")
-st.markdown(
+present.explain(
     "An artificial neuron multiplies each input by a **weight**, adds a **bias**, and passes "
     "that *weighted sum* through an **activation function**. A CNN is millions of these."
 )
@@ -154,7 +154,7 @@ st.markdown(
 @st.fragment(key="exercise")
 def weights_by_hand() -> None:
     st.header("Weights by hand: make 3 and 2 give 7.5")
-    st.markdown(
+    present.explain(
         "An exercise from *The Programming Historian*: a neuron without activation gets the inputs "
         "**3** and **2**. Find weights and a bias so that it outputs **7.5**. Training does exactly "
         "this, with millions of weights and the computer doing the adjusting."
@@ -255,7 +255,7 @@ def one_neuron() -> None:
         )
 
     st.header("What one neuron decides: a straight line")
-    st.markdown(
+    present.explain(
         "Colour every point of the input plane (x₁, x₂) by this neuron's output — same weights, bias "
         "and activation. The dots are two classes to separate; the black cross is your input above."
     )
@@ -297,7 +297,7 @@ def one_neuron() -> None:
         )
     with text:
         st.metric("points your neuron gets right", f"{correct:.0%}")
-        st.markdown(
+        present.explain(
             "Look at the border between blue and orange: whatever you choose, it is a **straight line** "
             "(the weights turn it, the bias shifts it). On XOR no line does better than **75 %**: "
             "the orange clouds sit in opposite corners. On circles, no line can cut a disc out of a ring."
@@ -307,7 +307,7 @@ def one_neuron() -> None:
 @st.fragment(key="two_layers")
 def two_layers() -> None:
     st.header("Two layers can do it")
-    st.markdown(
+    present.explain(
         "Both trained by gradient descent on the same data: a single neuron, and a small network whose "
         "hidden neurons each draw a line that one output neuron then combines."
     )
@@ -348,7 +348,7 @@ def two_layers() -> None:
 @st.fragment(key="softmax")
 def softmax_panel() -> None:
     st.header("From scores to probabilities: softmax")
-    st.markdown(
+    present.explain(
         "A classifier's last layer gives one score (*logit*) per class. **Softmax** turns them into "
         "probabilities that add up to 1; the **temperature** T decides how sure it sounds."
     )
@@ -382,7 +382,13 @@ def softmax_panel() -> None:
         )
 
 
+present.step(1)
 weights_by_hand()
+present.step(2)
 one_neuron()
+present.step(3)
 two_layers()
+present.step(4)
+animate.training_player(settings.kept("data", next(iter(DATASET_NAMES))), settings.kept("hidden", 4))
+present.step(5)
 softmax_panel()

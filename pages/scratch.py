@@ -24,7 +24,7 @@ from cnnviz.train.progress import first_conv
 from cnnviz.model import registry  # noqa: E402
 from cnnviz.text import plain
 from cnnviz.train import scratch as S
-from ui import settings
+from ui import present, settings
 from ui.jobs import live_training, owner_id
 from ui.state import add_visitor_model
 from ui.widgets import image_picker, show_image
@@ -128,7 +128,7 @@ def _load_preset(key: str) -> None:
 
 # --------------------------------------------------------------------------- page
 st.title("Build and train a CNN from scratch")
-st.markdown(
+present.explain(
     "Train a network **from random numbers**, as the Keras introduction, the Carpentries lesson and NVIDIA "
     "DIGITS do: choose images, stack layers, press Train, and watch the curves grow and the first layer's "
     "filters turn from noise into edge and blob detectors. Training runs on the server in the background: "

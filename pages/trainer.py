@@ -23,7 +23,7 @@ from cnnviz.text import plain  # noqa: E402
 from cnnviz.train import transfer  # noqa: E402
 from cnnviz.train.export import ExportError, export_zip, import_zip  # noqa: E402
 from cnnviz.zips import ZipError  # noqa: E402
-from ui import settings  # noqa: E402
+from ui import present, settings  # noqa: E402
 from ui import trainer as tr  # noqa: E402
 from ui.state import add_visitor_model, pixel_budget  # noqa: E402
 from ui.widgets import image_picker, show_image  # noqa: E402
@@ -36,7 +36,7 @@ gen = S[tr.GEN]
 tr.collect_finished(trainer)
 
 st.title("4 · Train your own classifier")
-st.markdown(
+present.explain(
     "Teach a computer your own categories, as [Teachable Machine](https://teachablemachine.withgoogle.com/) "
     "does: give a few dozen example images per class, and a network that already learnt to see from "
     "ImageNet's 1,281,167 training photos turns each image into **1 280 numbers**. Only a small last layer (the "

@@ -145,3 +145,21 @@ def test_edited_kernel_from_the_url_is_used():
     at.selectbox(key="conv_kernel").set_value("sharpen").run()  # a new preset starts from its own weights
     assert "weights" not in at.query_params
     assert "weights add up to **1**" in texts(at)
+
+
+def test_play_steps_show_the_running_sum_and_the_output_pixel():
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.run()
+    at.file_uploader[0].set_value(("ramp.png", ramp_png(), "image/png")).run()
+    at.select_slider(key="conv_px").set_value(16).run()
+    at.selectbox(key="conv_kernel").set_value("sobel-x").run()
+    play = [m for m in at.metric if m.label.startswith("output pixel")]
+    # Position 1 = output (0, 0): columns 0, 10, 20 under [-1 0 1; -2 0 2; -1 0 1] → 20 + 40 + 20 = 80.
+    assert (play[0].label, play[0].value) == ("output pixel (0, 0)", "80")
+    assert "0 + 0 + 20 + 0 + 0 + 40 + 0 + 0 + 20" in texts(at).replace("-0", "0")
+    for _ in range(7):  # 6 × 6 output: the 8th position is (1, 1)
+        at.button(key="conv_step").click().run()
+    play = [m for m in at.metric if m.label.startswith("output pixel")]
+    assert (play[0].label, play[0].value) == ("output pixel (1, 1)", "80")
+    assert "Position 8 of 36" in texts(at)
+    assert not at.exception

@@ -51,7 +51,7 @@ def test_defaults_show_the_weighted_sum_and_output():
     assert metric(at, "weighted sum z") == "2.50"
     assert metric(at, "output y") == f"{1 / (1 + math.exp(-z)):.4f}" == "0.9241"
     assert r"&= 0.50 \times 3.00 + 1.00 \times 2.00 + (-1.00) = \mathbf{2.50}" in at.latex[1].value
-    assert all(alt.strip() for alt in chart_alts(at)) and len(chart_alts(at)) == 7
+    assert all(alt.strip() for alt in chart_alts(at)) and len(chart_alts(at)) == 9  # 2: "Watch them learn"
     assert len(at.caption) >= 5  # a sentence under every chart
     assert dict(at.query_params) == {}  # defaults keep the URL clean
 
@@ -118,11 +118,14 @@ def _percent_correct(title: str) -> int:
 
 def test_one_neuron_fails_on_xor_and_two_layers_do_not():
     at = run()
-    titles = [t for t in chart_titles(at) if "correct" in t]
+    titles = [t for t in chart_titles(at) if "correct" in t and " steps: " not in t]
     one, two = (_percent_correct(t) for t in titles)
     assert one <= 75 and two == 100
+    # "Watch them learn" stops where the page's training stops: the same networks, the same scores.
+    frames = [t for t in chart_titles(at) if "after 1500 steps" in t]
+    assert [_percent_correct(t) for t in frames] == [one, two]
     at.slider(key="hidden").set_value(1).run()
-    two_with_one_hidden = [t for t in chart_titles(at) if "Two layers" in t][0]
+    two_with_one_hidden = [t for t in chart_titles(at) if "Two layers" in t and " steps: " not in t][0]
     assert "(1 + 1 neurons)" in two_with_one_hidden
     assert _percent_correct(two_with_one_hidden) <= 75
 

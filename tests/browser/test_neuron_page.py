@@ -43,7 +43,7 @@ def test_neuron_page_charts_follow_the_widgets(page, app_url):
     open_page(page, app_url, "neuron")
     assert "One neuron" in page.locator("h1").first.inner_text()
     chart(page, "Probability of each class")  # the last chart: the whole page has been drawn
-    assert page.locator('[data-testid="stVegaLiteChart"]').count() == 7
+    assert page.locator('[data-testid="stVegaLiteChart"]').count() == 9  # 2 in "Watch them learn"
     assert_no_exception(page)
     page.locator("h1").first.scroll_into_view_if_needed()
     screenshot(page, "neuron")
