@@ -6,7 +6,7 @@ Run with:  make run
 
 import streamlit as st
 
-from ui import settings
+from ui import settings, workspace
 from ui.background import keep_jobs_alive
 
 st.set_page_config(page_title="cnnviz", page_icon="🧠", layout="wide")
@@ -31,5 +31,11 @@ PAGES = {
 
 page = st.navigation(PAGES, expanded=True)
 settings.begin_run()
+workspace.begin_run()  # reopens ?ws=… (reload, second tab, server restart) before any page reads its state
 keep_jobs_alive()
-page.run()
+workspace.sidebar()
+workspace.show_notices()
+try:
+    page.run()
+finally:
+    workspace.end_run()  # saves what this run changed, also when the page reran or stopped

@@ -6,6 +6,8 @@ from ui.router import ensure_app_shell
 
 ensure_app_shell()  # before heavy imports: a bookmark opened first on a fresh server goes through app.py
 
+from ui import workspace  # noqa: E402
+
 st.title("cnnviz — how a convolutional neural network sees")
 st.markdown(
     """
@@ -19,10 +21,10 @@ and **probe where it fails**.
 - *A humanities seminar*: bring your own collection (paintings sorted by topic, say) and ask
   what the machine's categories do to it — what does it say about an abstract painting,
   or about something that is not a painting at all?
-- *Visitors of a public demo*: everything you upload or train stays in your browser session
-  and disappears when you leave; nobody else sees it.
+- *Visitors of a public demo*: nobody else sees what you upload or train.
 """
 )
+st.caption(workspace.where_things_go())
 
 st.subheader("How to use each page")
 st.markdown(
