@@ -19,7 +19,7 @@ from tests.test_training_session import BASE, embed_for, embedder, lesson_zip  #
 
 
 def test_pack_keeps_trees_of_arrays_and_refuses_objects():
-    tree = {
+    tree: dict = {
         "sets": {"Gemälde": {"probs": np.arange(6, dtype=np.float32).reshape(2, 3), "labels": None}},
         "cams": {("probe", 3): np.ones((4, 4), np.float32)},
         "evaluation": {"auroc": float("nan"), "n": np.int64(7), "flag": np.bool_(True)},
@@ -82,8 +82,8 @@ def test_trainer_session_run_and_model_round_trip(embedder, tmp_path):  # noqa: 
     assert [(c.name, c.keys, c.files) for c in back.classes] == [(c.name, c.keys, c.files) for c in trainer.classes]
     assert back.classes[0].name == "Rot · red" and back.testset == trainer.testset and back.facts == trainer.facts
     key = trainer.classes[0].keys[0]
-    assert np.array_equal(back.store.thumbnail(key), trainer.store.thumbnail(key))
-    assert np.array_equal(back.store.embedding(key, BASE), trainer.store.embedding(key, BASE))
+    assert np.array_equal(back.store.thumbnail(key), trainer.store.thumbnail(key))  # type: ignore[arg-type]
+    assert np.array_equal(back.store.embedding(key, BASE), trainer.store.embedding(key, BASE))  # type: ignore[arg-type]
     assert back.dataset_check(BASE).sentences == trainer.dataset_check(BASE).sentences
     assert back.add_class().name == trainer.add_class().name  # the card counter came back too
 
