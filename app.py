@@ -32,10 +32,10 @@ PAGES = {
 page = st.navigation(PAGES, expanded=True)
 settings.begin_run()
 workspace.begin_run()  # reopens ?ws=… (reload, second tab, server restart) before any page reads its state
-keep_jobs_alive()
-workspace.sidebar()
-workspace.show_notices()
 try:
+    keep_jobs_alive()
+    workspace.sidebar()
+    workspace.show_notices()
     page.run()
 finally:
     workspace.end_run()  # saves what this run changed, also when the page reran or stopped

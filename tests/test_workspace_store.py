@@ -327,3 +327,33 @@ def test_settings_from_the_environment(monkeypatch, tmp_path):
         assert not workspaces_enabled()
     monkeypatch.setenv("CNNVIZ_WORKSPACES", "on")
     assert workspaces_enabled()
+
+
+def test_the_writer_writes_in_order_and_flush_waits(tmp_path):
+    from cnnviz.workspace.writer import Change, Writer
+
+    store = SQLiteStore(tmp_path / "ws.sqlite3", max_pages=60)
+    writer = Writer(store)
+    ws = ids.new_id()
+    store.create(ws)
+    results: list = []
+    slow = threading.Event()
+
+    def make() -> bytes:  # a model being saved: slow, in the writer's thread
+        slow.wait(5)
+        return b"model"
+
+    writer.submit(Change(ws, [("model", "m", make)], done=results.append))
+    writer.submit(Change(ws, [("settings", "all", b"2")], done=results.append))
+    assert not writer.flush(ws, timeout=0.2)  # still saving the model
+    slow.set()
+    assert writer.flush(ws, timeout=10) and results == [None, None]
+    assert store.read(ws, "model", "m") == b"model" and store.read(ws, "settings", "all") == b"2"
+    writer.submit(Change(ws, [("image", "big", os.urandom(400_000))], done=results.append))
+    writer.submit(Change(ids.new_id(), [("settings", "all", b"{}")], done=results.append))
+    writer.submit(Change(ws, [("settings", "all", b"3")], done=results.append))
+    assert writer.flush(ws, timeout=10)
+    full, gone, fine = results[2:]
+    assert isinstance(full, StoreFull) and str(full) == DISK_FULL  # the disk is full: one sentence
+    assert isinstance(gone, WorkspaceGone) and fine is None  # and the writer went on
+    assert store.read(ws, "settings", "all") == b"3"

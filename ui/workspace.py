@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import threading
 import time
 from typing import Any, Callable
 
@@ -24,17 +26,12 @@ import streamlit as st
 
 from cnnviz.workspace import contents, ids
 from cnnviz.workspace.store import GONE, Store, StoreError, WorkspaceGone, open_store, workspaces_enabled
+from cnnviz.workspace.writer import Change, Writer
 from ui.state import MODELS_KEY, TRAINING_KEY, visitor_models
 
 S = st.session_state
 PARAM = "ws"
-WS, SAVED, NOTICES, RETRY, GONE_KEY = (
-    "cnnviz_ws",
-    "cnnviz_ws_saved",
-    "cnnviz_ws_notices",
-    "cnnviz_ws_retry",
-    "cnnviz_ws_gone",
-)
+WS, BOX = "cnnviz_ws", "cnnviz_ws_box"
 SETTINGS_KEY = "cnnviz_settings"  # ui.settings' per-session store of kept settings
 AUDIT_KEY = "audit_result"  # ui.audit.RESULT (not imported: it pulls pandas into every page)
 IMPORTED_KEY = "trainer_imported"  # page 4's list of imported model zips
@@ -48,33 +45,77 @@ class _Holder:
 
     def __init__(self) -> None:
         self.store: Store | None = None
+        self.writer: Writer | None = None
         self.error = ""
         self.tried = 0.0
+        self.lock = threading.Lock()
+        self.running: dict[str, int] = {}  # workspace id -> page runs under way in this process
+        self.ended = threading.Condition()
+
+    def started(self, ws: str) -> None:
+        with self.ended:
+            self.running[ws] = self.running.get(ws, 0) + 1
+
+    def finished(self, ws: str) -> None:
+        with self.ended:
+            self.running[ws] = self.running.get(ws, 1) - 1
+            if self.running[ws] <= 0:
+                del self.running[ws]
+            self.ended.notify_all()
+
+    def settle(self, ws: str, timeout: float = 30.0) -> None:
+        """Wait until no run of ``ws`` is under way here and its writes have landed.
+
+        A reload (F5) while the page was still computing starts the new session before the old
+        run has stopped and handed over its changes (Streamlit stops a run only at its next call).
+        """
+        with self.ended:
+            self.ended.wait_for(lambda: not self.running.get(ws), timeout=timeout)
+        if self.writer is not None:
+            self.writer.flush(ws, timeout=timeout)
 
     def get(self) -> Store | None:
+        with self.lock:
+            return self._get()
+
+    def _get(self) -> Store | None:
         if self.store is None and time.time() - self.tried > RETRY_AFTER:
             self.tried = time.time()
             try:
                 self.store = open_store()
+                self.writer = Writer(self.store)
                 self.error = ""
             except StoreError as err:
                 self.error = str(err)
         return self.store
 
 
-@st.cache_resource(show_spinner=False)
+_HOLDER = _Holder()
+
+
 def _holder() -> _Holder:
-    # One store per process (a connection and a lock), shared by every session: each session only
-    # ever reads and writes under its own unguessable id.
-    return _Holder()
+    # One store per process (a connection, a lock, a writer thread), shared by every session: each
+    # session only ever reads and writes under its own unguessable id. A plain module global, not
+    # st.cache_resource: end_run must reach it while Streamlit is stopping the run.
+    return _HOLDER
 
 
 def enabled() -> bool:
     return workspaces_enabled()
 
 
+def _box() -> dict[str, Any]:
+    """This session's workspace bookkeeping, a plain dict the writer thread may update too.
+
+    ``saved``: ``{(kind, key): fingerprint}`` of what was written or is being written;
+    ``notices``: sentences for the visitor; ``retry``: no write before this time; ``gone``: the
+    workspace was deleted or expired under this tab.
+    """
+    return S.setdefault(BOX, {"saved": {}, "notices": [], "retry": 0.0, "gone": False})
+
+
 def _notice(sentence: str) -> None:
-    shown = S.setdefault(NOTICES, [])
+    shown = _box()["notices"]
     if sentence and sentence not in shown:
         shown.append(sentence)
 
@@ -99,6 +140,8 @@ def begin_run() -> None:
     if WS not in S:
         asked = st.query_params.get(PARAM)
         try:
+            if asked is not None and ids.is_valid(asked):
+                holder.settle(asked)  # a reload: the tab's last run and writes end before they are read
             if asked is not None and store.exists(asked):
                 _restore(store, asked)
                 store.touch(asked)
@@ -109,10 +152,11 @@ def begin_run() -> None:
                 ws = ids.new_id()
                 store.create(ws)
                 S[WS] = ws
-                S[SAVED] = {}
         except StoreError as err:
             _notice(str(err))
             return
+    holder.started(S[WS])
+    _box()["running"] = True  # end_run says when this run's changes were handed over
     if st.query_params.get(PARAM) != S[WS]:
         st.query_params[PARAM] = S[WS]
 
@@ -153,7 +197,7 @@ def _restore(store: Store, ws: str) -> None:
         raise
     except (ValueError, KeyError, TypeError, IndexError) as err:  # an item this version cannot read
         _notice(f"Part of your workspace could not be read ({type(err).__name__}), so it was left out.")
-    S[SAVED] = {item: fp for item, (fp, _) in _items().items()}  # what is in memory now is what is stored
+    _box()["saved"] = {item: fp for item, (fp, _) in _items().items()}  # what is in memory now is what is stored
 
 
 # --------------------------------------------------------------------------- saving
@@ -161,22 +205,56 @@ def _digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def _items() -> Items:
+def _quiet_state() -> Any:
+    """This session's state, read without Streamlit's stop check.
+
+    :func:`end_run` runs in the router's ``finally``, also when the visitor's next click or a reload
+    stopped the page: every ``st.session_state`` read then raises the stop again, and the run's
+    changes (a model just trained) would never be saved. Reading is safe (Streamlit only forbids
+    *changing* the state of a run being stopped); on any other Streamlit, fall back to the proxy.
+    """
+    try:
+        from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+
+        safe = get_script_run_ctx().session_state  # type: ignore[union-attr]
+        raw, lock = safe._state, safe._lock
+    except Exception:
+        return S
+
+    class Quiet(dict):
+        def get(self, key: str, default: Any = None) -> Any:
+            with lock:
+                try:
+                    return raw[key]
+                except KeyError:
+                    return default
+
+        def __contains__(self, key: object) -> bool:
+            return self.get(str(key), _MISSING) is not _MISSING
+
+    return Quiet()
+
+
+_MISSING = object()
+
+
+def _items(state: Any = None) -> Items:
     """Everything this session would store now: ``{(kind, key): (fingerprint, make the bytes)}``.
 
     Fingerprints are cheap (object ids, small JSON digests); bytes are made only for items
     whose fingerprint differs from the last write.
     """
+    state = S if state is None else state
     found: Items = {}
 
     def add(kind: str, key: str, fingerprint: str, make: Callable[[], bytes]) -> None:
         found[(kind, key)] = (fingerprint, make)
 
-    kept = {k: v for k, v in S.get(SETTINGS_KEY, {}).items() if _jsonable(v)}
+    kept = {k: v for k, v in (state.get(SETTINGS_KEY) or {}).items() if _jsonable(v)}
     settings_bytes = json.dumps(kept, sort_keys=True, ensure_ascii=False).encode()
     add("settings", "all", _digest(settings_bytes), lambda: settings_bytes)
 
-    models = visitor_models() if MODELS_KEY in S else {}
+    models = state.get(MODELS_KEY) or {}
     for name, entry in models.items():
         card = {k: v for k, v in dict(entry["card"]).items() if _jsonable(v)}
         card_bytes = json.dumps(card, ensure_ascii=False).encode()
@@ -187,11 +265,11 @@ def _items() -> Items:
             str(id(entry)),
             lambda e=entry: contents.model_bytes(e["model"], list(e["card"].get("classes", []))),  # type: ignore[misc]
         )
-    page = {"models": list(models), "imported": [item["name"] for item in S.get(IMPORTED_KEY, [])]}
+    page = {"models": list(models), "imported": [item["name"] for item in state.get(IMPORTED_KEY) or []]}
     page_bytes = json.dumps(page, ensure_ascii=False).encode()
     add("page", "state", _digest(page_bytes), lambda: page_bytes)
 
-    trainer = S.get(TRAINING_KEY)
+    trainer = state.get(TRAINING_KEY)
     if trainer is not None:
         run = trainer.run
         run_model = run.card.get("name") if run is not None and run.finished and run.card else None
@@ -208,7 +286,7 @@ def _items() -> Items:
             add("example", "image", str(id(trainer.example)), lambda: contents.pack({"image": trainer.example}))
         if run is not None and run.finished and run.head is not None:
             add("run", "head", f"{id(run)}:{len(run.history.rows)}", lambda: contents.run_item(run))
-    audit = S.get(AUDIT_KEY)
+    audit = state.get(AUDIT_KEY)
     if audit is not None:
         add("audit", "result", str(id(audit)), lambda: contents.pack(audit))
     return found
@@ -223,44 +301,76 @@ def _jsonable(value: Any) -> bool:
 
 
 def end_run() -> None:
-    """Write what changed in this run (one transaction); a refused write leaves one sentence, never an error."""
-    if not enabled() or WS not in S or S.get(GONE_KEY) or time.time() < S.get(RETRY, 0.0):
+    """Hand what changed in this run to the writer (one transaction); a refused write leaves one sentence."""
+    state = _quiet_state()
+    try:
+        _end_run(state)
+    except Exception:  # a bug here must not hide the page's own result; the visitor's work stays in the tab
+        logging.getLogger(__name__).exception("saving the workspace failed")
+    finally:
+        ws, box = state.get(WS), state.get(BOX)
+        if ws is not None and box is not None and box.pop("running", False):
+            _holder().finished(ws)
+
+
+def _end_run(state: Any) -> None:
+    ws, box = state.get(WS), state.get(BOX)
+    if not enabled() or ws is None or box is None:
         return
-    store = _holder().get()
-    if store is None:
+    holder = _holder()
+    if box["gone"] or time.time() < box["retry"] or holder.get() is None or holder.writer is None:
         return
-    ws, saved = S[WS], S.get(SAVED, {})
-    current = _items()
-    puts, fingerprints = [], {}
+    saved: dict[tuple[str, str], str] = box["saved"]
+    current = _items(state)
+    puts: list[tuple[str, str, Any]] = []
+    sent: dict[tuple[str, str], str] = {}
     for item, (fingerprint, make) in current.items():
         if saved.get(item) == fingerprint:
-            fingerprints[item] = fingerprint
             continue
         try:
-            puts.append((*item, make()))
+            # What a page may change in its next run becomes bytes now; a model (seconds to save, never
+            # changed once made) in the writer's thread.
+            puts.append((*item, make if item[0] == "model" else make()))
         except (TypeError, ValueError, OSError):
-            continue  # an item that cannot be kept (e.g. a model Keras cannot save) stays in this tab only
-        fingerprints[item] = fingerprint
+            continue  # an item that cannot be kept stays in this tab only
+        sent[item] = fingerprint
     deletes = [item for item in saved if item not in current]
     if not puts and not deletes:
         return
-    try:
-        store.write(ws, puts, deletes)
-    except WorkspaceGone:
-        S[GONE_KEY] = True
-        _notice(GONE)
-        return
-    except StoreError as err:
-        S[RETRY] = time.time() + RETRY_AFTER
-        _notice(str(err))
-        return
-    S[SAVED] = fingerprints
-    S[NOTICES] = [n for n in S.get(NOTICES, []) if n == store.notice]  # saved again: the "not saved" sentence goes
+    before = {item: saved.get(item) for item in sent}
+    saved.update(sent)
+    for item in deletes:
+        saved.pop(item, None)
+
+    def done(error: StoreError | None) -> None:  # runs in the writer's thread: plain dicts only
+        if error is None:
+            box["notices"][:] = [n for n in box["notices"] if n not in _NOT_SAVED]
+            return
+        for item, fingerprint in before.items():
+            if saved.get(item) == sent[item]:  # not overtaken by a later run: try it again next time
+                if fingerprint is None:
+                    saved.pop(item, None)
+                else:
+                    saved[item] = fingerprint
+        for item in deletes:
+            saved.setdefault(item, "")
+        if isinstance(error, WorkspaceGone):
+            box["gone"] = True
+        else:
+            box["retry"] = time.time() + RETRY_AFTER
+        _NOT_SAVED.add(str(error))
+        if str(error) not in box["notices"]:
+            box["notices"].append(str(error))
+
+    holder.writer.submit(Change(ws, puts, deletes, done))
+
+
+_NOT_SAVED: set[str] = {GONE}  # sentences that say a write failed; they go once a write succeeds
 
 
 def show_notices() -> None:
     """The store's sentences for this visitor (disk full, link expired, store restarted), once each."""
-    for sentence in S.get(NOTICES, []):
+    for sentence in list(_box()["notices"]):
         st.warning(sentence, icon="💾")
 
 
@@ -313,10 +423,13 @@ def sidebar() -> None:
 
 def delete() -> None:
     """Remove this workspace from the store and everything this session holds; start an empty one."""
-    store = _holder().get()
+    holder = _holder()
+    store = holder.get()
     ws = current_id()
     try:
         if store is not None and ws is not None:
+            if holder.writer is not None:
+                holder.writer.flush(ws)  # a write still under way must not land after the delete
             store.delete_workspace(ws)
     except StoreError as err:
         _notice(str(err))
