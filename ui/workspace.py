@@ -22,6 +22,7 @@ import threading
 import time
 from typing import Any, Callable
 
+import numpy as np
 import streamlit as st
 
 from cnnviz.workspace import contents, ids
@@ -35,6 +36,7 @@ WS, BOX = "cnnviz_ws", "cnnviz_ws_box"
 SETTINGS_KEY = "cnnviz_settings"  # ui.settings' per-session store of kept settings
 AUDIT_KEY = "audit_result"  # ui.audit.RESULT (not imported: it pulls pandas into every page)
 IMPORTED_KEY = "trainer_imported"  # page 4's list of imported model zips
+ORIGINALS_KEY = "trainer_originals"  # ui.trainer.ORIGINALS: {pixel hash: (file name, bytes)}, only if asked for
 RETRY_AFTER = 30.0  # seconds before a failed write (disk full) is tried again
 
 Items = dict[tuple[str, str], tuple[str, Callable[[], bytes]]]
@@ -190,6 +192,12 @@ def _restore(store: Store, ws: str) -> None:
                 example=store.read(ws, "example", "image"),
                 models=models,
             )
+        originals = {}
+        for key, data in store.read_kind(ws, "original").items():
+            tree = contents.unpack(data)
+            originals[key] = (str(tree["name"]), bytes(tree["data"]))
+        if originals:
+            S[ORIGINALS_KEY] = originals
         audit = store.read(ws, "audit", "result")
         if audit:
             S[AUDIT_KEY] = contents.unpack(audit)
@@ -286,6 +294,8 @@ def _items(state: Any = None) -> Items:
             add("example", "image", str(id(trainer.example)), lambda: contents.pack({"image": trainer.example}))
         if run is not None and run.finished and run.head is not None:
             add("run", "head", f"{id(run)}:{len(run.history.rows)}", lambda: contents.run_item(run))
+    for key, (name, data) in (state.get(ORIGINALS_KEY) or {}).items():
+        add("original", key, "1", lambda n=name, d=data: contents.pack({"name": n, "data": np.frombuffer(d, np.uint8)}))  # type: ignore[misc]
     audit = state.get(AUDIT_KEY)
     if audit is not None:
         add("audit", "result", str(id(audit)), lambda: contents.pack(audit))
@@ -417,8 +427,32 @@ def sidebar() -> None:
             "Whoever has this link sees your work (images, models, settings): keep it to come back, "
             f"share it only with people who may see it. It stops working {expiry_words()} after your last visit."
         )
+        originals = S.get(ORIGINALS_KEY) or {}
+        if originals:
+            st.download_button(
+                f"⬇️ Download my {len(originals)} original files (zip)",
+                data=lambda: _originals_zip(originals),
+                file_name="cnnviz-original-files.zip",
+                mime="application/zip",
+                key="ws_originals",
+                on_click="ignore",
+            )
         if st.button("🗑 Delete my workspace", key="ws_delete", help="Removes everything at once from this server."):
             delete()
+
+
+def _originals_zip(originals: dict[str, tuple[str, bytes]]) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        seen: set[str] = set()
+        for key, (name, data) in originals.items():
+            base = name.rsplit("/", 1)[-1] or key
+            archive.writestr(base if base not in seen else f"{key[:8]}-{base}", data)
+            seen.add(base)
+    return buffer.getvalue()
 
 
 def delete() -> None:
