@@ -410,7 +410,8 @@ def where_things_go() -> str:
             "and are gone when you close or reload it."
         )
     return (
-        "Your images (as small thumbnails and the numbers the network computes from them, not the files), "
+        "Your images (as small thumbnails and the numbers the network computes from them; the files "
+        "themselves only if you ask for it on page 4), "
         "models and settings are saved on this server in a workspace that only your link opens, and deleted "
         f"{expiry_words()} after you last used it, or at once with “Delete my workspace” in the sidebar."
     )

@@ -12,7 +12,7 @@ import pytest
 from tests.browser.conftest import _free_port, running_app
 from tests.browser.helpers import assert_no_exception, open_page, screenshot, wait_idle
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # about 90 s: it trains, and restarts a server
 
 RESULTS = "How well did it learn?"
 
