@@ -22,6 +22,12 @@ def class_names(page) -> list[str]:
     return [names.nth(i).input_value() for i in range(names.count())]
 
 
+def wait_for_classes(page, n: int) -> None:
+    """The page can still be drawing after it went idle: wait for the n-th class card's name."""
+    page.locator('[data-testid="stMain"] [data-testid="stTextInput"] input').nth(n - 1).wait_for(timeout=120_000)
+    wait_idle(page)
+
+
 def ws_of(url: str) -> str:
     found = re.search(r"[?&]ws=([A-Za-z0-9_-]+)", url)
     assert found, f"no workspace id in {url}"
@@ -65,10 +71,12 @@ def test_reload_second_browser_restart_and_delete(browser, tmp_path):
         other = browser.new_context(viewport={"width": 1920, "height": 1080})
         stranger = other.new_page()
         open_page(stranger, url, "trainer")
+        wait_for_classes(stranger, 2)
         assert class_names(stranger) == ["Class 1", "Class 2"] and stranger.get_by_text(RESULTS).count() == 0
         assert ws_of(stranger.url) != ws
         open_page(stranger, url, "trainer", query=f"ws={ws}")
         stranger.get_by_text(RESULTS).wait_for(timeout=120_000)
+        wait_for_classes(stranger, 3)
         assert class_names(stranger) == ["square", "triangle", "circle"]
         other.close()
 
@@ -100,6 +108,7 @@ def test_reload_second_browser_restart_and_delete(browser, tmp_path):
         wait_idle(page)
         assert class_names(page) == ["Class 1", "Class 2"] and page.get_by_text(RESULTS).count() == 0
         open_page(page, url, "trainer", query=f"ws={ws}")
+        wait_for_classes(page, 2)
         assert page.get_by_text("This workspace link has expired or was deleted").count() == 1
         assert class_names(page) == ["Class 1", "Class 2"]
         assert_no_exception(page)
