@@ -6,7 +6,7 @@ Run with:  make run
 
 import streamlit as st
 
-from ui import present, settings
+from ui import present, settings, workspace
 from ui.background import keep_jobs_alive
 
 st.set_page_config(page_title="cnnviz", page_icon="🧠", layout="wide")
@@ -31,6 +31,12 @@ PAGES = {
 
 page = st.navigation(PAGES, expanded=True)
 settings.begin_run()
-present.frame(page.url_path or "home")  # presenter mode, steps, the lecture plan
-keep_jobs_alive()
-page.run()
+workspace.begin_run()  # reopens ?ws=… (reload, second tab, server restart) before any page reads its state
+try:
+    present.frame(page.url_path or "home")  # presenter mode, steps, the lecture plan
+    keep_jobs_alive()
+    workspace.sidebar()
+    workspace.show_notices()
+    page.run()
+finally:
+    workspace.end_run()  # saves what this run changed, also when the page reran or stopped

@@ -8,7 +8,7 @@ from ui.router import ensure_app_shell
 
 ensure_app_shell()  # before heavy imports: a bookmark opened first on a fresh server goes through app.py
 
-from ui import present  # noqa: E402
+from ui import present, workspace  # noqa: E402
 
 # A small picture of each page (presenter-mode screenshots of the demo pictures, see docs/screenshots).
 THUMBS = Path(__file__).resolve().parents[1] / "docs" / "screenshots" / "thumbs"
@@ -44,10 +44,10 @@ and **probe where it fails**.
 - *A humanities seminar*: bring your own collection (paintings sorted by topic, say) and ask
   what the machine's categories do to it — what does it say about an abstract painting,
   or about something that is not a painting at all?
-- *Visitors of a public demo*: everything you upload or train stays in your browser session
-  and disappears when you leave; nobody else sees it.
+- *Visitors of a public demo*: nobody else sees what you upload or train.
 """
 )
+st.caption(workspace.where_things_go())
 
 st.subheader("How to use each page")
 present.explain(

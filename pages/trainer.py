@@ -90,6 +90,7 @@ if zip_file is not None:
 if trainer.zip_summary:
     st.success(plain(trainer.zip_summary), icon="📦")
 tr.skipped_list(trainer.skipped, "Files that were not used")
+tr.keep_originals_toggle()
 for row_start in range(0, len(trainer.classes), 3):
     for col, cls in zip(st.columns(3), trainer.classes[row_start : row_start + 3]):
         with col, st.container(border=True):

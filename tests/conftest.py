@@ -24,6 +24,8 @@ atexit.register(shutil.rmtree, _keras_home, ignore_errors=True)
 if (SHARED / "keras-cache").is_dir():
     shutil.copytree(SHARED / "keras-cache", _keras_home, dirs_exist_ok=True)
 os.environ["KERAS_HOME"] = str(_keras_home)
+# Workspaces (and every app server the browser tests start) write into a temporary folder, never ~/.cnnviz.
+os.environ.setdefault("CNNVIZ_DATA_DIR", str(_keras_home / "cnnviz-data"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 KERAS_HOME = _keras_home
 

@@ -99,10 +99,12 @@ def _prepare(
 def follow_link(page: Any, params: dict[str, str]) -> None:
     """Open ``page`` with ``params`` in the address bar as if the visitor had opened that link.
 
-    Settings the link names take its values; the others return to their defaults.
+    Settings the link names take its values; the others return to their defaults. A workspace id
+    (``ws``) in ``params`` is dropped: a link opens settings, never someone's work (this session's
+    own ``ws`` is put back by :func:`ui.workspace.begin_run`).
     """
     st.session_state[_PENDING] = True
-    st.switch_page(page, query_params=params)
+    st.switch_page(page, query_params={k: v for k, v in params.items() if k != "ws"})
 
 
 def begin_run() -> None:

@@ -71,17 +71,45 @@ def embed_with(trainer: TrainingSession, base: str) -> Embed:
     return embed
 
 
-def decode(files: Sequence[Any]) -> tuple[list[tuple[str, np.ndarray]], list[str]]:
-    """Uploaded files → ``(name, image)`` pairs and one sentence per file that is not an image."""
+ORIGINALS, KEEP_ORIGINALS = "trainer_originals", "trainer_keep_originals"
+
+
+def decode(files: Sequence[Any], *, training: bool = False) -> tuple[list[tuple[str, np.ndarray]], list[str]]:
+    """Uploaded files → ``(name, image)`` pairs and one sentence per file that is not an image.
+
+    ``training`` images' files are also kept (by pixel hash, the trainer's key) when the visitor
+    asked for their originals to be kept in the workspace (:func:`keep_originals_toggle`).
+    """
     images, errors = [], []
+    keep = training and bool(settings.kept(KEEP_ORIGINALS, False))
     for f in files or []:
         try:
-            images.append(
-                (f.name, load_image(f.getvalue(), max_side=DECODE_SIDE, name=f"“{f.name}”", budget=pixel_budget()))
-            )
+            data = f.getvalue()
+            image = load_image(data, max_side=DECODE_SIDE, name=f"“{f.name}”", budget=pixel_budget())
         except ImageError as err:
             errors.append(str(err))
+            continue
+        images.append((f.name, image))
+        if keep:
+            st.session_state.setdefault(ORIGINALS, {})[transfer.image_key(image)] = (f.name, data)
     return images, errors
+
+
+def keep_originals_toggle() -> None:
+    """The visitor's choice to keep their original files (not only thumbnails) in their workspace."""
+    if not settings.toggle(
+        "Also keep my original files in my workspace",
+        key=KEEP_ORIGINALS,
+        default=False,
+        help="Off: only a 96-pixel thumbnail and the numbers the network computed are kept.",
+    ):
+        st.session_state.pop(ORIGINALS, None)  # switched off: the kept files go (from the workspace too)
+        return
+    kept = st.session_state.get(ORIGINALS, {})
+    st.caption(
+        f"{len(kept)} original files kept (from files, folders and the webcam added from now on; not from zips). "
+        "They can be downloaded again from “Your workspace” in the sidebar; switch this off to delete them."
+    )
 
 
 def skipped_list(sentences: Sequence[str], what: str) -> None:
@@ -116,7 +144,7 @@ def class_card(trainer: TrainingSession, cls: ClassImages, embed: Embed) -> None
         photo = st.camera_input("Take a photo", key=f"trainer_cam_{cls.id}_{gen}")
     incoming = list(files or []) + list(folder or []) + ([photo] if photo is not None else [])
     if incoming:
-        images, errors = decode(incoming)
+        images, errors = decode(incoming, training=True)
         trainer.add_images(cls, images, embed)
         st.session_state["trainer_upload_errors"] = errors  # shown once, under the cards
         fresh_uploaders()

@@ -63,6 +63,27 @@ class TestImage:
     label: str | None
 
 
+class _LaterModel:
+    """``Run.model`` as a descriptor: a run reopened from a workspace loads its Keras model on first use.
+
+    A dataclass field whose default is a descriptor goes through it (``Run(model=m)`` still works);
+    :meth:`Run.load_model_later` gives it a loader instead of a model.
+    """
+
+    def __get__(self, run: Any, owner: Any = None) -> Any:
+        if run is None:
+            return None  # the field's default
+        model = run.__dict__.get("_model")
+        loader = run.__dict__.get("_model_loader")
+        if model is None and loader is not None:
+            run.__dict__["_model_loader"] = None
+            model = run.__dict__["_model"] = loader()
+        return model
+
+    def __set__(self, run: Any, model: Any) -> None:
+        run.__dict__["_model"] = model
+
+
 @dataclass
 class Run:
     """One training run: the data it froze, its settings, and (once ended) its judged result."""
@@ -81,7 +102,7 @@ class Run:
     evaluation: transfer.Evaluation | None = None
     judged_on: str = ""  # "validation", or "training" when no class could hold an image out
     judged_keys: list[str] = field(default_factory=list)
-    model: keras.Model | None = None
+    model: keras.Model | None = _LaterModel()
     card: dict[str, Any] | None = None
     #: The test set frozen at the start (``x_test`` ``(T, D)``, row-aligned with ``test``).
     test: list[TestImage] = field(default_factory=list)
@@ -91,7 +112,12 @@ class Run:
 
     @property
     def finished(self) -> bool:
-        return self.model is not None
+        # Without loading a model that waits for :meth:`load_model_later`.
+        return self.__dict__.get("_model") is not None or self.__dict__.get("_model_loader") is not None
+
+    def load_model_later(self, loader: Callable[[], keras.Model]) -> None:
+        """Give this (finished, reopened) run its model only when ``run.model`` is first read."""
+        self.__dict__["_model_loader"] = loader
 
 
 def model_slug(name: str) -> str:

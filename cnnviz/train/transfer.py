@@ -163,6 +163,24 @@ class EmbeddingStore:
             self._thumbnails.move_to_end(key)
         self._evict()
 
+    def entries(self) -> dict[str, tuple[np.ndarray | None, dict[str, np.ndarray]]]:
+        """Every image in the store, least recently used first: ``{key: (thumbnail, {base: embedding})}``
+        (a workspace saves these; the arrays are the store's own, not copies)."""
+        found: dict[str, tuple[np.ndarray | None, dict[str, np.ndarray]]] = {
+            key: (thumb, {}) for key, thumb in self._thumbnails.items()
+        }
+        for (key, base), embedding in self._embeddings.items():
+            found.setdefault(key, (None, {}))[1][base] = embedding
+        return found
+
+    def restore(self, key: str, thumb: np.ndarray | None, embeddings: dict[str, np.ndarray]) -> None:
+        """Put back one image as :meth:`entries` gave it (a workspace reopened)."""
+        if thumb is not None:
+            self._thumbnails[key] = thumb
+        for base, embedding in embeddings.items():
+            self._embeddings[(key, base)] = np.asarray(embedding, dtype=np.float32)
+        self._evict()
+
     def nbytes(self) -> int:
         """Memory held by the store's arrays, in bytes."""
         return sum(a.nbytes for a in self._embeddings.values()) + sum(a.nbytes for a in self._thumbnails.values())

@@ -38,11 +38,11 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_app(log: Path):
-    """Run ``streamlit run app.py`` on a free loopback port; yield its URL once healthy."""
-    port = _free_port()
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    with open(log, "w") as out:
+def running_app(log: Path, *, port: int | None = None, env: dict[str, str] | None = None):
+    """Run ``streamlit run app.py`` on a free loopback port (or ``port``); yield its URL once healthy."""
+    port = port or _free_port()
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+    with open(log, "a") as out:
         proc = subprocess.Popen(
             [
                 sys.executable,
