@@ -203,7 +203,8 @@ async def cpu_phase(browser, url: str, pid: int, repeats: int) -> dict:
         layer = LAYERS[1 + i % (len(LAYERS) - 1)]
         layers.append(await cpu_of(pid, lambda layer=layer: switch_layer(page, layer)))
         channels.append(await cpu_of(pid, lambda: step_channel(page)))
-    conv = await open_page(context, url, "convolution", 'text="Colour pictures: three channels"')
+    print("feature-map CPU seconds: layer", layers, "channel", channels, flush=True)
+    conv = await open_page(context, url, "convolution", "text=Colour pictures: three channels")
     await page.close()
     kernels = []
     presets = ["Sobel x", "Box blur", "Sharpen", "Outline", "Emboss", "Gaussian blur"]
@@ -271,7 +272,7 @@ async def latency_phase(browser, url: str, sessions: int, rounds: int) -> list[f
 
 async def training_phase(browser, url: str, visitors: int) -> dict:
     contexts = [await browser.new_context(viewport={"width": 1600, "height": 1000}) for _ in range(visitors)]
-    pages = [await open_page(c, url, "trainer", 'text="Load the demo dataset"', timeout_ms=600_000) for c in contexts]
+    pages = [await open_page(c, url, "trainer", "text=Load the demo dataset", timeout_ms=600_000) for c in contexts]
 
     async def one(page) -> tuple[float, float, bool]:
         start = time.monotonic()
