@@ -184,7 +184,7 @@ def layer_section(other: np.ndarray, other_shown: np.ndarray, other_name: str, o
         "Sort channels by mean activation (strongest first)", key="fm_sort", default=True, url="sort"
     )
     # Only this layer's map is kept (one pass computes all of them in ~40 ms; all of them would be ~50 MB a visitor).
-    fmap = features.feature_maps(model, image)[layer]
+    fmap, other_map = features.layer_maps(model, [image, other], layer)  # one pass for both pictures
     order = features.top_channels(fmap) if sort else np.arange(fmap.shape[2])
     grid = _png("fm_grid", (mkey, ikey, layer, sort), lambda: features.tile_channels(fmap, order=order))
     st.image(
@@ -228,7 +228,6 @@ def layer_section(other: np.ndarray, other_shown: np.ndarray, other_name: str, o
         st.caption(
             f"Both images go through the same network; below is layer {plain(layer)} for each, channels in the same order."
         )
-        other_map = features.feature_maps(model, other)[layer]
         other_grid = _png(
             "fm_grid2", (mkey, okey, layer, sort, ikey), lambda: features.tile_channels(other_map, order=order)
         )
