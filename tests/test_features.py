@@ -66,7 +66,8 @@ def test_layer_maps_of_two_images_in_one_pass_equal_each_image_alone():
         assert len(both) == 2
         for got, image in zip(both, (first, second)):
             np.testing.assert_allclose(got, features.feature_maps(model, image)[layer], rtol=1e-5, atol=1e-5)
-    run: Any = compiled.per_model(model, "features", lambda: None)[2]
+    cached: Any = compiled.per_model(model, "features", lambda: None)
+    run = cached[2]
     assert run.experimental_get_tracing_count() == 1  # a batch of two is not a new trace
 
 
