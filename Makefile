@@ -32,8 +32,10 @@ keras-cache:
 	  cp -rn "$(SHARED)/keras-cache/." "$${KERAS_HOME:-$$HOME/.keras}/" 2>/dev/null || true; \
 	fi
 
+# MALLOC_ARENA_MAX=2: every session's script thread would otherwise get its own glibc arena, which
+# keeps what a forward pass freed (README, "Serving many visitors from one process").
 run: install keras-cache
-	$(VENV)/bin/streamlit run app.py --server.port $(PORT)
+	MALLOC_ARENA_MAX=2 $(VENV)/bin/streamlit run app.py --server.port $(PORT)
 
 # What works offline on this machine (after `make run`'s copy of ../shared/keras-cache): one table.
 check: install keras-cache
