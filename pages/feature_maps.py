@@ -138,7 +138,7 @@ st.caption(
 layer_slot = st.container()  # sections 2 and 3: drawn last (below), they need the second image of section 6
 
 
-@st.fragment(key="fm_channel")
+@st.fragment(key="fm_channel_section")
 def channel_section(fmap: np.ndarray, layer: str, order: np.ndarray, sentence: str) -> None:
     """Section 3's enlarged channel: a channel step reruns only this."""
     channel = settings.slider(
@@ -172,7 +172,7 @@ def channel_section(fmap: np.ndarray, layer: str, order: np.ndarray, sentence: s
     )
 
 
-@st.fragment(key="fm_layer")
+@st.fragment(key="fm_layer_section")
 def layer_section(other: np.ndarray, other_shown: np.ndarray, other_name: str, okey: str, compare) -> None:
     """Sections 2 and 3, and section 6's two grids (in ``compare``): a layer switch reruns only these."""
     st.header("2 · One layer, all its channels")
@@ -275,7 +275,7 @@ except ValueError as err:
 
 
 # --- 5. Grad-CAM --------------------------------------------------------------------------
-@st.fragment(key="fm_gradcam")
+@st.fragment(key="fm_gradcam_section")
 def grad_cam_section() -> None:
     """Section 5: choosing another class reruns only this."""
     st.header("5 · Grad-CAM: where was the evidence for a class?")
