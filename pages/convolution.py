@@ -59,8 +59,8 @@ def picture(fmap: np.ndarray, factor: int) -> tuple[np.ndarray, str]:
 
 
 def vega_chart(chart, *, alt: str) -> None:
-    """An Altair chart without Altair's schema check on every click (~half of this page's rerun;
-    cnnviz.charts' builders are checked by their tests)."""
+    """An Altair chart without Altair's schema check on every click (about 15 ms of CPU a chart in a
+    rerun of about 0.1 s; cnnviz.charts' builders are checked by their tests)."""
     st.vega_lite_chart(chart.to_dict(validate=False), alt=alt)
 
 
