@@ -33,8 +33,10 @@ keras-cache:
 	fi
 
 # serve.py = app.py with a warm start (models load when the server starts) and /_cnnviz/ready.
+# MALLOC_ARENA_MAX=2: every session's script thread would otherwise get its own glibc arena, which
+# keeps what a forward pass freed (README, "Serving many visitors").
 run: install keras-cache
-	$(VENV)/bin/streamlit run serve.py --server.port $(PORT)
+	MALLOC_ARENA_MAX=2 $(VENV)/bin/streamlit run serve.py --server.port $(PORT)
 
 # A public server on one host: N processes (default 2) behind nginx with sticky sessions, on
 # http://127.0.0.1:8500/ (deploy/serve.sh lists its settings; README "Serving many visitors").

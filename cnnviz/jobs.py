@@ -1,4 +1,4 @@
-"""One process-wide, bounded pool for heavy work (training), so a page never trains inside its script run.
+"""One process-wide, bounded pool for heavy work (training, embedding, audits), so visitors take turns.
 
 A Streamlit script run ends (and is restarted) whenever the visitor clicks any widget; work
 done inside it dies with it. Work handed to :func:`submit` runs on one of a few worker
@@ -10,8 +10,12 @@ Rules (all in this module, tested in tests/test_jobs.py):
 
 * At most :data:`WORKERS` jobs run at once (env ``CNNVIZ_WORKERS``; default 1 on a machine with
   up to 2 cores, a quarter of the cores above that: 2 on 8 cores) and at most :data:`QUEUE`
-  wait (env ``CNNVIZ_QUEUE``, default 8); one more raises :class:`QueueFull`. A visitor may hold
-  at most :data:`PER_OWNER` unfinished jobs (env ``CNNVIZ_JOBS_PER_VISITOR``, default 2).
+  wait (env ``CNNVIZ_QUEUE``; default 16 per worker: 16 on 2 cores, 32 on 8, so a seminar that
+  loads the demo set at once queues instead of being turned away); one more raises
+  :class:`QueueFull`. A visitor may hold at most :data:`PER_OWNER` unfinished jobs (env
+  ``CNNVIZ_JOBS_PER_VISITOR``, default 2).
+* Work a page needs before it can go on (embedding a zip) runs through :func:`run_waiting`: the
+  script run waits for its job, shows its place, and a click or a closed tab cancels it.
 * A waiting job knows its place (:meth:`Job.position`, 1 = next).
 * :meth:`Job.stop` asks a running job to stop after its current step; what it learnt
   (its result, or the last :meth:`JobContext.partial`) is kept and its state is ``"stopped"``.
@@ -48,6 +52,9 @@ __all__ = [
     "QUEUE",
     "PER_OWNER",
     "ORPHAN_S",
+    "run_waiting",
+    "current",
+    "default_queue",
 ]
 
 log = logging.getLogger(__name__)
@@ -69,8 +76,13 @@ def _default_workers() -> int:
     return 1 if cores <= 2 else max(1, cores // 4)
 
 
+def default_queue(workers: int) -> int:
+    """Jobs that may wait: 16 per worker (a job that waits costs a sleeping thread, not a core)."""
+    return 16 * workers
+
+
 WORKERS = _env_int("CNNVIZ_WORKERS", _default_workers())
-QUEUE = _env_int("CNNVIZ_QUEUE", 8)
+QUEUE = _env_int("CNNVIZ_QUEUE", default_queue(WORKERS))
 PER_OWNER = _env_int("CNNVIZ_JOBS_PER_VISITOR", 2)
 ORPHAN_S = float(os.environ.get("CNNVIZ_JOB_ORPHAN_S", "60"))
 
@@ -114,6 +126,7 @@ class Job:
     _stop: bool = field(default=False, repr=False)
     _cancel: bool = field(default=False, repr=False)
     _touched: float = field(default_factory=time.monotonic, repr=False)
+    _done: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
     def finished(self) -> bool:
@@ -150,6 +163,10 @@ class Job:
     def touch(self) -> None:
         """Heartbeat from the visitor's page: the tab is still open."""
         self._touched = time.monotonic()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job has finished (or ``timeout`` seconds passed); whether it has finished."""
+        return self._done.wait(timeout)
 
     def _orphaned(self, orphan_s: float) -> bool:
         return time.monotonic() - self._touched > orphan_s
@@ -283,6 +300,7 @@ class Pool:
         job._fn = None
         if state == "cancelled":
             job.result = None  # nobody will look at it (closed tab) or the visitor threw it away
+        job._done.set()
 
     # ------------------------------------------------------------------ the workers' side
 
@@ -308,6 +326,7 @@ class Pool:
     def _run(self, job: Job, fn: Callable[[JobContext], Any]) -> None:
         context = JobContext(job, self)
         state, error = "done", None
+        _CURRENT.context = context
         try:
             result = fn(context)
             if result is not None:
@@ -321,6 +340,8 @@ class Pool:
         except Exception:  # noqa: BLE001 - one visitor's broken job must not take the worker down
             log.exception("job %s (%s) failed", job.id, job.kind)
             state, error = "failed", "Something went wrong on the server while running this job, so it was stopped."
+        finally:
+            _CURRENT.context = None
         if state == "done" and job._cancel:
             state = "cancelled"
         elif state == "done" and job._stop:
@@ -328,6 +349,52 @@ class Pool:
         job.error = error
         with self._cond:
             self._finish(job, state)
+
+
+_CURRENT = threading.local()  # the JobContext of the job this worker thread runs
+
+
+def current() -> JobContext | None:
+    """The :class:`JobContext` of the job running on this thread (``None`` outside the pool).
+
+    For code deep inside a job (an embedding loop) to report progress and notice a cancel without
+    every caller passing the context down.
+    """
+    return getattr(_CURRENT, "context", None)
+
+
+def run_waiting(
+    fn: Callable[[JobContext], Any],
+    *,
+    kind: str,
+    owner: str,
+    label: str = "",
+    on_wait: Callable[[Job], None] | None = None,
+    poll_s: float = 0.25,
+    settle_s: float = 30.0,
+    pool: "Pool | None" = None,
+) -> Job:
+    """Run ``fn`` as a job and wait for it here, calling ``on_wait(job)`` every ``poll_s`` seconds.
+
+    For work a page needs before it can go on: the pool bounds how many run at once, and this
+    thread (the visitor's script run) only waits. Anything raised while waiting (``on_wait``
+    drawing on a page whose visitor clicked elsewhere or closed the tab raises Streamlit's
+    rerun or stop signal) cancels the job, waits up to ``settle_s`` for it to reach its next
+    check so it no longer touches what the caller owns, and is raised again. Returns the
+    finished job (look at ``state``, ``result``, ``error``); raises :class:`QueueFull`.
+    """
+    job = (pool or default_pool()).submit(fn, kind=kind, owner=owner)
+    job.label = label
+    try:
+        while not job.wait(poll_s):
+            job.touch()
+            if on_wait is not None:
+                on_wait(job)
+    except BaseException:
+        job.cancel()
+        job.wait(settle_s)
+        raise
+    return job
 
 
 _DEFAULT: Pool | None = None

@@ -16,6 +16,8 @@ CNNVIZ_MAX_MODEL_INPUT_PIXELS   1 048 576         height × width a model may ta
 CNNVIZ_MAX_MODEL_PARAMS         50 000 000        parameters of one uploaded model
 CNNVIZ_MAX_VISITOR_MODELS       5                 models one visitor may keep
 CNNVIZ_MAX_VISITOR_PARAMS       100 000 000       parameters of all models one visitor keeps
+CNNVIZ_MAX_VISITOR_IMAGES       6 000             trainer images one visitor holds (oldest dropped)
+CNNVIZ_MAX_VISITOR_PICTURES     50                own pictures one visitor keeps for the pickers
 ==============================  ================  =========================================
 
 Never imports Streamlit or TensorFlow.
@@ -42,6 +44,11 @@ DEFAULTS: dict[str, int] = {
     "CNNVIZ_MAX_MODEL_PARAMS": 50_000_000,
     "CNNVIZ_MAX_VISITOR_MODELS": 5,
     "CNNVIZ_MAX_VISITOR_PARAMS": 100_000_000,
+    # The trainer keeps an embedding and a thumbnail per image (~30 KB): a seminar's 5 000-image
+    # collection and its test set fit; beyond, the least recently used are dropped.
+    "CNNVIZ_MAX_VISITOR_IMAGES": 6_000,
+    # Pictures uploaded to a page's image picker are kept at up to 1024 px (≈ 3 MB each).
+    "CNNVIZ_MAX_VISITOR_PICTURES": 50,
     # All the pixels one visitor's uploads and zips may cost to decode in one session: five zips at
     # their limit, or a seminar's 5 000-image collection many times over; a visitor who keeps
     # uploading copies of a costly zip stops here instead of keeping a core busy for hours.

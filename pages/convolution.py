@@ -58,6 +58,12 @@ def picture(fmap: np.ndarray, factor: int) -> tuple[np.ndarray, str]:
     return magnify(shown, factor), legend
 
 
+def vega_chart(chart, *, alt: str) -> None:
+    """An Altair chart without Altair's schema check on every click (about 15 ms of CPU a chart in a
+    rerun of about 0.1 s; cnnviz.charts' builders are checked by their tests)."""
+    st.vega_lite_chart(chart.to_dict(validate=False), alt=alt)
+
+
 def forget_custom_weights() -> None:
     """A new preset starts from its own weights, not from an edited grid."""
     settings.set_value("conv_weights", "", default="", url="weights")
@@ -179,7 +185,7 @@ with col_kernel:
 with col_about:
     st.subheader(preset.title if not settings.kept("conv_weights") else f"{preset.title}, edited")
     present.explain(preset.explanation)
-    st.altair_chart(
+    vega_chart(
         kernel_chart(kernel), alt=f"The {ksize} by {ksize} kernel: " + ", ".join(number(v) for v in kernel.ravel())
     )
     st.caption(
@@ -369,7 +375,7 @@ if out_h and out_w:
             f"That number is output pixel ({row}, {col}). Move the sliders to slide the kernel; "
             f"with stride {stride} the patch jumps {stride} input pixel{'s' if stride > 1 else ''} per output pixel."
         )
-        st.altair_chart(
+        vega_chart(
             step_chart(step.patch, filters, step.products),
             alt="The input patch's numbers, the kernel's numbers and their element-wise products",
         )

@@ -21,11 +21,14 @@ from cnnviz.model import registry
 from cnnviz.charts.features import top_k_chart
 from ui import present, settings
 from cnnviz.text import plain
+from cnnviz.images import downscale
+from ui.memo import digest, memo, token
 from ui.models import image_model_picker
 from ui.widgets import image_picker, show_image
 
 TOP_K = 5
 ENLARGED = 448  # pixels: one channel blown up so a lecture hall can see single activations
+SHOWN = 768  # pixels: overlays are drawn at the size a half-page column shows them, not the photo's
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
@@ -38,9 +41,15 @@ def _warm_shipped(name: str, _model) -> int:
     return len(features.feature_layers(_model))
 
 
-def _layer_label(name: str, maps: dict[str, np.ndarray], types: dict[str, str]) -> str:
-    h, w, c = maps[name].shape
-    return f"{name} · {types[name]} · {h}×{w}×{c}"
+def _layer_label(row: features.LayerRow) -> str:
+    h, w, c = row.output_shape
+    return f"{row.name} · {row.type} · {h}×{w}×{c}"
+
+
+def _png(kind: str, key: tuple, make) -> bytes:
+    """An encoded picture kept for this session's next reruns (passed on with ``output_format="PNG"``,
+    Streamlit sends the bytes as they are instead of decoding and re-encoding them)."""
+    return memo(kind, key, lambda: features.png_bytes(make()))
 
 
 def _enlarge(channel: np.ndarray, size: int = ENLARGED) -> np.ndarray:
@@ -68,16 +77,21 @@ with control_side:
             _warm_shipped(model_name, model)
             status.update(label="Feature-map viewer ready.", state="complete")
     st.caption(plain(card.get("description", "")))
+# Everything below that depends only on (model, image) is kept per session (ui.memo): a click on a
+# layer, a channel or a class reruns only its own section (st.fragment) and recomputes only what changed.
+mkey = token(model)
 
 left, right = (picture_side, control_side) if presenting else st.columns([1, 1], gap="large")
 with right if presenting else left:
     image_name, image = image_picker("fm_image", label="Image")
+    ikey = digest(image)
+    shown = memo("fm_shown", ikey, lambda: downscale(image, SHOWN))
 with left:
-    show_image(image, alt=f"The input image: {image_name}.", caption=f"Input: {plain(image_name)}")
+    show_image(shown, alt=f"The input image: {image_name}.", caption=f"Input: {plain(image_name)}")
 try:
     with st.spinner("Running the network once, keeping every layer's output…"):
-        maps = features.feature_maps(model, image)
-        probs = features.probabilities(model, image)
+        features.feature_model(model)  # a model without feature maps says so here, in one sentence
+        probs = memo("fm_probs", (mkey, ikey), lambda: features.probabilities(model, image))
 except ValueError as err:
     st.error(plain(err), icon="🚫")
     st.stop()
@@ -100,8 +114,7 @@ with right:
 # --- 1. The layer list -------------------------------------------------------------------
 present.step(2)
 st.header("1 · The layers")
-table = features.layer_table(model)
-types = {row.name: row.type for row in table}
+table = memo("fm_table", mkey, lambda: features.layer_table(model))
 st.dataframe(
     pd.DataFrame(
         [
@@ -129,89 +142,135 @@ st.caption(
     "value can see). Deep layers see large parts of the picture, but coarsely."
 )
 
-# --- 2. One layer, all channels ------------------------------------------------------------
-present.step(3)
-st.header("2 · One layer, all its channels")
-layer_names = list(maps)
-layer = settings.selectbox(
-    "Layer", layer_names, key="fm_layer", url="layer", format_func=lambda n: _layer_label(n, maps, types)
-)
-sort = settings.toggle("Sort channels by mean activation (strongest first)", key="fm_sort", default=True, url="sort")
-fmap = maps[layer]
-order = features.top_channels(fmap) if sort else np.arange(fmap.shape[2])
-grid = features.png_bytes(features.tile_channels(fmap, order=order))  # big: encode fast, once
-st.image(
-    grid,
-    width="stretch",
-    alt=f"All {fmap.shape[2]} channels of layer {layer}, each {fmap.shape[0]}×{fmap.shape[1]}, "
-    "tiled in one image; bright yellow is strong activation, dark purple weak.",
-    caption=f"{plain(layer)}: {fmap.shape[2]} channels, {'strongest first' if sort else 'in filter order'} "
-    "(reading order, left to right)",
-)
-st.caption(
-    "Each tile is one filter's answer for the whole picture, scaled on its own from dark (its weakest) "
-    "to yellow (its strongest). Look for tiles that trace edges, fill colour regions or stay dark: a dark "
-    "tile means this filter found nothing it looks for in this image."
-)
+present.step(3)  # sections 2 and 3 are one fragment, so one step
+layer_slot = st.container()  # sections 2 and 3: drawn last (below), they need the second image of section 6
 
-# --- 3. One channel, enlarged -------------------------------------------------------------
-present.step(4)
-st.header("3 · One channel, enlarged and laid over the picture")
-if settings.kept("fm_channel_layer") not in (None, layer):
-    st.session_state["fm_channel"] = int(order[0])  # a new layer opens on its most active channel
-settings.set_value("fm_channel_layer", layer, default=None)
-channel = settings.slider(
-    "Channel",
-    0,
-    max(fmap.shape[2] - 1, 1),
-    key="fm_channel",
-    default=int(order[0]),
-    url="channel",
-    disabled=fmap.shape[2] < 2,
-)
-channel = min(channel, fmap.shape[2] - 1)
-one = fmap[:, :, channel]
-c1, c2 = st.columns(2, gap="large")
-with c1:
-    show_image(
-        _enlarge(one),
-        alt=f"Channel {channel} of layer {layer}, enlarged: a {one.shape[0]}×{one.shape[1]} grid "
-        f"of activations from {one.min():.2f} to {one.max():.2f}.",
-        caption=f"Channel {channel} of {plain(layer)} (min {one.min():.2f}, mean {one.mean():.2f}, max {one.max():.2f})",
-    )
-with c2:
-    show_image(
-        features.overlay(image, one),
-        alt=f"Channel {channel} of layer {layer} laid over the input image; "
-        "bright areas are where this filter responds.",
-        caption="The same channel stretched over the input image",
-    )
-st.caption(
-    "Look at where the bright blocks fall on the picture: that is what this one filter responds to. "
-    + features.receptive_field_sentence(next(r.receptive_field for r in table if r.name == layer), model.input_shape[1])
-)
 
-st.subheader("The most active channels for this image")
-top = features.top_channels(fmap, 8)
-means = features.channel_means(fmap)
-st.image(
-    [_enlarge(fmap[:, :, c], 160) for c in top],
-    caption=[f"channel {c} · mean {means[c]:.2f}" for c in top],
-    alt=[f"Channel {c} of layer {layer}, mean activation {means[c]:.2f}." for c in top],
-    width=160,
-)
-st.caption(
-    "These filters fired most on average for this picture; set the channel slider to one of their numbers "
-    "to enlarge it. Another picture wakes other channels."
-)
+@st.fragment(key="fm_channel_section")
+def channel_section(fmap: np.ndarray, layer: str, order: np.ndarray, sentence: str) -> None:
+    """Section 3's enlarged channel: a channel step reruns only this."""
+    channel = settings.slider(
+        "Channel",
+        0,
+        max(fmap.shape[2] - 1, 1),
+        key="fm_channel",
+        default=int(order[0]),
+        url="channel",
+        disabled=fmap.shape[2] < 2,
+    )
+    channel = min(channel, fmap.shape[2] - 1)
+    one = fmap[:, :, channel]
+    c1, c2 = st.columns(2, gap="large")
+    with c1:
+        show_image(
+            _enlarge(one),
+            alt=f"Channel {channel} of layer {layer}, enlarged: a {one.shape[0]}×{one.shape[1]} grid "
+            f"of activations from {one.min():.2f} to {one.max():.2f}.",
+            caption=f"Channel {channel} of {plain(layer)} (min {one.min():.2f}, mean {one.mean():.2f}, max {one.max():.2f})",
+        )
+    with c2:
+        show_image(
+            features.overlay(shown, one),
+            alt=f"Channel {channel} of layer {layer} laid over the input image; "
+            "bright areas are where this filter responds.",
+            caption="The same channel stretched over the input image",
+        )
+    st.caption(
+        "Look at where the bright blocks fall on the picture: that is what this one filter responds to. " + sentence
+    )
+
+
+@st.fragment(key="fm_layer_section")
+def layer_section(other: np.ndarray, other_shown: np.ndarray, other_name: str, okey: str, compare) -> None:
+    """Sections 2 and 3, and section 6's two grids (in ``compare``): a layer switch reruns only these."""
+    st.header("2 · One layer, all its channels")
+    rows = {r.name: r for r in table if r.has_feature_map}
+    layer = settings.selectbox(
+        "Layer", list(rows), key="fm_layer", url="layer", format_func=lambda n: _layer_label(rows[n])
+    )
+    sort = settings.toggle(
+        "Sort channels by mean activation (strongest first)", key="fm_sort", default=True, url="sort"
+    )
+    # Only this layer's map is kept (one pass computes all of them in ~40 ms; all of them would be ~50 MB a visitor).
+    fmap, other_map = features.layer_maps(model, [image, other], layer)  # one pass for both pictures
+    order = features.top_channels(fmap) if sort else np.arange(fmap.shape[2])
+    grid = _png("fm_grid", (mkey, ikey, layer, sort), lambda: features.tile_channels(fmap, order=order))
+    st.image(
+        grid,
+        width="stretch",
+        output_format="PNG",
+        alt=f"All {fmap.shape[2]} channels of layer {layer}, each {fmap.shape[0]}×{fmap.shape[1]}, "
+        "tiled in one image; bright yellow is strong activation, dark purple weak.",
+        caption=f"{plain(layer)}: {fmap.shape[2]} channels, {'strongest first' if sort else 'in filter order'} "
+        "(reading order, left to right)",
+    )
+    st.caption(
+        "Each tile is one filter's answer for the whole picture, scaled on its own from dark (its weakest) "
+        "to yellow (its strongest). Look for tiles that trace edges, fill colour regions or stay dark: a dark "
+        "tile means this filter found nothing it looks for in this image."
+    )
+
+    st.header("3 · One channel, enlarged and laid over the picture")
+    if settings.kept("fm_channel_layer") not in (None, layer):
+        st.session_state["fm_channel"] = int(order[0])  # a new layer opens on its most active channel
+    settings.set_value("fm_channel_layer", layer, default=None)
+    channel_section(
+        fmap, layer, order, features.receptive_field_sentence(rows[layer].receptive_field, model.input_shape[1])
+    )
+
+    st.subheader("The most active channels for this image")
+    top = features.top_channels(fmap, 8)
+    means = features.channel_means(fmap)
+    st.image(
+        [_enlarge(fmap[:, :, c], 160) for c in top],
+        caption=[f"channel {c} · mean {means[c]:.2f}" for c in top],
+        alt=[f"Channel {c} of layer {layer}, mean activation {means[c]:.2f}." for c in top],
+        width=160,
+    )
+    st.caption(
+        "These filters fired most on average for this picture; set the channel slider to one of their numbers "
+        "to enlarge it. Another picture wakes other channels."
+    )
+
+    with compare:
+        st.caption(
+            f"Both images go through the same network; below is layer {plain(layer)} for each, channels in the same order."
+        )
+        other_grid = _png(
+            "fm_grid2", (mkey, okey, layer, sort, ikey), lambda: features.tile_channels(other_map, order=order)
+        )
+        a, b = st.columns(2, gap="large")
+        with a:
+            show_image(shown, alt=f"The first image: {image_name}.", width=220)
+            st.image(
+                grid,
+                width="stretch",
+                output_format="PNG",
+                alt=f"All channels of layer {layer} for {image_name}.",
+                caption=plain(image_name),
+            )
+        with b:
+            show_image(other_shown, alt=f"The second image: {other_name}.", width=220)
+            st.image(
+                other_grid,
+                width="stretch",
+                output_format="PNG",
+                alt=f"All channels of layer {layer} for {other_name}, in the same channel order as the left image.",
+                caption=plain(other_name),
+            )
+        st.caption(
+            "Look at the same tile position on both sides: it is the same filter. Which filters wake up for one "
+            "picture and stay dark for the other?"
+        )
+
 
 # --- 4. First-layer kernels ---------------------------------------------------------------
-present.step(5)
+present.step(4)
 st.header("4 · What the first layer looks for: its kernels")
 try:
-    kernels = features.first_layer_kernels(model, scale=12)
+    kernels = memo("fm_kernels", mkey, lambda: features.first_layer_kernels(model, scale=12))
     show_image(
-        features.tile_images(kernels, gap=4),
+        memo("fm_kernel_tiles", mkey, lambda: features.tile_images(kernels, gap=4)),
         alt=f"The {len(kernels)} kernels of the first convolution as small colour squares; gray means weight zero.",
         caption=f"{len(kernels)} first-layer kernels, each {kernels.shape[1] // 12}×{kernels.shape[2] // 12} weights",
         width=min(900, 60 * int(np.ceil(np.sqrt(len(kernels)))) * 2),
@@ -223,74 +282,71 @@ try:
 except ValueError as err:
     st.info(plain(err))
 
+
 # --- 5. Grad-CAM --------------------------------------------------------------------------
-present.step(6)
-st.header("5 · Grad-CAM: where was the evidence for a class?")
-class_options = [-1] + [int(i) for i in np.argsort(-probs)[:TOP_K]] + list(range(len(names)))
-class_options = list(dict.fromkeys(class_options))
-cam_class = settings.selectbox(
-    "Class to explain",
-    class_options,
-    key="fm_cam_class",
-    default=-1,
-    url="cam",
-    format_func=lambda i: (
-        f"the predicted class ({predictions[0][0]})" if i < 0 else f"{names[i]} ({100 * probs[i]:.1f} %)"
-    ),
-)
-explained = names[int(np.argmax(probs))] if cam_class < 0 else names[cam_class]
-with st.spinner("Computing Grad-CAM…"):
-    cam = features.grad_cam(model, image, None if cam_class < 0 else cam_class)
-target = features.last_conv_layer(model)
-g1, g2 = st.columns(2, gap="large")
-with g1:
-    show_image(
-        features.overlay(image, cam, normalise=False),
-        alt=f"Grad-CAM heat map for the class {explained} laid over the input image; bright areas counted towards its score.",
-        caption=f"Grad-CAM for “{plain(explained)}” at layer {plain(target.name)}",
+@st.fragment(key="fm_gradcam_section")
+def grad_cam_section() -> None:
+    """Section 5: choosing another class reruns only this."""
+    st.header("5 · Grad-CAM: where was the evidence for a class?")
+    class_options = [-1] + [int(i) for i in np.argsort(-probs)[:TOP_K]] + list(range(len(names)))
+    class_options = list(dict.fromkeys(class_options))
+    cam_class = settings.selectbox(
+        "Class to explain",
+        class_options,
+        key="fm_cam_class",
+        default=-1,
+        url="cam",
+        format_func=lambda i: (
+            f"the predicted class ({predictions[0][0]})" if i < 0 else f"{names[i]} ({100 * probs[i]:.1f} %)"
+        ),
     )
-with g2:
-    st.altair_chart(
-        top_k_chart(predictions, highlight=explained),
-        width="stretch",
-        alt=f"The top {len(predictions)} predictions again, with {explained} highlighted if it is among them.",
-    )
-    present.explain(
-        f"**What it shows:** where, in layer *{plain(target.name)}* (the last convolutional block, "
-        f"{target.output.shape[1]}×{target.output.shape[2]} positions), the existing activations counted towards the score of "
-        f"“{plain(explained)}”. Each channel is weighted by how much the score depends on it, and the positive sum is "
-        "stretched over the picture.\n\n"
-        "**What it does not show:** *why* the network decided, which pixels a person would call the object, or "
-        "whether the evidence is the right kind (a watermark or a background can light up). It is a coarse map "
-        "of one layer's influence, not a proof of understanding."
-    )
+    explained = names[int(np.argmax(probs))] if cam_class < 0 else names[cam_class]
+    with st.spinner("Computing Grad-CAM…"):
+        heat = memo(
+            "fm_cam",
+            (mkey, ikey, cam_class),
+            lambda: features.overlay(
+                shown, features.grad_cam(model, image, None if cam_class < 0 else cam_class), normalise=False
+            ),
+        )
+    target = features.last_conv_layer(model)
+    g1, g2 = st.columns(2, gap="large")
+    with g1:
+        show_image(
+            heat,
+            alt=f"Grad-CAM heat map for the class {explained} laid over the input image; bright areas counted towards its score.",
+            caption=f"Grad-CAM for “{plain(explained)}” at layer {plain(target.name)}",
+        )
+    with g2:
+        st.altair_chart(
+            top_k_chart(predictions, highlight=explained),
+            width="stretch",
+            alt=f"The top {len(predictions)} predictions again, with {explained} highlighted if it is among them.",
+        )
+        present.explain(
+            f"**What it shows:** where, in layer *{plain(target.name)}* (the last convolutional block, "
+            f"{target.output.shape[1]}×{target.output.shape[2]} positions), the existing activations counted towards the score of "
+            f"“{plain(explained)}”. Each channel is weighted by how much the score depends on it, and the positive sum is "
+            "stretched over the picture.\n\n"
+            "**What it does not show:** *why* the network decided, which pixels a person would call the object, or "
+            "whether the evidence is the right kind (a watermark or a background can light up). It is a coarse map "
+            "of one layer's influence, not a proof of understanding."
+        )
+
+
+present.step(5)
+grad_cam_section()
 
 # --- 6. Compare two images ----------------------------------------------------------------
-present.step(7)
+present.step(6)
 st.header("6 · Two images, the same layer")
-st.caption(
-    f"Both images go through the same network; below is layer {plain(layer)} for each, channels in the same order."
-)
 other_name, other = image_picker(
     "fm_image2",
     label="Second image",
     query_param="image2",
     default="Checkerboard" if image_name != "Checkerboard" else "Geometric shapes",
 )
-other_maps = features.feature_maps(model, other)
-a, b = st.columns(2, gap="large")
-with a:
-    show_image(image, alt=f"The first image: {image_name}.", width=220)
-    st.image(grid, width="stretch", alt=f"All channels of layer {layer} for {image_name}.", caption=plain(image_name))
-with b:
-    show_image(other, alt=f"The second image: {other_name}.", width=220)
-    st.image(
-        features.png_bytes(features.tile_channels(other_maps[layer], order=order)),
-        width="stretch",
-        alt=f"All channels of layer {layer} for {other_name}, in the same channel order as the left image.",
-        caption=plain(other_name),
-    )
-st.caption(
-    "Look at the same tile position on both sides: it is the same filter. Which filters wake up for one "
-    "picture and stay dark for the other?"
-)
+okey = digest(other)
+compare = st.container()
+with layer_slot:
+    layer_section(other, memo("fm_shown2", okey, lambda: downscale(other, SHOWN)), other_name, okey, compare)

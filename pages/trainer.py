@@ -22,7 +22,6 @@ from cnnviz.model import registry  # noqa: E402
 from cnnviz.text import plain  # noqa: E402
 from cnnviz.train import transfer  # noqa: E402
 from cnnviz.train.export import ExportError, export_zip, import_zip  # noqa: E402
-from cnnviz.zips import ZipError  # noqa: E402
 from ui import present, settings  # noqa: E402
 from ui import trainer as tr  # noqa: E402
 from ui.state import add_visitor_model, pixel_budget  # noqa: E402
@@ -73,20 +72,29 @@ zip_file = left.file_uploader(
     key=f"trainer_zip_{gen}",
 )
 if right.button("🔷 Load the demo dataset: squares, triangles and circles", key="trainer_demo"):
-    trainer.load_demo(embed)
-    st.rerun()
+    if tr.in_pool(embed, "Reading the demo dataset", lambda: trainer.load_demo(embed)):
+        st.rerun()
 right.caption(
     "Generated on this machine (no download): 30 images per shape with random size, colour, "
     "rotation and background, plus 12 test images."
 )
-if zip_file is not None:
-    try:
-        trainer.add_zip(zip_file.getvalue(), zip_file.name, embed, budget=pixel_budget())
-    except ZipError as err:
-        st.error(plain(err), icon="🚫")  # what was added before stays; remove the file to try another
-    else:
+refused = S.setdefault("trainer_zip_refused", {})  # file id -> its one sentence: not read again on every run
+if zip_file is not None and zip_file.file_id in refused:
+    st.error(plain(refused[zip_file.file_id]), icon="🚫")  # what was added before stays; remove the file to try another
+elif zip_file is not None:
+    budget, data, zip_name = pixel_budget(), zip_file.getvalue(), zip_file.name
+    sentences: list[str] = []
+    if tr.in_pool(
+        embed,
+        f"Reading {zip_name}",
+        lambda: trainer.add_zip(data, zip_name, embed, budget=budget),
+        on_cancel=tr.fresh_uploaders,
+        refusals=sentences,
+    ):
         tr.fresh_uploaders()
         st.rerun()
+    if sentences:
+        refused[zip_file.file_id] = sentences[0]
 if trainer.zip_summary:
     st.success(plain(trainer.zip_summary), icon="📦")
 tr.skipped_list(trainer.skipped, "Files that were not used")

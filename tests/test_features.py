@@ -58,6 +58,19 @@ def test_feature_maps_equal_submodels_cut_at_each_layer():
     assert maps["pool1"].shape == (8, 8, 6) and maps["conv3"].shape == (3, 3, 8)
 
 
+def test_layer_maps_of_two_images_in_one_pass_equal_each_image_alone():
+    model = _tiny_residual_model()
+    first, second = _image(seed=3), _image(20, 12, seed=4)  # another size: each is resized to the input
+    for layer in ("relu1", "add2"):
+        both = features.layer_maps(model, [first, second], layer)
+        assert len(both) == 2
+        for got, image in zip(both, (first, second)):
+            np.testing.assert_allclose(got, features.feature_maps(model, image)[layer], rtol=1e-5, atol=1e-5)
+    cached: Any = compiled.per_model(model, "features", lambda: None)
+    run = cached[2]
+    assert run.experimental_get_tracing_count() == 1  # a batch of two is not a new trace
+
+
 def test_feature_model_is_one_model_built_once_and_traced_once():
     model = _tiny_residual_model()
     fmodel = features.feature_model(model)

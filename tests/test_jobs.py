@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from cnnviz.jobs import JobError, Pool, QueueFull
+from cnnviz.jobs import JobError, Pool, QueueFull, current, default_queue, run_waiting
 
 
 def wait_for(predicate, timeout: float = 5.0) -> None:
@@ -169,3 +169,76 @@ def test_two_workers_run_two_jobs_at_once_and_jobs_of_lists_an_owner():
     assert a.elapsed_s >= 0 and a.position() is None
     gate.set()
     wait_for(lambda: all(j.finished for j in pool.jobs_of("you")))
+
+
+# ---------------------------------------------------------------------------- work a page waits for
+def test_run_waiting_waits_here_shows_the_place_and_returns_the_result():
+    pool = Pool(workers=1, queue=4)
+    gate = threading.Event()
+    blocker = pool.submit(held(gate), kind="train", owner="a")
+    wait_for(lambda: blocker.state == "running")
+    places: list = []
+
+    def on_wait(job):
+        places.append(job.position())
+        if len(places) == 3:
+            gate.set()  # the other visitor's training ends while this one waits
+
+    job = run_waiting(
+        lambda ctx: 41 + 1, kind="embed", owner="b", label="Reading", on_wait=on_wait, poll_s=0.01, pool=pool
+    )
+    assert job.state == "done" and job.result == 42 and job.label == "Reading"
+    assert places[:3] == [1, 1, 1]  # waited behind the running job, first in the queue
+
+
+def test_an_interrupted_wait_cancels_the_job_before_raising():
+    """Streamlit ends a waiting script run by raising from its next call (a click, a closed tab)."""
+    pool = Pool(workers=1, queue=4)
+    seen: list = []
+    checks = threading.Event()
+
+    def work(ctx):
+        seen.append(current() is ctx)
+        while True:  # an embedding loop: one batch, then a check
+            time.sleep(0.01)
+            checks.set()
+            ctx.check()
+
+    class Interrupted(BaseException):
+        pass
+
+    def on_wait(job):
+        if checks.is_set():
+            raise Interrupted()
+
+    with pytest.raises(Interrupted):
+        run_waiting(work, kind="embed", owner="a", on_wait=on_wait, poll_s=0.01, pool=pool)
+    (job,) = pool.jobs_of("a")
+    assert job.state == "cancelled" and job.finished  # it had stopped before the raise went on
+    assert seen == [True] and current() is None  # the job saw its own context; this thread has none
+
+
+def test_run_waiting_with_a_full_queue_raises_one_sentence():
+    pool = Pool(workers=1, queue=1)
+    gate = threading.Event()
+    pool.submit(held(gate), kind="train", owner="a")
+    wait_for(lambda: pool.waiting() == 0)
+    pool.submit(held(gate), kind="train", owner="b")
+    with pytest.raises(QueueFull, match="The server is busy"):
+        run_waiting(lambda ctx: 1, kind="embed", owner="c", pool=pool)
+    gate.set()
+
+
+def test_the_queue_size_comes_from_the_environment_with_defaults_for_2_and_8_cores(monkeypatch):
+    import cnnviz.jobs as jobs_module
+
+    sizes = {}
+    for cores in (2, 8):
+        monkeypatch.setattr(jobs_module.os, "cpu_count", lambda cores=cores: cores)
+        workers = jobs_module._default_workers()
+        sizes[cores] = (workers, default_queue(workers))
+    assert sizes == {2: (1, 16), 8: (2, 32)}
+    monkeypatch.setenv("CNNVIZ_QUEUE", "3")
+    assert jobs_module._env_int("CNNVIZ_QUEUE", 16) == 3
+    monkeypatch.setenv("CNNVIZ_QUEUE", "many")
+    assert jobs_module._env_int("CNNVIZ_QUEUE", 16) == 16  # a typo never switches the bound off

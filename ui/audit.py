@@ -24,6 +24,8 @@ from cnnviz.model import registry
 from cnnviz.text import plain
 from cnnviz.zips import ZipError
 from ui import settings
+from ui.pool import report as report_progress
+from ui.pool import run_here
 from ui.state import last_training, pixel_budget
 from ui.widgets import show_image
 
@@ -222,29 +224,27 @@ def run(
     settings_used = audit_sets.run_settings(
         card.get("title", card.get("name", "")), reference, image_sets, threshold=threshold, k=k
     )
+
+    def audit() -> dict:
+        # On the shared pool: progress goes to the job (ui.pool.report), a cancel stops it at the next step.
+        return audit_model.run_audit(
+            model,
+            card,
+            class_names,
+            {n: s.as_image_set() for n, s in image_sets.items()},
+            reference,
+            threshold=threshold,
+            k=k,
+            gallery_size=gallery_size,
+            gradcam_all=gradcam_all,
+            settings=settings_used,
+            progress=report_progress,
+        )
+
     with st.status("Auditing…", expanded=True) as status:
-        bar = st.progress(0.0, text="Starting")
-
-        def moved(fraction: float, message: str) -> None:
-            bar.progress(min(1.0, fraction), text=plain(message))  # the message quotes set names
-
-        try:
-            result = audit_model.run_audit(
-                model,
-                card,
-                class_names,
-                {n: s.as_image_set() for n, s in image_sets.items()},
-                reference,
-                threshold=threshold,
-                k=k,
-                gallery_size=gallery_size,
-                gradcam_all=gradcam_all,
-                settings=settings_used,
-                progress=moved,
-            )
-        except (ValueError, registry.ModelError) as err:
+        result = run_here(audit, kind="audit", label="Auditing", sentences=(ValueError, registry.ModelError))
+        if result is None:
             status.update(label="The audit could not run.", state="error")
-            st.error(plain(err), icon="🚫")
             return
         result["thumbnails"] = audit_sets.set_thumbnails(image_sets)
         result["fingerprint"] = fingerprint

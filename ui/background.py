@@ -11,6 +11,10 @@ from __future__ import annotations
 import streamlit as st
 
 from cnnviz import jobs
+from ui.runtime import keep_keras_state, tidy_memory_every
+
+keep_keras_state()  # the router imports this module before any page runs
+tidy_memory_every()
 
 OWNER_KEY = "cnnviz_owner"  # the visitor's id in the job pool (ui.jobs.owner_id)
 

@@ -14,38 +14,16 @@ import functools
 import uuid
 
 import streamlit as st
-from streamlit.runtime.scriptrunner import script_runner
 
-from cnnviz import jobs
 from cnnviz.charts import training as charts
 from cnnviz.jobs import Job
 from cnnviz.model.features import tile_images
 from cnnviz.train.progress import fraction_done, seconds_left
 from cnnviz.train.scratch import filter_tiles
+from ui.runtime import keep_keras_state
 
 
-def _keep_keras_state_while_training() -> None:
-    """Stop Streamlit from calling ``keras.backend.clear_session()`` after a script run while a job trains.
-
-    Streamlit "cleans" Keras after every script run, fragment reruns included. That swaps out
-    Keras's global (thread-local) state under a training running in another thread: the
-    training retraces its functions (it slowed from ~60 to ~2 batches a second with the live
-    view open) and loses its seed state. While the pool is busy the clean-up is skipped; it
-    runs as before otherwise.
-    """
-    original = script_runner._clean_problem_modules
-    if getattr(original, "cnnviz_keeps_training", False):
-        return
-
-    def clean() -> None:
-        if not jobs.busy():
-            original()
-
-    clean.cnnviz_keeps_training = True  # type: ignore[attr-defined]
-    script_runner._clean_problem_modules = clean
-
-
-_keep_keras_state_while_training()
+keep_keras_state()  # also when a page imports this module without the router (AppTest)
 
 
 def owner_id() -> str:

@@ -44,8 +44,7 @@ STEPS: dict[str, list[str]] = {
     "feature_maps": [
         "The image and the answer",
         "The layers",
-        "One layer, all channels",
-        "One channel, enlarged",
+        "One layer, its channels, one enlarged",
         "First-layer kernels",
         "Grad-CAM",
         "Two images",

@@ -28,6 +28,7 @@ import math
 from typing import Any, Callable, Sequence
 
 import streamlit as st
+from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
 __all__ = [
     "multiselect",
@@ -74,7 +75,8 @@ def _prepare(
     """
     state = st.session_state
     store = state.setdefault(_KEPT, {})
-    following = state.get(_FOLLOW, False)
+    # begin_run() only runs with the whole page: a fragment's rerun after a followed link is a click.
+    following = state.get(_FOLLOW, False) and not _fragment_rerun()
     raw = st.query_params.get(url) if url else None
     if raw is not None and (key not in store or following):
         try:
@@ -94,6 +96,12 @@ def _prepare(
         state[key] = store[key]  # drawn again after a page switch
         return
     state[key] = default
+
+
+def _fragment_rerun() -> bool:
+    """Whether this script run reruns fragments only (a click inside an ``st.fragment``), not the page."""
+    ctx = get_script_run_ctx()
+    return bool(ctx is not None and ctx.fragment_ids_this_run)
 
 
 def follow_link(page: Any, params: dict[str, str]) -> None:

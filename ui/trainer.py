@@ -19,9 +19,12 @@ from cnnviz.text import plain
 from cnnviz.predictions import UNSURE_EXPLANATION, UNSURE_THRESHOLD
 from cnnviz.train import dataset_check as dataset_check_module
 from cnnviz.train import transfer
+from cnnviz.limits import PixelBudget
 from cnnviz.train.session import ClassImages, Embed, Run, TrainingSession
+from cnnviz.zips import ZipError
 from ui import settings
 from ui.jobs import owner_id, progress_text
+from ui.pool import report, run_here
 from ui.models import shipped_model
 from ui.state import TRAINING_KEY, add_visitor_model, pixel_budget, request_model
 from ui.widgets import show_image
@@ -54,44 +57,78 @@ def embedder(base: str):
 
 
 def embed_with(trainer: TrainingSession, base: str) -> Embed:
-    """``embed(images, on_progress)`` for the session's store, with a progress bar while it works."""
+    """``embed(images, on_progress)`` for the session's store; it runs on the job pool (:func:`in_pool`),
+    so it draws nothing: its progress goes to the job, and a cancelled job stops at the next batch."""
 
     def embed(images: Sequence[np.ndarray], on_progress: Callable[[int, int], None] | None = None) -> list[str]:
-        bar = st.progress(0.0, text=f"Reading {len(images)} images with {base_title(base)}…")
+        model = embedder(base)  # in_pool loaded it in the page's run: this is the cached one
 
         def moved(done: int, total: int) -> None:
-            bar.progress(done / max(total, 1), text=f"{done}/{total} images embedded")
+            report(done / max(total, 1), f"{done} of {total} images read with {base_title(base)}")
             if on_progress is not None:
                 on_progress(done, total)
 
-        keys, _ = transfer.embed_images(images, embedder(base), base, store=trainer.store, on_progress=moved)
-        bar.empty()
+        keys, _ = transfer.embed_images(images, model, base, store=trainer.store, on_progress=moved)
         return keys
 
+    embed.base = base  # type: ignore[attr-defined]  # in_pool loads this base first
     return embed
 
 
 ORIGINALS, KEEP_ORIGINALS = "trainer_originals", "trainer_keep_originals"
 
 
-def decode(files: Sequence[Any], *, training: bool = False) -> tuple[list[tuple[str, np.ndarray]], list[str]]:
+def in_pool(
+    embed: Embed,
+    label: str,
+    work: Callable[[], Any],
+    *,
+    on_cancel: Callable[[], None] | None = None,
+    refusals: list[str] | None = None,
+) -> bool:
+    """Run ``work()`` (reading, decoding, embedding) on the shared pool while the page waits; whether it finished.
+
+    The base network is loaded here first, in the page's run, where Streamlit's cache belongs.
+    A zip's one-sentence refusal is shown as it is.
+    """
+    base = getattr(embed, "base", "efficientnet_lite0")
+    with st.spinner(f"Loading {base_title(base)}…"):
+        embedder(base)
+    done = run_here(
+        lambda: (work(), True)[1],
+        kind="embed",
+        label=label,
+        on_cancel=on_cancel,
+        sentences=(ZipError,),
+        refusals=refusals,
+    )
+    return bool(done)
+
+
+def decode(
+    files: Sequence[Any], budget: PixelBudget | None = None, *, originals: dict[str, tuple[str, bytes]] | None = None
+) -> tuple[list[tuple[str, np.ndarray]], list[str]]:
     """Uploaded files → ``(name, image)`` pairs and one sentence per file that is not an image.
 
-    ``training`` images' files are also kept (by pixel hash, the trainer's key) when the visitor
-    asked for their originals to be kept in the workspace (:func:`keep_originals_toggle`).
+    ``budget`` is the visitor's (:func:`ui.state.pixel_budget`); pass it when this runs on the pool,
+    away from the visitor's session. ``originals``, when given, receives each image's file (by
+    pixel hash, the trainer's key): the visitor asked for them to be kept in the workspace
+    (:func:`keep_originals_toggle`).
     """
+    budget = pixel_budget() if budget is None else budget
     images, errors = [], []
-    keep = training and bool(settings.kept(KEEP_ORIGINALS, False))
-    for f in files or []:
+    for i, f in enumerate(files or []):
         try:
             data = f.getvalue()
-            image = load_image(data, max_side=DECODE_SIDE, name=f"“{f.name}”", budget=pixel_budget())
+            image = load_image(data, max_side=DECODE_SIDE, name=f"“{f.name}”", budget=budget)
         except ImageError as err:
             errors.append(str(err))
-            continue
-        images.append((f.name, image))
-        if keep:
-            st.session_state.setdefault(ORIGINALS, {})[transfer.image_key(image)] = (f.name, data)
+        else:
+            images.append((f.name, image))
+            if originals is not None:
+                originals[transfer.image_key(image)] = (f.name, data)
+        if i % 16 == 15:
+            report(0.5 * (i + 1) / len(files), f"{i + 1} of {len(files)} files decoded")
     return images, errors
 
 
@@ -144,8 +181,16 @@ def class_card(trainer: TrainingSession, cls: ClassImages, embed: Embed) -> None
         photo = st.camera_input("Take a photo", key=f"trainer_cam_{cls.id}_{gen}")
     incoming = list(files or []) + list(folder or []) + ([photo] if photo is not None else [])
     if incoming:
-        images, errors = decode(incoming, training=True)
-        trainer.add_images(cls, images, embed)
+        budget, errors = pixel_budget(), []
+        # Read here, in the page's run: the pool's thread has no session.
+        originals = st.session_state.setdefault(ORIGINALS, {}) if settings.kept(KEEP_ORIGINALS, False) else None
+
+        def add() -> None:
+            images, found = decode(incoming, budget, originals=originals)
+            errors.extend(found)
+            trainer.add_images(cls, images, embed)
+
+        in_pool(embed, f"Adding {len(incoming)} images", add, on_cancel=fresh_uploaders)
         st.session_state["trainer_upload_errors"] = errors  # shown once, under the cards
         fresh_uploaders()
         st.rerun()

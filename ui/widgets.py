@@ -8,6 +8,7 @@ import numpy as np
 import streamlit as st
 
 from cnnviz.images import IMAGE_TYPES, ImageError, load_image, sample_images
+from cnnviz.limits import limit
 from ui import settings
 from cnnviz.text import plain
 from ui.state import add_visitor_image, pixel_budget, visitor_images
@@ -69,6 +70,14 @@ def _take_new_image(uploaded, key: str) -> None:
         return
     marker = f"{key}_seen_{uploaded.file_id}"
     if st.session_state.get(marker):
+        return
+    most = limit("CNNVIZ_MAX_VISITOR_PICTURES")
+    if len(visitor_images()) >= most:
+        st.error(
+            f"You already keep {most} of your own pictures in this session, as many as this server allows; "
+            "they are all still in the list above.",
+            icon="🚫",
+        )
         return
     try:
         image = load_image(uploaded.getvalue(), name=f"“{uploaded.name}”", budget=pixel_budget())

@@ -34,6 +34,7 @@ __all__ = [
     "feature_layers",
     "feature_model",
     "feature_maps",
+    "layer_maps",
     "probabilities",
     "LayerRow",
     "layer_table",
@@ -104,6 +105,21 @@ def feature_maps(model: keras.Model, image: np.ndarray) -> dict[str, np.ndarray]
         outputs = [outputs]
     # np.asarray shares the tensors' memory (read-only views); .numpy() would copy ~50 MB per image.
     return {name: np.asarray(out)[0] for name, out in zip(names, outputs)}
+
+
+def layer_maps(model: keras.Model, images: Sequence[np.ndarray], layer: str) -> list[np.ndarray]:
+    """One layer's feature map ``(H, W, C) float32`` for each of ``images``, from ONE compiled pass over them all.
+
+    The same maps as ``feature_maps(model, image)[layer]`` for each image (up to float rounding),
+    for a page that shows one layer of two pictures: one call instead of two, and only that layer's
+    buffer is kept (the others are dropped with the pass).
+    """
+    fmodel, names, run = _feature_entry(model)
+    outputs = run(np.concatenate([_prepare(image, model) for image in images]))
+    if not isinstance(outputs, (list, tuple)):
+        outputs = [outputs]
+    found = np.asarray(outputs[names.index(layer)])
+    return [found[i] for i in range(len(images))]
 
 
 def probabilities(model: keras.Model, image: np.ndarray) -> np.ndarray:

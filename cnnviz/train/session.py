@@ -32,7 +32,7 @@ from cnnviz import predictions
 from cnnviz.model.registry import visitor_card
 from cnnviz.train import dataset_check, lesson, pipeline, transfer
 from cnnviz.train.demo_data import demo_dataset
-from cnnviz.limits import PixelBudget
+from cnnviz.limits import PixelBudget, limit
 from cnnviz.read_ahead import read_ahead
 from cnnviz.zips import iter_zip_images, plan_zip
 
@@ -128,8 +128,11 @@ def model_slug(name: str) -> str:
 class TrainingSession:
     """Everything one visitor does on page 4 (lives in their ``st.session_state``)."""
 
-    def __init__(self, *, max_images: int = 6_000) -> None:
-        self.store = transfer.EmbeddingStore(max_images=max_images)
+    def __init__(self, *, max_images: int | None = None) -> None:
+        # Images held (embeddings + thumbnails): CNNVIZ_MAX_VISITOR_IMAGES, 6 000 by default.
+        self.store = transfer.EmbeddingStore(
+            max_images=limit("CNNVIZ_MAX_VISITOR_IMAGES") if max_images is None else max_images
+        )
         self._next_id = 0
         self.classes: list[ClassImages] = [self._new_class("Class 1"), self._new_class("Class 2")]
         self.testset: list[TestImage] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import re
 
+import numpy as np
 import pytest
 
 from cnnviz import limits
@@ -87,3 +88,17 @@ def test_visitor_model_caps(monkeypatch):
     monkeypatch.setenv("CNNVIZ_MAX_MODEL_INPUT_PIXELS", "1000")
     with pytest.raises(registry.ModelError, match="takes pictures of 224 × 224"):
         registry.check_size([(None, 224, 224, 3)], 10)
+
+
+def test_images_a_visitor_holds_are_capped_and_a_seminar_collection_fits(monkeypatch):
+    session = pytest.importorskip("cnnviz.train.session")
+    from cnnviz.limits import DEFAULTS
+
+    assert session.TrainingSession().store.max_images == DEFAULTS["CNNVIZ_MAX_VISITOR_IMAGES"] >= 5_000 + 1_000
+    assert DEFAULTS["CNNVIZ_MAX_VISITOR_PICTURES"] * 1024 * 1024 * 3 <= 200_000_000  # pickers: ≤ 200 MB a visitor
+    monkeypatch.setenv("CNNVIZ_MAX_VISITOR_IMAGES", "3")
+    store = session.TrainingSession().store
+    assert store.max_images == 3
+    for i in range(5):
+        store.put(f"k{i}", "base", np.zeros(4, np.float32), np.zeros((8, 8, 3), np.uint8))
+    assert len(store) == 3  # the oldest were dropped, never more than the server allows
