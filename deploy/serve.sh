@@ -53,8 +53,10 @@ else
     ports=()
     for ((i = 0; i < n; i++)); do ports+=($((first + i))); done
   fi
+  cd "$ROOT"  # .streamlit/config.toml is read from the working folder
   for port in "${ports[@]}"; do
-    "$PYTHON" -m streamlit run "$ROOT/serve.py" --server.port "$port" --server.address "$ADDRESS" \
+    # MALLOC_ARENA_MAX=2: as `make run` (README, "Serving many visitors from one process").
+    MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2} "$PYTHON" -m streamlit run "$ROOT/serve.py" --server.port "$port" --server.address "$ADDRESS" \
       --server.headless true >"$RUN_DIR/cnnviz-$port.log" 2>&1 &
     children+=($!)
     echo $! >"$RUN_DIR/cnnviz-$port.pid"
