@@ -17,7 +17,7 @@ from ui.router import ensure_app_shell
 ensure_app_shell()  # before heavy imports: a bookmark opened first on a fresh server goes through app.py
 
 from cnnviz.model import features
-from cnnviz.model import registry
+from cnnviz.model import registry, shipped
 from cnnviz.charts.features import top_k_chart
 from ui import present, settings
 from cnnviz.text import plain
@@ -33,11 +33,9 @@ SHOWN = 768  # pixels: overlays are drawn at the size a half-page column shows t
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _warm_shipped(name: str, _model) -> int:
-    """Build and trace the compiled feature and Grad-CAM functions of a shipped model once per process."""
-    probe = np.zeros((32, 32, 3), np.uint8)
-    features.feature_maps(_model, probe)
-    features.probabilities(_model, probe)
-    features.grad_cam(_model, probe)
+    """Build and trace the compiled feature and Grad-CAM functions of a shipped model once per process
+    (the warm start of ``serve.py`` has usually done it: then this costs milliseconds)."""
+    shipped.trace(_model)
     return len(features.feature_layers(_model))
 
 

@@ -26,7 +26,7 @@ import threading
 import time
 from typing import Any, Callable, Sequence
 
-__all__ = ["DEFAULT", "get", "warm_names", "warm_up", "start_warm_up", "readiness"]
+__all__ = ["DEFAULT", "get", "trace", "warm_names", "warm_up", "start_warm_up", "readiness"]
 
 log = logging.getLogger(__name__)
 
@@ -76,14 +76,16 @@ def warm_names() -> list[str]:
     return [registry.DEFAULT_MODEL] + [c["name"] for c in registry.available() if c["kind"] == "bundled"]
 
 
-def _trace(model: Any) -> None:
+def trace(model: Any) -> None:
     """Trace what the feature-map page runs first, so its first visitor finds it compiled."""
     import numpy as np
 
     from cnnviz.model import features
 
     probe = np.zeros((32, 32, 3), np.uint8)  # resized to the model's input: the traced shape is the real one
-    features.feature_maps(model, probe)
+    maps = features.feature_maps(model, probe)
+    # The page shows one layer of two pictures in one pass: a batch of two is its own trace.
+    features.layer_maps(model, [probe, probe], next(iter(maps)))
     features.probabilities(model, probe)
     features.grad_cam(model, probe)
     # The page's charts and table: importing Altair and pandas costs its first visitor about a second.
@@ -119,7 +121,7 @@ def warm_up(names: list[str] | None = None, also: Sequence[Callable[[], Any]] = 
         try:
             model = get(name)
             if registry.is_image_model(model):
-                _trace(model)
+                trace(model)
         except Exception as err:  # one bad model never stops the others, nor the server
             _FAILED[name] = str(err) or type(err).__name__
             log.warning("warm start: %s could not be loaded: %s", name, err)
