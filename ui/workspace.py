@@ -35,6 +35,7 @@ PARAM = "ws"
 WS, BOX = "cnnviz_ws", "cnnviz_ws_box"
 SETTINGS_KEY = "cnnviz_settings"  # ui.settings' per-session store of kept settings
 AUDIT_KEY = "audit_result"  # ui.audit.RESULT (not imported: it pulls pandas into every page)
+AUDIT_SETS_KEY = "audit_kept_sets"  # ui.audit.KEPT: {set key: (source, classes, ImageSet, reopened)}
 IMPORTED_KEY = "trainer_imported"  # page 4's list of imported model zips
 ORIGINALS_KEY = "trainer_originals"  # ui.trainer.ORIGINALS: {pixel hash: (file name, bytes)}, only if asked for
 RETRY_AFTER = 30.0  # seconds before a failed write (disk full) is tried again
@@ -201,6 +202,16 @@ def _restore(store: Store, ws: str) -> None:
         audit = store.read(ws, "audit", "result")
         if audit:
             S[AUDIT_KEY] = contents.unpack(audit)
+        kept_sets = {}
+        for key, data in store.read_kind(ws, "auditset").items():
+            try:
+                source, classes, found = contents.read_audit_set_item(data)
+            except (ValueError, KeyError, TypeError, OSError):
+                _notice("One of your audit sets could not be read back from your workspace, so it was left out.")
+                continue
+            kept_sets[key] = (source, classes, found, True)
+        if kept_sets:
+            S[AUDIT_SETS_KEY] = kept_sets
     except StoreError:
         raise
     except (ValueError, KeyError, TypeError, IndexError) as err:  # an item this version cannot read
@@ -296,6 +307,16 @@ def _items(state: Any = None) -> Items:
             add("run", "head", f"{id(run)}:{len(run.history.rows)}", lambda: contents.run_item(run))
     for key, (name, data) in (state.get(ORIGINALS_KEY) or {}).items():
         add("original", key, "1", lambda n=name, d=data: contents.pack({"name": n, "data": np.frombuffer(d, np.uint8)}))  # type: ignore[misc]
+    kept_sets = state.get(AUDIT_SETS_KEY) or {}
+    if kept_sets:
+        from cnnviz.audit.sets import fingerprint as audit_fingerprint  # only once page 5 ran
+    for key, (source, classes, image_set, _) in kept_sets.items():
+        add(
+            "auditset",
+            key,
+            audit_fingerprint({key: image_set}, (source, classes)),
+            lambda s=source, c=classes, f=image_set: contents.audit_set_item(s, c, f),  # type: ignore[misc]
+        )
     audit = state.get(AUDIT_KEY)
     if audit is not None:
         add("audit", "result", str(id(audit)), lambda: contents.pack(audit))

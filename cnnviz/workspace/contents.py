@@ -16,6 +16,8 @@ kind            key               bytes
 ``model``       name              a ``.keras`` file (:func:`cnnviz.model.registry.save_model`)
 ``card``        name              JSON: that model's card
 ``audit``       ``result``        :func:`pack`: the last audit (outputs, thumbnails, gallery)
+``auditset``    set key           :func:`audit_set_item`: a page-5 set from uploads, a zip or the
+                                  camera (its pictures as PNG, files, true classes, sentences)
 ``page``        ``state``         JSON: small page state (which models were imported on page 4)
 ==============  ================  ==========================================================
 
@@ -47,6 +49,8 @@ __all__ = [
     "read_image_item",
     "run_item",
     "restore_trainer",
+    "audit_set_item",
+    "read_audit_set_item",
 ]
 
 
@@ -145,7 +149,15 @@ class ModelEntry(dict):
             raise registry.ModelError(
                 f"“{self['card'].get('name', 'This model')}” is no longer in your workspace; train or upload it again."
             )
-        model, _ = registry.load_uploaded_model(data, f"{self['card'].get('name') or 'model'}.keras")
+        try:
+            model, _ = registry.load_uploaded_model(data, f"{self['card'].get('name') or 'model'}.keras")
+        except registry.ModelError as err:
+            # The stored bytes were damaged (a disk fault, a store edited by hand): the upload checks
+            # refuse them, and the visitor hears which model, not why the archive is invalid.
+            raise registry.ModelError(
+                f"“{self['card'].get('name', 'This model')}” could not be read back from your workspace "
+                "(its saved file is damaged); train or upload it again."
+            ) from err
         self["model"] = model
         return model
 
@@ -314,3 +326,56 @@ def restore_trainer(
             restored.load_model_later(lambda: entry["model"])
             trainer.run = restored
     return trainer
+
+
+# --------------------------------------------------------------------------- page 5's own sets
+def audit_set_item(source: str, classes: list[str], found: Any) -> bytes:
+    """An audit :class:`~cnnviz.audit.sets.ImageSet` read from the visitor's files, with where it came from.
+
+    Pictures are kept as PNG (lossless: the reopened set has the same pixels, so an audit kept
+    with it is still current, and its fingerprint is unchanged), about a third of the raw size.
+    """
+    from PIL import Image
+
+    pngs = []
+    for image in found.images:
+        buffer = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(buffer, format="PNG", compress_level=1)
+        pngs.append(np.frombuffer(buffer.getvalue(), np.uint8))
+    return pack(
+        {
+            "version": 1,
+            "source": source,
+            "classes": list(classes),
+            "files": list(found.files),
+            "pngs": pngs,
+            "labels": found.labels,
+            "sentences": list(found.sentences),
+        }
+    )
+
+
+def read_audit_set_item(data: bytes) -> tuple[str, list[str], Any]:
+    """``(source, classes, ImageSet)`` from :func:`audit_set_item` (``ValueError`` for anything else)."""
+    from PIL import Image
+
+    from cnnviz.audit.sets import ImageSet
+
+    tree = unpack(data)
+    images = []
+    for png in tree["pngs"]:
+        with Image.open(io.BytesIO(np.asarray(png, np.uint8).tobytes())) as picture:
+            if picture.format != "PNG":
+                raise ValueError("not a kept picture")
+            images.append(np.asarray(picture.convert("RGB"), dtype=np.uint8))
+    labels = tree["labels"]
+    return (
+        str(tree["source"]),
+        [str(c) for c in tree["classes"]],
+        ImageSet(
+            [str(f) for f in tree["files"]],
+            images,
+            None if labels is None else np.asarray(labels, np.int64),
+            [str(t) for t in tree["sentences"]],
+        ),
+    )
