@@ -192,6 +192,7 @@ def _restore(store: Store, ws: str) -> None:
                 run=store.read(ws, "run", "head"),
                 example=store.read(ws, "example", "image"),
                 models=models,
+                embedder_for=_embedder,
             )
         originals = {}
         for key, data in store.read_kind(ws, "original").items():
@@ -217,6 +218,12 @@ def _restore(store: Store, ws: str) -> None:
     except (ValueError, KeyError, TypeError, IndexError) as err:  # an item this version cannot read
         _notice(f"Part of your workspace could not be read ({type(err).__name__}), so it was left out.")
     _box()["saved"] = {item: fp for item, (fp, _) in _items().items()}  # what is in memory now is what is stored
+
+
+def _embedder(base: str) -> Any:
+    from ui.trainer import embedder  # TensorFlow: only when a reopened run's stored model is damaged
+
+    return embedder(base)
 
 
 # --------------------------------------------------------------------------- saving

@@ -30,6 +30,7 @@ checks an upload gets. Never imports Streamlit.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import json
 import tempfile
@@ -252,12 +253,15 @@ def restore_trainer(
     run: bytes | None = None,
     example: bytes | None = None,
     models: Mapping[str, Mapping[str, Any]] | None = None,
+    embedder_for: Callable[[str], Any] | None = None,
 ) -> Any:
     """Page 4's :class:`~cnnviz.train.session.TrainingSession` rebuilt from its items.
 
     The run comes back judged (its results are recomputed from the head, identical to the
     numbers shown before) with its full model loaded on first use from ``models``; a run whose
-    embeddings or model are missing is left out.
+    embeddings or model are missing is left out. When the stored model cannot be read back
+    (damaged bytes), ``embedder_for(base)`` (the shipped base cut at its pooling) and the run's
+    own head rebuild the same model, as training built it.
     """
     from cnnviz.train import dataset_check, transfer
     from cnnviz.train.session import ClassImages, Run, TestImage, TrainingSession
@@ -322,10 +326,26 @@ def restore_trainer(
                 transfer.head_probabilities(head, x[judged]), restored.y[judged], restored.classes
             )
             restored.results = trainer.judge(restored)
-            entry = models[outline_run["model"]]
-            restored.load_model_later(lambda: entry["model"])
+            restored.load_model_later(
+                functools.partial(_run_model, models[outline_run["model"]], restored, embedder_for)
+            )
             trainer.run = restored
     return trainer
+
+
+def _run_model(entry: Any, run: Any, embedder_for: Callable[[str], Any] | None) -> Any:
+    from cnnviz.model import registry
+    from cnnviz.train import transfer
+    from cnnviz.train.session import model_slug
+
+    try:
+        return entry["model"]
+    except registry.ModelError:
+        if embedder_for is None:
+            raise
+        model = transfer.full_model(embedder_for(run.base), run.head, name=model_slug(run.name))
+        entry["model"] = model  # pages 3 and 5 get the rebuilt model too
+        return model
 
 
 # --------------------------------------------------------------------------- page 5's own sets
