@@ -163,3 +163,23 @@ def test_a_damaged_model_in_the_store_is_one_sentence_and_the_page_keeps_running
     ]
     at.switch_page("pages/neuron.py").run()  # the rest of the app is unaffected
     assert not at.exception and at.title[0].value.startswith("1 · One neuron")
+
+
+def test_camera_photos_come_back_as_this_sets_photos(fresh_store):
+    model, card = uncompiled_model()
+    photos = [np.full((30, 40, 3), 60 * i, np.uint8) for i in range(3)]
+    store, ws = fresh_store.store, ids.new_id()
+    store.create(ws)
+    store.write(
+        ws, [("auditset", "audit_probe0", contents.audit_set_item("camera", [], audit_sets.camera_set(photos)))]
+    )
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.query_params["ws"] = ws
+    at.session_state["cnnviz_user_models"] = {"tiny": {"model": model, "card": card}}
+    at = _audit_page(at.run())
+    at.selectbox(key="audit_probe0_source").set_value("camera").run()
+    assert not at.exception and not at.error
+    shots = at.session_state["audit_probe0_shots"]
+    assert [s[0] for s in shots] == ["kept 0", "kept 1", "kept 2"]
+    assert all(np.array_equal(s[1], p) for s, p in zip(shots, photos))
+    assert plain("3 photos in this set.") in [c.value for c in at.caption]  # a new photo is added to them

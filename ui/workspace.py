@@ -210,7 +210,11 @@ def _restore(store: Store, ws: str) -> None:
             except (ValueError, KeyError, TypeError, OSError):
                 _notice("One of your audit sets could not be read back from your workspace, so it was left out.")
                 continue
-            kept_sets[key] = (source, classes, found, True)
+            if source == "camera":  # photos the visitor takes next are added to these, as before the reload
+                S[f"{key}_shots"] = [(f"kept {i}", image) for i, image in enumerate(found.images)]
+                kept_sets[key] = (source, classes, found, False)
+            else:
+                kept_sets[key] = (source, classes, found, True)
         if kept_sets:
             S[AUDIT_SETS_KEY] = kept_sets
     except StoreError:
@@ -438,8 +442,9 @@ def where_things_go() -> str:
             "and are gone when you close or reload it."
         )
     return (
-        "Your images (as small thumbnails and the numbers the network computes from them; the files "
-        "themselves only if you ask for it on page 4), "
+        "Your images (on page 4 as small thumbnails and the numbers the network computes from them, the files "
+        "themselves only if you ask for it; on page 5, your own audit sets' pictures at the size the model "
+        "reads them), "
         "models and settings are saved on this server in a workspace that only your link opens, and deleted "
         f"{expiry_words()} after you last used it, or at once with “Delete my workspace” in the sidebar."
     )
