@@ -370,9 +370,9 @@ def _end_run(state: Any) -> None:
         if saved.get(item) == fingerprint:
             continue
         try:
-            # What a page may change in its next run becomes bytes now; a model (seconds to save, never
-            # changed once made) in the writer's thread.
-            puts.append((*item, make if item[0] == "model" else make()))
+            # What a page may change in its next run becomes bytes now; a model or an audit set's PNGs
+            # (seconds to make, never changed once made: a new upload is a new object) in the writer's thread.
+            puts.append((*item, make if item[0] in ("model", "auditset") else make()))
         except (TypeError, ValueError, OSError):
             continue  # an item that cannot be kept stays in this tab only
         sent[item] = fingerprint
