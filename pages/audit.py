@@ -120,7 +120,7 @@ cam_all = settings.toggle(
 image_sets, problems = audit_sets.audit_sets(reference, probe_inputs)
 for problem in problems:
     st.info(plain(problem), icon="ℹ️")
-fingerprint = audit_sets.fingerprint(image_sets, (model_name, id(model), k, gallery_size, cam_all))
+fingerprint = audit_sets.fingerprint(image_sets, (model_name, aud.model_key(model), k, gallery_size, cam_all))
 if st.button("🔎 Run the audit", type="primary", disabled=bool(problems), key="audit_run_button"):
     aud.run(
         model,

@@ -99,6 +99,23 @@ def test_trainer_session_run_and_model_round_trip(embedder, tmp_path):  # noqa: 
     assert np.allclose(again.model.predict(probe, verbose=0), run.model.predict(probe, verbose=0), atol=1e-6)
     assert loads == [name] and again.model is models[name]["model"], "one model, loaded once, shared with page 3 and 5"
 
+    def reopened(embedder_for):
+        entry = contents.ModelEntry(json.loads(store.read(ws, "card", name) or b"{}"), lambda: b"PK damaged")
+        found = contents.restore_trainer(
+            store.read(ws, "trainer", "session") or b"",
+            store.read_kind(ws, "image"),
+            run=store.read(ws, "run", "head"),
+            models={name: entry},
+            embedder_for=embedder_for,
+        )
+        return found.run, entry
+
+    rebuilt, entry = reopened(lambda base: embedder)  # damaged bytes: the run's head rebuilds its model
+    assert np.allclose(rebuilt.model.predict(probe, verbose=0), run.model.predict(probe, verbose=0), atol=1e-6)
+    assert entry["model"] is rebuilt.model
+    with pytest.raises(registry.ModelError, match="could not be read back from your workspace"):
+        getattr(reopened(None)[0], "model")  # noqa: B009  (reading it loads it)
+
     damaged = contents.ModelEntry({"name": "gone"}, lambda: b"PK\x03\x04 not a keras file")
     with pytest.raises(registry.ModelError):  # the upload's checks: one sentence, no crash
         damaged["model"]

@@ -31,6 +31,7 @@ from ui.widgets import show_image
 
 S = st.session_state
 RESULT = "audit_result"
+KEPT = "audit_kept_sets"  # sets read from the visitor's files, for the workspace (see _kept)
 SHOWN_ERRORS = 5
 
 
@@ -118,8 +119,35 @@ def image_set_input(
         )
     else:
         found = audit_sets.camera_set(_photos(key, side))
+    reopened = False
+    if source in audit_sets.KEPT_SOURCES:
+        found, reopened = _kept(key, source, found, class_names)
     _notes(found, loud=source == audit_sets.UPLOAD)
+    if reopened and st.button("✖ Clear this set", key=f"{key}_clear"):
+        del S[KEPT][key]
+        st.rerun()
     return name, found
+
+
+def _kept(key: str, source: str, found: ImageSet, class_names: Sequence[str]) -> tuple[ImageSet, bool]:
+    """The set the visitor's files give, kept for the workspace; after a reopening, the kept one.
+
+    ``S[KEPT]``: ``{set key: (source, class names, set, reopened)}``, saved by :mod:`ui.workspace`.
+    A reload empties the file uploaders and the camera, so a reopened set (``reopened``) is
+    shown until the visitor gives new files or clears it; emptying the uploader in the same
+    tab removes the set, as before. Returns the set and whether it is a reopened one.
+    """
+    kept = S.setdefault(KEPT, {})
+    entry = kept.get(key)
+    if len(found):
+        kept[key] = (source, list(class_names), found, False)
+        return found, False
+    if entry is None or entry[0] != source:
+        return found, False
+    if not entry[3]:
+        del kept[key]
+        return found, False
+    return audit_sets.reopened_set(entry[2], entry[1], class_names), True
 
 
 def _decoded(uploads: Sequence[Any], key: str, side: int) -> tuple[list[tuple[str, np.ndarray]], list[str]]:
@@ -205,6 +233,17 @@ def _notes(found: ImageSet, *, loud: bool) -> None:
 
 
 # --------------------------------------------------------------------------- running
+def model_key(model: Any) -> str:
+    """What the audit's fingerprint knows of the model: its layers and weights, not the Python object.
+
+    A model reopened from the workspace is a new object with the same weights, so an audit kept
+    there is shown as current; a retrained model under the same name is not.
+    """
+    from cnnviz.model import fast_embed  # TensorFlow: the page has loaded the model already
+
+    return fast_embed.fingerprint(model)
+
+
 def run(
     model: Any,
     card: dict,

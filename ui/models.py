@@ -83,7 +83,11 @@ def model_picker(
     if choice.startswith(_MINE):
         name = choice[len(_MINE) :]
         entry = mine[name]
-        return name, entry["model"], entry["card"]
+        try:
+            return name, entry["model"], entry["card"]  # a model reopened from a workspace loads here
+        except registry.ModelError as err:
+            st.error(plain(err), icon="🚫")
+            return None
 
     card = usable[choice]
     try:

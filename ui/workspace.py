@@ -35,6 +35,7 @@ PARAM = "ws"
 WS, BOX = "cnnviz_ws", "cnnviz_ws_box"
 SETTINGS_KEY = "cnnviz_settings"  # ui.settings' per-session store of kept settings
 AUDIT_KEY = "audit_result"  # ui.audit.RESULT (not imported: it pulls pandas into every page)
+AUDIT_SETS_KEY = "audit_kept_sets"  # ui.audit.KEPT: {set key: (source, classes, ImageSet, reopened)}
 IMPORTED_KEY = "trainer_imported"  # page 4's list of imported model zips
 ORIGINALS_KEY = "trainer_originals"  # ui.trainer.ORIGINALS: {pixel hash: (file name, bytes)}, only if asked for
 RETRY_AFTER = 30.0  # seconds before a failed write (disk full) is tried again
@@ -191,6 +192,7 @@ def _restore(store: Store, ws: str) -> None:
                 run=store.read(ws, "run", "head"),
                 example=store.read(ws, "example", "image"),
                 models=models,
+                embedder_for=_embedder,
             )
         originals = {}
         for key, data in store.read_kind(ws, "original").items():
@@ -201,11 +203,31 @@ def _restore(store: Store, ws: str) -> None:
         audit = store.read(ws, "audit", "result")
         if audit:
             S[AUDIT_KEY] = contents.unpack(audit)
+        kept_sets = {}
+        for key, data in store.read_kind(ws, "auditset").items():
+            try:
+                source, classes, found = contents.read_audit_set_item(data)
+            except (ValueError, KeyError, TypeError, OSError):
+                _notice("One of your audit sets could not be read back from your workspace, so it was left out.")
+                continue
+            if source == "camera":  # photos the visitor takes next are added to these, as before the reload
+                S[f"{key}_shots"] = [(f"kept {i}", image) for i, image in enumerate(found.images)]
+                kept_sets[key] = (source, classes, found, False)
+            else:
+                kept_sets[key] = (source, classes, found, True)
+        if kept_sets:
+            S[AUDIT_SETS_KEY] = kept_sets
     except StoreError:
         raise
     except (ValueError, KeyError, TypeError, IndexError) as err:  # an item this version cannot read
         _notice(f"Part of your workspace could not be read ({type(err).__name__}), so it was left out.")
     _box()["saved"] = {item: fp for item, (fp, _) in _items().items()}  # what is in memory now is what is stored
+
+
+def _embedder(base: str) -> Any:
+    from ui.trainer import embedder  # TensorFlow: only when a reopened run's stored model is damaged
+
+    return embedder(base)
 
 
 # --------------------------------------------------------------------------- saving
@@ -296,6 +318,16 @@ def _items(state: Any = None) -> Items:
             add("run", "head", f"{id(run)}:{len(run.history.rows)}", lambda: contents.run_item(run))
     for key, (name, data) in (state.get(ORIGINALS_KEY) or {}).items():
         add("original", key, "1", lambda n=name, d=data: contents.pack({"name": n, "data": np.frombuffer(d, np.uint8)}))  # type: ignore[misc]
+    kept_sets = state.get(AUDIT_SETS_KEY) or {}
+    if kept_sets:
+        from cnnviz.audit.sets import fingerprint as audit_fingerprint  # only once page 5 ran
+    for key, (source, classes, image_set, _) in kept_sets.items():
+        add(
+            "auditset",
+            key,
+            audit_fingerprint({key: image_set}, (source, classes)),
+            lambda s=source, c=classes, f=image_set: contents.audit_set_item(s, c, f),  # type: ignore[misc]
+        )
     audit = state.get(AUDIT_KEY)
     if audit is not None:
         add("audit", "result", str(id(audit)), lambda: contents.pack(audit))
@@ -338,9 +370,9 @@ def _end_run(state: Any) -> None:
         if saved.get(item) == fingerprint:
             continue
         try:
-            # What a page may change in its next run becomes bytes now; a model (seconds to save, never
-            # changed once made) in the writer's thread.
-            puts.append((*item, make if item[0] == "model" else make()))
+            # What a page may change in its next run becomes bytes now; a model or an audit set's PNGs
+            # (seconds to make, never changed once made: a new upload is a new object) in the writer's thread.
+            puts.append((*item, make if item[0] in ("model", "auditset") else make()))
         except (TypeError, ValueError, OSError):
             continue  # an item that cannot be kept stays in this tab only
         sent[item] = fingerprint
@@ -410,8 +442,9 @@ def where_things_go() -> str:
             "and are gone when you close or reload it."
         )
     return (
-        "Your images (as small thumbnails and the numbers the network computes from them; the files "
-        "themselves only if you ask for it on page 4), "
+        "Your images (on page 4 as small thumbnails and the numbers the network computes from them, the files "
+        "themselves only if you ask for it; on page 5, your own audit sets' pictures at the size the model "
+        "reads them), "
         "models and settings are saved on this server in a workspace that only your link opens, and deleted "
         f"{expiry_words()} after you last used it, or at once with “Delete my workspace” in the sidebar."
     )

@@ -78,6 +78,8 @@ __all__ = [
     "camera_set",
     "trainer_set",
     "set_name",
+    "KEPT_SOURCES",
+    "reopened_set",
     "audit_sets",
     "fingerprint",
     "run_settings",
@@ -482,6 +484,32 @@ def trainer_set(training: _Training | None, model_name: str) -> ImageSet:
         np.asarray(labels, dtype=np.int64),
         sentences=[f"{what}; kept as {THUMB_SIDE}-pixel thumbnails, so the model sees them a little blurred."],
     )
+
+
+# --------------------------------------------------------------------------- kept in the workspace
+#: Sources whose pictures exist only in the visitor's browser (an uploader or the camera is empty
+#: after a reload), so the workspace keeps the set's pictures to rebuild it.
+KEPT_SOURCES = (UPLOAD, ZIP, CAMERA)
+
+
+def reopened_set(found: ImageSet, kept_classes: Sequence[str], class_names: Sequence[str]) -> ImageSet:
+    """A set kept in the workspace, as the audit gets it again: the same files and pixels.
+
+    True classes come from the files' folder names, as when the set was read, so they are
+    matched again when the model's classes differ from ``kept_classes`` (those it was read for).
+    Files that were not used then are not repeated; the sentences say where the pictures came from.
+    """
+    if list(kept_classes) == list(class_names):
+        again = ImageSet(list(found.files), list(found.images), found.labels, list(found.sentences))
+    else:
+        again = with_true_classes(
+            found.files, found.images, [PurePosixPath(f).parent.name or None for f in found.files], class_names
+        )
+    again.sentences.insert(
+        0,
+        f"{len(again)} pictures kept in your workspace from your last visit; clear the set to choose others.",
+    )
+    return again
 
 
 # --------------------------------------------------------------------------- can the audit run?

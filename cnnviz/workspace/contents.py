@@ -16,6 +16,8 @@ kind            key               bytes
 ``model``       name              a ``.keras`` file (:func:`cnnviz.model.registry.save_model`)
 ``card``        name              JSON: that model's card
 ``audit``       ``result``        :func:`pack`: the last audit (outputs, thumbnails, gallery)
+``auditset``    set key           :func:`audit_set_item`: a page-5 set from uploads, a zip or the
+                                  camera (its pictures as PNG, files, true classes, sentences)
 ``page``        ``state``         JSON: small page state (which models were imported on page 4)
 ==============  ================  ==========================================================
 
@@ -28,6 +30,7 @@ checks an upload gets. Never imports Streamlit.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import json
 import tempfile
@@ -47,6 +50,8 @@ __all__ = [
     "read_image_item",
     "run_item",
     "restore_trainer",
+    "audit_set_item",
+    "read_audit_set_item",
 ]
 
 
@@ -145,7 +150,15 @@ class ModelEntry(dict):
             raise registry.ModelError(
                 f"“{self['card'].get('name', 'This model')}” is no longer in your workspace; train or upload it again."
             )
-        model, _ = registry.load_uploaded_model(data, f"{self['card'].get('name') or 'model'}.keras")
+        try:
+            model, _ = registry.load_uploaded_model(data, f"{self['card'].get('name') or 'model'}.keras")
+        except registry.ModelError as err:
+            # The stored bytes were damaged (a disk fault, a store edited by hand): the upload checks
+            # refuse them, and the visitor hears which model, not why the archive is invalid.
+            raise registry.ModelError(
+                f"“{self['card'].get('name', 'This model')}” could not be read back from your workspace "
+                "(its saved file is damaged); train or upload it again."
+            ) from err
         self["model"] = model
         return model
 
@@ -240,12 +253,15 @@ def restore_trainer(
     run: bytes | None = None,
     example: bytes | None = None,
     models: Mapping[str, Mapping[str, Any]] | None = None,
+    embedder_for: Callable[[str], Any] | None = None,
 ) -> Any:
     """Page 4's :class:`~cnnviz.train.session.TrainingSession` rebuilt from its items.
 
     The run comes back judged (its results are recomputed from the head, identical to the
     numbers shown before) with its full model loaded on first use from ``models``; a run whose
-    embeddings or model are missing is left out.
+    embeddings or model are missing is left out. When the stored model cannot be read back
+    (damaged bytes), ``embedder_for(base)`` (the shipped base cut at its pooling) and the run's
+    own head rebuild the same model, as training built it.
     """
     from cnnviz.train import dataset_check, transfer
     from cnnviz.train.session import ClassImages, Run, TestImage, TrainingSession
@@ -310,7 +326,76 @@ def restore_trainer(
                 transfer.head_probabilities(head, x[judged]), restored.y[judged], restored.classes
             )
             restored.results = trainer.judge(restored)
-            entry = models[outline_run["model"]]
-            restored.load_model_later(lambda: entry["model"])
+            restored.load_model_later(
+                functools.partial(_run_model, models[outline_run["model"]], restored, embedder_for)
+            )
             trainer.run = restored
     return trainer
+
+
+def _run_model(entry: Any, run: Any, embedder_for: Callable[[str], Any] | None) -> Any:
+    from cnnviz.model import registry
+    from cnnviz.train import transfer
+    from cnnviz.train.session import model_slug
+
+    try:
+        return entry["model"]
+    except registry.ModelError:
+        if embedder_for is None:
+            raise
+        model = transfer.full_model(embedder_for(run.base), run.head, name=model_slug(run.name))
+        entry["model"] = model  # pages 3 and 5 get the rebuilt model too
+        return model
+
+
+# --------------------------------------------------------------------------- page 5's own sets
+def audit_set_item(source: str, classes: list[str], found: Any) -> bytes:
+    """An audit :class:`~cnnviz.audit.sets.ImageSet` read from the visitor's files, with where it came from.
+
+    Pictures are kept as PNG (lossless: the reopened set has the same pixels, so an audit kept
+    with it is still current, and its fingerprint is unchanged), about a third of the raw size.
+    """
+    from PIL import Image
+
+    pngs = []
+    for image in found.images:
+        buffer = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(buffer, format="PNG", compress_level=1)
+        pngs.append(np.frombuffer(buffer.getvalue(), np.uint8))
+    return pack(
+        {
+            "version": 1,
+            "source": source,
+            "classes": list(classes),
+            "files": list(found.files),
+            "pngs": pngs,
+            "labels": found.labels,
+            "sentences": list(found.sentences),
+        }
+    )
+
+
+def read_audit_set_item(data: bytes) -> tuple[str, list[str], Any]:
+    """``(source, classes, ImageSet)`` from :func:`audit_set_item` (``ValueError`` for anything else)."""
+    from PIL import Image
+
+    from cnnviz.audit.sets import ImageSet
+
+    tree = unpack(data)
+    images = []
+    for png in tree["pngs"]:
+        with Image.open(io.BytesIO(np.asarray(png, np.uint8).tobytes())) as picture:
+            if picture.format != "PNG":
+                raise ValueError("not a kept picture")
+            images.append(np.asarray(picture.convert("RGB"), dtype=np.uint8))
+    labels = tree["labels"]
+    return (
+        str(tree["source"]),
+        [str(c) for c in tree["classes"]],
+        ImageSet(
+            [str(f) for f in tree["files"]],
+            images,
+            None if labels is None else np.asarray(labels, np.int64),
+            [str(t) for t in tree["sentences"]],
+        ),
+    )

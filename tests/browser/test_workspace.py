@@ -12,7 +12,10 @@ import pytest
 from tests.browser.conftest import _free_port, running_app
 from tests.browser.helpers import assert_no_exception, open_page, screenshot, wait_idle
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]  # about 90 s: it trains, and restarts a server
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+]  # about 90 s: it trains, and restarts a server (the audit-set check: about 80 s)
 
 RESULTS = "How well did it learn?"
 
@@ -115,3 +118,37 @@ def test_reload_second_browser_restart_and_delete(browser, tmp_path):
     finally:
         context.close()
         server.__exit__(None, None, None)
+
+
+def test_an_audit_set_from_uploads_comes_back_after_a_reload_and_can_be_cleared(app_url, page, tmp_path):
+    from PIL import Image
+
+    files = []
+    for i, colour in enumerate([(200, 30, 30), (30, 200, 30), (30, 30, 200)]):
+        path = tmp_path / f"probe {i}.png"
+        Image.new("RGB", (64, 48), colour).save(path)
+        files.append(str(path))
+    open_page(page, app_url, "audit", query="audit_probe0_src=upload")
+    needs_probe = page.get_by_text("Add images to at least one probe set.")
+    needs_probe.wait_for(timeout=120_000)
+    page.locator('[data-testid="stMain"] input[type="file"][multiple]').first.set_input_files(files)  # “Images”
+    needs_probe.wait_for(state="detached", timeout=120_000)
+    wait_idle(page)
+
+    page.reload(wait_until="domcontentloaded")  # the uploader is empty now: the workspace gives the set back
+    kept = page.get_by_text("3 pictures kept in your workspace from your last visit", exact=False)
+    kept.wait_for(timeout=120_000)
+    wait_idle(page)
+    assert_no_exception(page)
+    assert needs_probe.count() == 0  # the audit could run on the reopened set
+    kept.scroll_into_view_if_needed()
+    screenshot(page, "workspace-audit-set-after-reload", full_page=False)
+
+    page.get_by_role("button", name="Clear this set").click()
+    needs_probe.wait_for(timeout=120_000)
+    kept.wait_for(state="detached", timeout=60_000)
+    wait_idle(page)
+    page.reload(wait_until="domcontentloaded")  # cleared is cleared in the workspace too
+    needs_probe.wait_for(timeout=120_000)
+    wait_idle(page)
+    assert kept.count() == 0 and needs_probe.count() == 1
