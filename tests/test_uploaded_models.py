@@ -55,6 +55,18 @@ def test_a_good_small_keras_model_loads_and_predicts(good_bytes):
     assert np.asarray(model(models.prepare(image, model))).shape == (1, 3)
 
 
+def test_a_model_saved_after_compile_and_fit_loads(tmp_path):
+    """Most tutorials save after compile() and fit(): the optimizer and metrics travel in the file."""
+    original = _image_classifier()
+    original.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    rng = np.random.default_rng(2)
+    original.fit(rng.uniform(0, 255, (8, 16, 16, 3)), rng.integers(0, 3, 8), epochs=1, verbose=0)
+    model, card = load_uploaded_model(_save(original, tmp_path), "tutorial.keras")
+    x = rng.uniform(0, 255, (2, 16, 16, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(model(x)), np.asarray(original(x)), atol=1e-6)
+    assert card["classes"] == ["class 0", "class 1", "class 2"]
+
+
 def test_logits_get_a_softmax(tmp_path):
     original = _image_classifier(activation=None)
     model, card = load_uploaded_model(_save(original, tmp_path), "logits.keras")

@@ -456,6 +456,10 @@ def declared_size(config: dict) -> tuple[list[tuple[int | None, ...]], int]:
     from keras.src.backend.common import global_state
     from keras.src.backend.common.stateless_scope import StatelessScope
 
+    # The optimizer, loss and metrics of a model saved after compile() (most tutorials do) were
+    # checked by check_config; building them here fails outside a training context, and the upload
+    # is loaded with compile=False anyway.
+    config = {key: value for key, value in config.items() if key != "compile_config"}
     try:
         with StatelessScope(initialize_variables=False):
             model = keras.saving.deserialize_keras_object(config, safe_mode=True)
