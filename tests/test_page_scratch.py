@@ -151,7 +151,8 @@ def test_open_the_trained_model_on_the_feature_map_page(trained):
 
 def test_streamlit_does_not_reset_keras_under_a_running_training():
     """Streamlit calls keras.backend.clear_session() after each script run; mid-training that swaps out
-    Keras's global state under the training thread (it retraced and crawled). ui.jobs skips it while busy."""
+    Keras's global state under the training thread (it retraced and crawled). ui.runtime replaces that
+    clean-up by one that leaves Keras alone, during a training and after it."""
     import threading
 
     from keras.src.backend.common import global_state
@@ -170,7 +171,7 @@ def test_streamlit_does_not_reset_keras_under_a_running_training():
     while not job.finished:
         time.sleep(0.01)
     at.number_input(key="scratch_seed").set_value(5).run()
-    assert global_state.GLOBAL_STATE_TRACKER is not tracker  # idle: Streamlit cleans up as before
+    assert global_state.GLOBAL_STATE_TRACKER is tracker  # idle too: the next forward pass keeps its kernels
 
 
 def test_a_visitors_zip_becomes_the_data_set_and_a_bad_zip_one_sentence():
