@@ -50,6 +50,22 @@ STEPS: dict[str, list[str]] = {
         "Grad-CAM",
         "Two images",
     ],
+    "trainer": [
+        "Your classes and images",
+        "Train",
+        "How well did it learn?",
+        "Test it on new images",
+        "Take it home, bring it back",
+    ],
+    "audit": [
+        "The model and the sets",
+        "Run the audit",
+        "What the measures say",
+        "The most confident failures",
+        "Take the report home",
+        "Change only the style",
+    ],
+    "scratch": ["The data", "The network", "Train it and watch", "What it learnt", "Runs side by side"],
 }
 PAGE_TITLES = {
     "home": "Start here",

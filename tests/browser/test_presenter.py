@@ -18,7 +18,14 @@ MAIN = {
     "neuron": '[data-testid="stVegaLiteChart"][aria-label^="Error after each"]',
     "convolution": 'img[alt^="The picture the kernel will slide over"]',
     "feature_maps": 'img[alt^="The input image"]',
+    "trainer": 'img[alt^="Training images: the first pictures of the demo dataset"]',
+    "scratch": 'img[alt^="A grid with one row of sample images per class"]',
+    "audit": 'img[alt^="The sets to audit"]',
 }
+# Pages that load a network (or a Keras data set) when they are the first to: mark them slow.
+SLOW = {"feature_maps", "trainer", "scratch", "audit"}
+# Generated pictures only in the screenshots (docs/screenshots): the scratch page's demo shapes.
+QUERY = {"scratch": "&data=demo"}
 BODY_TEXT = """() => Array.from(document.querySelectorAll(
     '[data-testid="stMain"] [data-testid="stMarkdownContainer"] p, [data-testid="stMain"] [data-testid="stWidgetLabel"] p'))
   .filter(e => e.offsetParent !== null && e.textContent.trim())
@@ -38,9 +45,9 @@ def inside_first_screen(page, selector: str) -> tuple[bool, dict]:
 
 
 # feature_maps loads EfficientNet-Lite0 when it is the first to: 10–50 s on a busy machine.
-@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.slow) if p == "feature_maps" else p for p in MAIN])
+@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.slow) if p in SLOW else p for p in MAIN])
 def test_main_picture_on_the_first_screen_and_large_type(page, app_url, path):
-    open_page(page, app_url, path, query="present=1")
+    open_page(page, app_url, path, query="present=1" + QUERY.get(path, ""))
     page.locator(MAIN[path]).first.wait_for(timeout=120_000)
     wait_idle(page)
     for width, height in SIZES:
