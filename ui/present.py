@@ -23,8 +23,10 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from cnnviz import plan
+from cnnviz.charts import style
 from cnnviz.plan import PlanError, View
 from ui import settings
 
@@ -120,6 +122,14 @@ _CSS = """
 def presenting() -> bool:
     """Whether presenter mode is on (the sidebar toggle, kept in the URL as ``present=1``)."""
     return bool(settings.kept("present", False))
+
+
+def _chart_scale() -> float:
+    # Asked by every chart builder; outside a page run (a background job) there is no visitor.
+    return style.PRESENTER_SCALE if get_script_run_ctx() is not None and presenting() else 1.0
+
+
+style.use_scale(_chart_scale)
 
 
 def explain(body: str, **kwargs: Any) -> None:
