@@ -201,8 +201,7 @@ def _add(page_id: str) -> None:
 def _move(uid: int, delta: int) -> None:
     entries = _entries()
     i = next(i for i, (u, _) in enumerate(entries) if u == uid)
-    j = min(max(i + delta, 0), len(entries) - 1)
-    entries[i], entries[j] = entries[j], entries[i]
+    st.session_state[_PLAN] = plan.moved(entries, i, delta)
 
 
 def _remove(uid: int) -> None:
@@ -327,10 +326,12 @@ def _plan_panel(page_id: str) -> None:
                     on_change=_retitle,
                     args=(uid,),
                 )
-                c1, c2, c3 = st.columns(3)
+                c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
                 c1.button("Open", key=f"plan_open_{uid}", on_click=st.session_state.__setitem__, args=(_GOTO, pos))
                 c2.button("↑", key=f"plan_up_{uid}", on_click=_move, args=(uid, -1), disabled=pos == 0, help="Move up")
-                c3.button("✕", key=f"plan_del_{uid}", on_click=_remove, args=(uid,), help="Remove this view")
+                last = pos == len(entries) - 1
+                c3.button("↓", key=f"plan_down_{uid}", on_click=_move, args=(uid, 1), disabled=last, help="Move down")
+                c4.button("✕", key=f"plan_del_{uid}", on_click=_remove, args=(uid,), help="Remove this view")
         if entries:
             try:
                 link = f"{_base_url()}/?{urlencode({'plan': plan.to_code(_views()), 'present': '1'})}"

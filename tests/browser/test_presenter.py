@@ -111,6 +111,13 @@ def test_a_saved_plan_link_opens_the_same_views_in_order(page, app_url, browser)
     add_view(page, "Edges")
     sidebar = page.locator('[data-testid="stSidebar"]')
     sidebar.get_by_text("2 views in this plan").wait_for()
+    sidebar.get_by_role("button", name="↓").first.click()  # "My weights" down below "Edges"
+    sidebar.get_by_label("1 · 2 · Convolution").wait_for()
+    assert sidebar.get_by_label("1 · 2 · Convolution").input_value() == "Edges"
+    assert sidebar.get_by_label("2 · 1 · Neuron").input_value() == "My weights"
+    sidebar.get_by_role("button", name="↑").nth(1).click()  # and back up
+    sidebar.get_by_label("1 · 1 · Neuron").wait_for()
+    wait_idle(page)
     link = sidebar.locator('[data-testid="stCode"] code').text_content().strip()
     assert "plan=" in link and "ws=" not in link and "w1" not in link  # the settings are inside the code
 
