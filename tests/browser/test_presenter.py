@@ -156,3 +156,19 @@ def test_a_damaged_plan_link_gets_one_sentence_and_the_page_runs(page, app_url):
     sidebar.get_by_text("This link's lecture plan is damaged").wait_for()
     page.locator('img[alt^="Input feature map"]').first.wait_for()  # the page itself still runs
     assert_no_exception(page)
+
+
+def test_an_arrow_key_on_a_focused_slider_moves_the_slider_not_the_step(page, app_url):
+    open_page(page, app_url, "convolution", query="present=1")
+    page.locator(MAIN["convolution"]).wait_for()
+    wait_idle(page)
+    thumb = page.locator('[data-testid="stSlider"]', has_text="Working size").get_by_role("slider")
+    assert "px=" not in page.url  # the default working size
+    thumb.focus()
+    thumb.press("ArrowRight")
+    page.wait_for_function("() => location.search.includes('px=')", timeout=30_000)  # the slider moved
+    wait_idle(page)
+    page.wait_for_timeout(500)  # a step change would have reached the URL by now
+    assert "step=" not in page.url, page.url
+    assert "Step 1 of 6" in step_shown(page)
+    assert_no_exception(page)
