@@ -172,3 +172,22 @@ def test_an_arrow_key_on_a_focused_slider_moves_the_slider_not_the_step(page, ap
     assert "step=" not in page.url, page.url
     assert "Step 1 of 6" in step_shown(page)
     assert_no_exception(page)
+
+
+@pytest.mark.slow  # the from-scratch page imports Keras when it is the first to: 10–25 s
+def test_the_from_scratch_page_shows_one_section_per_step_and_says_what_to_do_first(page, app_url):
+    open_page(page, app_url, "scratch", query="present=1&data=demo&step=2")
+    main = page.locator('[data-testid="stMain"]')
+    main.get_by_role("heading", name="2 · The network").wait_for(timeout=120_000)
+    wait_idle(page)
+    assert "Step 2 of 5" in step_shown(page)
+    assert not page.locator(MAIN["scratch"]).is_visible()  # step 1's picture is folded away
+    assert not main.get_by_role("heading", name="3 · Train it and watch").is_visible()
+    page.locator("h1").first.click()
+    for n in (3, 4):  # one key at a time: a key pressed during a rerun can be dropped
+        page.keyboard.press("PageDown")
+        page.wait_for_function(f"() => location.search.includes('step={n}')", timeout=30_000)
+        wait_idle(page)
+    main.get_by_text("Train a network first (step 3)").wait_for()
+    assert not main.get_by_role("heading", name="2 · The network").is_visible()
+    assert_no_exception(page)
