@@ -32,9 +32,10 @@ import json
 import re
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, TypeVar
 
 __all__ = [
+    "moved",
     "PAGES",
     "NOT_SAVED",
     "MAX_VIEWS",
@@ -50,6 +51,7 @@ __all__ = [
 
 # Page ids are the pages' file names (= their url_path; the home page's is "").
 PAGES = ("home", "neuron", "convolution", "feature_maps", "trainer", "scratch", "audit")
+T = TypeVar("T")
 NOT_SAVED = frozenset({"ws", "present", "plan", "view"})  # the step is part of a view
 MAX_VIEWS = 40
 MAX_TITLE = 80
@@ -74,6 +76,14 @@ class View:
     title: str
     page: str
     params: dict[str, str] = field(default_factory=dict)
+
+
+def moved(items: list[T], index: int, delta: int) -> list[T]:
+    """``items`` with the one at ``index`` moved ``delta`` places (−1 up, +1 down), stopping at either end."""
+    out = list(items)
+    target = min(max(index + delta, 0), len(out) - 1)
+    out.insert(target, out.pop(index))
+    return out
 
 
 def view_params(query: Mapping[str, Any]) -> dict[str, str]:

@@ -21,7 +21,7 @@ from cnnviz.audit import sets as audit_sets  # noqa: E402
 from cnnviz.model import registry  # noqa: E402
 from cnnviz.text import plain  # noqa: E402
 from ui import audit as aud  # noqa: E402
-from ui import present, settings  # noqa: E402
+from ui import first_screen, present, settings  # noqa: E402
 from ui.models import image_model_picker  # noqa: E402
 from ui.widgets import image_picker  # noqa: E402
 
@@ -34,21 +34,27 @@ present.explain(
 )
 
 # ---------------------------------------------------------------- 1 · the model
-st.header("1 · The model")
-model_name, model, card = image_model_picker("audit_model", otherwise="it cannot be audited here")
-classes = registry.class_names(card)
-st.caption(
-    f"{plain(card.get('title', model_name))} · {len(classes)} categories"
-    + (": " + ", ".join(plain(c) for c in classes) if len(classes) <= 20 else "")
-    + ". "
-    + plain(card.get("description") or "")
-    + (" " + plain(card["note"]) if card.get("note") else "")
-)
-if card.get("kind") == "imagenet":
+present.step(1)
+# Presenter mode: the sets' first pictures on the left of the first screen, the model beside them
+# (the picture is drawn once the sets below are filled).
+presenting = present.presenting()
+picture_side, control_side = st.columns([1, 1], gap="large") if presenting else (None, st.container())
+with control_side:
+    st.header("1 · The model")
+    model_name, model, card = image_model_picker("audit_model", otherwise="it cannot be audited here")
+    classes = registry.class_names(card)
     st.caption(
-        "Its 1 000 ImageNet categories were chosen for photographs of objects and animals in 2009: "
-        "no “painting”, no “abstract”, no “portrait”. Keep that in mind when you read its answers."
+        f"{plain(card.get('title', model_name))} · {len(classes)} categories"
+        + (": " + ", ".join(plain(c) for c in classes) if len(classes) <= 20 else "")
+        + ". "
+        + plain(card.get("description") or "")
+        + (" " + plain(card["note"]) if card.get("note") else "")
     )
+    if card.get("kind") == "imagenet":
+        st.caption(
+            "Its 1 000 ImageNet categories were chosen for photographs of objects and animals in 2009: "
+            "no “painting”, no “abstract”, no “portrait”. Keep that in mind when you read its answers."
+        )
 
 # ---------------------------------------------------------------- 2 · the sets
 st.header("2 · The sets")
@@ -93,6 +99,11 @@ with right:
             )
 
 # ---------------------------------------------------------------- 3 · run
+if picture_side is not None:
+    with picture_side:
+        first_screen.audit_picture([reference, *probe_inputs])
+
+present.step(2)
 st.header("3 · Run the audit")
 a, b, c = st.columns(3)
 threshold = settings.slider(
@@ -136,8 +147,13 @@ if st.button("🔎 Run the audit", type="primary", disabled=bool(problems), key=
     )
 
 run = st.session_state.get(aud.RESULT)
+present.step(3)
 if run is None:
     st.info("Choose the sets, then press **Run the audit**.", icon="👆")
+    if presenting:  # steps 3–5 hold the results; say so rather than show an empty slide
+        for n in (4, 5):
+            present.step(n)
+            st.info("Run the audit first (step 2): the results are shown here.", icon="👈")
 else:
     if run["fingerprint"] != fingerprint:
         st.warning(
@@ -151,6 +167,7 @@ else:
     aud.measures_summary(run, table)
 
     # ------------------------------------------------------------ 5 · the failures
+    present.step(4)
     st.header("5 · The most confident failures, with Grad-CAM")
     aud.gallery(run)
     aud.every_cam(run, table)
@@ -177,6 +194,7 @@ else:
         )
 
     # ------------------------------------------------------------ 6 · the report
+    present.step(5)
     st.header("6 · Take the report home")
     st.caption(
         "The HTML report is one self-contained file (charts, thumbnails, numbers, settings, model card and "
@@ -185,6 +203,7 @@ else:
     aud.downloads(run)
 
 # ---------------------------------------------------------------- 7 · style only
+present.step(6)
 st.header("7 · Change only the style")
 st.markdown(
     "Does the label change when only the *style* of a picture changes — its colour, orientation, sharpness, "

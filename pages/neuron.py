@@ -23,6 +23,7 @@ ensure_app_shell()  # before heavy imports: a bookmark opened first on a fresh s
 
 from cnnviz.learn import neuron
 from cnnviz.charts import neuron as charts
+from cnnviz.charts import style
 from ui import animate, present, settings
 
 ACTIVATION_NAMES = {
@@ -65,7 +66,7 @@ def number(label: str, key: str, default: float):
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def trained_maps(dataset: str, hidden: int):
+def trained_maps(dataset: str, hidden: int, font_scale: float = 1.0):
     """Train one neuron and a two-layer network on the same toy data; return their charts' specs.
 
     Returns ``(one_neuron_map, two_layer_map, loss_curves, accuracy_one, accuracy_two)``.
@@ -313,7 +314,7 @@ def two_layers() -> None:
     )
     dataset = settings.kept("data", next(iter(DATASET_NAMES)))
     hidden = settings.slider("hidden neurons", 1, 8, key="hidden", default=4, url="hidden", where=st.columns([1, 2])[0])
-    map1, map2, losses, acc1, acc2 = trained_maps(dataset, hidden)
+    map1, map2, losses, acc1, acc2 = trained_maps(dataset, hidden, style.scale())  # the scale: cached per size
     left, right = st.columns(2, gap="large")
     with left:
         show_chart(

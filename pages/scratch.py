@@ -135,40 +135,54 @@ present.explain(
     "you can keep clicking while it learns."
 )
 
+present.step(1)
 st.header("1 · The data")
-data = _dataset()
-if data is None:
-    st.stop()
-n_train = len(data.x_train)
-wanted = SS.pop("scratch_subset_next", None)
-if n_train <= 500:  # a small collection trains on all of its images (a slider needs a range)
-    subset = n_train
-else:
-    if wanted is not None:  # a preset's own subset (the overfitting lesson) replaces the visitor's
-        SS["scratch_subset"] = int(min(max(wanted, 500), n_train))
-    subset = settings.slider(
-        "Training images (a random subset, the same for the same seed)",
-        500,
-        n_train,
-        key="scratch_subset",
-        default=min(10_000, n_train),
-        url="images",
-        step=max(1, min(500, n_train // 20)),
+# Presenter mode: the data set's first images on the left of the first screen, the choices beside them.
+presenting = present.presenting()
+picture_side, control_side = st.columns([1, 1], gap="large") if presenting else (None, st.container())
+with control_side:
+    data = _dataset()
+    if data is None:
+        st.stop()
+    n_train = len(data.x_train)
+    wanted = SS.pop("scratch_subset_next", None)
+    if n_train <= 500:  # a small collection trains on all of its images (a slider needs a range)
+        subset = n_train
+    else:
+        if wanted is not None:  # a preset's own subset (the overfitting lesson) replaces the visitor's
+            SS["scratch_subset"] = int(min(max(wanted, 500), n_train))
+        subset = settings.slider(
+            "Training images (a random subset, the same for the same seed)",
+            500,
+            n_train,
+            key="scratch_subset",
+            default=min(10_000, n_train),
+            url="images",
+            step=max(1, min(500, n_train // 20)),
+        )
+    st.caption(
+        f"**{plain(data.title)}**: {n_train:,} training and {len(data.x_test):,} test images of "
+        f"{' × '.join(map(str, data.input_shape))}, {len(data.class_names)} classes. "
+        "10 % of the chosen training images are held out for validation; the test images are never trained on."
     )
-st.caption(
-    f"**{plain(data.title)}**: {n_train:,} training and {len(data.x_test):,} test images of "
-    f"{' × '.join(map(str, data.input_shape))}, {len(data.class_names)} classes. "
-    "10 % of the chosen training images are held out for validation; the test images are never trained on."
-)
-with st.expander("🔎 Explore the data: the first images of each class", expanded=False):
+with (
+    picture_side
+    if picture_side is not None
+    else st.expander("🔎 Explore the data: the first images of each class", expanded=False)
+):
     st.image(
         S.sample_grid(
-            data.x_train, data.y_train, len(data.class_names), per_class=12, scale=max(1, 64 // data.input_shape[0])
+            data.x_train,
+            data.y_train,
+            len(data.class_names),
+            per_class=6 if presenting else 12,  # fewer, larger pictures for a hall
+            scale=max(1, 64 // data.input_shape[0]),
         ),
         caption=" · ".join(f"row {i + 1}: {plain(n)}" for i, n in enumerate(data.class_names)),
         alt=f"A grid with one row of sample images per class of {data.title}",
     )
 
+present.step(2)
 st.header("2 · The network")
 if "scratch_table" not in SS:
     _load_preset("carpentries")
@@ -240,6 +254,7 @@ else:
     )
     st.markdown(f"**Total: {sum(r.params for r in rows):,} parameters** (the same count as Keras's `model.summary()`).")
 
+present.step(3)
 st.header("3 · Train it and watch")
 c1, c2, c3, c4, c5 = st.columns(5)
 epochs = settings.number_input("Epochs", 1, 100, key="scratch_epochs", default=preset.epochs, url="epochs", where=c1)
@@ -344,7 +359,12 @@ finished = [j for j in SS.get("scratch_jobs", []) if j.finished and j.result is 
 for job in SS.get("scratch_jobs", []):
     if job.state == "failed":
         st.error(plain(f"{job.label}: {job.error}"), icon="🚫")
+present.step(4)
 if not finished:
+    if presenting:  # steps 4 and 5 hold the results; say so rather than show an empty slide
+        st.info("Train a network first (step 3): what it learnt is shown here.", icon="👈")
+        present.step(5)
+        st.info("Train two networks to compare their runs here.", icon="👈")
     st.stop()
 
 st.header("4 · What it learnt")
@@ -511,6 +531,9 @@ with o3:
             f"probability per class in this order: {', '.join(plain(c) for c in ev.class_names)}."
         )
 
+present.step(5)
+if len(finished) == 1 and presenting:
+    st.info("Train a second network to compare the two runs here.", icon="👈")
 if len(finished) > 1:
     st.header("5 · Runs side by side")
     picked = settings.multiselect("Runs to compare", list(by_label), key="scratch_compare", default=list(by_label)[:2])

@@ -22,7 +22,7 @@ from cnnviz.model import registry  # noqa: E402
 from cnnviz.text import plain  # noqa: E402
 from cnnviz.train import transfer  # noqa: E402
 from cnnviz.train.export import ExportError, export_zip, import_zip  # noqa: E402
-from ui import present, settings  # noqa: E402
+from ui import first_screen, present, settings  # noqa: E402
 from ui import trainer as tr  # noqa: E402
 from ui.state import add_visitor_model, pixel_budget  # noqa: E402
 from ui.widgets import image_picker, show_image  # noqa: E402
@@ -41,43 +41,50 @@ present.explain(
     "ImageNet's 1,281,167 training photos turns each image into **1 280 numbers**. Only a small last layer (the "
     "*head*) is trained on those numbers — this is **transfer learning**, and it takes seconds."
 )
-cards = {c["name"]: c for c in registry.available() if c.get("kind") == "imagenet"}
-bases = [n for n in ("efficientnet_lite0", "mobilenet_v2") if n in cards and cards[n].get("available")]
-if not bases:
-    st.error("No pretrained base network is available on this machine, so nothing can be trained here.")
-    st.stop()
-base = settings.selectbox(
-    "Pretrained base network",
-    bases,
-    key="trainer_base",
-    url="base",
-    format_func=tr.base_title,
-    disabled=trainer.has_images,
-    help="The network that turns each image into 1 280 numbers. Remove all images to change it.",
-)
-for name in cards:
-    if name not in bases:
-        st.caption(f"{tr.base_title(name)} is not offered: {cards[name].get('reason', 'its weights are missing')}")
-st.caption(f"Base model: **{tr.base_title(base)}** — {cards[base].get('description', '')}")
-embed = tr.embed_with(trainer, base)
-
-# ---------------------------------------------------------------- 1 · classes and images
-st.header("1 · Your classes and images")
-st.markdown("Each card is one category. Give it a name and at least a few images; you need at least two classes.")
-left, right = st.columns([3, 2])
-zip_file = left.file_uploader(
-    "A zip in the lesson's layout: training/<class>/… (classes) and testing/… (test images); "
-    "a plain <class>/… zip works too",
-    type=["zip"],
-    key=f"trainer_zip_{gen}",
-)
-if right.button("🔷 Load the demo dataset: squares, triangles and circles", key="trainer_demo"):
-    if tr.in_pool(embed, "Reading the demo dataset", lambda: trainer.load_demo(embed)):
-        st.rerun()
-right.caption(
-    "Generated on this machine (no download): 30 images per shape with random size, colour, "
-    "rotation and background, plus 12 test images."
-)
+present.step(1)
+# Presenter mode: before any image is added the page has no picture; the hall sees the demo set's
+# (or the cards' own) pictures on the left of the first screen, the controls beside them.
+presenting = present.presenting()
+picture_side, control_side = st.columns([1, 1], gap="large") if presenting else (None, st.container())
+with control_side:
+    cards = {c["name"]: c for c in registry.available() if c.get("kind") == "imagenet"}
+    bases = [n for n in ("efficientnet_lite0", "mobilenet_v2") if n in cards and cards[n].get("available")]
+    if not bases:
+        st.error("No pretrained base network is available on this machine, so nothing can be trained here.")
+        st.stop()
+    base = settings.selectbox(
+        "Pretrained base network",
+        bases,
+        key="trainer_base",
+        url="base",
+        format_func=tr.base_title,
+        disabled=trainer.has_images,
+        help="The network that turns each image into 1 280 numbers. Remove all images to change it.",
+    )
+    for name in cards:
+        if name not in bases:
+            st.caption(f"{tr.base_title(name)} is not offered: {cards[name].get('reason', 'its weights are missing')}")
+    st.caption(f"Base model: **{tr.base_title(base)}** — {cards[base].get('description', '')}")
+    embed = tr.embed_with(trainer, base)
+    st.header("1 · Your classes and images")
+    st.markdown("Each card is one category. Give it a name and at least a few images; you need at least two classes.")
+    left, right = (control_side, control_side) if presenting else st.columns([3, 2])
+    zip_file = left.file_uploader(
+        "A zip in the lesson's layout: training/<class>/… (classes) and testing/… (test images); "
+        "a plain <class>/… zip works too",
+        type=["zip"],
+        key=f"trainer_zip_{gen}",
+    )
+    if right.button("🔷 Load the demo dataset: squares, triangles and circles", key="trainer_demo"):
+        if tr.in_pool(embed, "Reading the demo dataset", lambda: trainer.load_demo(embed)):
+            st.rerun()
+    right.caption(
+        "Generated on this machine (no download): 30 images per shape with random size, colour, "
+        "rotation and background, plus 12 test images."
+    )
+if picture_side is not None:
+    with picture_side:
+        first_screen.trainer_picture(trainer)
 refused = S.setdefault("trainer_zip_refused", {})  # file id -> its one sentence: not read again on every run
 if zip_file is not None and zip_file.file_id in refused:
     st.error(plain(refused[zip_file.file_id]), icon="🚫")  # what was added before stays; remove the file to try another
@@ -111,6 +118,7 @@ if trainer.has_images:
     tr.dataset_check(trainer.dataset_check(base))
 
 # ---------------------------------------------------------------- 2 · training
+present.step(2)
 st.header("2 · Train")
 d = transfer.DEFAULTS
 with st.expander("⚙️ Advanced settings", expanded=False):
@@ -150,9 +158,12 @@ if job is not None:
 
 # ---------------------------------------------------------------- 3 · results
 run = trainer.run
+present.step(3)
 if run is not None and run.finished:
     st.header("3 · How well did it learn?")
     tr.results(trainer, run)
+elif presenting:
+    st.info("Train a model first (step 2): how well it learnt is shown here.", icon="👈")
 threshold = tr.unsure_threshold() if run is not None and run.finished and run.test else None
 if threshold is not None and run is not None:
     st.markdown(
@@ -174,6 +185,9 @@ if run is not None and run.finished:
 testable = {item["name"]: item for item in S.setdefault("trainer_imported", [])}
 if run is not None and run.finished:
     testable[run.name] = {"name": run.name, "model": run.model, "card": run.card, "head": run.head}
+present.step(4)
+if not testable and presenting:
+    st.info("Train or import a model first: you can test it on new images here.", icon="👈")
 if testable:
     st.header("4 · Test it on new images")
     if threshold is None:
@@ -269,6 +283,7 @@ if testable:
             )
 
 # ---------------------------------------------------------------- 5 · export / import
+present.step(5)
 st.header("5 · Take it home, bring it back")
 if run is not None and run.finished:
     st.markdown(

@@ -81,3 +81,11 @@ def test_titles_lose_control_characters_and_blank_titles_get_a_number():
         json.dumps([{"title": "Edges\u0000\u202e", "page": "home"}, {"title": "  ", "page": "home"}])
     )
     assert [v.title for v in views] == ["Edges", "View 2"]
+
+
+def test_a_view_moves_up_and_down_one_place_and_stops_at_either_end():
+    titles = ["a", "b", "c", "d"]
+    assert plan.moved(titles, 1, -1) == ["b", "a", "c", "d"]
+    assert plan.moved(titles, 1, 1) == ["a", "c", "b", "d"]
+    assert plan.moved(titles, 0, -1) == titles and plan.moved(titles, 3, 1) == titles
+    assert titles == ["a", "b", "c", "d"]  # a new list: the plan shown is replaced, not edited in place

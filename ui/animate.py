@@ -9,6 +9,7 @@ import numpy as np
 import streamlit as st
 
 from cnnviz.charts import neuron as neuron_charts
+from cnnviz.charts import style
 from cnnviz.charts.convolution import number
 from cnnviz.learn import neuron
 from cnnviz.learn.convolution import feature_map_display, magnify, outline, step_through
@@ -105,7 +106,7 @@ def _advance(total: int) -> None:
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _training_frame(dataset: str, hidden: int, epochs: int) -> tuple[dict, dict, float, float]:
+def _training_frame(dataset: str, hidden: int, epochs: int, font_scale: float) -> tuple[dict, dict, float, float]:
     """Both networks after ``epochs`` steps of gradient descent (``neuron.train`` is deterministic,
     so this is exactly the training run of the page, stopped early)."""
     points, labels = neuron.DATASETS[dataset]()
@@ -153,7 +154,7 @@ def training_player(dataset: str, hidden: int) -> None:
             _toggle("train_play", False)
             st.rerun()
         epochs = TRAINING_EPOCHS[i]
-        one, two, acc1, acc2 = _training_frame(dataset, hidden, epochs)
+        one, two, acc1, acc2 = _training_frame(dataset, hidden, epochs, style.scale())  # cached per text size
         left, right = st.columns(2, gap="large")
         left.vega_lite_chart(
             spec=one,

@@ -23,8 +23,10 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from cnnviz import plan
+from cnnviz.charts import style
 from cnnviz.plan import PlanError, View
 from ui import settings
 
@@ -49,6 +51,22 @@ STEPS: dict[str, list[str]] = {
         "Grad-CAM",
         "Two images",
     ],
+    "trainer": [
+        "Your classes and images",
+        "Train",
+        "How well did it learn?",
+        "Test it on new images",
+        "Take it home, bring it back",
+    ],
+    "audit": [
+        "The model and the sets",
+        "Run the audit",
+        "What the measures say",
+        "The most confident failures",
+        "Take the report home",
+        "Change only the style",
+    ],
+    "scratch": ["The data", "The network", "Train it and watch", "What it learnt", "Runs side by side"],
 }
 PAGE_TITLES = {
     "home": "Start here",
@@ -103,6 +121,14 @@ _CSS = """
 def presenting() -> bool:
     """Whether presenter mode is on (the sidebar toggle, kept in the URL as ``present=1``)."""
     return bool(settings.kept("present", False))
+
+
+def _chart_scale() -> float:
+    # Asked by every chart builder; outside a page run (a background job) there is no visitor.
+    return style.PRESENTER_SCALE if get_script_run_ctx() is not None and presenting() else 1.0
+
+
+style.use_scale(_chart_scale)
 
 
 def explain(body: str, **kwargs: Any) -> None:
@@ -174,8 +200,7 @@ def _add(page_id: str) -> None:
 def _move(uid: int, delta: int) -> None:
     entries = _entries()
     i = next(i for i, (u, _) in enumerate(entries) if u == uid)
-    j = min(max(i + delta, 0), len(entries) - 1)
-    entries[i], entries[j] = entries[j], entries[i]
+    st.session_state[_PLAN] = plan.moved(entries, i, delta)
 
 
 def _remove(uid: int) -> None:
@@ -300,10 +325,12 @@ def _plan_panel(page_id: str) -> None:
                     on_change=_retitle,
                     args=(uid,),
                 )
-                c1, c2, c3 = st.columns(3)
+                c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
                 c1.button("Open", key=f"plan_open_{uid}", on_click=st.session_state.__setitem__, args=(_GOTO, pos))
                 c2.button("↑", key=f"plan_up_{uid}", on_click=_move, args=(uid, -1), disabled=pos == 0, help="Move up")
-                c3.button("✕", key=f"plan_del_{uid}", on_click=_remove, args=(uid,), help="Remove this view")
+                last = pos == len(entries) - 1
+                c3.button("↓", key=f"plan_down_{uid}", on_click=_move, args=(uid, 1), disabled=last, help="Move down")
+                c4.button("✕", key=f"plan_del_{uid}", on_click=_remove, args=(uid,), help="Remove this view")
         if entries:
             try:
                 link = f"{_base_url()}/?{urlencode({'plan': plan.to_code(_views()), 'present': '1'})}"

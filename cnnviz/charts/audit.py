@@ -13,7 +13,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from cnnviz.charts.style import FONT, Chart, projector
+from cnnviz.charts.style import Chart, font, projector
 
 SET_COLOURS = ("#1f5fa8", "#d95f02", "#1b9e77", "#7570b3", "#e7298a", "#66a61e", "#a6761d", "#666666")
 SCORE_COLOURS = ("#9e9e9e", "#bdbdbd", "#1f5fa8", "#0d3b66")
@@ -137,7 +137,7 @@ def auroc_comparison(aurocs: Mapping[str, Mapping[str, float]], score_names: Seq
         )
         .properties(width=760, height=max(240, 40 * len(data)))
     )
-    labels = bars.mark_text(align="left", dx=4, fontSize=FONT - 2).encode(
+    labels = bars.mark_text(align="left", dx=4, fontSize=font(-2)).encode(
         text=alt.Text("AUROC:Q", format=".2f"), color=alt.value("#222")
     )
     chance = (
@@ -278,7 +278,7 @@ def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str]) -> alt.Laye
         )
         .properties(width=size, height=size)
     )
-    text = base.mark_text(fontSize=FONT).encode(
+    text = base.mark_text(fontSize=font()).encode(
         text="images:Q",
         color=alt.condition(alt.datum.images > matrix.max() / 2, alt.value("white"), alt.value("black")),
     )
@@ -314,7 +314,7 @@ def transformation_effect(rows: pd.DataFrame) -> alt.LayerChart:
         )
         .properties(width=760, height=max(200, 34 * len(data)))
     )
-    labels = bars.mark_text(align="left", dx=6, fontSize=FONT - 2).encode(text="top_class:N", color=alt.value("#222"))
+    labels = bars.mark_text(align="left", dx=6, fontSize=font(-2)).encode(text="top_class:N", color=alt.value("#222"))
     return _big(alt.LayerChart(layer=[bars, labels]))
 
 

@@ -14,6 +14,8 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from cnnviz.charts.style import scale
+
 CHANNEL_NAMES = {1: ["gray"], 3: ["red", "green", "blue"]}
 
 
@@ -63,16 +65,17 @@ def step_chart(patch: np.ndarray, kernel: np.ndarray, products: np.ndarray, *, c
                     fill, ink = _diverging(v, k_lim if panel == "× kernel" else p_lim)
                 rows.append((names[c], panel, r, q, number(v), fill, ink))
     data = pd.DataFrame(rows, columns=["channel", "panel", "row", "col", "label", "fill", "ink"])
-    chart = _step_template(patch.shape[0], patch.shape[1], tuple(names), cell).copy(deep=False)
+    chart = _step_template(patch.shape[0], patch.shape[1], tuple(names), cell, scale()).copy(deep=False)
     chart.data = data  # the layout is cached; only the numbers change between reruns
     return chart
 
 
 @cache
-def _step_template(kh: int, kw: int, names: tuple[str, ...], cell: int) -> alt.FacetChart:
-    """The step chart without data. Building Altair objects costs tens of ms, so once per layout."""
+def _step_template(kh: int, kw: int, names: tuple[str, ...], cell: int, k: float) -> alt.FacetChart:
+    """The step chart without data. Building Altair objects costs tens of ms, so once per layout (and text scale)."""
+    cell = round(cell * k)  # larger numbers need larger cells
     size = cell if max(kh, kw) <= 3 else int(cell * 0.8)
-    font = 18 if max(kh, kw) <= 3 else 14
+    font = round((18 if max(kh, kw) <= 3 else 14) * k)
     base = alt.Chart().encode(
         x=alt.X("col:O", axis=None),
         y=alt.Y("row:O", axis=None),
@@ -87,7 +90,7 @@ def _step_template(kh: int, kw: int, names: tuple[str, ...], cell: int) -> alt.F
     column = alt.Column(
         "panel:N",
         sort=["input patch", "× kernel", "= products"],
-        header=alt.Header(title=None, labelFontSize=18, labelFontWeight="bold"),
+        header=alt.Header(title=None, labelFontSize=round(18 * k), labelFontWeight="bold"),
     )
     row = (
         alt.Row(
@@ -112,19 +115,20 @@ def kernel_chart(kernel: np.ndarray, *, cell: int = 58) -> alt.LayerChart:
     limit = float(np.abs(kernel).max())
     rows = [(r, q, number(v), *_diverging(v, limit)) for (r, q), v in np.ndenumerate(kernel)]
     data = pd.DataFrame(rows, columns=["row", "col", "label", "fill", "ink"])
-    chart = _kernel_template(*kernel.shape, cell).copy(deep=False)
+    chart = _kernel_template(*kernel.shape, cell, scale()).copy(deep=False)
     chart.data = data
     return chart
 
 
 @cache
-def _kernel_template(kh: int, kw: int, cell: int) -> alt.LayerChart:
+def _kernel_template(kh: int, kw: int, cell: int, k: float) -> alt.LayerChart:
+    cell = round(cell * k)  # larger numbers need larger cells
     size = cell if max(kh, kw) <= 3 else int(cell * 0.8)
     base = alt.Chart().encode(x=alt.X("col:O", axis=None), y=alt.Y("row:O", axis=None))
     return (
         alt.layer(
             base.mark_rect(stroke="#555555").encode(color=alt.Color("fill:N", scale=None)),
-            base.mark_text(fontSize=18 if max(kh, kw) <= 3 else 14, fontWeight="bold").encode(
+            base.mark_text(fontSize=round((18 if max(kh, kw) <= 3 else 14) * k), fontWeight="bold").encode(
                 text="label:N", color=alt.Color("ink:N", scale=None)
             ),
             data=pd.DataFrame(),

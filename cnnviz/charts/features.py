@@ -10,7 +10,7 @@ from typing import Sequence
 
 import altair as alt
 
-from cnnviz.charts.style import FONT, projector
+from cnnviz.charts.style import font, projector
 import pandas as pd
 
 BAR_COLOUR = "#1f5fa8"
@@ -42,6 +42,6 @@ def top_k_chart(
     colour = alt.condition(alt.datum.chosen, alt.value(HIGHLIGHT_COLOUR), alt.value(BAR_COLOUR))
     base = alt.Chart(data).encode(y=y, x=x, tooltip=["class", alt.Tooltip("probability:Q", format=".1%")])
     bars = base.mark_bar(size=28).encode(color=colour)
-    text = base.mark_text(align="left", dx=6, fontSize=FONT).encode(text="label:N")
+    text = base.mark_text(align="left", dx=6, fontSize=font()).encode(text="label:N")
     chart = (bars + text).properties(height=height or 48 * max(len(data), 1) + 40)
     return projector(chart).configure_view(strokeWidth=0)

@@ -10,8 +10,7 @@ from typing import Any, Mapping, Sequence
 
 import altair as alt
 
-from cnnviz.charts.style import CONFIG as STYLE
-from cnnviz.charts.style import FONT
+from cnnviz.charts.style import config, font, scale
 import numpy as np
 from numpy.typing import ArrayLike
 import pandas as pd
@@ -23,13 +22,17 @@ CLASS_COLOURS = ("#1f5fa8", "#d95f02")
 HEAT_COLOURS = ("#8fb3df", "#ffffff", "#f4b183")
 """Paler versions of the class colours for heat-map backgrounds, so the dots stay visible on them."""
 POINT_COLOUR = "#c2185b"
-CONFIG = {**STYLE, "axis": {**STYLE["axis"], "grid": True}}
-"""Projector-sized fonts, passed once to the top-level chart (each ``configure_*`` call would copy it)."""
+
+
+def _config() -> dict:
+    """Projector-sized fonts, passed once to the top-level chart (each ``configure_*`` call would copy it)."""
+    style = config()
+    return {**style, "axis": {**style["axis"], "grid": True}}
 
 
 def _layer(*layers: alt.Chart, **properties: Any) -> alt.LayerChart:
     """Layer charts with the projector configuration; one construction, no chained copies."""
-    return alt.LayerChart(layer=list(layers), config=CONFIG, **properties)
+    return alt.LayerChart(layer=list(layers), config=_config(), **properties)
 
 
 def activation_curve(
@@ -73,7 +76,7 @@ def activation_curve(
             align="right" if right_half else "left",
             dx=-16 if right_half else 16,
             dy=-18,
-            fontSize=FONT + 2,
+            fontSize=font(2),
             fontWeight="bold",
             color=POINT_COLOUR,
         )
@@ -208,7 +211,8 @@ def error_history(errors: Sequence[float], target: float, *, height: int = 260) 
                 axis=alt.Axis(tickMinStep=1, format="d"),
                 scale=alt.Scale(domain=[1, max(2, len(errors))], nice=False),
             ),
-            y=alt.Y("error:Q", title=f"error = {target:g} − output"),
+            # Large type: the long title would not fit the plot's height; the metric above spells it out.
+            y=alt.Y("error:Q", title="error" if scale() > 1 else f"error = {target:g} − output"),
         )
     )
     return _layer(zero, line, height=height)
@@ -222,7 +226,7 @@ def softmax_bars(
         {"class": list(labels), "p": np.asarray(probabilities, dtype=float), "logit": np.asarray(logits, dtype=float)}
     )
     data["text"] = [f"{p:.1%}  (logit {z:g})" for p, z in zip(data.p, data.logit)]
-    y = alt.Y("class:N", title=None, sort=list(labels), axis=alt.Axis(labelFontSize=FONT + 2))
+    y = alt.Y("class:N", title=None, sort=list(labels), axis=alt.Axis(labelFontSize=font(2)))
     bars = (
         alt.Chart(data)
         .mark_bar(color=CLASS_COLOURS[1], height=34)
@@ -230,7 +234,7 @@ def softmax_bars(
     )
     text = (
         alt.Chart(data)
-        .mark_text(align="left", dx=8, fontSize=FONT + 1)
+        .mark_text(align="left", dx=8, fontSize=font(1))
         .encode(x=alt.X("p:Q"), y=y, text=alt.Text("text:N"))
     )
     return _layer(bars, text, height=height)

@@ -12,7 +12,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from cnnviz.charts.style import BLUE, FONT, ORANGE, Chart, projector
+from cnnviz.charts.style import BLUE, ORANGE, Chart, font, projector
 
 __all__ = ["training_curves", "with_rows", "curve_records", "confusion_matrix", "probability_bars"]
 
@@ -124,7 +124,7 @@ def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], *, size: in
         ),
         tooltip=["true class", "predicted class", "images", alt.Tooltip("share of the true class:Q", format=".0%")],
     )
-    numbers = base.mark_text(fontSize=FONT + 6, fontWeight="bold").encode(
+    numbers = base.mark_text(fontSize=font(6), fontWeight="bold").encode(
         text="images:Q",
         color=alt.condition("datum['share of the true class'] > 0.5", alt.value("white"), alt.value("black")),
     )
@@ -160,7 +160,7 @@ def probability_bars(
             tooltip=["class", alt.Tooltip("probability:Q", format=".1%")],
         )
     )
-    text = bars.mark_text(align="left", dx=6, fontSize=FONT).encode(
+    text = bars.mark_text(align="left", dx=6, fontSize=font()).encode(
         text=alt.Text("probability:Q", format=".1%"), color=alt.value("black")
     )
     return _big((bars + text).properties(width=width, height=max(120, 48 * len(probs))))

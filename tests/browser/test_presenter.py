@@ -18,7 +18,14 @@ MAIN = {
     "neuron": '[data-testid="stVegaLiteChart"][aria-label^="Error after each"]',
     "convolution": 'img[alt^="The picture the kernel will slide over"]',
     "feature_maps": 'img[alt^="The input image"]',
+    "trainer": 'img[alt^="Training images: the first pictures of the demo dataset"]',
+    "scratch": 'img[alt^="A grid with one row of sample images per class"]',
+    "audit": 'img[alt^="The sets to audit"]',
 }
+# Pages that load a network (or a Keras data set) when they are the first to: mark them slow.
+SLOW = {"feature_maps", "trainer", "scratch", "audit"}
+# Generated pictures only in the screenshots (docs/screenshots): the scratch page's demo shapes.
+QUERY = {"scratch": "&data=demo"}
 BODY_TEXT = """() => Array.from(document.querySelectorAll(
     '[data-testid="stMain"] [data-testid="stMarkdownContainer"] p, [data-testid="stMain"] [data-testid="stWidgetLabel"] p'))
   .filter(e => e.offsetParent !== null && e.textContent.trim())
@@ -38,9 +45,9 @@ def inside_first_screen(page, selector: str) -> tuple[bool, dict]:
 
 
 # feature_maps loads EfficientNet-Lite0 when it is the first to: 10–50 s on a busy machine.
-@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.slow) if p == "feature_maps" else p for p in MAIN])
+@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.slow) if p in SLOW else p for p in MAIN])
 def test_main_picture_on_the_first_screen_and_large_type(page, app_url, path):
-    open_page(page, app_url, path, query="present=1")
+    open_page(page, app_url, path, query="present=1" + QUERY.get(path, ""))
     page.locator(MAIN[path]).first.wait_for(timeout=120_000)
     wait_idle(page)
     for width, height in SIZES:
@@ -104,6 +111,13 @@ def test_a_saved_plan_link_opens_the_same_views_in_order(page, app_url, browser)
     add_view(page, "Edges")
     sidebar = page.locator('[data-testid="stSidebar"]')
     sidebar.get_by_text("2 views in this plan").wait_for()
+    sidebar.get_by_role("button", name="↓").first.click()  # "My weights" down below "Edges"
+    sidebar.get_by_label("1 · 2 · Convolution").wait_for()
+    assert sidebar.get_by_label("1 · 2 · Convolution").input_value() == "Edges"
+    assert sidebar.get_by_label("2 · 1 · Neuron").input_value() == "My weights"
+    sidebar.get_by_role("button", name="↑").nth(1).click()  # and back up
+    sidebar.get_by_label("1 · 1 · Neuron").wait_for()
+    wait_idle(page)
     link = sidebar.locator('[data-testid="stCode"] code').text_content().strip()
     assert "plan=" in link and "ws=" not in link and "w1" not in link  # the settings are inside the code
 
@@ -141,4 +155,39 @@ def test_a_damaged_plan_link_gets_one_sentence_and_the_page_runs(page, app_url):
     sidebar = page.locator('[data-testid="stSidebar"]')
     sidebar.get_by_text("This link's lecture plan is damaged").wait_for()
     page.locator('img[alt^="Input feature map"]').first.wait_for()  # the page itself still runs
+    assert_no_exception(page)
+
+
+def test_an_arrow_key_on_a_focused_slider_moves_the_slider_not_the_step(page, app_url):
+    open_page(page, app_url, "convolution", query="present=1")
+    page.locator(MAIN["convolution"]).wait_for()
+    wait_idle(page)
+    thumb = page.locator('[data-testid="stSlider"]', has_text="Working size").get_by_role("slider")
+    assert "px=" not in page.url  # the default working size
+    thumb.focus()
+    thumb.press("ArrowRight")
+    page.wait_for_function("() => location.search.includes('px=')", timeout=30_000)  # the slider moved
+    wait_idle(page)
+    page.wait_for_timeout(500)  # a step change would have reached the URL by now
+    assert "step=" not in page.url, page.url
+    assert "Step 1 of 6" in step_shown(page)
+    assert_no_exception(page)
+
+
+@pytest.mark.slow  # the from-scratch page imports Keras when it is the first to: 10–25 s
+def test_the_from_scratch_page_shows_one_section_per_step_and_says_what_to_do_first(page, app_url):
+    open_page(page, app_url, "scratch", query="present=1&data=demo&step=2")
+    main = page.locator('[data-testid="stMain"]')
+    main.get_by_role("heading", name="2 · The network").wait_for(timeout=120_000)
+    wait_idle(page)
+    assert "Step 2 of 5" in step_shown(page)
+    assert not page.locator(MAIN["scratch"]).is_visible()  # step 1's picture is folded away
+    assert not main.get_by_role("heading", name="3 · Train it and watch").is_visible()
+    page.locator("h1").first.click()
+    for n in (3, 4):  # one key at a time: a key pressed during a rerun can be dropped
+        page.keyboard.press("PageDown")
+        page.wait_for_function(f"() => location.search.includes('step={n}')", timeout=30_000)
+        wait_idle(page)
+    main.get_by_text("Train a network first (step 3)").wait_for()
+    assert not main.get_by_role("heading", name="2 · The network").is_visible()
     assert_no_exception(page)

@@ -1,0 +1,82 @@
+"""Chart text follows presenter mode: the UI says the scale once, every builder uses it."""
+
+import numpy as np
+import pytest
+
+from cnnviz.charts import convolution, features, neuron, style, training
+
+
+@pytest.fixture
+def presenting():
+    style.use_scale(lambda: style.PRESENTER_SCALE)
+    yield
+    style.use_scale(None)
+
+
+def axis_fonts(spec: dict) -> tuple[int, int]:
+    return spec["config"]["axis"]["labelFontSize"], spec["config"]["axis"]["titleFontSize"]
+
+
+def marks(spec) -> list[dict]:
+    found = []
+    if isinstance(spec, dict):
+        if isinstance(spec.get("mark"), dict):
+            found.append(spec["mark"])
+        for value in spec.values():
+            found += marks(value)
+    elif isinstance(spec, list):
+        for value in spec:
+            found += marks(value)
+    return found
+
+
+def test_axis_and_legend_text_is_24_px_in_presenter_mode_and_16_otherwise(presenting):
+    big = features.top_k_chart([("tabby", 0.7), ("tiger cat", 0.2)]).to_dict()
+    assert axis_fonts(big) == (24, 27) and big["config"]["legend"]["labelFontSize"] == 24
+    assert big["config"]["axis"]["labelColor"] == "#000"
+    assert max(m.get("fontSize", 0) for m in marks(big)) == 24  # the bars' own labels too
+    style.use_scale(None)
+    plain = features.top_k_chart([("tabby", 0.7), ("tiger cat", 0.2)]).to_dict()
+    assert axis_fonts(plain) == (16, 18) and "labelColor" not in plain["config"]["axis"]
+
+
+def test_neuron_and_training_charts_follow_the_scale(presenting):
+    assert axis_fonts(neuron.activation_curve("relu", 0.5).to_dict())[0] == 24  # built with a config dict
+    assert axis_fonts(training.probability_bars([0.6, 0.4], ["a", "b"]).to_dict())[0] == 24
+
+
+def test_the_kernel_grid_numbers_and_cells_grow_in_presenter_mode(presenting):
+    big = convolution.kernel_chart(np.eye(3)).to_dict()
+    style.use_scale(None)
+    plain = convolution.kernel_chart(np.eye(3)).to_dict()
+    assert max(m.get("fontSize", 0) for m in marks(big)) == 27 and max(m.get("fontSize", 0) for m in marks(plain)) == 18
+    assert big["width"] == 3 * 87 and plain["width"] == 3 * 58
+
+
+def test_a_failing_scale_source_gives_plain_text():
+    style.use_scale(lambda: 1 / 0)
+    try:
+        assert style.scale() == 1.0 and style.font() == style.FONT
+    finally:
+        style.use_scale(None)
+
+
+def test_a_page_in_presenter_mode_sends_charts_with_24_px_axis_labels():
+    """The wiring: ui.present tells the builders while presenting (the neuron page, through AppTest)."""
+    import json
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from ui import settings
+
+    page = str(Path(__file__).resolve().parents[1] / "pages" / "neuron.py")
+    sizes = {}
+    for on in (False, True):
+        at = AppTest.from_file(page, default_timeout=60)
+        at.session_state[settings._KEPT] = {"present": on}  # as the sidebar's toggle keeps it (app.py draws it)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        specs = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+        sizes[on] = {s.get("config", {}).get("axis", {}).get("labelFontSize") for s in specs}
+    assert sizes == {False: {16}, True: {24}}, sizes
