@@ -6,11 +6,19 @@ import pytest
 from cnnviz.charts import convolution, features, neuron, style, training
 
 
+@pytest.fixture(autouse=True)
+def keep_the_apps_scale_source():
+    """ui.present registers its source once per process, when imported: every test here puts it back,
+    so a test that runs later in the same worker (the AppTest below) still sees it."""
+    registered = style._scale_source
+    yield
+    style._scale_source = registered
+
+
 @pytest.fixture
 def presenting():
     style.use_scale(lambda: style.PRESENTER_SCALE)
     yield
-    style.use_scale(None)
 
 
 def axis_fonts(spec: dict) -> tuple[int, int]:
@@ -55,10 +63,7 @@ def test_the_kernel_grid_numbers_and_cells_grow_in_presenter_mode(presenting):
 
 def test_a_failing_scale_source_gives_plain_text():
     style.use_scale(lambda: 1 / 0)
-    try:
-        assert style.scale() == 1.0 and style.font() == style.FONT
-    finally:
-        style.use_scale(None)
+    assert style.scale() == 1.0 and style.font() == style.FONT
 
 
 def test_a_page_in_presenter_mode_sends_charts_with_24_px_axis_labels():
