@@ -26,12 +26,12 @@ class _Failed:
         self.error = error
 
 
-def read_ahead(items: Iterable[T], depth: int = 64) -> Generator[T, None, None]:
+def read_ahead(items: Iterable[T], depth: int = 64, *, name: str = "cnnviz-read-ahead") -> Generator[T, None, None]:
     """Yield ``items`` in order, produced by a worker thread up to ``depth`` ahead of the consumer.
 
     An exception raised while producing an item is raised here, at that item's place. Closing
     the generator (breaking out of the loop, or an exception in the consumer) stops the worker
-    at its next item.
+    (the thread ``name``) at its next item and waits for it to end.
 
     >>> list(read_ahead(range(5), depth=2))
     [0, 1, 2, 3, 4]
@@ -67,7 +67,7 @@ def read_ahead(items: Iterable[T], depth: int = 64) -> Generator[T, None, None]:
         except BaseException as err:  # handed to the consumer, who raises it in order
             put(_Failed(err))
 
-    worker = threading.Thread(target=work, name="cnnviz-read-ahead", daemon=True)
+    worker = threading.Thread(target=work, name=name, daemon=True)
     worker.start()
     try:
         while True:
@@ -79,3 +79,9 @@ def read_ahead(items: Iterable[T], depth: int = 64) -> Generator[T, None, None]:
             yield got
     finally:
         stop.set()
+        while worker.is_alive():  # free a worker blocked on a full queue, then let it end
+            try:
+                waiting.get_nowait()
+            except queue.Empty:
+                pass
+            worker.join(timeout=0.05)

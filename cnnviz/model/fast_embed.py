@@ -33,7 +33,6 @@ import hashlib
 import json
 import logging
 import os
-import queue
 import threading
 import weakref
 from collections import OrderedDict
@@ -44,6 +43,8 @@ from typing import Any, Callable, Generator, Iterable, Sized
 import keras
 import numpy as np
 from PIL import Image
+
+from cnnviz.read_ahead import read_ahead
 
 __all__ = [
     "THREADS",
@@ -428,9 +429,6 @@ def _model_input(image: np.ndarray, out: np.ndarray) -> None:
     out[...] = pixels[..., None] if channels == 1 else pixels
 
 
-_DONE = object()
-
-
 def embed_stream(
     items: Iterable[Any],
     model: keras.Model,
@@ -462,73 +460,39 @@ def embed_stream(
             f"{model.name} takes pictures of any size; embed_stream needs a model with a fixed input size."
         )
     shape = tuple(int(d) for d in model.inputs[0].shape[1:])
-    batches: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
-    stop = threading.Event()
 
-    def put(thing: Any) -> bool:
-        while not stop.is_set():
-            try:
-                batches.put(thing, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def work() -> None:
+    def decoded_batches() -> Generator[tuple[list[tuple[int, Any, np.ndarray | None, str | None]], np.ndarray]]:
         from cnnviz.images import ImageError
 
-        try:
-            batch: list[tuple[int, Any, np.ndarray | None, str | None]] = []
-            pixels = np.empty((batch_size, *shape), np.float32)  # a fresh one per batch: the queue holds them
-            ready = 0
-            for index, item in enumerate(items):
-                if stop.is_set():
-                    return
-                try:
-                    image = _decode(item, max_side)
-                except ImageError as err:
-                    batch.append((index, item, None, str(err)))
-                else:
-                    batch.append((index, item, image, None))
-                    _model_input(image, pixels[ready])
-                    ready += 1
-                if len(batch) >= batch_size:
-                    if not put((batch, pixels[:ready])):
-                        return
-                    batch, pixels, ready = [], np.empty((batch_size, *shape), np.float32), 0
-            if batch and not put((batch, pixels[:ready])):
-                return
-            put(_DONE)
-        except BaseException as err:  # handed to the consumer, who raises it
-            put(err)
-
-    worker = threading.Thread(target=work, name="cnnviz-decode", daemon=True)
-    worker.start()
-    done = 0
-    try:
-        while True:
-            got = batches.get()
-            if got is _DONE:
-                return
-            if isinstance(got, BaseException):
-                raise got
-            batch, pixels = got
-            features = call(pixels) if len(pixels) else np.zeros((0, 0), np.float32)
-            row = 0
-            for index, item, image, error in batch:
-                if image is None:
-                    yield Embedded(index, item, None, None, error)
-                else:
-                    yield Embedded(index, item, image, features[row])
-                    row += 1
-            done += len(batch)
-            if on_progress is not None:
-                on_progress(done, total)
-    finally:
-        stop.set()
-        while worker.is_alive():  # free a worker blocked on a full queue
+        batch: list[tuple[int, Any, np.ndarray | None, str | None]] = []
+        pixels = np.empty((batch_size, *shape), np.float32)  # a fresh one per batch: the queue holds them
+        ready = 0
+        for index, item in enumerate(items):
             try:
-                batches.get_nowait()
-            except queue.Empty:
-                pass
-            worker.join(timeout=0.05)
+                image = _decode(item, max_side)
+            except ImageError as err:
+                batch.append((index, item, None, str(err)))
+            else:
+                batch.append((index, item, image, None))
+                _model_input(image, pixels[ready])
+                ready += 1
+            if len(batch) >= batch_size:
+                yield batch, pixels[:ready]
+                batch, pixels, ready = [], np.empty((batch_size, *shape), np.float32), 0
+        if batch:
+            yield batch, pixels[:ready]
+
+    done = 0
+    # One worker thread decodes the next batches (at most ``prefetch`` wait) while this one runs.
+    for batch, pixels in read_ahead(decoded_batches(), depth=prefetch, name="cnnviz-decode"):
+        features = call(pixels) if len(pixels) else np.zeros((0, 0), np.float32)
+        row = 0
+        for index, item, image, error in batch:
+            if image is None:
+                yield Embedded(index, item, None, None, error)
+            else:
+                yield Embedded(index, item, image, features[row])
+                row += 1
+        done += len(batch)
+        if on_progress is not None:
+            on_progress(done, total)
