@@ -104,7 +104,8 @@ def test_the_trained_model_flows_through_feature_maps_and_audit(page, app_url, t
     keras_file.write_bytes(zipfile.ZipFile(io.BytesIO(info.value.path().read_bytes())).read("model.keras"))
     go_to(page, "5 · Audit where it fails")
     page.get_by_text("Upload your own model (.keras)").first.click()
-    page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(str(keras_file))
+    main = page.locator('[data-testid="stMain"]')  # the sidebar has the lecture plan's uploader
+    main.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(str(keras_file))
     page.get_by_text("Your model · shapes").first.wait_for(timeout=180_000)
     wait_idle(page, 180_000)
     assert shown_choice(page, "Model") == "Your model · shapes"

@@ -118,7 +118,8 @@ def test_a_saved_plan_link_opens_the_same_views_in_order(page, app_url, browser)
     sidebar.get_by_role("button", name="↑").nth(1).click()  # and back up
     sidebar.get_by_label("1 · 1 · Neuron").wait_for()
     wait_idle(page)
-    link = sidebar.locator('[data-testid="stCode"] code').text_content().strip()
+    # The sidebar also shows the workspace's own link: the plan's is the one that carries a plan.
+    link = sidebar.locator('[data-testid="stCode"] code').filter(has_text="plan=").text_content().strip()
     assert "plan=" in link and "ws=" not in link and "w1" not in link  # the settings are inside the code
 
     fresh = browser.new_context(viewport={"width": 1280, "height": 720})  # another browser, another session

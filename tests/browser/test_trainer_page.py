@@ -22,7 +22,7 @@ def test_train_the_demo_dataset_and_download_the_export(page, app_url, tmp_path)
     page.get_by_role("button", name="Load the demo dataset").click()
     page.get_by_text("30 images", exact=True).first.wait_for(timeout=240_000)
     wait_idle(page, 240_000)
-    names = page.locator('[data-testid="stTextInput"] input')
+    names = page.locator('[data-testid="stMain"] [data-testid="stTextInput"] input')  # the sidebar has the plan's
     assert [names.nth(i).input_value() for i in range(names.count())] == ["square", "triangle", "circle"]
     # The browser may still be adding the thumbnails after the script run ends: wait for the 72nd.
     page.locator('[data-testid="stImage"] img').nth(3 * 24 - 1).wait_for(state="attached", timeout=60_000)
