@@ -148,6 +148,14 @@ class Store:
         self.notice = ""  # one sentence for visitors when the store had to be started afresh
         self._lock = threading.RLock()
         self._last_expire = 0.0
+        self._conn: Any = None  # the backend's connection, opened on first use
+
+    def close(self) -> None:
+        """Close the connection (the next call opens a new one)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
     # ------------------------------------------------------------ backend hooks
     @contextlib.contextmanager
@@ -161,9 +169,6 @@ class Store:
     def _recover(self, err: Exception) -> bool:
         """After ``err``: repair the connection or the file; True when the call may be retried once."""
         return False
-
-    def close(self) -> None:  # pragma: no cover
-        raise NotImplementedError
 
     # ------------------------------------------------------------ plumbing
     def _sql(self, text: str) -> str:
@@ -457,12 +462,6 @@ class SQLiteStore(Store):
             return True
         return False
 
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
 
 class PostgresStore(Store):
     """Workspaces in PostgreSQL (``url`` as libpq takes it), shared by every app process that points there."""
@@ -506,12 +505,6 @@ class PostgresStore(Store):
             self._conn = None
             return True
         return False
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
 
 
 def workspaces_enabled() -> bool:
