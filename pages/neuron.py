@@ -77,23 +77,16 @@ def trained_maps(dataset: str, hidden: int, font_scale: float = 1.0):
     single = neuron.train(points, labels, hidden=None)
     double = neuron.train(points, labels, hidden=hidden)
     acc1, acc2 = neuron.accuracy(single, points, labels), neuron.accuracy(double, points, labels)
-    map1 = charts.decision_map(
-        *neuron.network_grid(single, extent=EXTENT, resolution=GRID),
-        points=points,
-        labels=labels,
-        value_title="P(class 1)",
-        domain=(0.0, 1.0),
-        title=f"One neuron: {acc1:.0%} correct",
-        size=400,
+    map1 = charts.network_map(
+        single, points, labels, title=f"One neuron: {acc1:.0%} correct", extent=EXTENT, resolution=GRID
     )
-    map2 = charts.decision_map(
-        *neuron.network_grid(double, extent=EXTENT, resolution=GRID),
-        points=points,
-        labels=labels,
-        value_title="P(class 1)",
-        domain=(0.0, 1.0),
+    map2 = charts.network_map(
+        double,
+        points,
+        labels,
         title=f"Two layers ({hidden} + 1 neurons): {acc2:.0%} correct",
-        size=400,
+        extent=EXTENT,
+        resolution=GRID,
     )
     losses = charts.loss_curves({"one neuron": single.losses, f"two layers ({hidden} hidden)": double.losses})
     return vega_lite_spec(map1), vega_lite_spec(map2), vega_lite_spec(losses), acc1, acc2

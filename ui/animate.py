@@ -118,15 +118,8 @@ def _training_frame(dataset: str, hidden: int, epochs: int, font_scale: float) -
         acc = neuron.accuracy(net, points, labels)
         accs.append(acc)
         what = "One neuron" if h is None else f"Two layers ({hidden} + 1)"
-        chart = neuron_charts.decision_map(
-            *neuron.network_grid(net, extent=5.0, resolution=31),
-            points=points,
-            labels=labels,
-            value_title="P(class 1)",
-            domain=(0.0, 1.0),
-            title=f"{what} after {epochs} steps: {acc:.0%} correct",
-            size=400,
-        )
+        # The page's own plane and grid (pages/neuron.py: EXTENT, GRID), so the last frame is its map.
+        chart = neuron_charts.network_map(net, points, labels, title=f"{what} after {epochs} steps: {acc:.0%} correct")
         maps.append(chart.to_dict())
     return maps[0], maps[1], accs[0], accs[1]
 

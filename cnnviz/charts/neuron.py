@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 import pandas as pd
 
-from cnnviz.learn.neuron import activate
+from cnnviz.learn.neuron import Network, activate, network_grid
 
 CLASS_COLOURS = ("#1f5fa8", "#d95f02")
 """Class 0 blue, class 1 orange: the ends of the heat maps' ``blueorange`` scheme."""
@@ -166,6 +166,32 @@ def decision_map(
         width=size,
         height=size,
         title=title,
+    )
+
+
+def network_map(
+    net: Network,
+    points: np.ndarray,
+    labels: np.ndarray,
+    *,
+    title: str,
+    extent: float = 5.0,
+    resolution: int = 31,
+    size: int = 400,
+) -> alt.LayerChart:
+    """A trained network's P(class 1) over the input plane ``[-extent, extent]²`` with the data on top.
+
+    What the neuron page draws for its one-neuron and two-layer networks, and its training
+    animation for each step: :func:`decision_map` of :func:`cnnviz.learn.neuron.network_grid`.
+    """
+    return decision_map(
+        *network_grid(net, extent=extent, resolution=resolution),
+        points=points,
+        labels=labels,
+        value_title="P(class 1)",
+        domain=(0.0, 1.0),
+        title=title,
+        size=size,
     )
 
 
