@@ -89,3 +89,23 @@ def test_a_view_moves_up_and_down_one_place_and_stops_at_either_end():
     assert plan.moved(titles, 1, 1) == ["a", "c", "b", "d"]
     assert plan.moved(titles, 0, -1) == titles and plan.moved(titles, 3, 1) == titles
     assert titles == ["a", "b", "c", "d"]  # a new list: the plan shown is replaced, not edited in place
+
+
+def test_a_hostile_page_name_in_a_plan_link_is_shown_as_text():
+    """The damaged-plan sentence quotes the page name it met: as characters, never as a link."""
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from cnnviz.text import plain
+
+    hostile = "[click](https://evil.example) <b>x</b>"
+    raw = json.dumps([{"title": "t", "page": hostile, "params": {}}]).encode()
+    code = base64.urlsafe_b64encode(zlib.compress(raw)).decode().rstrip("=")
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=60)
+    at.query_params["plan"] = code
+    at.run()
+    shown = [e.value for e in at.error]
+    sentence = f'View 1 opens a page this app does not have ("{hostile[:40]}").'
+    assert plain(sentence) in shown, shown
+    assert not any("](https://" in s or "<b>" in s for s in shown)

@@ -28,6 +28,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from cnnviz import plan
 from cnnviz.charts import style
 from cnnviz.plan import PlanError, View
+from cnnviz.text import plain
 from ui import settings
 
 __all__ = ["STEPS", "frame", "presenting", "step", "current_step", "explain"]
@@ -307,7 +308,7 @@ def _plan_panel(page_id: str) -> None:
     entries = _entries()
     message = st.session_state.pop("plan_message", None)
     if message:  # outside the folded panel: a damaged link must be noticed
-        st.error(message, icon="🚫")
+        st.error(plain(message), icon="🚫")  # it can quote a page name from a link
     # A constant label: Streamlit folds an expander whose label changes.
     with st.expander("🗂️ Lecture plan", expanded=False, key="plan_panel"):
         st.markdown(f"**{len(entries)} view{'s' if len(entries) != 1 else ''}** in this plan")
@@ -337,7 +338,7 @@ def _plan_panel(page_id: str) -> None:
                 st.markdown("**Link to this plan** (opens its first view in presenter mode):")
                 st.code(link, language=None, wrap_lines=True)
             except PlanError as err:
-                st.warning(str(err))
+                st.warning(plain(err))
             st.download_button(
                 "⬇️ Download the plan (JSON)",
                 plan.to_json(_views()),
@@ -353,7 +354,7 @@ def _plan_panel(page_id: str) -> None:
                 _set_views(plan.from_json(upload.getvalue()))
                 st.rerun()
             except PlanError as err:
-                st.error(str(err), icon="🚫")
+                st.error(plain(err), icon="🚫")  # it can quote a page name from the file
         st.caption(
             "A plan keeps each view's settings from the address bar. Your own uploaded images and models "
             "are not in a plan or its link: a view that showed one opens with the page's default instead."
