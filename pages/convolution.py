@@ -17,7 +17,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from cnnviz.charts.convolution import kernel_chart, number, step_chart  # noqa: E402
+from cnnviz.charts.convolution import kernel_spec, number, step_spec  # noqa: E402
 from cnnviz.learn.convolution import (  # noqa: E402
     convolve2d,
     feature_map_display,
@@ -56,12 +56,6 @@ def picture(fmap: np.ndarray, factor: int) -> tuple[np.ndarray, str]:
     if shown.ndim == 3 and shown.shape[2] == 1:
         shown = shown[..., 0]
     return magnify(shown, factor), legend
-
-
-def vega_chart(chart, *, alt: str) -> None:
-    """An Altair chart without Altair's schema check on every click (about 15 ms of CPU a chart in a
-    rerun of about 0.1 s; cnnviz.charts' builders are checked by their tests)."""
-    st.vega_lite_chart(chart.to_dict(validate=False), alt=alt)
 
 
 def forget_custom_weights() -> None:
@@ -156,37 +150,44 @@ with col_kernel:
     parsed = parse_grid(custom, ksize) if custom else None
     if parsed is not None:
         weights, divisor_default = parsed
-    st.caption("Edit any weight, like a photo editor's custom filter. The kernel is the weights ÷ the divisor.")
-    grid = st.data_editor(
-        pd.DataFrame(weights, columns=[str(c + 1) for c in range(ksize)]),
-        key=f"grid_{preset_name}_{ksize}",
-        hide_index=True,
-        width="content",
-        column_config={str(c + 1): st.column_config.NumberColumn(width=70, alignment="center") for c in range(ksize)},
-    )
-    divisor = st.number_input(
-        "Divide by", value=divisor_default, step=1.0, format="%g", key=f"divisor_{preset_name}_{ksize}"
-    )
-    edited = grid.to_numpy(dtype=np.float64, na_value=0.0)
-    if divisor == 0:
-        st.warning("Dividing by 0 is not possible; the page divides by 1 instead.", icon="⚠️")
-        divisor = 1.0
-    if np.array_equal(edited, preset.weights) and divisor == preset.divisor:
-        forget_custom_weights()
-    else:
-        settings.set_value(
-            "conv_weights",
-            ",".join(number(v) for v in edited.ravel()) + f";{number(divisor)}",
-            default="",
-            url="weights",
+    # The grid of numbers is drawn by the chart beside it; the editor (the page's costliest widget,
+    # about a tenth of each rerun) is drawn only while the visitor edits.
+    if settings.toggle("✏️ Edit the weights", key="conv_edit", default=False, url="edit"):
+        st.caption("Edit any weight, like a photo editor's custom filter. The kernel is the weights ÷ the divisor.")
+        grid = st.data_editor(
+            pd.DataFrame(weights, columns=[str(c + 1) for c in range(ksize)]),
+            key=f"grid_{preset_name}_{ksize}",
+            hide_index=True,
+            width="content",
+            column_config={
+                str(c + 1): st.column_config.NumberColumn(width=70, alignment="center") for c in range(ksize)
+            },
         )
+        divisor = st.number_input(
+            "Divide by", value=divisor_default, step=1.0, format="%g", key=f"divisor_{preset_name}_{ksize}"
+        )
+        edited = grid.to_numpy(dtype=np.float64, na_value=0.0)
+        if divisor == 0:
+            st.warning("Dividing by 0 is not possible; the page divides by 1 instead.", icon="⚠️")
+            divisor = 1.0
+        if np.array_equal(edited, preset.weights) and divisor == preset.divisor:
+            forget_custom_weights()
+        else:
+            settings.set_value(
+                "conv_weights",
+                ",".join(number(v) for v in edited.ravel()) + f";{number(divisor)}",
+                default="",
+                url="weights",
+            )
+    else:  # the preset's weights, or an edited grid kept from earlier or from a link
+        edited, divisor = np.asarray(weights, np.float64), divisor_default
     kernel = (edited / divisor).astype(np.float32)
 
 with col_about:
     st.subheader(preset.title if not settings.kept("conv_weights") else f"{preset.title}, edited")
     present.explain(preset.explanation)
-    vega_chart(
-        kernel_chart(kernel), alt=f"The {ksize} by {ksize} kernel: " + ", ".join(number(v) for v in kernel.ravel())
+    st.vega_lite_chart(
+        kernel_spec(kernel), alt=f"The {ksize} by {ksize} kernel: " + ", ".join(number(v) for v in kernel.ravel())
     )
     st.caption(
         f"What to look at: the weights add up to **{number(kernel.sum())}** — "
@@ -375,8 +376,8 @@ if out_h and out_w:
             f"That number is output pixel ({row}, {col}). Move the sliders to slide the kernel; "
             f"with stride {stride} the patch jumps {stride} input pixel{'s' if stride > 1 else ''} per output pixel."
         )
-        vega_chart(
-            step_chart(step.patch, filters, step.products),
+        st.vega_lite_chart(
+            step_spec(step.patch, filters, step.products),
             alt="The input patch's numbers, the kernel's numbers and their element-wise products",
         )
         st.caption(

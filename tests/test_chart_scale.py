@@ -85,3 +85,27 @@ def test_a_page_in_presenter_mode_sends_charts_with_24_px_axis_labels():
         specs = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
         sizes[on] = {s.get("config", {}).get("axis", {}).get("labelFontSize") for s in specs}
     assert sizes == {False: {16}, True: {24}}, sizes
+
+
+@pytest.mark.parametrize("k", [1.0, style.PRESENTER_SCALE])
+def test_the_convolution_pages_compiled_specs_equal_altairs_own_charts(k):
+    """The page sends kernel_spec/step_spec (layout compiled once, numbers put in): the same chart as
+    Altair's to_dict of kernel_chart/step_chart, at both text scales, for gray and colour patches."""
+    style.use_scale(lambda: k)
+    rng = np.random.default_rng(0)
+    kernel = rng.normal(size=(3, 3))
+    patch, products = rng.uniform(0, 255, size=(5, 5, 3)), rng.normal(size=(5, 5, 3))
+    small = rng.normal(size=(5, 5))
+    cases = [
+        (convolution.kernel_chart(kernel), convolution.kernel_spec(kernel)),
+        (
+            convolution.step_chart(patch[..., 0], small, products[..., 0]),
+            convolution.step_spec(patch[..., 0], small, products[..., 0]),
+        ),
+        (convolution.step_chart(patch, small, products), convolution.step_spec(patch, small, products)),
+    ]
+    for chart, spec in cases:
+        expected = chart.to_dict()
+        values = expected.pop("datasets")[expected.pop("data")["name"]]
+        assert spec["data"]["values"].to_pylist() == values
+        assert {key: v for key, v in spec.items() if key != "data"} == expected

@@ -94,8 +94,10 @@ def test_colour_modes_change_the_channel_count(at):
 
 @pytest.mark.slow
 def test_preset_changes_the_step_through_sum_on_a_known_picture():
-    at = AppTest.from_file(PAGE, default_timeout=60).run()
-    at.file_uploader[0].set_value(("ramp.png", ramp_png(), "image/png")).run()
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state["conv_add"] = True  # "Add your own image" is open
+    at.run()
+    at.file_uploader(key="conv_upload").set_value(("ramp.png", ramp_png(), "image/png")).run()
     assert at.selectbox(key="conv_choice").value == "ramp.png"
     at.select_slider(key="conv_px").set_value(16).run()  # 8 px fits: no resizing
     assert shapes(at)[:2] == ["8 × 8 × 1", "6 × 6 × 1"]
@@ -139,9 +141,12 @@ def test_edited_kernel_from_the_url_is_used():
     at.query_params.update({"image": "Geometric shapes", "kernel": "identity", "weights": "0,0,0,0,3,0,0,0,0;2"})
     at.run()
     assert not at.exception
-    assert at.number_input[0].value == 2
-    assert "weights add up to **1.5**" in texts(at)  # 3 / 2
+    assert "weights add up to **1.5**" in texts(at)  # 3 / 2, with the editor closed
     assert any(h.value == "Identity, edited" for h in at.subheader)
+    assert not at.number_input  # the editor is drawn only while editing
+    at.toggle(key="conv_edit").set_value(True).run()
+    assert at.number_input[0].value == 2 and at.query_params["edit"] == "1"
+    assert "weights add up to **1.5**" in texts(at)
     at.selectbox(key="conv_kernel").set_value("sharpen").run()  # a new preset starts from its own weights
     assert "weights" not in at.query_params
     assert "weights add up to **1**" in texts(at)
@@ -149,8 +154,9 @@ def test_edited_kernel_from_the_url_is_used():
 
 def test_play_steps_show_the_running_sum_and_the_output_pixel():
     at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state["conv_add"] = True  # "Add your own image" is open
     at.run()
-    at.file_uploader[0].set_value(("ramp.png", ramp_png(), "image/png")).run()
+    at.file_uploader(key="conv_upload").set_value(("ramp.png", ramp_png(), "image/png")).run()
     at.select_slider(key="conv_px").set_value(16).run()
     at.selectbox(key="conv_kernel").set_value("sobel-x").run()
     play = [m for m in at.metric if m.label.startswith("output pixel")]

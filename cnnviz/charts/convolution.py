@@ -8,11 +8,12 @@ blue (negative) / white (0) / red (positive), symmetric around 0.
 from __future__ import annotations
 
 from functools import cache
-from typing import SupportsFloat
+from typing import Any, SupportsFloat
 
 import altair as alt
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from cnnviz.charts.style import scale
 
@@ -29,15 +30,16 @@ def number(value: SupportsFloat) -> str:
     return f"{value:.4g}"
 
 
+# Plain Python on single numbers: a 7 × 7 colour step chart colours 441 cells on every click.
 def _grey(value: float) -> tuple[str, str]:
-    level = int(np.clip(round(value), 0, 255))
+    level = min(255, max(0, round(value)))
     return f"#{level:02x}{level:02x}{level:02x}", "#000000" if level > 110 else "#ffffff"
 
 
 def _diverging(value: float, limit: float) -> tuple[str, str]:
-    t = 0.0 if limit == 0 else float(np.clip(value / limit, -1, 1))
-    end = np.array([178, 24, 43]) if t > 0 else np.array([33, 102, 172])
-    rgb = np.rint(255 + (end - 255) * abs(t) * 0.9).astype(int)
+    t = 0.0 if limit == 0 else min(1.0, max(-1.0, value / limit))
+    end = (178, 24, 43) if t > 0 else (33, 102, 172)
+    rgb = [round(255 + (e - 255) * abs(t) * 0.9) for e in end]
     return "#" + "".join(f"{c:02x}" for c in rgb), "#ffffff" if abs(t) > 0.6 else "#000000"
 
 
@@ -47,6 +49,27 @@ def step_chart(patch: np.ndarray, kernel: np.ndarray, products: np.ndarray, *, c
     ``patch``, ``kernel`` and ``products`` are ``(kh, kw)`` or ``(kh, kw, C)``; a 2-D kernel
     next to a colour patch is shown in every channel's row. One row of grids per channel.
     """
+    data, names = _step_data(patch, kernel, products)
+    chart = _step_template(*_size(data), names, cell, scale()).copy(deep=False)
+    chart.data = data.to_pandas()  # the layout is cached; only the numbers change between reruns
+    return chart
+
+
+def step_spec(patch: np.ndarray, kernel: np.ndarray, products: np.ndarray, *, cell: int = 58) -> dict[str, Any]:
+    """:func:`step_chart` as a Vega-Lite spec (``st.vega_lite_chart``), for a page that redraws it on every click.
+
+    The layout is compiled once (per size, channels and text scale); each call only puts the new
+    numbers in, which costs about a tenth of Altair's ``to_dict`` (its checks, copies and data handling).
+
+    >>> spec = step_spec(np.ones((3, 3)), np.eye(3), np.eye(3))
+    >>> spec["data"]["values"].shape, "facet" in spec  # an Arrow table of 27 cells
+    ((27, 7), True)
+    """
+    data, names = _step_data(patch, kernel, products)
+    return _with_values(_step_compiled(*_size(data), names, cell, scale()), data)
+
+
+def _step_data(patch: np.ndarray, kernel: np.ndarray, products: np.ndarray) -> tuple[pa.Table, tuple[str, ...]]:
     patch = np.atleast_3d(np.asarray(patch, np.float32))
     products = np.atleast_3d(np.asarray(products, np.float32))
     kernel = np.asarray(kernel, np.float32)
@@ -55,19 +78,42 @@ def step_chart(patch: np.ndarray, kernel: np.ndarray, products: np.ndarray, *, c
     names = CHANNEL_NAMES.get(channels, [f"channel {c}" for c in range(channels)])
     k_lim = float(np.abs(kernel).max())
     p_lim = float(np.abs(products).max())
-    rows = []
+    columns: dict[str, list] = {name: [] for name in ("channel", "panel", "row", "col", "label", "fill", "ink")}
     for c in range(channels):
         for panel, grid in (("input patch", patch), ("× kernel", kernel), ("= products", products)):
-            for (r, q), v in np.ndenumerate(grid[..., c]):
+            for (r, q), v in np.ndenumerate(grid[..., c].astype(np.float64)):
                 if panel == "input patch":
                     fill, ink = _grey(v)
                 else:
                     fill, ink = _diverging(v, k_lim if panel == "× kernel" else p_lim)
-                rows.append((names[c], panel, r, q, number(v), fill, ink))
-    data = pd.DataFrame(rows, columns=["channel", "panel", "row", "col", "label", "fill", "ink"])
-    chart = _step_template(patch.shape[0], patch.shape[1], tuple(names), cell, scale()).copy(deep=False)
-    chart.data = data  # the layout is cached; only the numbers change between reruns
-    return chart
+                for name, item in zip(columns, (names[c], panel, r, q, number(v), fill, ink)):
+                    columns[name].append(item)
+    table = pa.table(columns).replace_schema_metadata({"kh": str(patch.shape[0]), "kw": str(patch.shape[1])})
+    return table, tuple(names)
+
+
+def _size(table: pa.Table) -> tuple[int, int]:
+    meta = table.schema.metadata
+    return int(meta[b"kh"]), int(meta[b"kw"])
+
+
+def _with_values(compiled: dict[str, Any], data: pa.Table) -> dict[str, Any]:
+    # Streamlit takes a top-level ``data.values`` table out of the spec and sends it as Arrow
+    # (an Arrow table as it is: no pandas on the way).
+    return {**compiled, "data": {"values": data}}
+
+
+def _compiled(chart: alt.TopLevelMixin) -> dict[str, Any]:
+    """A data-less chart's Vega-Lite spec, checked against the schema once, without its empty dataset."""
+    spec = chart.to_dict()
+    spec.pop("datasets", None)
+    spec.pop("data", None)
+    return spec
+
+
+@cache
+def _step_compiled(kh: int, kw: int, names: tuple[str, ...], cell: int, k: float) -> dict[str, Any]:
+    return _compiled(_step_template(kh, kw, names, cell, k))
 
 
 @cache
@@ -82,7 +128,7 @@ def _step_template(kh: int, kw: int, names: tuple[str, ...], cell: int, k: float
     )
     cells = base.mark_rect(stroke="#555555", strokeWidth=1).encode(
         color=alt.Color("fill:N", scale=None),
-        tooltip=["channel", "panel", "row", "col", "label"],
+        tooltip=["channel:N", "panel:N", "row:O", "col:O", "label:N"],
     )
     labels = base.mark_text(fontSize=font, fontWeight="bold").encode(
         text="label:N", color=alt.Color("ink:N", scale=None)
@@ -112,12 +158,30 @@ def _step_template(kh: int, kw: int, names: tuple[str, ...], cell: int, k: float
 def kernel_chart(kernel: np.ndarray, *, cell: int = 58) -> alt.LayerChart:
     """A ``(kh, kw)`` kernel as a grid of its weights (blue negative, white 0, red positive)."""
     kernel = np.asarray(kernel, np.float32)
-    limit = float(np.abs(kernel).max())
-    rows = [(r, q, number(v), *_diverging(v, limit)) for (r, q), v in np.ndenumerate(kernel)]
-    data = pd.DataFrame(rows, columns=["row", "col", "label", "fill", "ink"])
     chart = _kernel_template(*kernel.shape, cell, scale()).copy(deep=False)
-    chart.data = data
+    chart.data = _kernel_data(kernel).to_pandas()
     return chart
+
+
+def kernel_spec(kernel: np.ndarray, *, cell: int = 58) -> dict[str, Any]:
+    """:func:`kernel_chart` as a Vega-Lite spec, its layout compiled once (see :func:`step_spec`).
+
+    >>> kernel_spec(np.eye(3))["data"]["values"]["label"].to_pylist()
+    ['1', '0', '0', '0', '1', '0', '0', '0', '1']
+    """
+    kernel = np.asarray(kernel, np.float32)
+    return _with_values(_kernel_compiled(*kernel.shape, cell, scale()), _kernel_data(kernel))
+
+
+def _kernel_data(kernel: np.ndarray) -> pa.Table:
+    limit = float(np.abs(kernel).max())
+    cells = [(r, q, number(v), *_diverging(v, limit)) for (r, q), v in np.ndenumerate(kernel.astype(np.float64))]
+    return pa.table(dict(zip(("row", "col", "label", "fill", "ink"), map(list, zip(*cells)))))
+
+
+@cache
+def _kernel_compiled(kh: int, kw: int, cell: int, k: float) -> dict[str, Any]:
+    return _compiled(_kernel_template(kh, kw, cell, k))
 
 
 @cache

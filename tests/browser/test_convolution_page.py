@@ -48,8 +48,15 @@ def test_kernel_preset_and_stride_change_the_feature_map(page, app_url):
     assert_no_exception(page)
     before = element_pixels(convolved_image(page))
 
-    # The custom filter: type 5 into the top-left weight of the 3 × 3 identity grid (header row + 3 rows).
-    editor = page.locator('[data-testid="stDataFrame"]').first
+    # The custom filter: open the editor, type 5 into the top-left weight of the 3 × 3 identity grid
+    # (header row + 3 rows).
+    main = page.locator('[data-testid="stMain"]')
+    assert main.locator('[data-testid="stDataFrame"]').count() == 0  # drawn only while editing
+    main.get_by_text("Edit the weights").click()
+    wait_idle(page)
+    assert "edit=1" in page.url
+    editor = main.locator('[data-testid="stDataFrame"]').first
+    editor.wait_for()
     editor.scroll_into_view_if_needed()
     grid = editor.bounding_box()
     page.mouse.click(grid["x"] + grid["width"] / 6, grid["y"] + grid["height"] * 1.5 / 4)
