@@ -13,6 +13,7 @@ import os
 import struct
 import warnings
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
@@ -28,6 +29,7 @@ __all__ = [
     "decode_pixels",
     "downscale",
     "thumbnail",
+    "encode_for_display",
     "THUMB_SIDE",
     "to_rgb_uint8",
     "sample_images",
@@ -261,6 +263,40 @@ def thumbnail(image: np.ndarray, side: int = THUMB_SIDE) -> np.ndarray:
     scale = side / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     return np.ascontiguousarray(cv2.resize(pixels, size, interpolation=cv2.INTER_AREA))
+
+
+def encode_for_display(image: np.ndarray, *, quality: int = 95) -> tuple[bytes, Literal["JPEG", "PNG"]]:
+    """A ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA ``uint8`` picture as file bytes.
+
+    Returns ``(data, format)``: JPEG for grey and RGB (the format Streamlit picks for such an array),
+    PNG when there is an alpha channel. OpenCV's encoder takes about half the CPU time of Pillow's,
+    and a page that redraws fifteen pictures on every click spends most of its time encoding them.
+
+    >>> data, fmt = encode_for_display(np.zeros((4, 6, 3), np.uint8))
+    >>> fmt, data[:2] == b"\\xff\\xd8"
+    ('JPEG', True)
+    """
+    import cv2  # local, as in downscale
+
+    pixels = np.asarray(image)
+    if pixels.dtype != np.uint8:
+        raise ValueError(f"encode_for_display takes uint8 pixels, not {pixels.dtype}.")
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[..., 0]
+    if pixels.ndim == 3 and pixels.shape[2] == 4:
+        ok, data = cv2.imencode(".png", cv2.cvtColor(pixels, cv2.COLOR_RGBA2BGRA), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        fmt: Literal["JPEG", "PNG"] = "PNG"
+    elif pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 3):
+        bgr = pixels if pixels.ndim == 2 else pixels[..., ::-1]
+        ok, data = cv2.imencode(".jpg", np.ascontiguousarray(bgr), [cv2.IMWRITE_JPEG_QUALITY, quality])
+        fmt = "JPEG"
+    else:
+        raise ValueError(
+            f"encode_for_display takes (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) pixels, not {pixels.shape}."
+        )
+    if not ok:
+        raise ValueError("OpenCV could not encode this picture.")
+    return data.tobytes(), fmt
 
 
 #: Where the project's shared folder lies (real, openly licensed images; read in place, never copied).

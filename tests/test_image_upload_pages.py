@@ -67,6 +67,9 @@ def test_bad_uploads_show_a_message_and_the_page_keeps_working(page):
     key, query = PAGES_WITH_IMAGE_PICKER[page]
     at = _open(page, query)
     assert not at.exception, [e.value for e in at.exception]
+    assert f"{key}_upload" not in [u.key for u in at.get("file_uploader")]  # folded: not drawn
+    at.session_state[f"{key}_add"] = True  # the visitor opens "Add your own image"
+    at.run()
     for kind, (data, phrase) in BAD_FILES.items():
         at.file_uploader(key=f"{key}_upload").set_value((f"{kind}.png", data, "image/png")).run()
         assert not at.exception, kind

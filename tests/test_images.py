@@ -163,3 +163,28 @@ def test_thumbnail_keeps_aspect_never_enlarges_and_is_the_trainers_too():
     flat = np.full((300, 200, 3), (10, 120, 250), np.uint8)
     assert np.abs(thumbnail(flat).astype(int) - (10, 120, 250)).max() <= 1
     assert transfer.thumbnail is thumbnail and transfer.THUMB_SIDE == THUMB_SIDE
+
+
+def test_pictures_are_encoded_for_display_in_their_own_colours():
+    """show_image sends OpenCV-encoded bytes: red stays red (not BGR), alpha survives as PNG, grey stays grey."""
+    import io
+
+    from PIL import Image
+
+    from cnnviz.images import encode_for_display
+
+    red = np.zeros((16, 24, 3), np.uint8)
+    red[..., 0] = 220
+    data, fmt = encode_for_display(red)
+    back = np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).astype(int)
+    assert fmt == "JPEG" and back.shape == (16, 24, 3)
+    assert np.abs(back - red).max() <= 3
+    rgba = np.dstack([red, np.full((16, 24), 128, np.uint8)])
+    data, fmt = encode_for_display(rgba)
+    assert fmt == "PNG" and np.array_equal(np.asarray(Image.open(io.BytesIO(data))), rgba)
+    ramp = np.tile(np.arange(0, 256, 16, dtype=np.uint8), (8, 1))[..., None]
+    data, fmt = encode_for_display(ramp)
+    back = np.asarray(Image.open(io.BytesIO(data)))
+    assert fmt == "JPEG" and back.shape == (8, 16) and np.abs(back.astype(int) - ramp[..., 0]).max() <= 3
+    with pytest.raises(ValueError):
+        encode_for_display(np.zeros((4, 4, 2), np.uint8))

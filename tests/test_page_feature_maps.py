@@ -45,7 +45,18 @@ def test_pick_a_layer_and_a_channel_and_see_grad_cam_on_a_bundled_cnn():
     assert at.title[0].value == "3 · Feature maps"
     layers = at.selectbox(key="fm_layer").options
     assert len(layers) >= 4  # conv, pool, conv, pool at least
+    assert not at.dataframe  # the layer table is drawn only while its panel is open
+    summary = next(m.value for m in at.markdown if "layers**, " in m.value)
+    at.session_state["fm_table_panel"] = True  # the visitor opens it
+    at.run()
     table = at.dataframe[0].value
+    with_maps = table[table["feature maps"] == "✔"]
+    assert summary.startswith(f"**{len(table)} layers**, {len(with_maps)} of them with feature maps")
+    deepest = with_maps.iloc[-1]  # the sentence is the table's last row with feature maps
+    assert f"*{deepest['layer']}*, is {deepest['output (H × W × C)']}" in summary
+    assert f"**{deepest['jump (px)']} input pixels** apart" in summary
+    rf = deepest["receptive field (px)"]
+    assert f"receptive field of {rf}×{rf} input pixels" in summary
     assert table["type"].tolist()[:3] == ["InputLayer", "Rescaling", "Conv2D"]
     assert table["receptive field (px)"].tolist()[2] == 3
 
@@ -138,7 +149,9 @@ def test_efficientnet_lite0_page_with_grad_cam_of_the_predicted_class():
 def test_a_broken_image_upload_gets_a_sentence_and_the_page_keeps_working():
     from tests.test_images import BAD_FILES
 
-    at = _page(model=BUNDLED).run()
+    at = _page(model=BUNDLED)
+    at.session_state["fm_image_add"] = True  # "Add your own image" is open
+    at.run()
     kind, (data, phrase) = next(iter(BAD_FILES.items()))
     at.file_uploader(key="fm_image_upload").set_value((f"{kind}.png", data, "image/png")).run()
     assert not at.exception

@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 import streamlit as st
 
-from cnnviz.images import IMAGE_TYPES, ImageError, load_image, sample_images
+from cnnviz.images import IMAGE_TYPES, ImageError, encode_for_display, load_image, sample_images
 from cnnviz.limits import limit
 from ui import settings
 from cnnviz.text import plain
@@ -18,6 +18,11 @@ from ui.state import add_visitor_image, pixel_budget, visitor_images
 def _samples() -> dict[str, np.ndarray]:
     # Shipped files, identical for every visitor: safe to share across sessions.
     return sample_images()
+
+
+def samples() -> dict[str, np.ndarray]:
+    """The sample pictures every visitor is offered (shared by the process: never change them)."""
+    return _samples()
 
 
 def warm_samples() -> None:
@@ -37,15 +42,19 @@ def image_picker(
     sample (never a visitor's own picture) is mirrored in ``?query_param=``.
     """
     samples = _samples()
-    with st.expander("➕ Add your own image (upload or camera)", expanded=False):
-        upload = st.file_uploader(
-            "Upload an image (PNG, JPEG, WebP, BMP, GIF, TIFF)",
-            type=IMAGE_TYPES,
-            key=f"{key}_upload",
-        )
-        _take_new_image(upload, key)
-        if st.toggle("Use the camera", key=f"{key}_camera_on"):
-            _take_new_image(st.camera_input("Take a photo", key=f"{key}_camera"), key)
+    # The uploader and the camera are drawn only while the panel is open (on_change="rerun"): two
+    # folded uploaders on a page cost every rerun their widgets and every first visit their scripts.
+    adding = st.expander("➕ Add your own image (upload or camera)", key=f"{key}_add", on_change="rerun")
+    if adding.open:
+        with adding:
+            upload = st.file_uploader(
+                "Upload an image (PNG, JPEG, WebP, BMP, GIF, TIFF)",
+                type=IMAGE_TYPES,
+                key=f"{key}_upload",
+            )
+            _take_new_image(upload, key)
+            if st.toggle("Use the camera", key=f"{key}_camera_on"):
+                _take_new_image(st.camera_input("Take a photo", key=f"{key}_camera"), key)
 
     mine = list(visitor_images())
     options = mine[::-1] + list(samples)  # newest own image first
@@ -94,4 +103,8 @@ def show_image(
     image: np.ndarray, *, alt: str, caption: str | None = None, width: int | Literal["stretch", "content"] = "stretch"
 ) -> None:
     """``st.image`` that always carries alt text (screen readers, projector captions)."""
-    st.image(image, caption=caption, alt=alt, width=width, clamp=image.dtype != np.uint8)
+    if image.dtype != np.uint8:  # Streamlit's own scaling of float pictures (0…1) and clamping
+        st.image(image, caption=caption, alt=alt, width=width, clamp=True)
+        return
+    data, fmt = encode_for_display(image)
+    st.image(data, caption=caption, alt=alt, width=width, output_format=fmt)
