@@ -46,7 +46,7 @@ def test_a_full_disk_is_one_sentence_and_the_app_keeps_running(full_disk):
     at.run()  # the write after the first run was refused: this run says so, once
     assert not at.exception
     assert [w.value for w in at.warning] == [DISK_FULL]
-    assert "cnnviz" in at.title[0].value and len(at.markdown) > 2  # the home page is all there
+    assert "cnnviz" in at.title[0].value and "1. **Neuron and activation**" in at.main.markdown[1].value  # all there
     assert "saved on this server" in " ".join(c.value for c in at.caption)
     at.switch_page("pages/neuron.py").run()
     assert not at.exception and at.title and at.title[0].value.startswith("1 · One neuron")
@@ -77,6 +77,9 @@ def test_settings_and_opted_in_originals_come_back_with_the_link_and_only_with_i
     assert not again.exception and again.session_state[workspace.WS] == ws
     assert again.session_state["cnnviz_settings"]["trainer_epochs"] == 7
     assert again.session_state["trainer_originals"] == {"k" * 32: ("Gemälde 1.jpg", b"\xff\xd8 original bytes")}
+    assert not again.get("download_button")  # the sidebar's workspace panel is drawn only while open
+    again.session_state["ws_panel"] = True  # the visitor opens it
+    again.run()
     assert any("Download my 1 original files" in getattr(b, "label", "") for b in again.get("download_button"))
 
     stranger = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)

@@ -309,8 +309,13 @@ def _plan_panel(page_id: str) -> None:
     message = st.session_state.pop("plan_message", None)
     if message:  # outside the folded panel: a damaged link must be noticed
         st.error(plain(message), icon="🚫")  # it can quote a page name from a link
-    # A constant label: Streamlit folds an expander whose label changes.
-    with st.expander("🗂️ Lecture plan", expanded=False, key="plan_panel"):
+    # A constant label: Streamlit folds an expander whose label changes. on_change="rerun": its
+    # contents (an uploader, text inputs, the link's code block and its 1.5 MB highlighter) are
+    # drawn only while it is open, not on every rerun of every page.
+    panel = st.expander("🗂️ Lecture plan", expanded=False, key="plan_panel", on_change="rerun")
+    if not panel.open:
+        return
+    with panel:
         st.markdown(f"**{len(entries)} view{'s' if len(entries) != 1 else ''}** in this plan")
         st.text_input(
             "Title of this view", key="plan_new_title", max_chars=plan.MAX_TITLE, placeholder=_view_title(page_id)

@@ -454,7 +454,12 @@ def sidebar() -> None:
     """ "Copy my workspace link" and "Delete my workspace", in the sidebar of every page."""
     if not enabled() or current_id() is None:
         return
-    with st.sidebar.expander("💾 Your workspace", expanded=False):
+    # Drawn only while open (on_change="rerun"): its code block loads a 1.5 MB highlighter in the
+    # browser, which every visitor's first page paid for a folded panel.
+    panel = st.sidebar.expander("💾 Your workspace", expanded=False, key="ws_panel", on_change="rerun")
+    if not panel.open:
+        return
+    with panel:
         st.markdown("**Copy my workspace link**")
         st.code(link(), language=None, wrap_lines=True)
         st.caption(
