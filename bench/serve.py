@@ -6,7 +6,8 @@ Chromium sessions (Debian's ``/usr/bin/chromium`` through Playwright's async API
 * ``ready_after_start_s``: seconds from starting the server until its readiness check
   (``/_cnnviz/ready``, :mod:`serve`) answers 200, i.e. the warm start has loaded the default model;
   ``first_model_page_s``: seconds from then until the first visitor's feature-map page has drawn
-  its maps (what a visitor behind a proxy that waits for readiness meets).
+  its maps, i.e. the grid's picture is loaded (what a visitor behind a proxy that waits for
+  readiness meets; the browser's own loading of Streamlit's scripts included).
 * ``fm_layer_cpu_s``, ``fm_channel_cpu_s``, ``fm_switch_cpu_s`` (the larger of the two),
   ``conv_change_cpu_s``: server CPU time (``/proc/<pid>/stat`` utime + stime, the process's idle
   tick subtracted) of one layer switch, one channel step and one kernel preset change, each the
@@ -134,6 +135,17 @@ async def open_page(context, url: str, path: str, ready: str, timeout_ms: int = 
     await page.wait_for_selector(ready, timeout=timeout_ms)
     await wait_idle(page)
     return page
+
+
+async def maps_drawn(page, timeout_ms: int = 300_000) -> None:
+    """The feature-map grid's picture is on the page and decoded: what the visitor came to see."""
+    await page.wait_for_function(
+        f"""() => {{
+            const grid = document.querySelector('{GRID}');
+            return grid !== null && grid.complete && grid.naturalWidth > 0;
+        }}""",
+        timeout=timeout_ms,
+    )
 
 
 async def choose(page, label: str, option: str) -> None:
@@ -356,8 +368,11 @@ async def main(args: argparse.Namespace) -> dict:
             ready = wait_ready(url, proc)
             figures["ready_after_start_s"] = round(ready - started, 1)
             first = await browser.new_context(viewport={"width": 1920, "height": 1080})
-            await open_page(first, url, "feature_maps", GRID)
+            page = await first.new_page()
+            await page.goto(f"{url}/feature_maps", wait_until="domcontentloaded")
+            await maps_drawn(page)
             figures["first_model_page_s"] = round(time.monotonic() - ready, 1)
+            await wait_idle(page)
             await first.close()
             pid = streamlit_pid(proc.pid)
             print(f"first model page after {figures['first_model_page_s']} s; server pid {pid}", flush=True)

@@ -21,14 +21,14 @@ from cnnviz.model import registry, shipped
 from cnnviz.charts.features import top_k_chart
 from ui import present, settings
 from cnnviz.text import plain
-from cnnviz.images import downscale
+from ui import feature_view as view
 from ui.memo import digest, memo, token
 from ui.models import image_model_picker
-from ui.widgets import image_picker, show_image
+from ui.state import visitor_images
+from ui.widgets import image_picker, samples, show_image
 
 TOP_K = 5
 ENLARGED = 448  # pixels: one channel blown up so a lecture hall can see single activations
-SHOWN = 768  # pixels: overlays are drawn at the size a half-page column shows them, not the photo's
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
@@ -42,12 +42,6 @@ def _warm_shipped(name: str, _model) -> int:
 def _layer_label(row: features.LayerRow) -> str:
     h, w, c = row.output_shape
     return f"{row.name} · {row.type} · {h}×{w}×{c}"
-
-
-def _png(kind: str, key: tuple, make) -> bytes:
-    """An encoded picture kept for this session's next reruns (passed on with ``output_format="PNG"``,
-    Streamlit sends the bytes as they are instead of decoding and re-encoding them)."""
-    return memo(kind, key, lambda: features.png_bytes(make()))
 
 
 def _enlarge(channel: np.ndarray, size: int = ENLARGED) -> np.ndarray:
@@ -83,13 +77,15 @@ left, right = (picture_side, control_side) if presenting else st.columns([1, 1],
 with right if presenting else left:
     image_name, image = image_picker("fm_image", label="Image")
     ikey = digest(image)
-    shown = memo("fm_shown", ikey, lambda: downscale(image, SHOWN))
+    # A shipped model on a sample picture: its results are kept for every visitor (ui.feature_view).
+    public = view.is_public(card, image_name, samples=samples(), mine=visitor_images())
+    shown = view.shown(image, ikey, shared=public)
 with left:
     show_image(shown, alt=f"The input image: {image_name}.", caption=f"Input: {plain(image_name)}")
 try:
     with st.spinner("Running the network once, keeping every layer's output…"):
         features.feature_model(model)  # a model without feature maps says so here, in one sentence
-        probs = memo("fm_probs", (mkey, ikey), lambda: features.probabilities(model, image))
+        probs = view.probabilities(model, image, ikey, shared=public)
 except ValueError as err:
     st.error(plain(err), icon="🚫")
     st.stop()
@@ -112,33 +108,49 @@ with right:
 # --- 1. The layer list -------------------------------------------------------------------
 present.step(2)
 st.header("1 · The layers")
-table = memo("fm_table", mkey, lambda: features.layer_table(model))
-st.dataframe(
-    pd.DataFrame(
-        [
-            {
-                "layer": r.name,
-                "type": r.type,
-                "output (H × W × C)": " × ".join(str(d) for d in r.output_shape),
-                "parameters": r.params,
-                "stride": r.stride,
-                "jump (px)": r.jump,
-                "receptive field (px)": r.receptive_field,
-                "feature maps": "✔" if r.has_feature_map else "",
-            }
-            for r in table
-        ]
-    ),
-    hide_index=True,
-    height=320,
-    width="stretch",
-    alt="Table of every layer of the network with its type, output shape, parameters, stride, jump and receptive field.",
+table = view.layer_table(model, shared=view.is_shipped(card))
+with_maps = [r for r in table if r.has_feature_map]
+deepest = with_maps[-1] if with_maps else table[-1]
+st.markdown(
+    f"**{len(table)} layers**, {len(with_maps)} of them with feature maps. The deepest of those, "
+    f"*{plain(deepest.name)}*, is {' × '.join(str(d) for d in deepest.output_shape)}: its neighbouring values "
+    f"lie **{deepest.jump} input pixels** apart. "
+    + features.receptive_field_sentence(deepest.receptive_field, model.input_shape[1]).replace(
+        "Every block covers", "Each of them covers", 1
+    )
 )
-st.caption(
-    "Look at the last two columns: every stride multiplies the **jump** (how many input pixels lie between two "
-    "neighbouring outputs) and every window widens the **receptive field** (the square of the input one output "
-    "value can see). Deep layers see large parts of the picture, but coarsely."
-)
+# The table is drawn only while its panel is open (on_change="rerun"): a data grid is the heaviest
+# thing a browser draws on this page (about 0.6 s of a first visit on a two-core machine).
+panel = st.expander(f"📋 All {len(table)} layers, one per row", key="fm_table_panel", on_change="rerun")
+if panel.open:
+    with panel:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "layer": r.name,
+                        "type": r.type,
+                        "output (H × W × C)": " × ".join(str(d) for d in r.output_shape),
+                        "parameters": r.params,
+                        "stride": r.stride,
+                        "jump (px)": r.jump,
+                        "receptive field (px)": r.receptive_field,
+                        "feature maps": "✔" if r.has_feature_map else "",
+                    }
+                    for r in table
+                ]
+            ),
+            hide_index=True,
+            height=320,
+            width="stretch",
+            alt="Table of every layer of the network with its type, output shape, parameters, stride, jump "
+            "and receptive field.",
+        )
+        st.caption(
+            "Look at the last two columns: every stride multiplies the **jump** (how many input pixels lie between "
+            "two neighbouring outputs) and every window widens the **receptive field** (the square of the input one "
+            "output value can see). Deep layers see large parts of the picture, but coarsely."
+        )
 
 present.step(3)  # sections 2 and 3 are one fragment, so one step
 layer_slot = st.container()  # sections 2 and 3: drawn last (below), they need the second image of section 6
@@ -190,9 +202,9 @@ def layer_section(other: np.ndarray, other_shown: np.ndarray, other_name: str, o
         "Sort channels by mean activation (strongest first)", key="fm_sort", default=True, url="sort"
     )
     # Only this layer's map is kept (one pass computes all of them in ~40 ms; all of them would be ~50 MB a visitor).
-    fmap, other_map = features.layer_maps(model, [image, other], layer)  # one pass for both pictures
+    fmap, other_map = view.layer_maps(model, image, ikey, other, okey, layer, shared=both_public)  # one pass
     order = features.top_channels(fmap) if sort else np.arange(fmap.shape[2])
-    grid = _png("fm_grid", (mkey, ikey, layer, sort), lambda: features.tile_channels(fmap, order=order))
+    grid = view.grid_png(fmap, order, "fm_grid", (mkey, ikey, layer, sort), shared=public)
     st.image(
         grid,
         width="stretch",
@@ -234,9 +246,7 @@ def layer_section(other: np.ndarray, other_shown: np.ndarray, other_name: str, o
         st.caption(
             f"Both images go through the same network; below is layer {plain(layer)} for each, channels in the same order."
         )
-        other_grid = _png(
-            "fm_grid2", (mkey, okey, layer, sort, ikey), lambda: features.tile_channels(other_map, order=order)
-        )
+        other_grid = view.grid_png(other_map, order, "fm_grid2", (mkey, okey, layer, sort, ikey), shared=both_public)
         a, b = st.columns(2, gap="large")
         with a:
             show_image(shown, alt=f"The first image: {image_name}.", width=220)
@@ -266,9 +276,11 @@ def layer_section(other: np.ndarray, other_shown: np.ndarray, other_name: str, o
 present.step(4)
 st.header("4 · What the first layer looks for: its kernels")
 try:
-    kernels = memo("fm_kernels", mkey, lambda: features.first_layer_kernels(model, scale=12))
+    kernels = memo(
+        "fm_kernels", mkey, lambda: features.first_layer_kernels(model, scale=12), shared=view.is_shipped(card)
+    )
     show_image(
-        memo("fm_kernel_tiles", mkey, lambda: features.tile_images(kernels, gap=4)),
+        memo("fm_kernel_tiles", mkey, lambda: features.tile_images(kernels, gap=4), shared=view.is_shipped(card)),
         alt=f"The {len(kernels)} kernels of the first convolution as small colour squares; gray means weight zero.",
         caption=f"{len(kernels)} first-layer kernels, each {kernels.shape[1] // 12}×{kernels.shape[2] // 12} weights",
         width=min(900, 60 * int(np.ceil(np.sqrt(len(kernels)))) * 2),
@@ -300,13 +312,7 @@ def grad_cam_section() -> None:
     )
     explained = names[int(np.argmax(probs))] if cam_class < 0 else names[cam_class]
     with st.spinner("Computing Grad-CAM…"):
-        heat = memo(
-            "fm_cam",
-            (mkey, ikey, cam_class),
-            lambda: features.overlay(
-                shown, features.grad_cam(model, image, None if cam_class < 0 else cam_class), normalise=False
-            ),
-        )
+        heat = view.grad_cam(model, image, ikey, shown, cam_class, shared=public)
     target = features.last_conv_layer(model)
     g1, g2 = st.columns(2, gap="large")
     with g1:
@@ -333,7 +339,7 @@ def grad_cam_section() -> None:
 
 
 present.step(5)
-grad_cam_section()
+cam_slot = st.container()  # drawn after sections 2 and 3: the layer's maps reach the visitor first
 
 # --- 6. Compare two images ----------------------------------------------------------------
 present.step(6)
@@ -342,9 +348,12 @@ other_name, other = image_picker(
     "fm_image2",
     label="Second image",
     query_param="image2",
-    default="Checkerboard" if image_name != "Checkerboard" else "Geometric shapes",
+    default=view.second_default(image_name),
 )
 okey = digest(other)
+both_public = public and view.is_public(card, other_name, samples=samples(), mine=visitor_images())
 compare = st.container()
 with layer_slot:
-    layer_section(other, memo("fm_shown2", okey, lambda: downscale(other, SHOWN)), other_name, okey, compare)
+    layer_section(other, view.shown(other, okey, shared=both_public), other_name, okey, compare)
+with cam_slot:
+    grad_cam_section()

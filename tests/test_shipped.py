@@ -115,3 +115,24 @@ def test_the_readiness_route_never_imports_tensorflow():
     run = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.split() == ["False", "False"]
+
+
+def test_a_model_is_traced_once_per_process(monkeypatch):
+    """The feature-map page asks for a trace of every shipped model it shows: after the warm start's
+    trace, that costs nothing (not four forward passes and a gradient for its first visitor)."""
+    from cnnviz.model import features
+
+    calls: list[str] = []
+    real = features.feature_maps
+
+    def counted(*args, **kwargs):
+        calls.append("maps")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(features, "feature_maps", counted)
+    model, other = _tiny_image_model(), _tiny_image_model()
+    shipped.trace(model)
+    shipped.trace(model)
+    assert calls == ["maps"]
+    shipped.trace(other)  # another model is traced on its own
+    assert calls == ["maps", "maps"]

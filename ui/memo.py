@@ -13,6 +13,7 @@ Keys name their inputs by :func:`token` (a model) and :func:`digest` (an array),
 from __future__ import annotations
 
 import hashlib
+import threading
 import uuid
 import weakref
 from collections import OrderedDict
@@ -21,7 +22,7 @@ from typing import Any, Callable, Hashable, TypeVar
 import numpy as np
 import streamlit as st
 
-__all__ = ["memo", "token", "digest", "forget_all"]
+__all__ = ["memo", "token", "digest", "forget_all", "shared_kinds", "SHARED_KEEP"]
 
 T = TypeVar("T")
 KEY = "cnnviz_memo"
@@ -47,8 +48,32 @@ def digest(array: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def memo(kind: str, key: Hashable, build: Callable[[], T], *, keep: int = 2) -> T:
-    """``build()`` for ``key``, or what it returned last time in this session (the ``keep`` latest keys per kind)."""
+#: Results shared by every session of the process (``shared=True``), per kind: the latest keys.
+SHARED_KEEP = 6  # at most ≈ 45 MB a process: a few layers of a few samples
+_SHARED: dict[str, OrderedDict] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def memo(kind: str, key: Hashable, build: Callable[[], T], *, keep: int = 2, shared: bool = False) -> T:
+    """``build()`` for ``key``, or what it returned last time in this session (the ``keep`` latest keys per kind).
+
+    ``shared=True`` keeps it for every session of this process instead (the :data:`SHARED_KEEP` latest
+    keys per kind), and works outside a script run (the warm start). Only for what no visitor made: a
+    shipped model on a sample picture, which a hall of students all open at once. A visitor's upload or
+    model stays in their own session, and leaves with it.
+    """
+    if shared:
+        with _SHARED_LOCK:
+            slot = _SHARED.setdefault(kind, OrderedDict())
+            if key in slot:
+                slot.move_to_end(key)
+                return slot[key]
+        value = build()  # outside the lock: two first visitors may both build it, neither waits for the other
+        with _SHARED_LOCK:
+            slot[key] = value
+            while len(slot) > max(keep, SHARED_KEEP):
+                slot.popitem(last=False)
+        return value
     store: dict[str, OrderedDict] = st.session_state.setdefault(KEY, {})
     slot = store.setdefault(kind, OrderedDict())
     if key in slot:
@@ -59,6 +84,12 @@ def memo(kind: str, key: Hashable, build: Callable[[], T], *, keep: int = 2) -> 
     while len(slot) > keep:
         slot.popitem(last=False)
     return value
+
+
+def shared_kinds() -> dict[str, int]:
+    """How many shared results each kind holds now (for tests and the curious)."""
+    with _SHARED_LOCK:
+        return {kind: len(slot) for kind, slot in _SHARED.items()}
 
 
 def forget_all() -> None:
