@@ -204,7 +204,7 @@ def layer_section(other: np.ndarray, other_shown: np.ndarray, other_name: str, o
     # Only this layer's map is kept (one pass computes all of them in ~40 ms; all of them would be ~50 MB a visitor).
     fmap, other_map = view.layer_maps(model, image, ikey, other, okey, layer, shared=both_public)  # one pass
     order = features.top_channels(fmap) if sort else np.arange(fmap.shape[2])
-    grid = view.grid_png(fmap, order, "fm_grid", (mkey, ikey, layer, sort), shared=public)
+    grid = view.grid_png(model, fmap, order, ikey, layer, sort, shared=public)
     st.image(
         grid,
         width="stretch",
@@ -246,7 +246,7 @@ def layer_section(other: np.ndarray, other_shown: np.ndarray, other_name: str, o
         st.caption(
             f"Both images go through the same network; below is layer {plain(layer)} for each, channels in the same order."
         )
-        other_grid = view.grid_png(other_map, order, "fm_grid2", (mkey, okey, layer, sort, ikey), shared=both_public)
+        other_grid = view.grid_png(model, other_map, order, okey, layer, sort, ordered_by=ikey, shared=both_public)
         a, b = st.columns(2, gap="large")
         with a:
             show_image(shown, alt=f"The first image: {image_name}.", width=220)

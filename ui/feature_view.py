@@ -80,8 +80,24 @@ def layer_maps(
     )
 
 
-def grid_png(fmap: np.ndarray, order: np.ndarray, kind: str, key: tuple, *, shared: bool) -> bytes:
-    """All channels of a layer tiled in ``order``, as PNG bytes (Streamlit sends them as they are)."""
+def grid_png(
+    model,
+    fmap: np.ndarray,
+    order: np.ndarray,
+    ikey: str,
+    layer: str,
+    sort: bool,
+    *,
+    ordered_by: str | None = None,
+    shared: bool,
+) -> bytes:
+    """All channels of ``layer`` for picture ``ikey`` tiled in ``order``, as PNG bytes (Streamlit sends them as
+    they are). ``ordered_by``: the picture whose channel order a second picture's grid follows."""
+    kind, key = (
+        ("fm_grid", (token(model), ikey, layer, sort))
+        if ordered_by is None
+        else ("fm_grid2", (token(model), ikey, layer, sort, ordered_by))
+    )
     return memo(kind, key, lambda: features.png_bytes(features.tile_channels(fmap, order=order)), shared=shared)
 
 
@@ -113,8 +129,7 @@ def warm_default_view(model, samples: Mapping[str, np.ndarray]) -> str:
     layer = next(r.name for r in layer_table(model, shared=True) if r.has_feature_map)
     fmap, other_map = layer_maps(model, image, ikey, other, okey, layer, shared=True)
     order = features.top_channels(fmap)
-    mkey = token(model)
-    grid_png(fmap, order, "fm_grid", (mkey, ikey, layer, True), shared=True)
-    grid_png(other_map, order, "fm_grid2", (mkey, okey, layer, True, ikey), shared=True)
+    grid_png(model, fmap, order, ikey, layer, True, shared=True)
+    grid_png(model, other_map, order, okey, layer, True, ordered_by=ikey, shared=True)
     grad_cam(model, image, ikey, picture, -1, shared=True)
     return layer

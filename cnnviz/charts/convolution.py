@@ -50,7 +50,7 @@ def step_chart(patch: np.ndarray, kernel: np.ndarray, products: np.ndarray, *, c
     next to a colour patch is shown in every channel's row. One row of grids per channel.
     """
     data, names = _step_data(patch, kernel, products)
-    chart = _step_template(*_size(data), names, cell, scale()).copy(deep=False)
+    chart = _step_template(*np.shape(patch)[:2], names, cell, scale()).copy(deep=False)
     chart.data = data.to_pandas()  # the layout is cached; only the numbers change between reruns
     return chart
 
@@ -66,7 +66,7 @@ def step_spec(patch: np.ndarray, kernel: np.ndarray, products: np.ndarray, *, ce
     ((27, 7), True)
     """
     data, names = _step_data(patch, kernel, products)
-    return _with_values(_step_compiled(*_size(data), names, cell, scale()), data)
+    return _with_values(_step_compiled(*np.shape(patch)[:2], names, cell, scale()), data)
 
 
 def _step_data(patch: np.ndarray, kernel: np.ndarray, products: np.ndarray) -> tuple[pa.Table, tuple[str, ...]]:
@@ -88,13 +88,7 @@ def _step_data(patch: np.ndarray, kernel: np.ndarray, products: np.ndarray) -> t
                     fill, ink = _diverging(v, k_lim if panel == "× kernel" else p_lim)
                 for name, item in zip(columns, (names[c], panel, r, q, number(v), fill, ink)):
                     columns[name].append(item)
-    table = pa.table(columns).replace_schema_metadata({"kh": str(patch.shape[0]), "kw": str(patch.shape[1])})
-    return table, tuple(names)
-
-
-def _size(table: pa.Table) -> tuple[int, int]:
-    meta = table.schema.metadata
-    return int(meta[b"kh"]), int(meta[b"kw"])
+    return pa.table(columns), tuple(names)
 
 
 def _with_values(compiled: dict[str, Any], data: pa.Table) -> dict[str, Any]:
